@@ -1,0 +1,108 @@
+# shellcheck shell=bash
+# Common helpers for ci/peers/*.sh. Source it; it defines the layout of the state directory.
+#
+#   $P                 state dir (FEDPROBE_PEERS_DIR, default /tmp/fedprobe-peers)
+#   $P/cache/          kept across up.sh runs: python venvs, node_modules (stamped by lock file hash)
+#   $P/run/            pid files of every process we started
+#   $P/log/            all logs
+#   $P/tls/            local CA + server cert (regenerated at each up)
+#   $P/secrets/        secret files referenced from peers.env
+#   $P/<svc>/          per-service config + sqlite dbs (wiped at each up)
+set -o pipefail
+PEERS_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+P=${FEDPROBE_PEERS_DIR:-/tmp/fedprobe-peers}
+export FEDPROBE_PEERS_DIR=$P
+CACHE=$P/cache
+RUN=$P/run
+LOG=$P/log
+OS_VENV=$CACHE/venv-os
+NT_VENV=$CACHE/venv-neutron
+NODE_DIR=$CACHE/oidc-node
+export PYTHONWARNINGS=ignore
+
+# Fixed ports (all on 127.0.0.1)
+KS_PORT=5000            # keystone gunicorn (plain http, header-trust federation: never expose)
+KS_APACHE_HTTP_PORT=5001
+KS_APACHE_TLS_PORT=5443
+OP_PORT=8443            # oidc-provider https
+NOVA_PORT=8774
+NOVA_TLS_PORT=8784
+PLACEMENT_PORT=8778
+GLANCE_PORT=9292
+GLANCE_TLS_PORT=9393
+NEUTRON_PORT=9696
+NEUTRON_TLS_PORT=9697
+RABBIT_PORT=5672        # + epmd 4369, erlang distribution 25672
+ALL_PORTS="$KS_PORT $KS_APACHE_HTTP_PORT $KS_APACHE_TLS_PORT $OP_PORT $NOVA_PORT $NOVA_TLS_PORT $PLACEMENT_PORT $GLANCE_PORT $GLANCE_TLS_PORT $NEUTRON_PORT $NEUTRON_TLS_PORT $RABBIT_PORT 25672 4369"
+export P KS_PORT KS_APACHE_HTTP_PORT KS_APACHE_TLS_PORT OP_PORT NOVA_PORT NOVA_TLS_PORT PLACEMENT_PORT \
+  GLANCE_PORT GLANCE_TLS_PORT NEUTRON_PORT NEUTRON_TLS_PORT RABBIT_PORT
+
+export KS=http://127.0.0.1:$KS_PORT/v3
+export OIDC_ISSUER=https://127.0.0.1:$OP_PORT
+export IMAGE_APPDB_ID=1017 IMAGE_REGISTRY_REF=registry.egi.eu/egi_vm_images/monitoring:1.0
+
+log()  { echo "[peers $(date +%H:%M:%S)] $*"; }
+die()  { echo "[peers] FATAL: $*" >&2; exit 1; }
+
+# fail_with_log NAME LOGFILE... : print the tail of the given logs and exit non-zero
+fail_with_log() {
+  local name=$1; shift
+  echo "[peers] FATAL: $name did not come up" >&2
+  for f in "$@"; do
+    [ -f "$f" ] || continue
+    echo "----- last lines of $f -----" >&2
+    tail -n 40 "$f" >&2
+  done
+  exit 1
+}
+
+# start_bg NAME LOGFILE CMD... : start CMD in the background (own session), record its pid in $RUN/NAME.pid
+start_bg() {
+  local name=$1 logf=$2; shift 2
+  mkdir -p "$RUN" "$(dirname "$logf")"
+  setsid "$@" >"$logf" 2>&1 < /dev/null &
+  echo $! > "$RUN/$name.pid"
+}
+
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+# wait_http NAME URL TRIES SLEEP PIDNAME LOGS... : poll URL (curl -m 3) until any HTTP answer < 500
+wait_http() {
+  local name=$1 url=$2 tries=$3 pause=$4 pidname=$5; shift 5
+  local i code
+  for ((i = 0; i < tries; i++)); do
+    code=$(curl -m 3 -s -k -o /dev/null -w '%{http_code}' "$url" 2>/dev/null) || true
+    if [ -n "$code" ] && [ "$code" != 000 ] && [ "$code" -lt 500 ]; then return 0; fi
+    if [ -n "$pidname" ] && ! alive "$pidname"; then
+      echo "[peers] $name process (pid file $RUN/$pidname.pid) died" >&2; fail_with_log "$name" "$@"
+    fi
+    sleep "$pause"
+  done
+  echo "[peers] $name: $url still not answering (last code ${code:-none})" >&2
+  fail_with_log "$name" "$@"
+}
+
+# phase NAME CMD... : run CMD and print its duration
+phase() {
+  local name=$1; shift
+  local s ms; s=$(date +%s%N)
+  log "=== phase $name"
+  "$@" || die "phase $name failed"
+  ms=$(( ($(date +%s%N) - s) / 1000000 ))
+  printf '[timing] %-28s %4d.%ds\n' "$name" $((ms / 1000)) $((ms % 1000 / 100)) | tee -a "$P/timings.txt"
+}
+
+# json PYEXPR : evaluate PYEXPR with d = parsed stdin
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+# keystone token helpers (talk to keystone directly)
+admin_token() {
+  local pw; pw=$(cat "$P/secrets/admin_password")
+  curl -m 10 -s -D - -o /dev/null -X POST $KS/auth/tokens -H 'Content-Type: application/json' \
+    -d "{\"auth\":{\"identity\":{\"methods\":[\"password\"],\"password\":{\"user\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"},\"password\":\"$pw\"}}},\"scope\":{\"project\":{\"name\":\"admin\",\"domain\":{\"id\":\"default\"}}}}}" \
+    | awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r'
+}
+subject_token() { awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r'; }
+
+# random secret (alnum)
+gen_secret() { python3 -c 'import secrets,string; print("".join(secrets.choice(string.ascii_letters+string.digits) for _ in range(32)))'; }

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Create the peers' OpenStack objects through the real APIs (stdlib only).
+
+  setup_cloud.py keystone   service users + catalog, projects, federation (IdP egi.eu, mapping,
+                            protocol openid), password user probe-user + application credential
+  setup_cloud.py fixture    public image egi-monitoring (ad:appid, APPLIANCE_ATTRIBUTES),
+                            flavors m1.probe and m1.tiny
+
+Reads its settings from the environment (set by up.sh through lib.sh):
+P (state dir), KS (keystone direct url), ISSUER, and the port numbers.
+Writes facts to $P/facts.json (merged).
+"""
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+P = os.environ["P"]
+KS = os.environ["KS"]
+SECRETS = os.path.join(P, "secrets")
+FACTS = os.path.join(P, "facts.json")
+ENV = os.environ
+
+
+def secret(name):
+    with open(os.path.join(SECRETS, name)) as f:
+        return f.read().strip()
+
+
+def facts_load():
+    try:
+        with open(FACTS) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def facts_save(new):
+    d = facts_load()
+    d.update(new)
+    with open(FACTS, "w") as f:
+        json.dump(d, f, indent=1, sort_keys=True)
+
+
+def call(method, url, token=None, body=None, headers=None, expect=(200, 201, 202, 204), raw=None):
+    h = {"Accept": "application/json"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    if raw is not None:
+        data = raw
+        h["Content-Type"] = "application/octet-stream"
+    if token:
+        h["X-Auth-Token"] = token
+    h.update(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, rh, b = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        status, rh, b = e.code, e.headers, e.read()
+    if status not in expect:
+        sys.exit(f"setup_cloud: {method} {url} -> {status}: {b[:500]!r}")
+    return status, rh, (json.loads(b) if b and b.strip()[:1] in (b"{", b"[") else None)
+
+
+def password_token(user, password, project, domain="default"):
+    _, h, _ = call("POST", f"{KS}/auth/tokens", body={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": user, "domain": {"id": domain}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"id": domain}}}}})
+    return h["X-Subject-Token"]
+
+
+def admin_token():
+    return password_token("admin", secret("admin_password"), "admin")
+
+
+def keystone():
+    t = admin_token()
+    g = lambda path: call("GET", f"{KS}{path}", t)[2]
+    post = lambda path, body: call("POST", f"{KS}{path}", t, body)[2]
+    put = lambda path, body=None: call("PUT", f"{KS}{path}", t, body)
+
+    roles = {r["name"]: r["id"] for r in g("/roles")["roles"]}
+    if "service" not in roles:
+        roles["service"] = post("/roles", {"role": {"name": "service"}})["role"]["id"]
+
+    def project(name, description):
+        ps = g(f"/projects?name={name}")["projects"]
+        if ps:
+            return ps[0]["id"]
+        return post("/projects", {"project": {"name": name, "domain_id": "default",
+                                               "description": description}})["project"]["id"]
+
+    service_pid = project("service", "OpenStack service users")
+    svc_pw = secret("service_password")
+
+    def user(name, password, email=None):
+        us = g(f"/users?name={name}&domain_id=default")["users"]
+        if us:
+            return us[0]["id"]
+        u = {"name": name, "password": password, "domain_id": "default"}
+        if email:
+            u["email"] = email
+        return post("/users", {"user": u})["user"]["id"]
+
+    # service users + catalog. Public endpoints are the Apache TLS fronts (as on production sites),
+    # internal/admin stay plain http for service-to-service traffic.
+    services = [
+        ("glance", "image", f"https://127.0.0.1:{ENV['GLANCE_TLS_PORT']}", f"http://127.0.0.1:{ENV['GLANCE_PORT']}"),
+        ("nova", "compute", f"https://127.0.0.1:{ENV['NOVA_TLS_PORT']}/v2.1", f"http://127.0.0.1:{ENV['NOVA_PORT']}/v2.1"),
+        ("placement", "placement", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}"),
+        ("neutron", "network", f"https://127.0.0.1:{ENV['NEUTRON_TLS_PORT']}", f"http://127.0.0.1:{ENV['NEUTRON_PORT']}"),
+    ]
+    existing = {s["type"]: s["id"] for s in g("/services")["services"]}
+    for name, stype, public, internal in services:
+        uid = user(name, svc_pw)
+        put(f"/projects/{service_pid}/users/{uid}/roles/{roles['admin']}")
+        put(f"/projects/{service_pid}/users/{uid}/roles/{roles['service']}")
+        if stype in existing:
+            continue
+        sid = post("/services", {"service": {"name": name, "type": stype}})["service"]["id"]
+        for iface, url in (("public", public), ("internal", internal), ("admin", internal)):
+            post("/endpoints", {"endpoint": {"service_id": sid, "interface": iface, "url": url,
+                                             "region_id": "RegionOne"}})
+
+    vo_pid = project("vo.access.egi.eu", "EGI access VO (fedprobe peers)")
+    ops_pid = project("ops.vo.example", "ops VO: the project monitoring uses (name contains 'ops')")
+
+    # federation: OIDC subject from the local OP (validated by Apache) -> group with member role
+    gs = g("/groups?name=egi-federated-users")["groups"]
+    gid = gs[0]["id"] if gs else post("/groups", {"group": {"name": "egi-federated-users", "domain_id": "default"}})["group"]["id"]
+    for pid in (vo_pid, ops_pid):
+        put(f"/projects/{pid}/groups/{gid}/roles/{roles['member']}")
+    issuer = ENV["OIDC_ISSUER"]
+    put("/OS-FEDERATION/identity_providers/egi.eu", {"identity_provider": {
+        "enabled": True, "description": "local stand-in for EGI Check-in", "remote_ids": [issuer]}})
+    # one rule: any subject of our issuer becomes a federated user in the group (production maps
+    # entitlements; keystone rules fail when a referenced header is absent, and client_credentials
+    # tokens carry no email/entitlement, so only sub + iss are used)
+    mapping = {"rules": [{
+        "local": [{"user": {"name": "{0}"}, "group": {"id": gid}}],
+        "remote": [{"type": "HTTP_OIDC_SUB"}, {"type": "HTTP_OIDC_ISS", "any_one_of": [issuer]}],
+    }]}
+    st, _, _ = call("GET", f"{KS}/OS-FEDERATION/mappings/egi-mapping", t, expect=(200, 404))
+    if st == 404:
+        put("/OS-FEDERATION/mappings/egi-mapping", {"mapping": mapping})
+    else:
+        call("PATCH", f"{KS}/OS-FEDERATION/mappings/egi-mapping", t, {"mapping": mapping})
+    st, _, _ = call("GET", f"{KS}/OS-FEDERATION/identity_providers/egi.eu/protocols/openid", t, expect=(200, 404))
+    if st == 404:
+        put("/OS-FEDERATION/identity_providers/egi.eu/protocols/openid", {"protocol": {"mapping_id": "egi-mapping"}})
+
+    # password user + application credential (member of ops.vo.example)
+    pw = secret("probe_user_password")
+    puid = user("probe-user", pw, "probe-user@fedprobe.test")
+    put(f"/projects/{ops_pid}/users/{puid}/roles/{roles['member']}")
+    ut = password_token("probe-user", pw, "ops.vo.example")
+    for ac in call("GET", f"{KS}/users/{puid}/application_credentials", ut)[2]["application_credentials"]:
+        if ac["name"] == "fedprobe-ci":
+            call("DELETE", f"{KS}/users/{puid}/application_credentials/{ac['id']}", ut)
+    ac = call("POST", f"{KS}/users/{puid}/application_credentials", ut, {"application_credential": {
+        "name": "fedprobe-ci", "description": "fedprobe CI", "secret": secret("app_cred_secret")}})[2]
+    facts_save({
+        "SERVICE_PROJECT_ID": service_pid, "VO_PROJECT_ID": vo_pid, "VO_PROJECT_NAME": "vo.access.egi.eu",
+        "OPS_PROJECT_ID": ops_pid, "OPS_PROJECT_NAME": "ops.vo.example", "FEDERATED_GROUP_ID": gid,
+        "PASSWORD_USER_ID": puid, "APP_CRED_ID": ac["application_credential"]["id"],
+        "APP_CRED_NAME": "fedprobe-ci", "MEMBER_ROLE_ID": roles["member"],
+    })
+    print(f"setup_cloud: keystone ready (vo {vo_pid}, ops {ops_pid}, group {gid}, probe-user {puid})")
+
+
+def fixture():
+    t = admin_token()
+    nova = f"http://127.0.0.1:{ENV['NOVA_PORT']}/v2.1"
+    glance = f"http://127.0.0.1:{ENV['GLANCE_PORT']}"
+    nh = {"OpenStack-API-Version": "compute 2.79"}
+    imgs = call("GET", f"{glance}/v2/images?name=egi-monitoring", t)[2]["images"]
+    if imgs:
+        img = imgs[0]["id"]
+    else:
+        ref = ENV["IMAGE_REGISTRY_REF"]
+        attrs = {"eu.egi.cloud.image_ref": ref, "eu.egi.cloud.tag": "1.0", "ad:appid": ENV["IMAGE_APPDB_ID"],
+                 "org.openstack.glance.os_distro": "ubuntu", "org.openstack.glance.os_version": "22.04",
+                 "org.openstack.glance.architecture": "x86_64",
+                 "org.opencontainers.image.title": "EGI Monitoring image (fedprobe fixture)"}
+        img = call("POST", f"{glance}/v2/images", t, {
+            "name": "egi-monitoring", "disk_format": "raw", "container_format": "bare",
+            "visibility": "public", "ad:appid": ENV["IMAGE_APPDB_ID"],
+            "APPLIANCE_ATTRIBUTES": json.dumps(attrs), "os_distro": "ubuntu", "os_version": "22.04",
+            "architecture": "x86_64",
+        })[2]["id"]
+        call("PUT", f"{glance}/v2/images/{img}/file", t, raw=b"\0" * 65536)
+    for _ in range(30):
+        if call("GET", f"{glance}/v2/images/{img}", t)[2]["status"] == "active":
+            break
+        time.sleep(1)
+    else:
+        sys.exit("setup_cloud: fixture image never became active")
+    flavors = {f["name"]: f["id"] for f in call("GET", f"{nova}/flavors/detail?is_public=None", t, headers=nh)[2]["flavors"]}
+    for name, fid, ram, disk in (("m1.probe", "8", 512, 8), ("m1.tiny", "1", 512, 1)):
+        if name not in flavors:
+            call("POST", f"{nova}/flavors", t, {"flavor": {"name": name, "id": fid, "ram": ram, "vcpus": 1,
+                                                           "disk": disk}}, headers=nh)
+            flavors[name] = fid
+    facts_save({"IMAGE_ID": img, "IMAGE_NAME": "egi-monitoring", "FLAVOR_ID": flavors["m1.probe"],
+                "FLAVOR_TINY_ID": flavors["m1.tiny"]})
+    print(f"setup_cloud: fixture ready (image {img}, flavors m1.probe={flavors['m1.probe']} m1.tiny={flavors['m1.tiny']})")
+
+
+if __name__ == "__main__":
+    {"keystone": keystone, "fixture": fixture}[sys.argv[1]]()

@@ -1,0 +1,462 @@
+//! The one place the HTTP client is built and requests are sent: rustls,
+//! system CAs plus `--ca-cert`/`--ca-path`, every request bounded by the
+//! deadline, every failure turned into a [`Fail`] naming what came back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::ctx::Recorder;
+use crate::deadline::Deadline;
+use crate::fail::Fail;
+use crate::text;
+
+pub const USER_AGENT: &str = concat!("fedprobe/", env!("CARGO_PKG_VERSION"));
+/// Largest body we read; larger answers are an error, not an OOM.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    pub ca_certs: Vec<PathBuf>,
+    pub ca_path: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+/// Build the client. Errors are the monitor's (a bad CA file): UNKNOWN.
+pub fn build_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
+    let config = tls_config(tls)?;
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .use_preconfigured_tls(config)
+        .connect_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .build()
+        .map_err(|e| Fail::unknown(format!("cannot build HTTP client: {}", chain(&e))))
+}
+
+fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Fail::unknown(format!("TLS setup: {e}")))?;
+    if tls.insecure {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(insecure::NoVerify(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    // The system store; federation sites use IGTF CAs installed there.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    for file in &tls.ca_certs {
+        let n = add_pem_file(&mut roots, file)?;
+        if n == 0 {
+            return Err(Fail::unknown(format!(
+                "--ca-cert {}: no certificate found",
+                file.display()
+            )));
+        }
+    }
+    if let Some(dir) = &tls.ca_path {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Fail::unknown(format!("--ca-path {}: {e}", dir.display())))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            // IGTF dirs hold `<hash>.0` links and `.pem`; skip CRLs, policies, namespaces.
+            if matches!(ext, "pem" | "crt" | "0" | "1") {
+                let _ = add_pem_file(&mut roots, &p);
+            }
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+fn add_pem_file(roots: &mut rustls::RootCertStore, file: &Path) -> Result<usize, Fail> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let data = std::fs::read(file)
+        .map_err(|e| Fail::unknown(format!("CA file {}: {e}", file.display())))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+        .filter_map(|c| c.ok())
+        .collect();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    Ok(added)
+}
+
+mod insecure {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use std::sync::Arc;
+
+    /// `--insecure`: accept any certificate, still check handshake signatures.
+    #[derive(Debug)]
+    pub struct NoVerify(pub Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for NoVerify {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
+/// A client bound to a deadline. Cheap to clone.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    deadline: Deadline,
+    rec: Arc<Recorder>,
+}
+
+/// A whole answer: status, headers, body (bounded).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub method: Method,
+    pub url: Url,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+impl Http {
+    pub fn new(client: reqwest::Client, deadline: Deadline, rec: Arc<Recorder>) -> Http {
+        Http {
+            client,
+            deadline,
+            rec,
+        }
+    }
+
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    pub fn with_deadline(&self, deadline: Deadline) -> Http {
+        Http {
+            deadline,
+            ..self.clone()
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    pub fn get(&self, url: Url) -> RequestBuilder {
+        self.client.get(url)
+    }
+
+    /// Send and read the whole body, within the deadline. Any HTTP status is
+    /// returned; transport problems become a [`Fail`].
+    pub async fn send(&self, req: RequestBuilder) -> Result<Reply, Fail> {
+        let left = self.deadline.remaining();
+        if left.is_zero() {
+            return Err(Fail::timeout("deadline reached before the request"));
+        }
+        let req = req
+            .timeout(left)
+            .build()
+            .map_err(|e| Fail::unknown(format!("cannot build request: {}", chain(&e))))?;
+        let (method, url) = (req.method().clone(), req.url().clone());
+        let t0 = Instant::now();
+        self.rec.count_request();
+        let out = self.exchange(req).await;
+        let elapsed = t0.elapsed();
+        if self.rec.tracing() {
+            let what = match &out {
+                Ok((s, _, b)) => format!("{} ({} bytes)", s, b.len()),
+                Err(f) => f.message.clone(),
+            };
+            self.rec.detail(format!(
+                "http: {method} {} -> {what} in {:.3}s",
+                show_url(&url),
+                elapsed.as_secs_f64()
+            ));
+        }
+        let (status, headers, body) =
+            out.map_err(|f| f.context(format!("{method} {}", show_url(&url))))?;
+        Ok(Reply {
+            method,
+            url,
+            status,
+            headers,
+            body,
+            elapsed,
+        })
+    }
+
+    async fn exchange(
+        &self,
+        req: reqwest::Request,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Fail> {
+        let mut resp = self.client.execute(req).await.map_err(transport)?;
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(Fail::critical(format!(
+                    "HTTP {status}: body larger than {} MB",
+                    MAX_BODY >> 20
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body))
+    }
+
+    /// Send, require a 2xx, parse JSON into `T`.
+    pub async fn json<T: DeserializeOwned>(&self, req: RequestBuilder) -> Result<T, Fail> {
+        self.send(req).await?.success()?.json()
+    }
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The reply if 2xx, else a CRITICAL naming status and body.
+    pub fn success(self) -> Result<Reply, Fail> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    /// A CRITICAL describing this reply as unexpected.
+    pub fn unexpected(&self) -> Fail {
+        let mut msg = format!(
+            "{} {} -> HTTP {}",
+            self.method,
+            show_url(&self.url),
+            self.status
+        );
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            if let Some(ra) = self.header("retry-after") {
+                msg.push_str(&format!(" (Retry-After: {ra})"));
+            }
+        }
+        let body = self.describe_body();
+        if !body.is_empty() {
+            msg.push_str(": ");
+            msg.push_str(&body);
+        }
+        Fail::critical(msg)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Parse the body as JSON; a parse error says what was wrong and what came.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Fail> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Fail::critical(format!(
+                "{} {} -> HTTP {}: unexpected body ({}): {}",
+                self.method,
+                show_url(&self.url),
+                self.status,
+                json_error(&e),
+                self.describe_body()
+            ))
+        })
+    }
+
+    /// A short, safe description of the body: an HTML page's title, or the start of the text.
+    pub fn describe_body(&self) -> String {
+        describe_body(&self.body, self.header("content-type").unwrap_or(""))
+    }
+}
+
+pub fn describe_body(body: &[u8], content_type: &str) -> String {
+    if body.is_empty() {
+        return "empty body".into();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+    let lower = text.to_ascii_lowercase();
+    let is_html = content_type.contains("html")
+        || lower.trim_start().starts_with("<!doctype html")
+        || lower.trim_start().starts_with("<html");
+    if is_html {
+        let title = lower
+            .find("<title>")
+            .and_then(|s| lower[s + 7..].find("</title>").map(|e| (s + 7, s + 7 + e)))
+            .map(|(s, e)| text[s..e].trim().to_string())
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(t) => format!("HTML page \"{}\"", text::one_line(&t, 80)),
+            None => format!("HTML page: {}", text::one_line(&strip_tags(&text), 120)),
+        };
+    }
+    format!("\"{}\"", text::one_line(&text, 160))
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => format!("truncated JSON at line {} column {}", e.line(), e.column()),
+        Category::Syntax => format!("not JSON: {e}"),
+        Category::Data => format!("wrong JSON shape: {e}"),
+        Category::Io => format!("read error: {e}"),
+    }
+}
+
+/// URLs in messages: no query string, no credentials.
+pub fn show_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.set_query(None);
+    u.to_string()
+}
+
+/// The error and its sources as one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+fn transport(e: reqwest::Error) -> Fail {
+    // reqwest's outer messages repeat the URL; keep the causes.
+    let full = chain(&e);
+    let detail = full
+        .split(": ")
+        .filter(|p| !p.starts_with("error sending request") && !p.starts_with("client error ("))
+        .collect::<Vec<_>>()
+        .join(": ");
+    let detail = if detail.is_empty() { full } else { detail };
+    let lower = detail.to_ascii_lowercase();
+    if e.is_timeout() {
+        return Fail::timeout("no answer before the deadline");
+    }
+    if e.is_redirect() {
+        return Fail::critical(format!("redirect loop or too many redirects: {detail}"));
+    }
+    let what =
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            "TLS failure (is the site's CA trusted? see --ca-cert/--ca-path)"
+        } else if lower.contains("connection refused") {
+            "connection refused"
+        } else if lower.contains("reset") {
+            "connection reset"
+        } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+            "name resolution failed"
+        } else if e.is_body() || e.is_decode() {
+            "connection broken while reading the answer"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+    Fail::critical(format!("{what}: {}", text::one_line(&detail, 300)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_pages_are_summarised_by_title() {
+        let page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
+        assert_eq!(
+            describe_body(page, "text/html"),
+            "HTML page \"502 Bad Gateway\""
+        );
+        let untitled = b"<html><body><h1>Service   Unavailable</h1></body></html>";
+        assert_eq!(
+            describe_body(untitled, ""),
+            "HTML page: Service Unavailable"
+        );
+        assert_eq!(describe_body(b"", "application/json"), "empty body");
+        let long = "x".repeat(1000);
+        assert!(describe_body(long.as_bytes(), "text/plain").len() < 200);
+    }
+
+    #[test]
+    fn urls_lose_query_and_credentials() {
+        let u = Url::parse("https://user:pw@host:5000/v3/auth?token=abc").unwrap();
+        assert_eq!(show_url(&u), "https://host:5000/v3/auth");
+    }
+}

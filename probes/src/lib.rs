@@ -1,0 +1,21 @@
+//! fedprobe probes: one result model, renderers, the deadline-bound runner,
+//! protocol clients and the probe logic. Binaries in `src/bin` are thin.
+
+pub mod checks;
+pub mod cli;
+pub mod clients;
+pub mod ctx;
+pub mod deadline;
+pub mod fail;
+pub mod http;
+pub mod json;
+pub mod model;
+pub mod nagios;
+pub mod poll;
+pub mod runner;
+pub mod secret;
+pub mod text;
+
+pub use ctx::{Ctx, Done};
+pub use fail::Fail;
+pub use model::{CheckId, ProbeResult, Status};

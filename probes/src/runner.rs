@@ -1,0 +1,393 @@
+//! Runs one probe under the hard deadline: the probe body in its own task,
+//! raced against the deadline and a cancel signal; then every cleanup owed,
+//! inside the reserved grace; then one [`ProbeResult`], whatever happened.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use crate::ctx::{Ctx, Recorder};
+use crate::deadline::{cleanup_reserve, Deadline};
+use crate::fail::{Fail, FailKind};
+use crate::http::{build_client, Http, TlsOptions};
+use crate::model::{Cleanup, ProbeResult, Status, Step};
+use crate::nagios::{Perf, Range};
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub probe: String,
+    pub label: String,
+    pub timeout: Duration,
+    /// What a blown `-t` reports (default UNKNOWN, per the guidelines).
+    pub timeout_status: Status,
+    /// Time kept for cleanup out of `timeout`; default [`cleanup_reserve`].
+    pub cleanup_grace: Option<Duration>,
+    pub verbosity: u8,
+    pub tls: TlsOptions,
+    pub warning: Option<Range>,
+    pub critical: Option<Range>,
+    pub hostname: Option<String>,
+}
+
+enum End {
+    Done(Result<String, Fail>),
+    Panicked(String),
+    TimedOut,
+    Cancelled(String),
+}
+
+/// Run `body` and always return a result. `cancel` resolves (with a reason)
+/// on SIGTERM/SIGINT or when a harness gives up.
+pub async fn execute<B, F>(
+    opts: RunOptions,
+    cancel: impl Future<Output = String>,
+    body: B,
+) -> ProbeResult
+where
+    B: FnOnce(Ctx) -> F,
+    F: Future<Output = Result<String, Fail>> + Send + 'static,
+{
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let t0 = Instant::now();
+    let total = Deadline::at(t0 + opts.timeout);
+    let grace = opts
+        .cleanup_grace
+        .unwrap_or_else(|| cleanup_reserve(opts.timeout))
+        .min(opts.timeout / 2);
+    let work = Deadline::at(total.end() - grace);
+    let rec = Recorder::new(opts.verbosity >= 3);
+
+    let client = match build_client(&opts.tls) {
+        Ok(c) => c,
+        Err(f) => return assemble(&opts, &rec, started_at, t0, End::Done(Err(f))),
+    };
+    let http = Http::new(client, work, rec.clone());
+    let mut ctx = Ctx::new(http.clone(), rec.clone(), opts.verbosity);
+    ctx.warning = opts.warning;
+    ctx.critical = opts.critical;
+    ctx.hostname = opts.hostname.clone();
+
+    let mut task = tokio::spawn(body(ctx));
+    tokio::pin!(cancel);
+    let end = tokio::select! {
+        joined = &mut task => match joined {
+            Ok(r) => End::Done(r),
+            Err(e) if e.is_panic() => End::Panicked(panic_message(e.into_panic())),
+            Err(_) => End::Done(Err(Fail::unknown("probe task was cancelled"))),
+        },
+        _ = tokio::time::sleep_until(work.end()) => End::TimedOut,
+        why = &mut cancel => End::Cancelled(why),
+    };
+    if !task.is_finished() {
+        task.abort();
+        let _ = tokio::time::timeout(Duration::from_millis(200), task).await;
+    }
+
+    // Cleanup: after a signal only the grace; otherwise up to the hard end.
+    let cleanup_deadline = match end {
+        End::Cancelled(_) => total.within(grace),
+        _ => total,
+    };
+    run_cleanups(&rec, &http.with_deadline(cleanup_deadline)).await;
+    assemble(&opts, &rec, started_at, t0, end)
+}
+
+async fn run_cleanups(rec: &Arc<Recorder>, http: &Http) {
+    let pending = rec.take_pending();
+    let mut handles = Vec::new();
+    for (index, label, cleanup) in pending {
+        let fut = cleanup(http.clone());
+        handles.push((index, label, tokio::spawn(fut)));
+    }
+    let deadline = http.deadline();
+    for (index, label, handle) in handles {
+        let outcome = match tokio::time::timeout_at(deadline.end(), handle).await {
+            Ok(Ok(Ok(()))) => Cleanup::Deleted,
+            Ok(Ok(Err(why))) => Cleanup::Failed(why),
+            Ok(Err(e)) if e.is_panic() => {
+                Cleanup::Failed(format!("internal error deleting {label}"))
+            }
+            Ok(Err(_)) => Cleanup::Leaked,
+            Err(_) => Cleanup::Failed("no time left to confirm deletion".into()),
+        };
+        rec.settle(index, outcome);
+    }
+}
+
+fn assemble(
+    opts: &RunOptions,
+    rec: &Arc<Recorder>,
+    started_at: f64,
+    t0: Instant,
+    end: End,
+) -> ProbeResult {
+    let stage = rec.current_stage();
+    let mut steps = rec.steps();
+    let stage_name = stage
+        .map(|(c, d)| format!("{} {} (running {:.1}s)", c.id, c.name, d.as_secs_f64()))
+        .unwrap_or_else(|| "between stages".into());
+    let mut push_stage_step = |status: Status, message: String| {
+        if let Some((c, d)) = stage {
+            steps.push(Step {
+                check: c.id.into(),
+                requirement: c.requirement.into(),
+                name: c.name.into(),
+                status,
+                message,
+                duration: d,
+            });
+        }
+    };
+    let (mut status, mut summary) = match end {
+        End::Done(Ok(summary)) => (Status::Ok, summary),
+        End::Done(Err(f)) => {
+            let status = if f.kind == FailKind::Timeout {
+                opts.timeout_status
+            } else {
+                f.status
+            };
+            (status, f.message)
+        }
+        End::Panicked(msg) => {
+            push_stage_step(Status::Unknown, format!("internal error: {msg}"));
+            (
+                Status::Unknown,
+                format!("internal error in {stage_name}: {msg}"),
+            )
+        }
+        End::TimedOut => {
+            push_stage_step(opts.timeout_status, "timed out".into());
+            (
+                opts.timeout_status,
+                format!(
+                    "Timeout: no result within {}s (-t), stage {stage_name} did not finish",
+                    fmt_secs(opts.timeout)
+                ),
+            )
+        }
+        End::Cancelled(why) => {
+            push_stage_step(Status::Unknown, format!("interrupted by {why}"));
+            (
+                Status::Unknown,
+                format!("Interrupted by {why} during {stage_name}"),
+            )
+        }
+    };
+    let worst = Status::worst(steps.iter().map(|s| s.status));
+    if worst > status {
+        if let Some(s) = steps.iter().find(|s| s.status == worst) {
+            summary = format!("{} {}: {}; {summary}", s.check, s.name, s.message);
+        }
+        status = worst;
+    }
+    let resources = rec.resources();
+    for r in &resources {
+        match &r.cleanup {
+            Cleanup::Deleted => {}
+            Cleanup::Failed(why) => {
+                status = status.max(Status::Critical);
+                summary.push_str(&format!("; {} {} NOT deleted: {why}", r.kind, r.id));
+            }
+            Cleanup::Leaked => {
+                status = status.max(Status::Warning);
+                summary.push_str(&format!("; {} {} left behind", r.kind, r.id));
+            }
+        }
+    }
+    let duration = t0.elapsed();
+    let mut perfdata = rec.perfdata();
+    perfdata.push(Perf::seconds("total", duration));
+    ProbeResult {
+        probe: opts.probe.clone(),
+        label: opts.label.clone(),
+        status,
+        summary,
+        steps,
+        perfdata,
+        resources,
+        started_at,
+        duration,
+        http_requests: rec.requests(),
+        details: rec.details(),
+    }
+}
+
+fn fmt_secs(d: Duration) -> String {
+    crate::nagios::perf::fmt_num((d.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::Done;
+    use crate::model::CheckId;
+
+    const C1: CheckId = CheckId {
+        id: "T-01",
+        requirement: "REQ-1",
+        name: "first",
+    };
+    const C2: CheckId = CheckId {
+        id: "T-02",
+        requirement: "REQ-1",
+        name: "slow",
+    };
+
+    fn opts(timeout_ms: u64) -> RunOptions {
+        RunOptions {
+            probe: "check_test".into(),
+            label: "TEST".into(),
+            timeout: Duration::from_millis(timeout_ms),
+            timeout_status: Status::Unknown,
+            cleanup_grace: Some(Duration::from_millis(timeout_ms / 4)),
+            verbosity: 0,
+            tls: TlsOptions::default(),
+            warning: None,
+            critical: None,
+            hostname: None,
+        }
+    }
+
+    fn never() -> impl Future<Output = String> {
+        std::future::pending()
+    }
+
+    #[tokio::test]
+    async fn success_collects_steps_and_total() {
+        let r = execute(opts(2000), never(), |ctx: Ctx| async move {
+            ctx.step(C1, async { Ok(Done::ok((), "fine")) }).await?;
+            Ok("all good".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.summary, "all good");
+        assert_eq!(r.steps.len(), 1);
+        assert!(r.perfdata.iter().any(|p| p.label == "total"));
+    }
+
+    #[tokio::test]
+    async fn failure_names_the_stage() {
+        let r = execute(opts(2000), never(), |ctx: Ctx| async move {
+            ctx.step(C1, async { Ok(Done::warn((), "meh")) }).await?;
+            ctx.step(C2, async { Err::<Done<()>, _>(Fail::critical("HTTP 502")) })
+                .await?;
+            Ok("unreachable".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.summary, "T-02 slow: HTTP 502");
+        assert_eq!(r.steps[0].status, Status::Warning);
+    }
+
+    #[tokio::test]
+    async fn timeout_names_stage_and_cleans_up() {
+        let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = deleted.clone();
+        let r = execute(opts(800), never(), move |ctx: Ctx| async move {
+            ctx.track(
+                "server",
+                "abc",
+                None,
+                Box::new(move |_http| {
+                    Box::pin(async move {
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                        Ok(())
+                    })
+                }),
+            );
+            ctx.step(C2, async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(Done::ok((), ""))
+            })
+            .await?;
+            Ok("unreachable".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Unknown);
+        assert!(r.summary.starts_with("Timeout"), "{}", r.summary);
+        assert!(r.summary.contains("T-02 slow"), "{}", r.summary);
+        assert!(deleted.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+        assert!(r.duration < Duration::from_millis(800));
+    }
+
+    #[tokio::test]
+    async fn timeout_status_is_configurable() {
+        let mut o = opts(300);
+        o.timeout_status = Status::Critical;
+        let r = execute(o, never(), |_ctx: Ctx| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(String::new())
+        })
+        .await;
+        assert_eq!(r.status, Status::Critical);
+    }
+
+    #[tokio::test]
+    async fn panic_becomes_unknown() {
+        let r = execute(opts(2000), never(), |ctx: Ctx| async move {
+            ctx.step(C1, async {
+                let v: Vec<u8> = Vec::new();
+                let _ = v[3];
+                Ok(Done::ok((), ""))
+            })
+            .await?;
+            Ok(String::new())
+        })
+        .await;
+        assert_eq!(r.status, Status::Unknown);
+        assert!(
+            r.summary.starts_with("internal error in T-01 first"),
+            "{}",
+            r.summary
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_runs_cleanup_and_reports_failed_delete() {
+        let r = execute(
+            opts(5000),
+            async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                "SIGTERM".to_string()
+            },
+            |ctx: Ctx| async move {
+                ctx.track(
+                    "image",
+                    "img1",
+                    None,
+                    Box::new(|_http| Box::pin(async { Err("HTTP 500".to_string()) })),
+                );
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(String::new())
+            },
+        )
+        .await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(
+            r.summary.contains("Interrupted by SIGTERM"),
+            "{}",
+            r.summary
+        );
+        assert!(
+            r.summary.contains("image img1 NOT deleted: HTTP 500"),
+            "{}",
+            r.summary
+        );
+    }
+}

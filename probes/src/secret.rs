@@ -1,0 +1,154 @@
+//! Secrets (tokens, passwords, credential secrets) in a type that cannot be
+//! printed, and a last scrub of every output for any fragment of one.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// Shortest run of a secret's characters we treat as a leak.
+const FRAGMENT: usize = 8;
+
+static KNOWN: Mutex<Vec<Arc<str>>> = Mutex::new(Vec::new());
+
+/// A secret value. `Debug` prints `Secret(***)`; there is no `Display` and no
+/// `Serialize`. Every secret created is remembered so [`scrub`] can remove it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        let value: String = value.into();
+        let value: Arc<str> = value.trim().into();
+        if value.len() >= FRAGMENT {
+            if let Ok(mut known) = KNOWN.lock() {
+                if !known.iter().any(|k| **k == *value) {
+                    known.push(value.clone());
+                }
+            }
+        }
+        Secret(value)
+    }
+
+    /// Read a secret from a file (token files as ARGO passes them).
+    pub fn from_file(path: &std::path::Path) -> std::io::Result<Secret> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(Secret::new(text))
+    }
+
+    /// The value, for putting on the wire. Never format it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Replace any run of [`FRAGMENT`] or more characters of a known secret, and
+/// anything shaped like a JWT or a Keystone fernet token, with `***`.
+pub fn scrub(text: &str) -> String {
+    let known: Vec<Arc<str>> = KNOWN.lock().map(|k| k.clone()).unwrap_or_default();
+    let bytes = text.as_bytes();
+    let mut hide = vec![false; bytes.len()];
+    for secret in &known {
+        let s = secret.as_bytes();
+        if s.len() < FRAGMENT {
+            continue;
+        }
+        for w in 0..=s.len() - FRAGMENT {
+            let window = &s[w..w + FRAGMENT];
+            let mut from = 0;
+            while let Some(pos) = find(&bytes[from..], window) {
+                let at = from + pos;
+                hide[at..at + FRAGMENT].iter_mut().for_each(|h| *h = true);
+                from = at + 1;
+            }
+        }
+    }
+    mark_token_shapes(text, &mut hide);
+    if !hide.contains(&true) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_hidden = false;
+    for (i, ch) in text.char_indices() {
+        let h = hide[i..i + ch.len_utf8()].iter().any(|x| *x);
+        if h {
+            if !in_hidden {
+                out.push_str("***");
+            }
+            in_hidden = true;
+        } else {
+            in_hidden = false;
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// JWTs (`eyJ...`) and fernet tokens (`gAAAAA...`) of 20+ token characters.
+fn mark_token_shapes(text: &str, hide: &mut [bool]) {
+    let b = text.as_bytes();
+    let tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.' || c == b'=';
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(b"eyJ") || b[i..].starts_with(b"gAAAAA") {
+            let start_ok = i == 0 || !tok(b[i - 1]);
+            let mut j = i;
+            while j < b.len() && tok(b[j]) {
+                j += 1;
+            }
+            if start_ok && j - i >= 20 {
+                hide[i..j].iter_mut().for_each(|h| *h = true);
+                i = j;
+                continue;
+            }
+        }
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_value() {
+        let s = Secret::new("super-secret-value-123");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.expose(), "super-secret-value-123");
+    }
+
+    #[test]
+    fn scrub_removes_whole_and_partial_secrets() {
+        let _s = Secret::new("abcdefghijklmnopqrstuvwxyz0123456789");
+        let out = scrub("token=abcdefghijklmnopqrstuvwxyz0123456789 and prefix ghijklmnop end");
+        assert!(!out.contains("abcdefgh"), "{out}");
+        assert!(!out.contains("ghijklmn"), "{out}");
+        assert!(out.contains("token=*** and prefix *** end"), "{out}");
+    }
+
+    #[test]
+    fn scrub_removes_token_shapes() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        assert_eq!(scrub(&format!("bearer {jwt}!")), "bearer ***!");
+        assert_eq!(scrub("X gAAAAABnXyZ0123456789abcdefghij-_x Y"), "X *** Y");
+        assert_eq!(scrub("eyJ short"), "eyJ short");
+    }
+
+    #[test]
+    fn scrub_keeps_unicode_intact() {
+        let _s = Secret::new("ünïcödé-secret-xyz");
+        assert_eq!(scrub("ä ünïcödé-secret-xyz ö"), "ä *** ö");
+    }
+}
