@@ -1,6 +1,7 @@
 //! fedprobe probes: one result model, renderers, the deadline-bound runner,
 //! protocol clients and the probe logic. Binaries in `src/bin` are thin.
 
+pub mod auth;
 pub mod checks;
 pub mod cli;
 pub mod clients;
