@@ -80,7 +80,7 @@ pub fn cap(first: String, long: &[String]) -> String {
         let left = long.len() - i;
         let marker = format!("... {left} more lines cut to stay under 16 KB\n");
         let fits_with_marker = out.len() + line.len() + 1 + marker.len() <= budget;
-        let last_fits = i + 1 == long.len() && out.len() + line.len() + 1 <= budget;
+        let last_fits = i + 1 == long.len() && out.len() + line.len() < budget;
         if fits_with_marker || last_fits {
             out.push_str(line);
             out.push('\n');
