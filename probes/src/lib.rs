@@ -2,6 +2,7 @@
 //! protocol clients and the probe logic. Binaries in `src/bin` are thin.
 
 pub mod auth;
+pub mod backend;
 pub mod checks;
 pub mod cli;
 pub mod clients;

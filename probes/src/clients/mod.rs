@@ -1,1 +1,4 @@
+pub mod glance;
 pub mod keystone;
+pub mod neutron;
+pub mod nova;

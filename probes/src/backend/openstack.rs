@@ -1,0 +1,403 @@
+//! The OpenStack backend: Nova for servers, Glance for images, Neutron for
+//! networks, all from a Keystone session's catalog.
+
+use reqwest::Url;
+use serde_json::{json, Map, Value};
+
+use super::{
+    parse_utc, Compute, Flavor, ImageQuery, ImageRef, ImageState, ImageStore, NetworkChoice,
+    NewImage, ServerSpec, ServerState, Transfer,
+};
+use crate::auth::Session;
+use crate::clients::glance::{self, Glance, Image};
+use crate::clients::neutron;
+use crate::clients::nova::{self, Nova};
+use crate::fail::Fail;
+use crate::http::Http;
+use crate::secret::Secret;
+
+/// Property holding EGI's appliance attributes as a JSON string.
+pub const APPLIANCE_ATTRIBUTES: &str = "APPLIANCE_ATTRIBUTES";
+pub const IMAGE_REF: &str = "eu.egi.cloud.image_ref";
+pub const APPDB_ID: &str = "ad:appid";
+
+#[derive(Clone)]
+pub struct OpenStack {
+    http: Http,
+    token: Secret,
+    project_id: String,
+    compute: Option<Url>,
+    image: Option<Url>,
+    network: Option<Url>,
+    /// Negotiated compute microversion and the site's maximum.
+    microversion: Option<String>,
+    max_version: Option<String>,
+}
+
+impl OpenStack {
+    /// Endpoints from the session's catalog; missing ones fail when used.
+    pub fn new(http: Http, session: &Session) -> OpenStack {
+        OpenStack {
+            http,
+            token: session.token.clone(),
+            project_id: session.project_id.clone(),
+            compute: session.endpoint("compute").ok(),
+            image: session.endpoint("image").ok(),
+            network: session.endpoint("network").ok(),
+            microversion: None,
+            max_version: None,
+        }
+    }
+
+    /// Read the compute endpoint's version document and pick our microversion.
+    pub async fn negotiate_compute(&mut self) -> Result<String, Fail> {
+        let v = self.nova()?.version().await?;
+        let max = nova::parse_version(&v.version);
+        let min = nova::parse_version(&v.min_version);
+        self.max_version = Some(v.version.clone()).filter(|s| !s.is_empty());
+        self.microversion = match (min, max) {
+            (_, Some(max)) if max >= nova::MICROVERSION => Some(fmt_version(nova::MICROVERSION)),
+            // An old Nova: no `networks: none`; speak its newest version.
+            (_, Some(max)) => Some(fmt_version(max)),
+            (_, None) => None,
+        };
+        Ok(Compute::describe(self))
+    }
+
+    fn nova(&self) -> Result<Nova, Fail> {
+        let url = self
+            .compute
+            .clone()
+            .ok_or_else(|| Fail::critical("no public compute endpoint in the catalog"))?;
+        Ok(Nova {
+            http: self.http.clone(),
+            url,
+            token: self.token.clone(),
+            microversion: self.microversion.clone(),
+        })
+    }
+
+    fn glance(&self) -> Result<Glance, Fail> {
+        let url = self
+            .image
+            .clone()
+            .ok_or_else(|| Fail::critical("no public image endpoint in the catalog"))?;
+        Ok(Glance {
+            http: self.http.clone(),
+            url,
+            token: self.token.clone(),
+        })
+    }
+
+    fn networks_none_allowed(&self) -> bool {
+        self.microversion
+            .as_deref()
+            .and_then(nova::parse_version)
+            .is_some_and(|v| v >= nova::MICROVERSION)
+    }
+}
+
+fn fmt_version(v: (u32, u32)) -> String {
+    format!("{}.{}", v.0, v.1)
+}
+
+/// The registry reference in an image's `APPLIANCE_ATTRIBUTES`, if any.
+pub fn registry_ref(img: &Image) -> Option<String> {
+    attribute(img, IMAGE_REF)
+}
+
+fn attribute(img: &Image, key: &str) -> Option<String> {
+    let raw = img.property(APPLIANCE_ATTRIBUTES)?;
+    let v: Value = serde_json::from_str(raw).ok()?;
+    v.get(key)?.as_str().map(String::from)
+}
+
+fn appdb_id(img: &Image) -> Option<String> {
+    img.property(APPDB_ID)
+        .map(String::from)
+        .or_else(|| attribute(img, APPDB_ID))
+}
+
+/// The newest active image among `matches`, or a message saying why none.
+fn choose(matches: Vec<Image>, what: &str, scanned: usize) -> Result<ImageRef, Fail> {
+    let n = matches.len();
+    let mut active: Vec<Image> = matches
+        .into_iter()
+        .filter(|i| i.status == "active")
+        .collect();
+    active.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    match active.into_iter().next() {
+        Some(i) => Ok(ImageRef {
+            name: i.name.clone().unwrap_or_default(),
+            id: i.id,
+        }),
+        None if n > 0 => Err(Fail::critical(format!(
+            "{n} image(s) with {what}, none active"
+        ))),
+        None => Err(Fail::critical(format!(
+            "no image with {what} ({scanned} images visible)"
+        ))),
+    }
+}
+
+impl Compute for OpenStack {
+    fn rebind(&self, http: Http) -> Self {
+        OpenStack {
+            http,
+            ..self.clone()
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "compute {} (microversion {}, site max {})",
+            self.compute
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "-".into()),
+            self.microversion.as_deref().unwrap_or("none"),
+            self.max_version.as_deref().unwrap_or("unknown")
+        )
+    }
+
+    async fn find_image(&self, q: &ImageQuery) -> Result<ImageRef, Fail> {
+        let g = match (self.glance(), q) {
+            (Ok(g), _) => g,
+            // Without Glance an id can still be tried as given.
+            (Err(_), ImageQuery::IdOrName(id)) => {
+                return Ok(ImageRef {
+                    id: id.clone(),
+                    name: id.clone(),
+                })
+            }
+            (Err(f), _) => return Err(f),
+        };
+        match q {
+            ImageQuery::IdOrName(s) => {
+                if let Some(img) = g.image(s).await? {
+                    return choose(vec![img], &format!("id {s}"), 1);
+                }
+                let named = g.images(&[("name", s)]).await?;
+                choose(named, &format!("id or name {s:?}"), 0)
+            }
+            ImageQuery::Registry(r) => {
+                let all = g.images(&[]).await?;
+                let n = all.len();
+                let m = all
+                    .into_iter()
+                    .filter(|i| registry_ref(i).as_deref() == Some(r.as_str()))
+                    .collect();
+                choose(m, &format!("{IMAGE_REF} {r}"), n)
+            }
+            ImageQuery::AppDb(a) => {
+                let all = g.images(&[]).await?;
+                let n = all.len();
+                let m = all
+                    .into_iter()
+                    .filter(|i| appdb_id(i).as_deref() == Some(a.as_str()))
+                    .collect();
+                choose(m, &format!("{APPDB_ID} {a}"), n)
+            }
+        }
+    }
+
+    async fn pick_flavor(&self, wanted: Option<&str>, min_disk_gb: u64) -> Result<Flavor, Fail> {
+        let nova = self.nova()?;
+        let convert = |f: nova::Flavor| Flavor {
+            id: f.id,
+            name: f.name,
+            vcpus: f.vcpus,
+            ram_mb: f.ram,
+            disk_gb: f.disk,
+        };
+        if let Some(w) = wanted {
+            let all = nova.flavors(None).await?;
+            let names: Vec<String> = all.iter().map(|f| f.name.clone()).collect();
+            return all
+                .into_iter()
+                .find(|f| f.id == w || f.name == w)
+                .map(convert)
+                .ok_or_else(|| {
+                    Fail::critical(format!(
+                        "flavor {w:?} not found (have: {})",
+                        names.join(", ")
+                    ))
+                });
+        }
+        let mut fit: Vec<nova::Flavor> = nova
+            .flavors(Some(min_disk_gb))
+            .await?
+            .into_iter()
+            .filter(|f| f.disk >= min_disk_gb)
+            .collect();
+        fit.sort_by_key(|f| (f.vcpus, f.ram));
+        fit.into_iter().next().map(convert).ok_or_else(|| {
+            Fail::critical(format!(
+                "no flavor with a disk of at least {min_disk_gb} GB"
+            ))
+        })
+    }
+
+    async fn pick_network(&self) -> Result<NetworkChoice, Fail> {
+        let Some(url) = &self.network else {
+            return Ok(NetworkChoice::None);
+        };
+        let nets = neutron::networks(&self.http, url, &self.token).await?;
+        Ok(nets
+            .into_iter()
+            .find(|n| n.status == "ACTIVE" && n.owner() == Some(self.project_id.as_str()))
+            .map(|n| NetworkChoice::Network {
+                id: n.id,
+                name: n.name,
+            })
+            .unwrap_or(NetworkChoice::None))
+    }
+
+    async fn create_server(&self, spec: &ServerSpec) -> Result<String, Fail> {
+        let mut server = Map::new();
+        server.insert("name".into(), json!(spec.name));
+        server.insert("imageRef".into(), json!(spec.image_id));
+        server.insert("flavorRef".into(), json!(spec.flavor_id));
+        server.insert("metadata".into(), json!(spec.metadata));
+        match &spec.network {
+            NetworkChoice::Network { id, .. } => {
+                server.insert("networks".into(), json!([{ "uuid": id }]));
+            }
+            NetworkChoice::None if self.networks_none_allowed() => {
+                server.insert("networks".into(), json!("none"));
+            }
+            NetworkChoice::Auto if self.networks_none_allowed() => {
+                server.insert("networks".into(), json!("auto"));
+            }
+            // Before 2.37 leaving `networks` out lets Nova decide.
+            NetworkChoice::None | NetworkChoice::Auto => {}
+        }
+        self.nova()?
+            .create_server(&json!({ "server": server }))
+            .await
+    }
+
+    async fn server(&self, id: &str) -> Result<Option<ServerState>, Fail> {
+        Ok(self.nova()?.server(id).await?.map(state))
+    }
+
+    async fn delete_server(&self, id: &str) -> Result<bool, Fail> {
+        self.nova()?.delete_server(id).await
+    }
+
+    async fn servers_tagged(&self, key: &str) -> Result<Vec<ServerState>, Fail> {
+        Ok(self
+            .nova()?
+            .servers_detail()
+            .await?
+            .into_iter()
+            .filter(|s| s.metadata.contains_key(key))
+            .map(state)
+            .collect())
+    }
+}
+
+fn state(s: nova::Server) -> ServerState {
+    ServerState {
+        status: s.status.to_ascii_uppercase(),
+        fault: s
+            .fault
+            .and_then(|f| match (f.message, f.code) {
+                (Some(m), Some(c)) => Some(format!("{m} (code {c})")),
+                (m, _) => m,
+            })
+            .filter(|m| !m.is_empty()),
+        created: s.created.as_deref().and_then(parse_utc),
+        launched_at: s.launched_at.as_deref().and_then(parse_utc),
+        detail: s.task_state.map(|t| format!("task_state {t}")),
+        id: s.id,
+        name: s.name,
+        metadata: s.metadata,
+    }
+}
+
+fn image_state(i: Image) -> ImageState {
+    ImageState {
+        id: i.id,
+        status: i.status.to_ascii_lowercase(),
+        size: i.size,
+        checksum: i.checksum,
+        hash_algo: i.os_hash_algo,
+        hash_value: i.os_hash_value,
+    }
+}
+
+fn transfer(t: glance::Transfer) -> Transfer {
+    match t {
+        glance::Transfer::Done => Transfer::Done,
+        glance::Transfer::Forbidden(why) => Transfer::Forbidden(why),
+    }
+}
+
+impl ImageStore for OpenStack {
+    fn rebind(&self, http: Http) -> Self {
+        OpenStack {
+            http,
+            ..self.clone()
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "image {}",
+            self.image
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "-".into())
+        )
+    }
+
+    async fn create_image(&self, spec: &NewImage) -> Result<ImageState, Fail> {
+        let mut body = Map::new();
+        body.insert("name".into(), json!(spec.name));
+        body.insert("disk_format".into(), json!(spec.disk_format));
+        body.insert("container_format".into(), json!(spec.container_format));
+        body.insert("visibility".into(), json!("private"));
+        for (k, v) in &spec.properties {
+            body.insert(k.clone(), json!(v));
+        }
+        Ok(image_state(
+            self.glance()?.create(&Value::Object(body)).await?,
+        ))
+    }
+
+    async fn upload(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
+        Ok(transfer(self.glance()?.upload(id, data).await?))
+    }
+
+    async fn import_methods(&self) -> Result<Vec<String>, Fail> {
+        self.glance()?.import_methods().await
+    }
+
+    async fn stage_and_import(
+        &self,
+        id: &str,
+        data: Vec<u8>,
+        method: &str,
+    ) -> Result<Transfer, Fail> {
+        let g = self.glance()?;
+        match transfer(g.stage(id, data).await?) {
+            Transfer::Done => {}
+            refused => return Ok(refused),
+        }
+        g.import(id, method).await?;
+        Ok(Transfer::Done)
+    }
+
+    async fn image(&self, id: &str) -> Result<Option<ImageState>, Fail> {
+        Ok(self.glance()?.image(id).await?.map(image_state))
+    }
+
+    async fn download(&self, id: &str) -> Result<Vec<u8>, Fail> {
+        self.glance()?.download(id).await
+    }
+
+    async fn delete_image(&self, id: &str) -> Result<bool, Fail> {
+        self.glance()?.delete(id).await
+    }
+}
