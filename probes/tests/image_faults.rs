@@ -1,0 +1,237 @@
+//! check_image_upload against a wiremock Glance: wrong checksum, 403 on
+//! upload, killed images, import advertised or not, OVA layout.
+
+mod fakecloud;
+
+use fakecloud::{hex, run, FakeCloud};
+use md5::{Digest, Md5};
+use probes::checks::image_upload::ImageUpload;
+use probes::model::Cleanup;
+use probes::{nagios, Status};
+use serde_json::Value;
+
+fn count(calls: &[String], call: &str) -> usize {
+    calls.iter().filter(|c| *c == call).count()
+}
+
+#[tokio::test]
+async fn raw_upload_is_verified_downloaded_and_deleted() {
+    let c = FakeCloud::start().await;
+    let r = run::<ImageUpload>(&c.argv(&["--size", "64K"])).await;
+    let out = nagios::render(&r, 2);
+    assert_eq!(r.status, Status::Ok, "{out}");
+    assert!(out.contains("MD5 and sha512 match"), "{out}");
+    assert!(out.contains("65536 bytes identical"), "{out}");
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    let reqs = c.requests().await;
+    let create = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path() == "/image/v2/images")
+        .unwrap();
+    let body: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body["visibility"], "private");
+    assert_eq!(body["disk_format"], "raw");
+    let put = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "PUT" && q.url.path() == "/image/v2/images/img-1/file")
+        .unwrap();
+    assert_eq!(put.body.len(), 65536);
+    assert_eq!(
+        put.headers.get("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "DELETE /image/v2/images/img-1"), 1);
+    assert!(c.glance.0.lock().unwrap().images["img-1"].deleted);
+    for l in [
+        "auth", "upload", "active", "download", "delete", "size", "total",
+    ] {
+        assert!(r.perfdata.iter().any(|p| p.label == l), "no perfdata {l}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_checksum_is_critical_and_image_is_deleted() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().wrong_checksum = true;
+    let r = run::<ImageUpload>(&c.argv(&["--size", "4K"])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .starts_with("IMG-04 stored size and checksums: stored image differs from upload: checksum (MD5) 0123456789abcdef"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert_eq!(count(&c.calls().await, "DELETE /image/v2/images/img-1"), 1);
+}
+
+#[tokio::test]
+async fn forbidden_upload_is_explained_and_cleaned_up() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().forbid_upload = true;
+    let r = run::<ImageUpload>(&c.argv(&[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .starts_with("IMG-02 upload image data: upload refused with HTTP 403"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("HTML page \"403 Forbidden\""),
+        "{}",
+        r.summary
+    );
+    let long = nagios::render(&r, 1);
+    assert!(long.contains("only admins upload images"), "{long}");
+    assert!(
+        long.contains("guideline requires users to upload"),
+        "{long}"
+    );
+    assert_eq!(count(&c.calls().await, "DELETE /image/v2/images/img-1"), 1);
+}
+
+#[tokio::test]
+async fn killed_image_is_critical() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().after_upload = Some("killed".into());
+    let r = run::<ImageUpload>(&c.argv(&["--size", "1K"])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .starts_with("IMG-03 image becomes active: image img-1 went to status killed"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+}
+
+#[tokio::test]
+async fn stuck_in_saving_times_out_critical() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().after_upload = Some("saving".into());
+    let r = run::<ImageUpload>(&c.argv(&["--size", "1K", "--image-timeout", "1"])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .contains("not active after 1s; last status saving"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+}
+
+#[tokio::test]
+async fn glance_direct_import_when_advertised() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().import_methods = vec!["glance-direct".into(), "web-download".into()];
+    let r = run::<ImageUpload>(&c.argv(&["--size", "8K", "--import"])).await;
+    assert_eq!(r.status, Status::Ok, "{}", nagios::render(&r, 1));
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "PUT /image/v2/images/img-1/stage"), 1);
+    assert_eq!(count(&calls, "POST /image/v2/images/img-1/import"), 1);
+    assert_eq!(count(&calls, "PUT /image/v2/images/img-1/file"), 0);
+    let reqs = c.requests().await;
+    let import = reqs
+        .iter()
+        .find(|q| q.url.path() == "/image/v2/images/img-1/import")
+        .unwrap();
+    let body: Value = serde_json::from_slice(&import.body).unwrap();
+    assert_eq!(body["method"]["name"], "glance-direct");
+}
+
+#[tokio::test]
+async fn import_not_advertised_is_reported() {
+    let c = FakeCloud::start().await;
+    c.glance.0.lock().unwrap().import_methods = vec!["web-download".into()];
+    let r = run::<ImageUpload>(&c.argv(&["--size", "8K", "--import"])).await;
+    assert_eq!(r.status, Status::Warning);
+    assert!(
+        r.summary
+            .contains("glance-direct import not advertised (advertised: web-download)"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(
+        count(&c.calls().await, "PUT /image/v2/images/img-1/stage"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn ova_starts_with_a_valid_ovf_descriptor() {
+    let c = FakeCloud::start().await;
+    let r = run::<ImageUpload>(&c.argv(&["--format", "ova", "--size", "10000"])).await;
+    assert_eq!(r.status, Status::Ok, "{}", nagios::render(&r, 1));
+    let reqs = c.requests().await;
+    let create = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path() == "/image/v2/images")
+        .unwrap();
+    let meta: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(meta["container_format"], "ova");
+    let put = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "PUT" && q.url.path() == "/image/v2/images/img-1/file")
+        .unwrap();
+    let tar = &put.body;
+    // First member: the .ovf descriptor.
+    let name = std::str::from_utf8(&tar[0..100])
+        .unwrap()
+        .trim_end_matches('\0');
+    assert!(name.ends_with(".ovf"), "{name}");
+    assert_eq!(&tar[257..262], b"ustar");
+    let size_field = std::str::from_utf8(&tar[124..135]).unwrap();
+    let size = usize::from_str_radix(size_field, 8).unwrap();
+    let xml = std::str::from_utf8(&tar[512..512 + size]).unwrap();
+    let (root, file_href, disk_ref) = parse_ovf(xml);
+    assert_eq!(root, "Envelope");
+    // Second member: the disk the descriptor references.
+    let second = 512 + size.div_ceil(512) * 512;
+    let disk_name = std::str::from_utf8(&tar[second..second + 100])
+        .unwrap()
+        .trim_end_matches('\0');
+    assert_eq!(file_href.as_deref(), Some(disk_name));
+    assert_eq!(disk_ref.as_deref(), Some("file1"));
+    let disk_size = usize::from_str_radix(
+        std::str::from_utf8(&tar[second + 124..second + 135]).unwrap(),
+        8,
+    )
+    .unwrap();
+    assert_eq!(disk_size, 10000);
+    // What Glance stored is the whole OVA, and its checksum was checked.
+    let stored = c.glance.0.lock().unwrap().images["img-1"].meta["checksum"].clone();
+    assert_eq!(stored, hex(&Md5::digest(tar)));
+}
+
+/// The root element, References/File@href and Disk@fileRef, by a real XML parser.
+fn parse_ovf(xml: &str) -> (String, Option<String>, Option<String>) {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut root = None;
+    let (mut href, mut file_ref) = (None, None);
+    loop {
+        match r.read_event().expect("well-formed XML") {
+            Event::Start(e) | Event::Empty(e) => {
+                let local = String::from_utf8(e.local_name().as_ref().to_vec()).unwrap();
+                if root.is_none() {
+                    root = Some(local.clone());
+                }
+                for a in e.attributes() {
+                    let a = a.unwrap();
+                    let key = String::from_utf8(a.key.as_ref().to_vec()).unwrap();
+                    let val = String::from_utf8(a.value.to_vec()).unwrap();
+                    match (local.as_str(), key.as_str()) {
+                        ("File", "ovf:href") => href = Some(val),
+                        ("Disk", "ovf:fileRef") => file_ref = Some(val),
+                        _ => {}
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    (root.unwrap_or_default(), href, file_ref)
+}

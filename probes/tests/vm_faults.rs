@@ -1,0 +1,278 @@
+//! check_vm_lifecycle against a wiremock OpenStack: the faults a real Nova
+//! will not produce on demand, and the cleanup promises around them.
+
+mod fakecloud;
+
+use fakecloud::{run, FakeCloud};
+use probes::checks::vm_lifecycle::VmLifecycle;
+use probes::model::Cleanup;
+use probes::{nagios, Status};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const HOST: &str = "mon.test.example";
+
+fn argv(c: &FakeCloud, extra: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "--registry-image",
+        "registry.egi.eu/egi_vm_images/monitoring:1.0",
+    ];
+    v.extend(["--argo-host-name", HOST]);
+    v.extend(extra);
+    c.argv(&v)
+}
+
+fn count(calls: &[String], call: &str) -> usize {
+    calls.iter().filter(|c| *c == call).count()
+}
+
+#[tokio::test]
+async fn happy_path_creates_tags_waits_and_deletes() {
+    let c = FakeCloud::start().await;
+    c.nova.0.lock().unwrap().script = vec!["BUILD".into(), "BUILD".into(), "ACTIVE".into()];
+    let r = run::<VmLifecycle>(&argv(&c, &["-w", "60", "-c", "120"])).await;
+    let out = nagios::render(&r, 2);
+    assert_eq!(r.status, Status::Ok, "{out}");
+    assert!(
+        r.summary.starts_with("Compute instance=srv-1 created("),
+        "{}",
+        r.summary
+    );
+    let perf: Vec<&str> = r.perfdata.iter().map(|p| p.label.as_str()).collect();
+    for l in ["auth", "create", "delete", "polls", "total"] {
+        assert!(perf.contains(&l), "perfdata {perf:?} lacks {l}");
+    }
+    let create = r.perfdata.iter().find(|p| p.label == "create").unwrap();
+    assert!(create.warn.is_some() && create.crit.is_some());
+    let polls = r.perfdata.iter().find(|p| p.label == "polls").unwrap();
+    assert_eq!(polls.value, Some(3.0));
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+
+    let reqs = c.requests().await;
+    let post = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path() == "/compute/v2.1/servers")
+        .expect("server created");
+    let body: Value = serde_json::from_slice(&post.body).unwrap();
+    let s = &body["server"];
+    assert!(s["name"].as_str().unwrap().starts_with("fedprobe-"));
+    assert_eq!(s["imageRef"], "img-appliance");
+    assert_eq!(s["flavorRef"], "8", "smallest flavor with >= 8 GB disk");
+    assert_eq!(s["networks"], "none");
+    assert_eq!(s["metadata"]["argo-mon-host"], HOST);
+    assert!(s["metadata"]["fedprobe-run"].is_string());
+    assert!(s["metadata"]["fedprobe-created"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .is_ok());
+    let mv = post.headers.get("OpenStack-API-Version").unwrap();
+    assert_eq!(mv.to_str().unwrap(), "compute 2.37");
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/srv-1"), 1);
+    // The password Nova returns on create is never shown.
+    assert!(!out.contains("s3cr3t-admin-pass"));
+}
+
+#[tokio::test]
+async fn error_state_reports_nova_fault_and_deletes() {
+    let c = FakeCloud::start().await;
+    {
+        let mut n = c.nova.0.lock().unwrap();
+        n.script = vec!["BUILD".into(), "ERROR".into()];
+        n.fault = Some("No valid host was found. There are not enough hosts available.".into());
+    }
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("VM-07"), "{}", r.summary);
+    assert!(
+        r.summary.contains("ERROR: No valid host was found"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/srv-1"), 1);
+    assert!(nagios::render(&r, 0).starts_with("VM_LIFECYCLE CRITICAL - VM-07"));
+}
+
+#[tokio::test]
+async fn never_active_hits_vm_timeout_and_deletes() {
+    let c = FakeCloud::start().await;
+    c.nova.0.lock().unwrap().script = vec!["BUILD".into()];
+    let r = run::<VmLifecycle>(&argv(&c, &["--vm-timeout", "2"])).await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(
+        r.summary.contains("not ACTIVE after --vm-timeout 2s"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("last status BUILD (task_state spawning)"),
+        "{}",
+        r.summary
+    );
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/srv-1"), 1);
+    // and it was confirmed gone
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert!(c.nova.0.lock().unwrap().servers["srv-1"].deleted);
+}
+
+#[tokio::test]
+async fn html_502_names_stage_and_page() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/flavors/detail"))
+        .respond_with(ResponseTemplate::new(502).set_body_raw(
+            "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>",
+            "text/html",
+        ))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.starts_with("VM-03 pick flavor:"), "{}", r.summary);
+    assert!(
+        r.summary
+            .contains("HTTP 502 Bad Gateway: HTML page \"502 Bad Gateway\""),
+        "{}",
+        r.summary
+    );
+    assert!(r.resources.is_empty(), "nothing was created");
+}
+
+#[tokio::test]
+async fn truncated_json_while_polling_is_critical_and_cleans_up() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/servers/srv-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(r#"{"server": {"id": "srv-1", "sta"#, "application/json"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.starts_with("VM-07"), "{}", r.summary);
+    assert!(r.summary.contains("truncated JSON"), "{}", r.summary);
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn connection_reset_is_critical_at_compute_stage() {
+    let reset = fakecloud::resetting_endpoint().await;
+    let c = FakeCloud::start_with(Some(reset)).await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    eprintln!("{}", nagios::render(&r, 1));
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(
+        r.summary.starts_with("VM-01 compute API version:"),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary.contains("connection reset") || r.summary.contains("connection broken"),
+        "{}",
+        r.summary
+    );
+}
+
+#[tokio::test]
+async fn reaps_own_leftover_and_stale_probes_but_not_others() {
+    let c = FakeCloud::start().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // This host's leftover from an earlier run: deleted, WARNING.
+    c.add_server(
+        "old-mine",
+        "fedprobe-0000000001",
+        json!({"argo-mon-host": HOST, "fedprobe-created": (now - 600).to_string()}),
+        "2026-01-01T00:00:00Z",
+    );
+    // Another monitoring host's fresh probe VM: untouched.
+    c.add_server(
+        "fresh-other",
+        "fedprobe-0000000002",
+        json!({"argo-mon-host": "other.mon", "fedprobe-created": (now - 60).to_string()}),
+        "2026-01-01T00:00:00Z",
+    );
+    // Another host's production-named probe VM two days old: past the TTL.
+    c.add_server(
+        "stale-other",
+        "cloudmonprobe-servertest",
+        json!({"argo-mon-host": "old.mon", "fedprobe-created": (now - 2 * 86400).to_string()}),
+        "2026-01-01T00:00:00Z",
+    );
+    // A user's VM that happens to carry the key but is not a probe: untouched.
+    c.add_server(
+        "users-vm",
+        "important-database",
+        json!({"argo-mon-host": "other.mon", "fedprobe-created": "1"}),
+        "2020-01-01T00:00:00Z",
+    );
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    eprintln!("{}", nagios::render(&r, 1));
+    assert_eq!(r.status, Status::Warning, "{}", nagios::render(&r, 1));
+    assert!(r.summary.contains("VM-05"), "{}", r.summary);
+    assert!(r.summary.contains("old-mine"), "{}", r.summary);
+    let calls = c.calls().await;
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/old-mine"), 1);
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/stale-other"), 1);
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/fresh-other"), 0);
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/users-vm"), 0);
+    // the run itself still completed
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/srv-1"), 1);
+}
+
+#[tokio::test]
+async fn critical_threshold_on_create_time() {
+    let c = FakeCloud::start().await;
+    let r = run::<VmLifecycle>(&argv(&c, &["-c", "@0:1000"])).await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(r.summary.starts_with("VM-07"), "{}", r.summary);
+    // the server was still deleted by the probe itself
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn image_lookup_by_appdb_id_and_missing_image() {
+    let c = FakeCloud::start().await;
+    let mut a = c.argv(&["--appdb-image", "1017", "--argo-host-name", HOST]);
+    let r = run::<VmLifecycle>(&a).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    a[7] = "9999".into();
+    assert_eq!(a[6], "--appdb-image");
+    let r = run::<VmLifecycle>(&a).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .starts_with("VM-02 find image: no image with ad:appid 9999"),
+        "{}",
+        r.summary
+    );
+}
+
+#[tokio::test]
+async fn missing_image_option_is_unknown_without_network() {
+    let c = FakeCloud::start().await;
+    let r = run::<VmLifecycle>(&c.argv(&[])).await;
+    assert_eq!(r.status, Status::Unknown);
+    assert!(r.summary.contains("--appdb-image"), "{}", r.summary);
+    assert!(c.calls().await.is_empty());
+}
