@@ -384,6 +384,7 @@ async fn wait_active<C: Compute>(
     let mut backoff = Backoff::from_option(plan.poll_interval);
     let mut polls = 0u64;
     let mut last = String::from("none yet");
+    let mut prev_poll: Option<f64> = None;
     loop {
         let now = Instant::now();
         if now >= end {
@@ -403,20 +404,25 @@ async fn wait_active<C: Compute>(
         }
         tokio::time::sleep(backoff.next_delay().min(end - now)).await;
         polls += 1;
-        let Some(s) = cloud.server(id).await? else {
+        let answered = cloud.server(id).await?;
+        let Some(s) = answered else {
             return Err(Fail::critical(format!(
                 "server {id} disappeared while waiting (last status {last})"
             )));
         };
         match s.status.as_str() {
             "ACTIVE" => {
+                // Detection lag: at most the time since the previous poll
+                // saw it not yet ACTIVE; Nova's launched_at gives a second estimate.
                 let noticed = now_unix();
-                if let Some(at) = s.launched_at {
-                    ctx.detail(format!(
-                        "active lag: launched_at {at:.3}, noticed {noticed:.3}, lag {:.3}s after {polls} polls",
-                        noticed - at
-                    ));
-                }
+                let since_prev = prev_poll.map(|p| noticed - p);
+                ctx.detail(format!(
+                    "active lag: noticed {noticed:.3} after {polls} polls; previous poll {}; launched_at {}",
+                    since_prev.map(|d| format!("{d:.3}s earlier")).unwrap_or_else(|| "none".into()),
+                    s.launched_at
+                        .map(|at| format!("{at:.3} ({:.3}s before noticed)", noticed - at))
+                        .unwrap_or_else(|| "not reported".into())
+                ));
                 let msg = format!(
                     "ACTIVE after {:.2}s, {polls} status polls",
                     t_create.elapsed().as_secs_f64()
@@ -433,6 +439,7 @@ async fn wait_active<C: Compute>(
                 )));
             }
             _ => {
+                prev_poll = Some(now_unix());
                 last = match &s.detail {
                     Some(d) => format!("{} ({d})", s.status),
                     None => s.status.clone(),

@@ -1,0 +1,216 @@
+//! check_vm_lifecycle end to end against the real peers: a real OIDC token,
+//! Apache + mod_auth_openidc in front of Keystone, real Nova (fake virt
+//! driver), Glance and Neutron, all over https with the peers' CA.
+
+mod realpeers;
+
+use std::time::Duration;
+
+use realpeers::{assert_no_token, run_bin, Peers};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_check_vm_lifecycle");
+
+struct Setup {
+    peers: Peers,
+    token: String,
+    _dir: tempfile::TempDir,
+    token_file: String,
+}
+
+async fn setup(test: &str) -> Option<Setup> {
+    let peers = Peers::load(test)?;
+    let token = peers.access_token().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oidc");
+    std::fs::write(&path, &token).unwrap();
+    Some(Setup {
+        peers,
+        token,
+        token_file: path.display().to_string(),
+        _dir: dir,
+    })
+}
+
+/// ARGO's command line for eu.egi.cloud.OpenStack-VM, unchanged, plus `extra`.
+fn argo_args(s: &Setup, host: &str, extra: &[&str]) -> Vec<String> {
+    let p = &s.peers;
+    let mut v: Vec<String> = [
+        "-t",
+        "300",
+        "-v",
+        "--access-token",
+        &s.token_file,
+        "--appdb-image",
+        p.get("IMAGE_APPDB_ID"),
+        "--endpoint",
+        p.get("KEYSTONE_URL"),
+        "--region",
+        p.get("REGION"),
+        "--cert",
+        p.get("CA_CERT"),
+        "--argo-host-name",
+        host,
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    v.extend(extra.iter().map(|x| x.to_string()));
+    v
+}
+
+async fn servers_of(p: &Peers, admin: &str, host: &str) -> Vec<Value> {
+    p.all_servers(admin)
+        .await
+        .into_iter()
+        .filter(|s| s["metadata"]["argo-mon-host"] == host)
+        .collect()
+}
+
+#[tokio::test]
+async fn argo_command_line_is_ok_and_leaks_no_token() {
+    let Some(s) = setup("argo_command_line_is_ok_and_leaks_no_token").await else {
+        return;
+    };
+    let host = format!("real-argo-{}", std::process::id());
+    let (code, out, _, _) = run_bin(BIN, &argo_args(&s, &host, &["-vvv"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("VM_LIFECYCLE OK - Compute instance="),
+        "{out}"
+    );
+    assert!(out.contains("[OK] VM-07 server becomes ACTIVE"), "{out}");
+    assert!(
+        out.contains("http: POST https://"),
+        "-vvv shows the trace: {out}"
+    );
+    assert_no_token(&out, &s.token);
+    let admin = s.peers.admin_token().await;
+    assert!(servers_of(&s.peers, &admin, &host).await.is_empty());
+}
+
+#[tokio::test]
+async fn image_by_id_and_by_registry_reference() {
+    let Some(s) = setup("image_by_id_and_by_registry_reference").await else {
+        return;
+    };
+    let p = &s.peers;
+    let host = format!("real-img-{}", std::process::id());
+    let by_id = argo_args(
+        &s,
+        &host,
+        &[
+            "--image",
+            p.get("IMAGE_ID"),
+            "--flavor",
+            p.get("FLAVOR_NAME"),
+        ],
+    );
+    let (code, out, _, _) = run_bin(BIN, &by_id).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(p.get("IMAGE_ID")), "{out}");
+    let by_ref = argo_args(
+        &s,
+        &host,
+        &["--registry-image", p.get("IMAGE_REGISTRY_REF")],
+    );
+    let (code, out, _, _) = run_bin(BIN, &by_ref).await;
+    assert_eq!(code, 0, "{out}");
+    let missing = argo_args(&s, &host, &["--registry-image", "registry.invalid/none:0"]);
+    let (code, out, _, _) = run_bin(BIN, &missing).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("VM-02 find image: no image with"), "{out}");
+}
+
+/// The numbers for the benchmark table, from a full run's JSON.
+#[tokio::test]
+async fn benchmark_full_run() {
+    let Some(s) = setup("benchmark_full_run").await else {
+        return;
+    };
+    let host = format!("real-bench-{}", std::process::id());
+    let (code, out, cpu, wall) =
+        run_bin(BIN, &argo_args(&s, &host, &["-vvv", "--output", "json"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert_no_token(&out, &s.token);
+    let v: Value = serde_json::from_str(&out).expect("JSON output");
+    let requests = v["http_requests"].as_u64().unwrap();
+    assert!(requests >= 10, "{requests}");
+    let lag = v["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.as_str())
+        .find(|d| d.starts_with("active lag:"))
+        .expect("lag detail")
+        .to_string();
+    let perf = |l: &str| {
+        v["perfdata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["label"] == l)
+            .map(|p| p["value"].as_f64().unwrap_or(-1.0))
+            .unwrap_or(-1.0)
+    };
+    eprintln!(
+        "BENCH check_vm_lifecycle: wall {wall:.3}s, cpu(user+sys) {cpu:.3}s, http_requests {requests}, \
+         auth {}s, create-to-ACTIVE {}s, delete {}s, polls {}, total {}s; {lag}",
+        perf("auth"),
+        perf("create"),
+        perf("delete"),
+        perf("polls"),
+        perf("total")
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_deletes_the_server() {
+    let Some(s) = setup("sigterm_while_waiting_deletes_the_server").await else {
+        return;
+    };
+    let host = format!("real-sigterm-{}", std::process::id());
+    // A long fixed poll interval keeps the probe waiting in VM-07.
+    let args = argo_args(&s, &host, &["--poll-interval", "120"]);
+    let child = tokio::process::Command::new(BIN)
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let admin = s.peers.admin_token().await;
+    let mut server_id = None;
+    for _ in 0..240 {
+        if let Some(srv) = servers_of(&s.peers, &admin, &host).await.first() {
+            server_id = srv["id"].as_str().map(String::from);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let server_id = server_id.expect("the probe's server appeared in Nova");
+    // Past the 202 (ctx.track) and into the wait.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("probe exits after SIGTERM")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains("Interrupted by SIGTERM during VM-07"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("created server {server_id}: deleted")),
+        "{text}"
+    );
+    // Nova agrees: nothing of this host is left.
+    let left = servers_of(&s.peers, &admin, &host).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
