@@ -457,7 +457,9 @@ mod tests {
         assert_eq!(verify(&good, &sent).unwrap().status, Status::Ok);
         let mut wrong = good.clone();
         wrong.checksum = Some("00".repeat(16));
-        let f = verify(&wrong, &sent).unwrap_err();
+        let Err(f) = verify(&wrong, &sent) else {
+            panic!("a wrong checksum must fail")
+        };
         assert!(f.message.contains("checksum (MD5)"), "{}", f.message);
         let mut wrong = good.clone();
         wrong.hash_value = Some("ab".repeat(64));
