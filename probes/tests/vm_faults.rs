@@ -276,3 +276,92 @@ async fn missing_image_option_is_unknown_without_network() {
     assert!(r.summary.contains("--appdb-image"), "{}", r.summary);
     assert!(c.calls().await.is_empty());
 }
+
+fn posted_server(reqs: &[wiremock::Request]) -> (Value, String) {
+    let post = reqs
+        .iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path() == "/compute/v2.1/servers")
+        .expect("server created");
+    let mv = post
+        .headers
+        .get("OpenStack-API-Version")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (serde_json::from_slice(&post.body).unwrap(), mv)
+}
+
+#[tokio::test]
+async fn boots_on_the_projects_first_active_network() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/network/v2.0/networks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"networks": [
+            {"id": "net-public", "name": "public", "status": "ACTIVE", "project_id": "admin-project"},
+            {"id": "net-down", "name": "mine-down", "status": "DOWN", "project_id": fakecloud::PROJECT_ID},
+            {"id": "net-ok", "name": "mine", "status": "ACTIVE", "tenant_id": fakecloud::PROJECT_ID},
+            {"id": "net-ok2", "name": "mine2", "status": "ACTIVE", "project_id": fakecloud::PROJECT_ID}]})))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let (body, _) = posted_server(&c.requests().await);
+    assert_eq!(body["server"]["networks"], json!([{"uuid": "net-ok"}]));
+}
+
+#[tokio::test]
+async fn old_nova_gets_its_own_version_and_no_networks_field() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"version": {"id": "v2.1", "version": "2.25", "min_version": "2.1"}}),
+        ))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let (body, mv) = posted_server(&c.requests().await);
+    assert_eq!(mv, "compute 2.25");
+    assert!(body["server"].get("networks").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn wait_is_cut_by_what_minus_t_leaves_and_still_deletes() {
+    let c = FakeCloud::start().await;
+    c.nova.0.lock().unwrap().script = vec!["BUILD".into()];
+    let mut a = argv(&c, &[]);
+    a[1] = "6".into(); // -t 6, --vm-timeout stays 300
+    let r = run::<VmLifecycle>(&a).await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(
+        r.summary.contains("(all -t left, --vm-timeout 300s)"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert!(r.duration < std::time::Duration::from_secs(6));
+}
+
+#[tokio::test]
+async fn hung_nova_hits_minus_t_unknown_and_runner_deletes() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/servers/srv-1"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(30)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let mut a = argv(&c, &[]);
+    a[1] = "5".into();
+    let r = run::<VmLifecycle>(&a).await;
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+    assert!(r.summary.contains("VM-07"), "{}", r.summary);
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1
+    );
+}
