@@ -20,7 +20,9 @@ async fn run_format(test: &str, extra: &[&str]) {
     let Some(p) = Peers::load(test) else {
         return;
     };
-    let token = p.access_token().await;
+    let Some(token) = p.access_token(test).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oidc");
     std::fs::write(&file, &token).unwrap();

@@ -20,7 +20,7 @@ struct Setup {
 
 async fn setup(test: &str) -> Option<Setup> {
     let peers = Peers::load(test)?;
-    let token = peers.access_token().await;
+    let token = peers.access_token(test).await?;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("oidc");
     std::fs::write(&path, &token).unwrap();
