@@ -235,3 +235,54 @@ fn parse_ovf(xml: &str) -> (String, Option<String>, Option<String>) {
     }
     (root.unwrap_or_default(), href, file_ref)
 }
+
+#[tokio::test]
+async fn html_502_on_create_names_stage_and_creates_nothing() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let c = FakeCloud::start().await;
+    Mock::given(method("POST"))
+        .and(path("/image/v2/images"))
+        .respond_with(ResponseTemplate::new(502).set_body_raw(
+            "<html><head><title>502 Proxy Error</title></head><body>upstream</body></html>",
+            "text/html",
+        ))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<ImageUpload>(&c.argv(&[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary.starts_with("IMG-01 create image record:")
+            && r.summary.contains("HTML page \"502 Proxy Error\""),
+        "{}",
+        r.summary
+    );
+    assert!(r.resources.is_empty());
+}
+
+#[tokio::test]
+async fn truncated_json_while_waiting_is_critical_and_deletes() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let c = FakeCloud::start().await;
+    Mock::given(method("GET"))
+        .and(path("/image/v2/images/img-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(r#"{"id": "img-1", "status": "act"#, "application/json"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<ImageUpload>(&c.argv(&["--size", "1K"])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary.starts_with("IMG-03") && r.summary.contains("truncated JSON"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert_eq!(count(&c.calls().await, "DELETE /image/v2/images/img-1"), 1);
+}

@@ -365,3 +365,36 @@ async fn hung_nova_hits_minus_t_unknown_and_runner_deletes() {
         1
     );
 }
+
+#[tokio::test]
+async fn binary_prints_nagios_and_exits_critical_on_error_state() {
+    let c = FakeCloud::start().await;
+    {
+        let mut n = c.nova.0.lock().unwrap();
+        n.script = vec!["ERROR".into()];
+        n.fault = Some("Build of instance aborted: disk full".into());
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_check_vm_lifecycle"))
+        .args(argv(&c, &["-v"]))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with("VM_LIFECYCLE CRITICAL - VM-07 server becomes ACTIVE: server srv-1 went to ERROR: Build of instance aborted: disk full"),
+        "{first}"
+    );
+    assert!(first.contains("| auth="), "{first}");
+    assert!(text.contains("created server srv-1: deleted"), "{text}");
+    assert_no_fragment(&text);
+}
+
+fn assert_no_fragment(text: &str) {
+    for w in fakecloud::ACCESS_TOKEN.as_bytes().windows(10) {
+        let piece = std::str::from_utf8(w).unwrap();
+        assert!(!text.contains(piece), "token piece {piece:?} in output");
+    }
+    assert!(!text.contains("gAAAAA"), "keystone token in output");
+}

@@ -83,9 +83,18 @@ impl Peers {
             }
             Err(e) => panic!("OIDC token endpoint: {e}"),
         };
-        assert!(resp.status().is_success(), "token endpoint: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "token endpoint: {}",
+            resp.status()
+        );
         let v: Value = resp.json().await.expect("token JSON");
-        Some(v["access_token"].as_str().expect("access_token").to_string())
+        Some(
+            v["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
+        )
     }
 
     /// An admin Keystone token (password, direct Keystone) for inspecting Nova.
