@@ -398,3 +398,41 @@ fn assert_no_fragment(text: &str) {
     }
     assert!(!text.contains("gAAAAA"), "keystone token in output");
 }
+
+/// Nova accepts the server, but the proxy in front answers 504.
+struct LostAnswer(fakecloud::Nova);
+
+impl wiremock::Respond for LostAnswer {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.0.respond(req);
+        ResponseTemplate::new(504).set_body_raw(
+            "<html><head><title>504 Gateway Time-out</title></head></html>",
+            "text/html",
+        )
+    }
+}
+
+#[tokio::test]
+async fn server_created_behind_a_lost_answer_is_found_and_deleted() {
+    let c = FakeCloud::start().await;
+    Mock::given(method("POST"))
+        .and(path("/compute/v2.1/servers"))
+        .respond_with(LostAnswer(c.nova.clone()))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary.starts_with("VM-06 create server:") && r.summary.contains("504"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources.len(), 1, "{:?}", r.resources);
+    assert_eq!(r.resources[0].id, "srv-1");
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1
+    );
+}

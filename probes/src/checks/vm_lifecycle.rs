@@ -15,6 +15,7 @@ use crate::backend::{
     ServerState,
 };
 use crate::cli::{parse_duration, Probe};
+use crate::ctx::ResourceId;
 use crate::model::{CheckId, Cleanup, Status};
 use crate::nagios::Perf;
 use crate::poll::Backoff;
@@ -236,23 +237,17 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
     let t_create = Instant::now();
     let (id, handle) = ctx
         .step(CREATE, async {
-            let id = cloud.create_server(&spec).await?;
+            let id = match cloud.create_server(&spec).await {
+                Ok(id) => id,
+                Err(f) => {
+                    // A lost answer (proxy timeout, reset) may hide a created
+                    // server: find it by this run's id so it is deleted too.
+                    adopt_orphans(ctx, cloud, plan).await;
+                    return Err(f);
+                }
+            };
             // Registered before anything else can fail or be interrupted.
-            let b = cloud.clone();
-            let sid = id.clone();
-            let handle = ctx.track(
-                "server",
-                &id,
-                Some(&name),
-                Box::new(move |http| {
-                    Box::pin(async move {
-                        delete_server_and_wait(&b.rebind(http), &sid)
-                            .await
-                            .map(|_| ())
-                            .map_err(|f| f.message)
-                    })
-                }),
-            );
+            let handle = track_server(ctx, cloud, &id, &name);
             let msg = format!("{id} ({name}) accepted");
             Ok(Done::ok((id, handle), msg))
         })
@@ -284,6 +279,42 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         create_time.as_secs_f64(),
         delete_time.as_secs_f64()
     ))
+}
+
+/// Register `id` for deletion on every exit path.
+fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> ResourceId {
+    let b = cloud.clone();
+    let sid = id.to_string();
+    ctx.track(
+        "server",
+        id,
+        Some(name),
+        Box::new(move |http| {
+            Box::pin(async move {
+                delete_server_and_wait(&b.rebind(http), &sid)
+                    .await
+                    .map(|_| ())
+                    .map_err(|f| f.message)
+            })
+        }),
+    )
+}
+
+/// Track servers carrying this run's id (best effort, after a failed create).
+async fn adopt_orphans<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) {
+    let Ok(found) = cloud.servers_tagged(RUN_KEY).await else {
+        return;
+    };
+    for s in found
+        .iter()
+        .filter(|s| s.metadata.get(RUN_KEY) == Some(&plan.run_id))
+    {
+        ctx.detail(format!(
+            "create failed but server {} exists: deleting it",
+            s.id
+        ));
+        track_server(ctx, cloud, &s.id, &s.name);
+    }
 }
 
 /// Delete this host's leftovers (WARNING, as production) and other hosts'
