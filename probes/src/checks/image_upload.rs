@@ -405,8 +405,8 @@ fn verify(img: &ImageState, sent: &Sent) -> Result<Done<()>, Fail> {
             Some(mine) if v.eq_ignore_ascii_case(mine) => {}
             Some(mine) => bad.push(format!(
                 "os_hash_value ({algo}) {}..., sent {}...",
-                &v[..v.len().min(16)],
-                &mine[..16]
+                v.chars().take(16).collect::<String>(),
+                mine.chars().take(16).collect::<String>()
             )),
             None => unverified.push(format!("os_hash_algo {algo} not supported here")),
         },
@@ -463,6 +463,9 @@ mod tests {
         assert!(f.message.contains("checksum (MD5)"), "{}", f.message);
         let mut wrong = good.clone();
         wrong.hash_value = Some("ab".repeat(64));
+        assert!(verify(&wrong, &sent).is_err());
+        // garbage (non-ASCII) hash values are reported, not a panic
+        wrong.hash_value = Some("é".repeat(20));
         assert!(verify(&wrong, &sent).is_err());
         let mut missing = good.clone();
         missing.hash_value = None;
