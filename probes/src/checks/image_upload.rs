@@ -53,6 +53,9 @@ pub const DELETE: CheckId = CheckId {
 };
 
 pub const IMPORT_METHOD: &str = "glance-direct";
+/// Why a 403 is the site's problem, not the monitor's.
+const POLICY: &str = "the site's policy lets only admins upload images, but the EOSC IaaS \
+                      guideline requires users to upload images through the API";
 /// Largest payload accepted (the HTTP layer reads at most 64 MiB back).
 pub const MAX_SIZE: u64 = 48 << 20;
 
@@ -184,6 +187,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     let disk = ova::disk_bytes(plan.size as usize);
     let (payload, disk_format, container) = match plan.format {
         Format::Raw => (disk, "raw", "bare"),
+        // disk_format names the disk inside the OVA; the package is stored as sent.
         Format::Ova => (ova::ova(&disk), "raw", "ova"),
     };
     let sent = Sent::new(payload);
@@ -202,7 +206,13 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     };
     let (id, handle) = ctx
         .step(CREATE, async {
-            let img = store.create_image(&spec).await?;
+            let img = store.create_image(&spec).await.map_err(|f| {
+                if f.message.contains("HTTP 403") {
+                    f.context(format!("{POLICY}; creating the image record was refused"))
+                } else {
+                    f
+                }
+            })?;
             let s = store.clone();
             let iid = img.id.clone();
             let handle = ctx.track(
@@ -320,8 +330,7 @@ async fn upload<S: ImageStore>(
     match outcome {
         Transfer::Done => Ok(Done::with(status, (), format!("{how}: {n} bytes"))),
         Transfer::Forbidden(body) => Err(Fail::critical(format!(
-            "upload refused with HTTP 403 ({body}): the site's policy lets only admins upload \
-             images, but the EOSC IaaS guideline requires users to upload images through the API"
+            "upload refused with HTTP 403 ({body}): {POLICY}"
         ))),
     }
 }
