@@ -214,3 +214,39 @@ async fn sigterm_while_waiting_deletes_the_server() {
     let left = servers_of(&s.peers, &admin, &host).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// SIGKILL leaves a VM behind (no process can clean up after that); the
+/// next run of the same monitoring host deletes it and says so (WARNING).
+#[tokio::test]
+async fn next_run_reaps_what_a_killed_run_left() {
+    let Some(s) = setup("next_run_reaps_what_a_killed_run_left").await else {
+        return;
+    };
+    let host = format!("real-reap-{}", std::process::id());
+    let mut child = tokio::process::Command::new(BIN)
+        .args(argo_args(&s, &host, &["--poll-interval", "120"]))
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let admin = s.peers.admin_token().await;
+    let mut leftover = None;
+    for _ in 0..240 {
+        if let Some(srv) = servers_of(&s.peers, &admin, &host).await.first() {
+            leftover = srv["id"].as_str().map(String::from);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let leftover = leftover.expect("the first run's server appeared");
+    child.kill().await.unwrap(); // SIGKILL
+    let (code, out, _, _) = run_bin(BIN, &argo_args(&s, &host, &[])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("from earlier runs: {leftover}")),
+        "{out}"
+    );
+    assert!(out.contains("[OK] VM-08 delete server"), "{out}");
+    let left = servers_of(&s.peers, &admin, &host).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
