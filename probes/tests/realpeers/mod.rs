@@ -173,7 +173,8 @@ pub fn assert_no_token(output: &str, secret: &str) {
     assert!(!output.contains("***"), "a secret reached the renderer");
 }
 
-/// Run a probe binary with `args`; (exit code, stdout, user+sys CPU seconds, wall seconds).
+/// Run a probe binary with `args`; (exit code, stdout, user+sys CPU seconds,
+/// wall seconds). Whatever it wrote to stderr is checked for `secret` too.
 pub async fn run_bin(bin: &str, args: &[String]) -> (i32, String, f64, f64) {
     let t0 = std::time::Instant::now();
     let rusage_file = tempfile::NamedTempFile::new().unwrap();
@@ -188,6 +189,11 @@ pub async fn run_bin(bin: &str, args: &[String]) -> (i32, String, f64, f64) {
         .await
         .expect("run probe");
     let wall = t0.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("eyJ") && !stderr.contains("gAAAAA"),
+        "token-shaped text on stderr: {stderr}"
+    );
     let cpu: f64 = std::fs::read_to_string(rusage_file.path())
         .unwrap_or_default()
         .lines()
