@@ -6,7 +6,7 @@ set -e
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$CACHE" "$LOG"
 
-APT_PKGS="rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates"
+APT_PKGS="mariadb-server rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates"
 
 install_apt() {
   # apt must never start the distro daemons (they would listen on all interfaces)
@@ -45,7 +45,7 @@ make_venv() {
 
 install_python() {
   # two venvs in parallel: neutron pins some libraries differently from nova/keystone/glance
-  make_venv "$OS_VENV" "$PEERS_SRC/requirements-os.lock" pip-os keystone glance nova openstack-placement gunicorn &
+  make_venv "$OS_VENV" "$PEERS_SRC/requirements-os.lock" pip-os keystone glance nova openstack-placement gunicorn PyMySQL &
   local a=$!
   make_venv "$NT_VENV" "$PEERS_SRC/requirements-neutron.lock" pip-neutron neutron gunicorn &
   local b=$!

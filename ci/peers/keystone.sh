@@ -1,5 +1,5 @@
 #!/bin/bash
-# Keystone (PyPI) under gunicorn on http://127.0.0.1:5000: sqlite, fernet tokens, federation
+# Keystone (PyPI) under gunicorn on http://127.0.0.1:5000: MariaDB, fernet tokens, federation
 # methods enabled. Header-trust on this port: only Apache (5001/5443) validates bearer tokens.
 set -e
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +12,7 @@ cat > "$D/etc/keystone.conf" <<EOC
 [DEFAULT]
 log_file = $LOG/keystone.log
 [database]
-connection = sqlite:///$D/keystone.db
+connection = $(db_url keystone)
 [token]
 provider = fernet
 expiration = 7200

@@ -33,9 +33,10 @@ GLANCE_TLS_PORT=9393
 NEUTRON_PORT=9696
 NEUTRON_TLS_PORT=9697
 RABBIT_PORT=5672        # + epmd 4369, erlang distribution 25672
-ALL_PORTS="$KS_PORT $KS_APACHE_HTTP_PORT $KS_APACHE_TLS_PORT $OP_PORT $NOVA_PORT $NOVA_TLS_PORT $PLACEMENT_PORT $GLANCE_PORT $GLANCE_TLS_PORT $NEUTRON_PORT $NEUTRON_TLS_PORT $RABBIT_PORT 25672 4369"
+MARIADB_PORT=3306
+ALL_PORTS="$MARIADB_PORT $KS_PORT $KS_APACHE_HTTP_PORT $KS_APACHE_TLS_PORT $OP_PORT $NOVA_PORT $NOVA_TLS_PORT $PLACEMENT_PORT $GLANCE_PORT $GLANCE_TLS_PORT $NEUTRON_PORT $NEUTRON_TLS_PORT $RABBIT_PORT 25672 4369"
 export P KS_PORT KS_APACHE_HTTP_PORT KS_APACHE_TLS_PORT OP_PORT NOVA_PORT NOVA_TLS_PORT PLACEMENT_PORT \
-  GLANCE_PORT GLANCE_TLS_PORT NEUTRON_PORT NEUTRON_TLS_PORT RABBIT_PORT
+  GLANCE_PORT GLANCE_TLS_PORT NEUTRON_PORT NEUTRON_TLS_PORT RABBIT_PORT MARIADB_PORT
 
 export KS=http://127.0.0.1:$KS_PORT/v3
 export OIDC_ISSUER=https://127.0.0.1:$OP_PORT
@@ -57,9 +58,13 @@ fail_with_log() {
 }
 
 # start_bg NAME LOGFILE CMD... : start CMD in the background (own session), record its pid in $RUN/NAME.pid
+# The recorded pid is the leader of a new session/process group: down.sh signals the whole group.
+# (Without job control, as in a script, the background child is no group leader, so setsid does not
+# fork and $! is the service's own pid; set +m makes sure of that.)
 start_bg() {
   local name=$1 logf=$2; shift 2
   mkdir -p "$RUN" "$(dirname "$logf")"
+  set +m
   setsid "$@" >"$logf" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"
 }
@@ -95,6 +100,9 @@ phase() {
 # json PYEXPR : evaluate PYEXPR with d = parsed stdin
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# db_url NAME : SQLAlchemy URL of database NAME on the peers' MariaDB (written by mariadb.sh)
+db_url() { echo "mysql+pymysql://fedprobe:$(cat "$P/secrets/db_password")@127.0.0.1:$MARIADB_PORT/$1?charset=utf8mb4"; }
+
 # keystone token helpers (talk to keystone directly)
 admin_token() {
   local pw; pw=$(cat "$P/secrets/admin_password")
@@ -104,5 +112,5 @@ admin_token() {
 }
 subject_token() { awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d '\r'; }
 
-# random secret (alnum)
-gen_secret() { python3 -c 'import secrets,string; print("".join(secrets.choice(string.ascii_letters+string.digits) for _ in range(32)))'; }
+# random secret (alnum, 32 chars, no trailing newline: secret files hold exactly the secret)
+gen_secret() { python3 -c 'import secrets,string,sys; sys.stdout.write("".join(secrets.choice(string.ascii_letters+string.digits) for _ in range(32)))'; }

@@ -5,6 +5,7 @@
                             protocol openid), password user probe-user + application credential
   setup_cloud.py fixture    public image egi-monitoring (ad:appid, APPLIANCE_ATTRIBUTES),
                             flavors m1.probe and m1.tiny
+  setup_cloud.py env        write $P/peers.env (KEY=VALUE lines) and $P/clouds.yaml
 
 Reads its settings from the environment (set by up.sh through lib.sh):
 P (state dir), KS (keystone direct url), ISSUER, and the port numbers.
@@ -212,5 +213,130 @@ def fixture():
     print(f"setup_cloud: fixture ready (image {img}, flavors m1.probe={flavors['m1.probe']} m1.tiny={flavors['m1.tiny']})")
 
 
+def write_env():
+    f = facts_load()
+    sec = lambda name: os.path.join(SECRETS, name)
+    ca = os.path.join(P, "tls", "ca.pem")
+    ks_pub = f"https://127.0.0.1:{ENV['KS_APACHE_TLS_PORT']}/v3"
+    iss = ENV["OIDC_ISSUER"]
+    t = admin_token()
+    nova_direct = f"http://127.0.0.1:{ENV['NOVA_PORT']}"
+    ver = call("GET", f"{nova_direct}/v2.1/", t)[2]["version"]
+    env = {
+        "FEDPROBE_PEERS_DIR": P,
+        "PEERS_LOG_DIR": os.path.join(P, "log"),
+        "KEYSTONE_URL": ks_pub,
+        "KEYSTONE_HTTP_URL": f"http://127.0.0.1:{ENV['KS_APACHE_HTTP_PORT']}/v3",
+        "KEYSTONE_DIRECT_URL": ENV["KS"],
+        "OIDC_ISSUER": iss,
+        "OIDC_DISCOVERY_URL": f"{iss}/.well-known/openid-configuration",
+        "OIDC_TOKEN_ENDPOINT": f"{iss}/token",
+        "OIDC_CLIENT_ID": "fedprobe",
+        "OIDC_CLIENT_SECRET_FILE": sec("oidc_client_secret"),
+        "OIDC_SCOPES": "openid,email,profile,eduperson_entitlement",  # comma-separated: no spaces in peers.env
+        "OIDC_USER": "probe-monitor",
+        "OIDC_USER_PASSWORD_FILE": sec("oidc_user_password"),
+        "OIDC_REDIRECT_URI": "https://fedprobe.invalid/callback",
+        "CA_CERT": ca,
+        "IDP": "egi.eu",
+        "PROTOCOL": "openid",
+        "REGION": "RegionOne",
+        "FEDERATED_GROUP_ID": f["FEDERATED_GROUP_ID"],
+        "OPS_PROJECT_ID": f["OPS_PROJECT_ID"],
+        "OPS_PROJECT_NAME": f["OPS_PROJECT_NAME"],
+        "VO_PROJECT_ID": f["VO_PROJECT_ID"],
+        "VO_PROJECT_NAME": f["VO_PROJECT_NAME"],
+        "IMAGE_ID": f["IMAGE_ID"],
+        "IMAGE_NAME": f["IMAGE_NAME"],
+        "IMAGE_APPDB_ID": ENV["IMAGE_APPDB_ID"],
+        "IMAGE_REGISTRY_REF": ENV["IMAGE_REGISTRY_REF"],
+        "FLAVOR_NAME": "m1.probe",
+        "FLAVOR_ID": f["FLAVOR_ID"],
+        "FLAVOR_TINY_NAME": "m1.tiny",
+        "FLAVOR_TINY_ID": f["FLAVOR_TINY_ID"],
+        "NOVA_URL": f"https://127.0.0.1:{ENV['NOVA_TLS_PORT']}/v2.1",
+        "NOVA_MIN_MICROVERSION": ver["min_version"],
+        "NOVA_MAX_MICROVERSION": ver["version"],
+        "GLANCE_URL": f"https://127.0.0.1:{ENV['GLANCE_TLS_PORT']}",
+        "NEUTRON_URL": f"https://127.0.0.1:{ENV['NEUTRON_TLS_PORT']}",
+        "NEUTRON_KIND": "stub" if ENV.get("FEDPROBE_NEUTRON_STUB") == "1" else "real",
+        "NOVA_DIRECT_URL": f"{nova_direct}/v2.1",
+        "GLANCE_DIRECT_URL": f"http://127.0.0.1:{ENV['GLANCE_PORT']}",
+        "NEUTRON_DIRECT_URL": f"http://127.0.0.1:{ENV['NEUTRON_PORT']}",
+        "PLACEMENT_URL": f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}",
+        "ADMIN_USER": "admin",
+        "ADMIN_PROJECT_NAME": "admin",
+        "ADMIN_PASSWORD_FILE": sec("admin_password"),
+        "USER_DOMAIN_NAME": "Default",
+        "PROJECT_DOMAIN_NAME": "Default",
+        "PASSWORD_USER": "probe-user",
+        "PASSWORD_USER_ID": f["PASSWORD_USER_ID"],
+        "PASSWORD_FILE": sec("probe_user_password"),
+        "PASSWORD_PROJECT_NAME": f["OPS_PROJECT_NAME"],
+        "APP_CRED_ID": f["APP_CRED_ID"],
+        "APP_CRED_NAME": f["APP_CRED_NAME"],
+        "APP_CRED_SECRET_FILE": sec("app_cred_secret"),
+        "CLOUDS_YAML": os.path.join(P, "clouds.yaml"),
+        "OS_CLOUD_NAME": "fedprobe-peers",
+        "OS_CLOUD_APPCRED_NAME": "fedprobe-peers-appcred",
+        "OS_CLOUD_OIDC_NAME": "fedprobe-peers-oidc",
+    }
+    rt = sec("oidc_refresh_token")
+    if os.path.exists(rt) and os.path.getsize(rt) > 0:
+        env["OIDC_REFRESH_TOKEN_FILE"] = rt
+    with open(os.path.join(P, "peers.env.tmp"), "w") as out:
+        for k, v in env.items():
+            assert not any(c in str(v) for c in " \t\n\"'"), k
+            out.write(f"{k}={v}\n")
+    os.replace(os.path.join(P, "peers.env.tmp"), os.path.join(P, "peers.env"))
+
+    q = lambda v: json.dumps(v)  # JSON strings are valid YAML scalars
+    clouds = f"""# written by ci/peers/up.sh
+clouds:
+  fedprobe-peers:
+    auth_type: password
+    auth:
+      auth_url: {q(ks_pub)}
+      username: probe-user
+      password: {q(secret("probe_user_password"))}
+      project_name: {q(f["OPS_PROJECT_NAME"])}
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: public
+    identity_api_version: 3
+    cacert: {q(ca)}
+  fedprobe-peers-appcred:
+    auth_type: v3applicationcredential
+    auth:
+      auth_url: {q(ks_pub)}
+      application_credential_id: {q(f["APP_CRED_ID"])}
+      application_credential_secret: {q(secret("app_cred_secret"))}
+    region_name: RegionOne
+    interface: public
+    identity_api_version: 3
+    cacert: {q(ca)}
+  fedprobe-peers-oidc:
+    auth_type: v3oidcclientcredentials
+    auth:
+      auth_url: {q(ks_pub)}
+      identity_provider: egi.eu
+      protocol: openid
+      client_id: fedprobe
+      client_secret: {q(secret("oidc_client_secret"))}
+      discovery_endpoint: {q(iss + "/.well-known/openid-configuration")}
+      project_name: {q(f["OPS_PROJECT_NAME"])}
+      project_domain_name: Default
+    region_name: RegionOne
+    interface: public
+    identity_api_version: 3
+    cacert: {q(ca)}
+"""
+    fd = os.open(os.path.join(P, "clouds.yaml"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(clouds)
+    print(f"setup_cloud: wrote {P}/peers.env and {P}/clouds.yaml")
+
+
 if __name__ == "__main__":
-    {"keystone": keystone, "fixture": fixture}[sys.argv[1]]()
+    {"keystone": keystone, "fixture": fixture, "env": write_env}[sys.argv[1]]()

@@ -92,7 +92,7 @@ def main():
         sys.exit(f"oidc_login: no refresh_token in token response (keys {sorted(tok)})")
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(rt + "\n")
+        f.write(rt)  # no trailing newline, like the other secret files
 
     # check: the refresh grant (as monitoring uses it) gives a JWT access token
     status, _, body = req(f"{iss}/token", urllib.parse.urlencode({
