@@ -1,1 +1,2 @@
 pub mod keystone;
+pub mod oidc;
