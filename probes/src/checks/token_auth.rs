@@ -108,8 +108,14 @@ async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
     ctx.step(VALIDATE, validate(&session)).await?;
     let (status, msg) = catalog_core(&session, plan.allow_http);
     ctx.note(CATALOG_CORE, status, msg);
-    if !args.optional_services.is_empty() {
-        let (status, msg) = catalog_extra(&session, &args.optional_services, plan.allow_http);
+    let optional: Vec<String> = args
+        .optional_services
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !optional.is_empty() {
+        let (status, msg) = catalog_extra(&session, &optional, plan.allow_http);
         ctx.note(CATALOG_EXTRA, status, msg);
     }
 
