@@ -624,3 +624,59 @@ async fn v2_and_plain_http_keystone_urls_are_flagged_before_sending_anything() {
     .await;
     assert!(r.stdout.contains("[WARNING] AUTH-05"), "{}", r.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_op_is_the_monitors_problem() {
+    let f = fixture(Site::default()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let issuer = format!("http://127.0.0.1:{port}");
+    let secret = file(&f.dir, "secret", CLIENT_SECRET);
+    let ks = f.keystone();
+    let r = run(
+        &[
+            "-v",
+            "--endpoint",
+            &ks,
+            "--client-id",
+            "fedprobe",
+            "--client-secret",
+            &secret,
+            "--oidc-issuer",
+            &issuer,
+        ],
+        &[],
+    )
+    .await;
+    expect(
+        &r,
+        UNKNOWN,
+        &["AUTH-01", "OIDC discovery", "connection refused"],
+    );
+    // a discovery document that is not JSON is named too
+    Mock::given(method("GET"))
+        .and(path("/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("<html>login</html>", "text/html"))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let issuer = f.server.uri();
+    let r = run(
+        &[
+            "-v",
+            "--endpoint",
+            &ks,
+            "--client-id",
+            "fedprobe",
+            "--client-secret",
+            &secret,
+            "--oidc-issuer",
+            &issuer,
+        ],
+        &[],
+    )
+    .await;
+    expect(&r, UNKNOWN, &["AUTH-01", "OIDC discovery", "not JSON"]);
+}

@@ -39,25 +39,41 @@ fn peers(test: &str) -> Option<Peers> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let p = Peers(map);
-    let Some(ks) = p.get("KEYSTONE_URL") else {
+    if p.get("KEYSTONE_URL").is_none() {
         eprintln!("SKIP {test}: {file} has no KEYSTONE_URL");
         return None;
+    }
+    Some(p)
+}
+
+/// `host:port` of an http(s) URL.
+fn host_port(url: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    let rest = url.split("://").nth(1)?;
+    let hp = rest.split('/').next()?;
+    let with_port = if hp.contains(':') {
+        hp.to_string()
+    } else if url.starts_with("https") {
+        format!("{hp}:443")
+    } else {
+        format!("{hp}:80")
     };
-    let addr = ks
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or("");
-    match std::net::TcpStream::connect_timeout(
-        &addr.parse().unwrap_or_else(|_| ([127, 0, 0, 1], 1).into()),
-        std::time::Duration::from_secs(3),
-    ) {
-        Ok(_) => Some(p),
-        Err(e) => {
-            eprintln!("SKIP {test}: Keystone {ks} not reachable: {e}");
-            None
+    with_port.to_socket_addrs().ok()?.next()
+}
+
+/// Whether the services behind `keys` (URLs in peers.env) accept connections.
+fn reachable(p: &Peers, test: &str, keys: &[&str]) -> bool {
+    for k in keys {
+        let Some(url) = p.get(k) else { continue };
+        let ok = host_port(url).is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3)).is_ok()
+        });
+        if !ok {
+            eprintln!("SKIP {test}: {k} {url} is not reachable");
+            return false;
         }
     }
+    true
 }
 
 /// What these tests need from peers.env, or a loud skip naming what is missing.
@@ -69,6 +85,15 @@ fn need<'a>(p: &'a Peers, test: &str, keys: &[&str]) -> Option<Vec<&'a str>> {
         .collect();
     if !missing.is_empty() {
         eprintln!("SKIP {test}: peers.env lacks {}", missing.join(", "));
+        return None;
+    }
+    let mut urls: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| k.ends_with("_URL") || *k == "OIDC_ISSUER")
+        .collect();
+    urls.push("KEYSTONE_URL");
+    if !reachable(p, test, &urls) {
         return None;
     }
     Some(keys.iter().filter_map(|k| p.get(k)).collect())
@@ -379,6 +404,9 @@ async fn real_os_cloud_from_clouds_yaml() {
     let mut clouds = vec![v[1]];
     for k in ["OS_CLOUD_APPCRED_NAME", "OS_CLOUD_OIDC_NAME"] {
         match p.get(k) {
+            Some(c) if k == "OS_CLOUD_OIDC_NAME" && !reachable(&p, t, &["OIDC_ISSUER"]) => {
+                eprintln!("SKIP {t} ({c}): the OP is not reachable")
+            }
             Some(c) => clouds.push(c),
             None => eprintln!("SKIP {t} ({k}): not in peers.env"),
         }
