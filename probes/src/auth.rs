@@ -4,6 +4,7 @@
 //! credential, `OS_*` variables, clouds.yaml) is decided here.
 
 pub mod config;
+mod credential;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,12 +13,11 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::clients::keystone::{self, Catalog, TokenInfo};
-use crate::clients::oidc;
 use crate::http::{build_client, show_url, Http, TlsOptions};
 use crate::model::{CheckId, Status};
 use crate::secret::Secret;
 use crate::{Ctx, Done, Fail};
-use config::{Credential, OidcClient, Resolved, TokenEndpoint};
+use config::Resolved;
 
 pub const READ_TOKEN: CheckId = CheckId {
     id: "AUTH-01",
@@ -260,18 +260,18 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
 
     let t = Instant::now();
     let credential = ctx
-        .step(READ_TOKEN, obtain_credential(ctx, &http, &plan))
+        .step(READ_TOKEN, credential::obtain(ctx, &http, &plan))
         .await?;
     timings.push(("credential", t.elapsed()));
 
     let t = Instant::now();
     let (first_token, first_info, method, protocol) = match &credential {
-        Obtained::Bearer(token, how) => {
+        credential::Obtained::Bearer(token, how) => {
             let (tok, p) = ctx.step(EXCHANGE, exchange(&http, &plan, token)).await?;
             let method = format!("{how} via {}/{p}", plan.identity_provider);
             (tok, None, method, Some(p))
         }
-        Obtained::Password {
+        credential::Obtained::Password {
             username,
             user_domain,
             password,
@@ -282,10 +282,15 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
                     let scope = direct.map(
                         |(d, p)| serde_json::json!({"project": {"name": p, "domain": {"name": d}}}),
                     );
-                    let identity = serde_json::json!({"methods": ["password"], "password": {
-                        "user": {"name": username, "domain": {"name": user_domain},
-                                 "password": password.expose()}}});
-                    let out = keystone::issue_token(&http, &endpoint, identity, scope).await?;
+                    let out = keystone::password_token(
+                        &http,
+                        &endpoint,
+                        username,
+                        user_domain,
+                        password,
+                        scope,
+                    )
+                    .await?;
                     Ok(Done::ok(
                         out,
                         format!("user {username} (domain {user_domain}) authenticated"),
@@ -296,7 +301,7 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
             let info = if direct.is_some() { Some(info) } else { None };
             (tok, info, method, None)
         }
-        Obtained::AppCred { id, secret } => {
+        credential::Obtained::AppCred { id, secret } => {
             let (tok, info) = ctx
                 .step(APP_CRED, async {
                     let out = keystone::app_cred_token(&http, &endpoint, id, secret).await?;
@@ -328,8 +333,9 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         let name = project.name.clone().unwrap_or_else(|| project.id.clone());
         if let Some(w) = &plan.project {
             if w != &project.id && w != &name {
+                // the monitor asked for a project its credential is not bound to
                 let msg = format!("token is scoped to {name} ({}), not {w}", project.id);
-                return Err(fail_at(ctx, PROJECTS, Fail::critical(msg)));
+                return Err(fail_at(ctx, PROJECTS, Fail::unknown(msg)));
             }
         }
         ctx.note(
@@ -341,21 +347,16 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
                 info.catalog.services.len()
             ),
         );
-        return Ok(Session {
-            keystone: endpoint,
-            token: first_token,
-            project_id: project.id,
-            project_name: name,
-            catalog: info.catalog,
-            region: plan.region,
+        return Ok(session(
+            plan,
             http,
             method,
             protocol,
-            identity_provider: plan.identity_provider,
-            expires_at: info.expires_at,
+            (project.id, name),
+            (first_token, info),
             timings,
-            login_time: t_all.elapsed(),
-        });
+            t_all,
+        ));
     }
 
     let t = Instant::now();
@@ -390,11 +391,34 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         })
         .await?;
     timings.push(("scope", t.elapsed()));
-    Ok(Session {
-        keystone: endpoint,
+    Ok(session(
+        plan,
+        http,
+        method,
+        protocol,
+        (project.id, project.name),
+        (token, info),
+        timings,
+        t_all,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn session(
+    plan: Resolved,
+    http: Http,
+    method: String,
+    protocol: Option<String>,
+    (project_id, project_name): (String, String),
+    (token, info): (Secret, TokenInfo),
+    timings: Vec<(&'static str, Duration)>,
+    started: Instant,
+) -> Session {
+    Session {
+        keystone: plan.keystone,
         token,
-        project_id: project.id,
-        project_name: project.name,
+        project_id,
+        project_name,
         catalog: info.catalog,
         region: plan.region,
         http,
@@ -403,8 +427,8 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         identity_provider: plan.identity_provider,
         expires_at: info.expires_at,
         timings,
-        login_time: t_all.elapsed(),
-    })
+        login_time: started.elapsed(),
+    }
 }
 
 /// `ctx.http`, or a client that also trusts the cloud's own CA file.
@@ -419,142 +443,6 @@ fn session_http(ctx: &Ctx, plan: &Resolved) -> Result<Http, Fail> {
     };
     let client = build_client(&tls)?;
     Ok(Http::new(client, ctx.deadline(), ctx.recorder().clone()))
-}
-
-/// The credential in hand, ready for Keystone.
-enum Obtained {
-    Bearer(Secret, String),
-    Password {
-        username: String,
-        user_domain: String,
-        password: Secret,
-    },
-    AppCred {
-        id: String,
-        secret: Secret,
-    },
-}
-
-async fn obtain_credential(
-    ctx: &Ctx,
-    http: &Http,
-    plan: &Resolved,
-) -> Result<Done<Obtained>, Fail> {
-    let src = format!(" (settings from {})", plan.source);
-    match &plan.credential {
-        Credential::AccessToken(s) => {
-            let token = s.load("access token")?;
-            let msg = format!(
-                "OIDC access token from {}{}{src}",
-                s.describe(),
-                expiry_note(&token)?
-            );
-            Ok(Done::ok(
-                Obtained::Bearer(token, "OIDC access token".into()),
-                msg,
-            ))
-        }
-        Credential::RefreshToken { refresh, client } => {
-            let rt = refresh.load("refresh token")?;
-            let (endpoint, c) = oidc_client(ctx, http, client).await?;
-            let tokens = oidc::refresh_grant(http, &endpoint, &c, &rt, &client.scope).await?;
-            let msg = format!(
-                "OIDC refresh-token grant at {}{}{src}",
-                show_url(&endpoint),
-                expiry_note(&tokens.access_token)?
-            );
-            let how = "OIDC refresh token".to_string();
-            Ok(Done::ok(Obtained::Bearer(tokens.access_token, how), msg))
-        }
-        Credential::ClientCredentials(client) => {
-            let (endpoint, c) = oidc_client(ctx, http, client).await?;
-            let tokens = oidc::client_credentials(http, &endpoint, &c, &client.scope).await?;
-            let msg = format!(
-                "OIDC client_credentials grant for {} at {}{}{src}",
-                c.id,
-                show_url(&endpoint),
-                expiry_note(&tokens.access_token)?
-            );
-            let how = "OIDC client credentials".to_string();
-            Ok(Done::ok(Obtained::Bearer(tokens.access_token, how), msg))
-        }
-        Credential::Password {
-            username,
-            user_domain,
-            password,
-        } => {
-            let password = password.load("password")?;
-            Ok(Done::ok(
-                Obtained::Password {
-                    username: username.clone(),
-                    user_domain: user_domain.clone(),
-                    password,
-                },
-                format!("password of {username}{src}"),
-            ))
-        }
-        Credential::AppCred { id, secret } => {
-            let secret = secret.load("application credential secret")?;
-            Ok(Done::ok(
-                Obtained::AppCred {
-                    id: id.clone(),
-                    secret,
-                },
-                format!("application credential {id}{src}"),
-            ))
-        }
-    }
-}
-
-async fn oidc_client(
-    ctx: &Ctx,
-    http: &Http,
-    client: &OidcClient,
-) -> Result<(Url, oidc::Client), Fail> {
-    let secret = client.secret.load("OIDC client secret")?;
-    let endpoint = match &client.endpoint {
-        TokenEndpoint::Explicit(u) => u.clone(),
-        TokenEndpoint::Discover(u) => {
-            let issuer = strip_well_known(u);
-            let e = oidc::discover_token_endpoint(http, &issuer).await?;
-            ctx.detail(format!("OIDC discovery: token endpoint {}", show_url(&e)));
-            e
-        }
-    };
-    Ok((
-        endpoint,
-        oidc::Client {
-            id: client.id.clone(),
-            secret,
-        },
-    ))
-}
-
-fn strip_well_known(u: &Url) -> Url {
-    let s = u.as_str().trim_end_matches('/');
-    match s.strip_suffix("/.well-known/openid-configuration") {
-        Some(base) => Url::parse(base).unwrap_or_else(|_| u.clone()),
-        None => u.clone(),
-    }
-}
-
-/// ", expires in 55m" for a JWT; an expired one is the monitor's problem.
-fn expiry_note(token: &Secret) -> Result<String, Fail> {
-    let Some(claims) = oidc::jwt_claims(token) else {
-        return Ok(", not a JWT (expiry unknown)".into());
-    };
-    let Some(exp) = claims.exp else {
-        return Ok(", JWT without exp".into());
-    };
-    let left = exp - oidc::now_unix();
-    if left <= 0.0 {
-        return Err(Fail::unknown(format!(
-            "the monitor's access token expired {} ago (JWT exp, not verified); \
-             renew it (fetch a new one from the OP)",
-            oidc::human_secs(left)
-        )));
-    }
-    Ok(format!(", expires in {}", oidc::human_secs(left)))
 }
 
 /// Try each protocol in turn; report every attempt.
@@ -605,25 +493,5 @@ mod tests {
         assert_eq!(v("https://k.example:5000/v2.0/", true), Status::Critical);
         let (_, msg) = url_verdict(&Url::parse("https://u:pw@k.example/v2.0").unwrap(), false);
         assert!(!msg.contains("pw"), "{msg}");
-    }
-
-    #[test]
-    fn expired_jwt_is_the_monitors_problem() {
-        use base64::Engine;
-        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-        let t = Secret::new(format!("{}.{}.x", b("{}"), b(r#"{"exp":1000}"#)));
-        let e = expiry_note(&t).unwrap_err();
-        assert_eq!(e.status, Status::Unknown);
-        assert!(e.message.contains("expired"));
-        let later = oidc::now_unix() as u64 + 7200;
-        let t = Secret::new(format!(
-            "{}.{}.x",
-            b("{}"),
-            b(&format!(r#"{{"exp":{later}}}"#))
-        ));
-        assert!(
-            expiry_note(&t).unwrap().contains("expires in 1h")
-                || expiry_note(&t).unwrap().contains("expires in 2h")
-        );
     }
 }

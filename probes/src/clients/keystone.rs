@@ -296,17 +296,19 @@ pub async fn scope_token(
     issue_token(http, keystone, identity, Some(scope)).await
 }
 
-/// Password authentication (unscoped; the caller scopes like any other login).
+/// Password authentication: unscoped (the caller then lists projects and
+/// scopes like any other login), or scoped at once when `scope` is given.
 pub async fn password_token(
     http: &Http,
     keystone: &Url,
     username: &str,
     user_domain: &str,
     password: &Secret,
+    scope: Option<serde_json::Value>,
 ) -> Result<(Secret, TokenInfo), Fail> {
     let identity = serde_json::json!({"methods": ["password"], "password": {"user": {
         "name": username, "domain": {"name": user_domain}, "password": password.expose()}}});
-    issue_token(http, keystone, identity, None).await
+    issue_token(http, keystone, identity, scope).await
 }
 
 /// Application credential authentication: the token is bound to the
