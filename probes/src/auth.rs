@@ -280,7 +280,7 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
             let (tok, info) = ctx
                 .step(PASSWORD, async {
                     let scope = direct.map(
-                        |(d, p)| serde_json::json!({"project": {"name": p, "domain": {"name": d}}}),
+                        |(d, p)| serde_json::json!({"project": {"name": p, "domain": d.json()}}),
                     );
                     let out = keystone::password_token(
                         &http,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use reqwest::Url;
 
 use super::AuthArgs;
+use crate::clients::keystone::Domain;
 use crate::fail::Fail;
 use crate::secret::Secret;
 
@@ -71,7 +72,7 @@ pub enum Credential {
     ClientCredentials(OidcClient),
     Password {
         username: String,
-        user_domain: String,
+        user_domain: Domain,
         password: SecretSource,
     },
     AppCred {
@@ -115,7 +116,7 @@ pub struct Resolved {
     pub identity_provider: String,
     pub protocols: Vec<String>,
     pub project: Option<String>,
-    pub project_domain: Option<String>,
+    pub project_domain: Option<Domain>,
     pub region: Option<String>,
     pub cacert: Option<PathBuf>,
     pub insecure: bool,
@@ -140,10 +141,10 @@ struct Layer {
     idp: Option<String>,
     protocol: Option<String>,
     project: Option<String>,
-    project_domain: Option<String>,
+    project_domain: Option<Domain>,
     username: Option<String>,
     password: Option<SecretSource>,
-    user_domain: Option<String>,
+    user_domain: Option<Domain>,
     app_cred_id: Option<String>,
     app_cred_secret: Option<SecretSource>,
     region: Option<String>,
@@ -166,10 +167,10 @@ fn layer_from_args(a: &AuthArgs) -> Layer {
         idp: Some(a.identity_provider.clone()).filter(|s| !s.is_empty()),
         protocol: a.protocol.clone(),
         project: a.project.clone(),
-        project_domain: a.project_domain.clone(),
+        project_domain: a.project_domain.clone().map(Domain::Name),
         username: a.username.clone(),
         password: a.password_file.clone().map(SecretSource::File),
-        user_domain: a.user_domain.clone(),
+        user_domain: a.user_domain.clone().map(Domain::Name),
         app_cred_id: a.app_cred_id.clone(),
         app_cred_secret: a.app_cred_secret.clone().map(SecretSource::File),
         region: a.region.clone(),
@@ -196,10 +197,14 @@ fn layer_from_env(env: &dyn Fn(&str) -> Option<String>) -> Layer {
         idp: get("OS_IDENTITY_PROVIDER"),
         protocol: get("OS_PROTOCOL"),
         project: get("OS_PROJECT_ID").or_else(|| get("OS_PROJECT_NAME")),
-        project_domain: get("OS_PROJECT_DOMAIN_NAME").or_else(|| get("OS_PROJECT_DOMAIN_ID")),
+        project_domain: get("OS_PROJECT_DOMAIN_NAME")
+            .map(Domain::Name)
+            .or_else(|| get("OS_PROJECT_DOMAIN_ID").map(Domain::Id)),
         username: get("OS_USERNAME"),
         password: inline("OS_PASSWORD"),
-        user_domain: get("OS_USER_DOMAIN_NAME").or_else(|| get("OS_USER_DOMAIN_ID")),
+        user_domain: get("OS_USER_DOMAIN_NAME")
+            .map(Domain::Name)
+            .or_else(|| get("OS_USER_DOMAIN_ID").map(Domain::Id)),
         app_cred_id: get("OS_APPLICATION_CREDENTIAL_ID"),
         app_cred_secret: inline("OS_APPLICATION_CREDENTIAL_SECRET"),
         region: get("OS_REGION_NAME"),
@@ -302,10 +307,14 @@ fn cloud_layer(name: &str, path: &Path, c: &Cloud) -> Layer {
         idp: s("identity_provider"),
         protocol: s("protocol"),
         project: s("project_id").or_else(|| s("project_name")),
-        project_domain: s("project_domain_name").or_else(|| s("project_domain_id")),
+        project_domain: s("project_domain_name")
+            .map(Domain::Name)
+            .or_else(|| s("project_domain_id").map(Domain::Id)),
         username: s("username"),
         password: secret("password"),
-        user_domain: s("user_domain_name").or_else(|| s("user_domain_id")),
+        user_domain: s("user_domain_name")
+            .map(Domain::Name)
+            .or_else(|| s("user_domain_id").map(Domain::Id)),
         app_cred_id: s("application_credential_id"),
         app_cred_secret: secret("application_credential_secret"),
         region: c.region_name.clone(),
@@ -352,7 +361,7 @@ pub fn resolve(args: &AuthArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
         identity_provider: first(&|l| l.idp.clone()).unwrap_or_else(|| "egi.eu".into()),
         protocols,
         project: first(&|l| l.project.clone()),
-        project_domain: first(&|l| l.project_domain.clone()),
+        project_domain: layers.iter().find_map(|l| l.project_domain.clone()),
         region: first(&|l| l.region.clone()),
         cacert: layers.iter().find_map(|l| l.cacert.clone()),
         insecure: layers.iter().find_map(|l| l.insecure).unwrap_or(false),
@@ -428,7 +437,10 @@ fn credential(l: &Layer) -> Option<Result<Credential, Fail>> {
         "password" => match (&l.username, &l.password) {
             (Some(u), Some(p)) => Credential::Password {
                 username: u.clone(),
-                user_domain: l.user_domain.clone().unwrap_or_else(|| "Default".into()),
+                user_domain: l
+                    .user_domain
+                    .clone()
+                    .unwrap_or_else(|| Domain::Name("Default".into())),
                 password: p.clone(),
             },
             (None, _) => return missing("the user name"),
@@ -568,7 +580,7 @@ clouds:
                 ..
             } => {
                 assert_eq!(username, "probe");
-                assert_eq!(user_domain, "Users");
+                assert_eq!(*user_domain, Domain::Name("Users".into()));
             }
             c => panic!("{c:?}"),
         }

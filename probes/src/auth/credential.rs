@@ -15,7 +15,7 @@ pub enum Obtained {
     Bearer(Secret, String),
     Password {
         username: String,
-        user_domain: String,
+        user_domain: crate::clients::keystone::Domain,
         password: Secret,
     },
     AppCred {

@@ -296,18 +296,43 @@ pub async fn scope_token(
     issue_token(http, keystone, identity, Some(scope)).await
 }
 
+/// A Keystone domain, by name or by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Domain {
+    Name(String),
+    Id(String),
+}
+
+impl Domain {
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Domain::Name(n) => serde_json::json!({ "name": n }),
+            Domain::Id(i) => serde_json::json!({ "id": i }),
+        }
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Domain::Name(n) => write!(f, "{n}"),
+            Domain::Id(i) => write!(f, "id {i}"),
+        }
+    }
+}
+
 /// Password authentication: unscoped (the caller then lists projects and
 /// scopes like any other login), or scoped at once when `scope` is given.
 pub async fn password_token(
     http: &Http,
     keystone: &Url,
     username: &str,
-    user_domain: &str,
+    user_domain: &Domain,
     password: &Secret,
     scope: Option<serde_json::Value>,
 ) -> Result<(Secret, TokenInfo), Fail> {
     let identity = serde_json::json!({"methods": ["password"], "password": {"user": {
-        "name": username, "domain": {"name": user_domain}, "password": password.expose()}}});
+        "name": username, "domain": user_domain.json(), "password": password.expose()}}});
     issue_token(http, keystone, identity, scope).await
 }
 
