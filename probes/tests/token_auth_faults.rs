@@ -680,3 +680,49 @@ async fn unreachable_op_is_the_monitors_problem() {
     .await;
     expect(&r, UNKNOWN, &["AUTH-01", "OIDC discovery", "not JSON"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_token_near_expiry_is_warned_then_critical() {
+    let f = fixture(Site::default()).await;
+    // the OP accepts any refresh token here
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(wiremock::matchers::body_string_contains(
+            "grant_type=refresh_token",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": access_token(), "token_type": "Bearer", "expires_in": 3600})))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let secret = file(&f.dir, "secret", CLIENT_SECRET);
+    let ks = f.keystone();
+    let issuer = f.server.uri();
+    for (days, code, needle) in [
+        (20, WARNING, "[WARNING] AUTH-10"),
+        (10, CRITICAL, "[CRITICAL] AUTH-10"),
+        (90, OK, "[OK] AUTH-10"),
+    ] {
+        let rt = file(&f.dir, "refresh", &jwt(now() + days * 86400, "refresh"));
+        let r = run(
+            &[
+                "-v",
+                "--endpoint",
+                &ks,
+                "--refresh-token",
+                &rt,
+                "--client-id",
+                "fedprobe",
+                "--client-secret",
+                &secret,
+                "--oidc-issuer",
+                &issuer,
+            ],
+            &[],
+        )
+        .await;
+        expect(&r, code, &[needle, "refresh token expires in"]);
+        // the login itself still ran and worked
+        assert!(r.stdout.contains("[OK] AUTH-04"), "{}", r.stdout);
+    }
+}
