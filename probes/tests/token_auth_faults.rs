@@ -726,3 +726,54 @@ async fn refresh_token_near_expiry_is_warned_then_critical() {
         assert!(r.stdout.contains("[OK] AUTH-04"), "{}", r.stdout);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn federation_answering_a_login_page_is_critical() {
+    // mod_auth_openidc set up for browsers: a 200 HTML login page, no token
+    let f = fixture(Site::default()).await;
+    federation_answers(
+        &f.server,
+        ResponseTemplate::new(200).set_body_raw(
+            "<html><head><title>Sign in to EGI Check-in</title></head><body>form</body></html>",
+            "text/html",
+        ),
+    )
+    .await;
+    let r = f.run(&["--protocol", "openid"]).await;
+    expect(
+        &r,
+        CRITICAL,
+        &[
+            "AUTH-02",
+            "HTTP 200 OK but no X-Subject-Token header",
+            "\"Sign in to EGI Check-in\"",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_project_or_unknown_project_is_critical() {
+    let f = fixture(Site::default()).await;
+    let r = f.run(&["--project", "vo.not.there"]).await;
+    expect(
+        &r,
+        CRITICAL,
+        &[
+            "AUTH-03 list projects",
+            "\"vo.not.there\" not available",
+            "ops.vo.example",
+        ],
+    );
+    Mock::given(method("GET"))
+        .and(path("/v3/auth/projects"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"projects": []})))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let r = f.run(&[]).await;
+    expect(
+        &r,
+        CRITICAL,
+        &["AUTH-03", "the federated user has no project"],
+    );
+}

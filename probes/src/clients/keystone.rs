@@ -265,10 +265,11 @@ fn subject_token(reply: &crate::http::Reply) -> Result<Secret, Fail> {
         .map(Secret::new)
         .ok_or_else(|| {
             Fail::critical(format!(
-                "{} {} -> HTTP {} but no X-Subject-Token header",
+                "{} {} -> HTTP {} but no X-Subject-Token header: {}",
                 reply.method,
                 crate::http::show_url(&reply.url),
-                reply.status
+                reply.status,
+                reply.describe_body()
             ))
         })
 }
