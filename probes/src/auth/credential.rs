@@ -123,6 +123,9 @@ fn strip_well_known(u: &Url) -> Url {
     }
 }
 
+/// Seconds a token must still be valid to be worth sending.
+const MIN_LIFETIME: f64 = 30.0;
+
 /// ", expires in 55m" for a JWT; an expired one is the monitor's problem.
 fn expiry_note(token: &Secret) -> Result<String, Fail> {
     let Some(claims) = oidc::jwt_claims(token) else {
@@ -136,6 +139,13 @@ fn expiry_note(token: &Secret) -> Result<String, Fail> {
         return Err(Fail::unknown(format!(
             "the monitor's access token expired {} ago (JWT exp, not verified); \
              renew it (fetch a new one from the OP)",
+            oidc::human_secs(left)
+        )));
+    }
+    if left < MIN_LIFETIME {
+        // it would expire mid-login and the site would be blamed for the 401
+        return Err(Fail::unknown(format!(
+            "the monitor's access token expires in {}, too soon to log in with; renew it",
             oidc::human_secs(left)
         )));
     }
@@ -165,5 +175,14 @@ mod tests {
             expiry_note(&t).unwrap().contains("expires in 1h")
                 || expiry_note(&t).unwrap().contains("expires in 2h")
         );
+        let soon = oidc::now_unix() as u64 + 5;
+        let t = Secret::new(format!(
+            "{}.{}.x",
+            b("{}"),
+            b(&format!(r#"{{"exp":{soon}}}"#))
+        ));
+        let e = expiry_note(&t).unwrap_err();
+        assert_eq!(e.status, Status::Unknown);
+        assert!(e.message.contains("too soon"), "{}", e.message);
     }
 }
