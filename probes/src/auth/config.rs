@@ -260,10 +260,10 @@ fn layer_from_cloud(name: &str, paths: &[PathBuf]) -> Result<Layer, Fail> {
             }
         };
         let file: CloudsFile = serde_norway::from_str(&text).map_err(|e| {
-            // serde_norway errors name a position, never the value
             Fail::unknown(format!(
-                "{} is not a valid clouds.yaml: {e}",
-                path.display()
+                "{} is not a valid clouds.yaml: {}",
+                path.display(),
+                without_quoted(&e.to_string())
             ))
         })?;
         seen.push(path.display().to_string());
@@ -280,6 +280,24 @@ fn layer_from_cloud(name: &str, paths: &[PathBuf]) -> Result<Layer, Fail> {
     } else {
         format!("cloud {name:?} is not defined in {}", seen.join(", "))
     }))
+}
+
+/// A YAML error may quote the offending value (a password in the wrong
+/// place): keep the message and position, drop what is quoted.
+fn without_quoted(msg: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn cloud_layer(name: &str, path: &Path, c: &Cloud) -> Layer {
@@ -616,7 +634,16 @@ clouds:
             "{}",
             e.message
         );
-        assert!(!e.message.contains("pa55word"));
+        // a secret in the wrong place is not quoted back
+        std::fs::write(&f, "clouds:\n  site-a:\n    auth: \"pa55word-xyz\"\n").unwrap();
+        let e = resolve(&AuthArgs::default(), &env).unwrap_err();
+        assert!(
+            e.message.contains("not a valid clouds.yaml"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("line"), "{}", e.message);
+        assert!(!e.message.contains("pa55word"), "{}", e.message);
     }
 
     #[test]
