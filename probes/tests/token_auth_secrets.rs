@@ -247,3 +247,42 @@ fn the_leak_detector_catches_a_fragment() {
     };
     assert_no_leak(&clean, "self-test");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_token_response_is_not_quoted() {
+    // truncated answer of the OP: the opaque token in it must not be echoed
+    let e = env().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!(r#"{{"token_type":"Bearer","access_token":"{REFRESH}"#),
+            "application/json",
+        ))
+        .with_priority(1)
+        .mount(&e.server)
+        .await;
+    let ks = format!("{}/v3", e.server.uri());
+    let issuer = e.server.uri();
+    let secret = file(&e.dir, "secret", CLIENT_SECRET);
+    let runs = run_both(
+        &[
+            "--endpoint",
+            &ks,
+            "--client-id",
+            "fedprobe",
+            "--client-secret",
+            &secret,
+            "--oidc-issuer",
+            &issuer,
+        ],
+        &[],
+        "truncated token response",
+    )
+    .await;
+    assert_eq!(runs[0].code, 3, "{}", runs[0].all());
+    assert!(
+        runs[0].stdout.contains("truncated JSON"),
+        "{}",
+        runs[0].stdout
+    );
+}

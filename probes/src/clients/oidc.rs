@@ -126,7 +126,20 @@ async fn token_request(
     if !reply.is_success() {
         return Err(op_refused(&reply, what));
     }
-    let body: TokenReply = reply.json().map_err(monitor(what))?;
+    // Not `reply.json()`: its error quotes the body, which holds tokens here.
+    let body: TokenReply = serde_json::from_slice(&reply.body).map_err(|e| {
+        Fail::unknown(format!(
+            "{what}: {} -> HTTP {}: not a token response ({}; body of {} bytes not shown)",
+            show_url(&reply.url),
+            reply.status,
+            match e.classify() {
+                serde_json::error::Category::Eof => "truncated JSON",
+                serde_json::error::Category::Syntax => "not JSON",
+                _ => "no access_token string",
+            },
+            reply.body.len()
+        ))
+    })?;
     if body.access_token.trim().is_empty() {
         return Err(Fail::unknown(format!(
             "{what}: {} answered an empty access_token",

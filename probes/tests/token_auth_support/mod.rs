@@ -37,9 +37,13 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The good access token the fake site accepts.
+/// The good access token the fake site accepts: one per test process, so
+/// the site and the token file agree even across a second boundary.
 pub fn access_token() -> String {
-    jwt(now() + 3600, "good-access-token")
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN
+        .get_or_init(|| jwt(now() + 3600, "good-access-token"))
+        .clone()
 }
 
 pub fn catalog(base: &str) -> Value {
