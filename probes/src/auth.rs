@@ -255,6 +255,20 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         return Err(fail_at(ctx, URL_CHECK, Fail::critical(msg)));
     }
     ctx.note(URL_CHECK, status, msg);
+    ctx.detail(format!(
+        "auth: {} at {}; identity provider {}, protocols {}; project {}; region {}; CA {}; settings from {}",
+        plan.credential.describe(),
+        show_url(&plan.keystone),
+        plan.identity_provider,
+        plan.protocols.join(","),
+        plan.project.as_deref().unwrap_or("(ops rule)"),
+        plan.region.as_deref().unwrap_or("(any)"),
+        plan.cacert
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(--ca-cert/system)".into()),
+        plan.source
+    ));
     let http = session_http(ctx, &plan)?;
     let endpoint = plan.keystone.clone();
 

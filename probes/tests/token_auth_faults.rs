@@ -777,3 +777,23 @@ async fn no_project_or_unknown_project_is_critical() {
         &["AUTH-03", "the federated user has no project"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hanging_keystone_ends_at_the_deadline_naming_the_stage() {
+    let f = fixture(Site::default()).await;
+    Mock::given(method("GET"))
+        .and(path("/v3/auth/projects"))
+        .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(60)))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let t0 = std::time::Instant::now();
+    let r = f.run(&["-t", "3"]).await;
+    expect(&r, UNKNOWN, &["Timeout", "AUTH-03 list projects"]);
+    // the steps done before the deadline still give their timings
+    assert!(first_line(&r).contains("authenticate="), "{}", r.stdout);
+    // generous bound: the deadline, not the 60 s hang, ended it
+    assert!(t0.elapsed() < std::time::Duration::from_secs(30));
+    let r = f.run(&["-t", "3", "--timeout-status", "critical"]).await;
+    expect(&r, CRITICAL, &["AUTH-03"]);
+}

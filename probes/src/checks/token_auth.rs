@@ -88,9 +88,18 @@ impl Probe for TokenAuth {
     type Args = Args;
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        let out = run(&args, &ctx).await;
-        emit_step_perf(&ctx);
-        out
+        let _perf = PerfOnExit(ctx.clone());
+        run(&args, &ctx).await
+    }
+}
+
+/// Step timings become perfdata however the run ends: done, failed, or
+/// cut by the deadline (the runner drops the probe's future, running this).
+struct PerfOnExit(Ctx);
+
+impl Drop for PerfOnExit {
+    fn drop(&mut self) {
+        emit_step_perf(&self.0);
     }
 }
 
