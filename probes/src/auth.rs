@@ -1,25 +1,43 @@
 //! Getting a project-scoped Keystone session the way every OpenStack probe
 //! needs one. Probes call [`login`]; how the credential is obtained (token
-//! file, refresh token, password, application credential) is decided here.
+//! file, refresh token, client credentials, password, application
+//! credential, `OS_*` variables, clouds.yaml) is decided here.
+
+pub mod config;
+mod credential;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use reqwest::Url;
+use tokio::time::Instant;
 
-use crate::clients::keystone::{self, Catalog};
-use crate::model::CheckId;
+use crate::clients::keystone::{self, Catalog, TokenInfo};
+use crate::http::{build_client, show_url, Http, TlsOptions};
+use crate::model::{CheckId, Status};
 use crate::secret::Secret;
 use crate::{Ctx, Done, Fail};
+use config::Resolved;
 
 pub const READ_TOKEN: CheckId = CheckId {
     id: "AUTH-01",
     requirement: "EOSC-IAAS-AAI",
-    name: "read monitor access token",
+    name: "obtain monitor credential",
 };
 pub const EXCHANGE: CheckId = CheckId {
     id: "AUTH-02",
     requirement: "EOSC-IAAS-AAI",
     name: "OIDC token exchange at Keystone",
+};
+pub const PASSWORD: CheckId = CheckId {
+    id: "AUTH-02",
+    requirement: "EOSC-IAAS-AAI",
+    name: "password authentication at Keystone",
+};
+pub const APP_CRED: CheckId = CheckId {
+    id: "AUTH-02",
+    requirement: "EOSC-IAAS-AAI",
+    name: "application credential authentication at Keystone",
 };
 pub const PROJECTS: CheckId = CheckId {
     id: "AUTH-03",
@@ -31,18 +49,46 @@ pub const SCOPE: CheckId = CheckId {
     requirement: "EOSC-IAAS-AAI",
     name: "project-scoped token",
 };
+pub const URL_CHECK: CheckId = CheckId {
+    id: "AUTH-05",
+    requirement: "EOSC-IAAS-API",
+    name: "Keystone URL (https, v3)",
+};
 
-/// How to reach and log in to a site's Keystone.
+/// How to reach and log in to a site's Keystone. Anything not given here is
+/// taken from `OS_*` variables or a clouds.yaml cloud, as the openstack CLI does.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct AuthArgs {
-    /// Keystone v3 URL of the site
-    #[arg(long = "endpoint", value_name = "URL")]
+    /// Keystone v3 URL of the site [env: OS_AUTH_URL]
+    #[arg(long = "endpoint", visible_alias = "os-auth-url", value_name = "URL")]
     pub endpoint: Option<Url>,
-    /// File holding the OIDC access token
+    /// File holding the OIDC access token (as ARGO passes it)
     #[arg(long = "access-token", value_name = "FILE")]
     pub access_token: Option<PathBuf>,
-    /// Keystone identity provider id
-    #[arg(long = "identity-provider", default_value = "egi.eu")]
+    /// File holding an OIDC refresh token; exchanged at the OP for an access token
+    #[arg(long = "refresh-token", value_name = "FILE")]
+    pub refresh_token: Option<PathBuf>,
+    /// OIDC client id (refresh-token grant, or client_credentials without --refresh-token)
+    #[arg(long = "client-id")]
+    pub client_id: Option<String>,
+    /// File holding the OIDC client secret
+    #[arg(long = "client-secret", value_name = "FILE")]
+    pub client_secret: Option<PathBuf>,
+    /// OIDC issuer; its token endpoint is found by discovery
+    #[arg(long = "oidc-issuer", value_name = "URL")]
+    pub oidc_issuer: Option<Url>,
+    /// OIDC token endpoint, instead of discovery
+    #[arg(long = "token-endpoint", value_name = "URL")]
+    pub token_endpoint: Option<Url>,
+    /// Scope asked for at the OP [default: openid email profile eduperson_entitlement]
+    #[arg(long = "oidc-scope")]
+    pub oidc_scope: Option<String>,
+    /// Keystone identity provider id [default: egi.eu]
+    #[arg(
+        long = "identity-provider",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub identity_provider: String,
     /// Federation protocol; default tries `openid`, then `oidc`
     #[arg(long = "protocol")]
@@ -50,13 +96,37 @@ pub struct AuthArgs {
     /// Project (id or name) to scope to; default: the one named like "ops", else the last
     #[arg(long = "project", visible_alias = "vo")]
     pub project: Option<String>,
+    /// Domain of --project when it is a name (password logins)
+    #[arg(long = "project-domain")]
+    pub project_domain: Option<String>,
     /// Region of the endpoints to use
     #[arg(long = "region")]
     pub region: Option<String>,
+    /// User name for password authentication
+    #[arg(long = "username")]
+    pub username: Option<String>,
+    /// File holding the password
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Domain of --username [default: Default]
+    #[arg(long = "user-domain")]
+    pub user_domain: Option<String>,
+    /// Application credential id
+    #[arg(long = "app-cred-id")]
+    pub app_cred_id: Option<String>,
+    /// File holding the application credential secret
+    #[arg(long = "app-cred-secret", value_name = "FILE")]
+    pub app_cred_secret: Option<PathBuf>,
+    /// Cloud to use from clouds.yaml [env: OS_CLOUD]
+    #[arg(long = "os-cloud", value_name = "NAME")]
+    pub os_cloud: Option<String>,
+    /// Send credentials to a plain-http Keystone that is not on loopback (labs only)
+    #[arg(long = "allow-http")]
+    pub allow_http: bool,
 }
 
 /// A project-scoped Keystone session.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Session {
     pub keystone: Url,
     pub token: Secret,
@@ -64,6 +134,32 @@ pub struct Session {
     pub project_name: String,
     pub catalog: Catalog,
     pub region: Option<String>,
+    /// The HTTP client to use with this cloud: `ctx.http`, or one that also
+    /// trusts the CA named by OS_CACERT / clouds.yaml `cacert`.
+    pub http: Http,
+    /// How the login was done, e.g. "OIDC access token via egi.eu/openid".
+    pub method: String,
+    /// The federation protocol that worked (OIDC logins).
+    pub protocol: Option<String>,
+    pub identity_provider: String,
+    /// When the scoped token expires, as Keystone says.
+    pub expires_at: Option<String>,
+    /// Time of each login step and of the whole login.
+    pub timings: Vec<(&'static str, Duration)>,
+    pub login_time: Duration,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("keystone", &self.keystone.as_str())
+            .field("token", &self.token)
+            .field("project_id", &self.project_id)
+            .field("project_name", &self.project_name)
+            .field("region", &self.region)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -83,54 +179,205 @@ impl Session {
     }
 }
 
-/// Log in and scope to a project, recording AUTH-01..04.
+/// What the Keystone URL policy says about a URL.
+pub fn url_verdict(url: &Url, allow_http: bool) -> (Status, String) {
+    let shown = show_url(url);
+    let path = url.path().trim_end_matches('/');
+    if path.ends_with("/v2.0") || path.contains("/v2.0/") {
+        return (
+            Status::Critical,
+            format!("{shown} is a Keystone v2.0 URL; v2.0 is retired, a v3 URL is required"),
+        );
+    }
+    match url.scheme() {
+        "https" => (Status::Ok, shown),
+        "http" if is_loopback(url) => (
+            Status::Ok,
+            format!("{shown} is plain http on loopback (traffic stays on this host)"),
+        ),
+        "http" if allow_http => (
+            Status::Warning,
+            format!("{shown} is plain http: tokens travel unencrypted (--allow-http)"),
+        ),
+        "http" => (
+            Status::Critical,
+            format!(
+                "{shown} is plain http: no credential was sent (a bearer token would travel \
+                 unencrypted); sites must offer https"
+            ),
+        ),
+        other => (
+            Status::Critical,
+            format!("{shown}: unsupported scheme {other:?}"),
+        ),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Record a failure decided outside a step as that check's result.
+pub fn fail_at(ctx: &Ctx, check: CheckId, f: Fail) -> Fail {
+    ctx.note(check, f.status, f.message.clone());
+    Fail {
+        message: format!("{} {}: {}", check.id, check.name, f.message),
+        recorded: true,
+        ..f
+    }
+}
+
+/// Log in and scope to a project, recording AUTH-05 and AUTH-01..04.
+/// Settings come from `args`, then the process environment (`OS_*`), then clouds.yaml.
 pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Session, Fail> {
-    let endpoint = args
-        .endpoint
-        .clone()
-        .ok_or_else(|| Fail::unknown("--endpoint (Keystone v3 URL) is required"))?;
-    let path = args
-        .access_token
-        .clone()
-        .ok_or_else(|| Fail::unknown("--access-token FILE is required"))?;
-    let token = ctx
-        .step(READ_TOKEN, async {
-            let t = Secret::from_file(&path)
-                .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", path.display())))?;
-            if t.is_empty() {
-                return Err(Fail::unknown(format!("{} is empty", path.display())));
-            }
-            Ok(Done::ok(t, format!("read from {}", path.display())))
-        })
+    let plan = resolve(ctx, args)?;
+    login_with(ctx, plan).await
+}
+
+/// Resolve the settings from `args`, the environment and clouds.yaml; a
+/// failure is recorded as AUTH-01 (the monitor's configuration: UNKNOWN).
+pub fn resolve(ctx: &Ctx, args: &AuthArgs) -> Result<Resolved, Fail> {
+    let env = |k: &str| std::env::var(k).ok();
+    config::resolve(args, &env).map_err(|f| fail_at(ctx, READ_TOKEN, f))
+}
+
+/// [`login`] with settings already resolved.
+pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
+    let t_all = Instant::now();
+    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
+    let (status, msg) = url_verdict(&plan.keystone, plan.allow_http);
+    if status == Status::Critical {
+        return Err(fail_at(ctx, URL_CHECK, Fail::critical(msg)));
+    }
+    ctx.note(URL_CHECK, status, msg);
+    ctx.detail(format!(
+        "auth: {} at {}; identity provider {}, protocols {}; project {}; region {}; CA {}; settings from {}",
+        plan.credential.describe(),
+        show_url(&plan.keystone),
+        plan.identity_provider,
+        plan.protocols.join(","),
+        plan.project.as_deref().unwrap_or("(ops rule)"),
+        plan.region.as_deref().unwrap_or("(any)"),
+        plan.cacert
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(--ca-cert/system)".into()),
+        plan.source
+    ));
+    let http = session_http(ctx, &plan)?;
+    let endpoint = plan.keystone.clone();
+
+    let t = Instant::now();
+    let credential = ctx
+        .step(READ_TOKEN, credential::obtain(ctx, &http, &plan))
         .await?;
-    let protocols: Vec<String> = match &args.protocol {
-        Some(p) => vec![p.clone()],
-        None => vec!["openid".into(), "oidc".into()],
+    timings.push(("credential", t.elapsed()));
+
+    let t = Instant::now();
+    let (first_token, first_info, method, protocol) = match &credential {
+        credential::Obtained::Bearer(token, how) => {
+            let (tok, p) = ctx.step(EXCHANGE, exchange(&http, &plan, token)).await?;
+            let method = format!("{how} via {}/{p}", plan.identity_provider);
+            (tok, None, method, Some(p))
+        }
+        credential::Obtained::Password {
+            username,
+            user_domain,
+            password,
+        } => {
+            let direct = plan.project_domain.as_ref().zip(plan.project.as_ref());
+            let (tok, info) = ctx
+                .step(PASSWORD, async {
+                    let scope = direct.map(
+                        |(d, p)| serde_json::json!({"project": {"name": p, "domain": d.json()}}),
+                    );
+                    let out = keystone::password_token(
+                        &http,
+                        &endpoint,
+                        username,
+                        user_domain,
+                        password,
+                        scope,
+                    )
+                    .await?;
+                    Ok(Done::ok(
+                        out,
+                        format!("user {username} (domain {user_domain}) authenticated"),
+                    ))
+                })
+                .await?;
+            let method = format!("password of {username}");
+            let info = if direct.is_some() { Some(info) } else { None };
+            (tok, info, method, None)
+        }
+        credential::Obtained::AppCred { id, secret } => {
+            let (tok, info) = ctx
+                .step(APP_CRED, async {
+                    let out = keystone::app_cred_token(&http, &endpoint, id, secret).await?;
+                    Ok(Done::ok(
+                        out,
+                        format!("application credential {id} accepted"),
+                    ))
+                })
+                .await?;
+            (
+                tok,
+                Some(info),
+                format!("application credential {id}"),
+                None,
+            )
+        }
     };
-    let unscoped = ctx
-        .step(EXCHANGE, async {
-            let mut errors = Vec::new();
-            for p in &protocols {
-                match keystone::exchange_oidc(
-                    &ctx.http,
-                    &endpoint,
-                    &args.identity_provider,
-                    p,
-                    &token,
-                )
-                .await
-                {
-                    Ok(t) => return Ok(Done::ok(t, format!("unscoped token via protocol {p}"))),
-                    Err(f) => errors.push(format!("{p}: {}", f.message)),
-                }
+    timings.push(("authenticate", t.elapsed()));
+
+    // Application credentials and direct password scoping give a scoped token at once.
+    if let Some(info) = first_info {
+        let project = info.project.clone().ok_or_else(|| {
+            fail_at(
+                ctx,
+                SCOPE,
+                Fail::critical("Keystone issued a token without a project scope"),
+            )
+        })?;
+        let name = project.name.clone().unwrap_or_else(|| project.id.clone());
+        if let Some(w) = &plan.project {
+            if w != &project.id && w != &name {
+                // the monitor asked for a project its credential is not bound to
+                let msg = format!("token is scoped to {name} ({}), not {w}", project.id);
+                return Err(fail_at(ctx, PROJECTS, Fail::unknown(msg)));
             }
-            Err(Fail::critical(errors.join("; ")))
-        })
-        .await?;
+        }
+        ctx.note(
+            SCOPE,
+            Status::Ok,
+            format!(
+                "scoped to {name} ({}), {} catalog entries",
+                project.id,
+                info.catalog.services.len()
+            ),
+        );
+        return Ok(session(
+            plan,
+            http,
+            method,
+            protocol,
+            (project.id, name),
+            (first_token, info),
+            timings,
+            t_all,
+        ));
+    }
+
+    let t = Instant::now();
     let project = ctx
         .step(PROJECTS, async {
-            let projects = keystone::list_projects(&ctx.http, &endpoint, &unscoped).await?;
-            let chosen = keystone::pick_project(&projects, args.project.as_deref())?;
+            let projects = keystone::list_projects(&http, &endpoint, &first_token).await?;
+            let chosen = keystone::pick_project(&projects, plan.project.as_deref())?;
             let msg = format!(
                 "{} project(s); using {} ({})",
                 projects.len(),
@@ -140,23 +387,125 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Session, Fail> {
             Ok(Done::ok(chosen, msg))
         })
         .await?;
-    let (token, catalog) = ctx
+    timings.push(("projects", t.elapsed()));
+
+    let t = Instant::now();
+    let (token, info): (Secret, TokenInfo) = ctx
         .step(SCOPE, async {
-            let (t, catalog) =
-                keystone::scoped_token(&ctx.http, &endpoint, &unscoped, &project.id).await?;
-            let n = catalog.services.len();
+            let (t, info) =
+                keystone::scope_token(&http, &endpoint, &first_token, &project.id).await?;
+            let n = info.catalog.services.len();
             Ok(Done::ok(
-                (t, catalog),
-                format!("scoped to {}, {n} catalog entries", project.name),
+                (t, info),
+                format!(
+                    "scoped to {} ({}), {n} catalog entries",
+                    project.name, project.id
+                ),
             ))
         })
         .await?;
-    Ok(Session {
-        keystone: endpoint,
+    timings.push(("scope", t.elapsed()));
+    Ok(session(
+        plan,
+        http,
+        method,
+        protocol,
+        (project.id, project.name),
+        (token, info),
+        timings,
+        t_all,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn session(
+    plan: Resolved,
+    http: Http,
+    method: String,
+    protocol: Option<String>,
+    (project_id, project_name): (String, String),
+    (token, info): (Secret, TokenInfo),
+    timings: Vec<(&'static str, Duration)>,
+    started: Instant,
+) -> Session {
+    Session {
+        keystone: plan.keystone,
         token,
-        project_id: project.id,
-        project_name: project.name,
-        catalog,
-        region: args.region.clone(),
-    })
+        project_id,
+        project_name,
+        catalog: info.catalog,
+        region: plan.region,
+        http,
+        method,
+        protocol,
+        identity_provider: plan.identity_provider,
+        expires_at: info.expires_at,
+        timings,
+        login_time: started.elapsed(),
+    }
+}
+
+/// `ctx.http`, or a client that also trusts the cloud's own CA file.
+fn session_http(ctx: &Ctx, plan: &Resolved) -> Result<Http, Fail> {
+    if plan.cacert.is_none() && !plan.insecure {
+        return Ok(ctx.http.clone());
+    }
+    let tls = TlsOptions {
+        ca_certs: plan.cacert.iter().cloned().collect(),
+        ca_path: None,
+        insecure: plan.insecure,
+    };
+    let client = build_client(&tls)?;
+    Ok(Http::new(client, ctx.deadline(), ctx.recorder().clone()))
+}
+
+/// Try each protocol in turn; report every attempt.
+async fn exchange(
+    http: &Http,
+    plan: &Resolved,
+    token: &Secret,
+) -> Result<Done<(Secret, String)>, Fail> {
+    let mut attempts = Vec::new();
+    for p in &plan.protocols {
+        match keystone::exchange_oidc(http, &plan.keystone, &plan.identity_provider, p, token).await
+        {
+            Ok(t) => {
+                attempts.push(format!("{p}: unscoped token"));
+                let msg = format!(
+                    "identity provider {}: {}",
+                    plan.identity_provider,
+                    attempts.join("; ")
+                );
+                return Ok(Done::ok((t, p.clone()), msg));
+            }
+            Err(f) if f.kind == crate::fail::FailKind::Timeout => {
+                return Err(f.context(format!("protocol {p}")));
+            }
+            Err(f) => attempts.push(format!("{p}: {}", f.message)),
+        }
+    }
+    Err(Fail::critical(format!(
+        "identity provider {}: {}",
+        plan.identity_provider,
+        attempts.join("; ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_policy() {
+        let v = |u: &str, allow| url_verdict(&Url::parse(u).unwrap(), allow).0;
+        assert_eq!(v("https://k.example:5000/v3", false), Status::Ok);
+        assert_eq!(v("http://k.example:5000/v3", false), Status::Critical);
+        assert_eq!(v("http://k.example:5000/v3", true), Status::Warning);
+        assert_eq!(v("http://127.0.0.1:5000/v3", false), Status::Ok);
+        assert_eq!(v("http://[::1]:5000/v3", false), Status::Ok);
+        assert_eq!(v("https://k.example:5000/v2.0", false), Status::Critical);
+        assert_eq!(v("https://k.example:5000/v2.0/", true), Status::Critical);
+        let (_, msg) = url_verdict(&Url::parse("https://u:pw@k.example/v2.0").unwrap(), false);
+        assert!(!msg.contains("pw"), "{msg}");
+    }
 }

@@ -1,42 +1,79 @@
-//! check_token_auth: federated OIDC login at Keystone.
+//! check_token_auth: can the monitor log in at a site's Keystone, and does
+//! the site behave like a federated IaaS site must? Steps:
+//! AUTH-05 URL policy, AUTH-10 refresh-token lifetime (when one is used),
+//! AUTH-01..04 login (shared with every probe), AUTH-06 token validation,
+//! AUTH-07/08 catalog, AUTH-09 a garbage token is refused, AUTH-11 login time.
+//!
+//! Plain-http Keystone URLs are CRITICAL and no credential is sent to them:
+//! the access token is a bearer credential accepted by every federated site,
+//! and production's probe refuses non-https Keystone too. Loopback is exempt
+//! (traffic never leaves the host); `--allow-http` downgrades to WARNING for labs.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
+use sha2::Digest;
 
+use crate::auth::config::{Credential, SecretSource};
+use crate::auth::{self, AuthArgs, Session};
 use crate::cli::Probe;
-use crate::clients::keystone;
-use crate::model::CheckId;
+use crate::clients::{keystone, oidc};
+use crate::http::show_url;
+use crate::model::{CheckId, Status};
 use crate::nagios::Perf;
-use crate::secret::Secret;
 use crate::{Ctx, Done, Fail};
 
-pub const READ_TOKEN: CheckId = CheckId {
-    id: "AUTH-01",
+pub const VALIDATE: CheckId = CheckId {
+    id: "AUTH-06",
     requirement: "EOSC-IAAS-AAI",
-    name: "read monitor access token",
+    name: "validate scoped token",
 };
-pub const EXCHANGE: CheckId = CheckId {
-    id: "AUTH-02",
+pub const CATALOG_CORE: CheckId = CheckId {
+    id: "AUTH-07",
+    requirement: "EOSC-IAAS-API",
+    name: "catalog: compute, image, identity",
+};
+pub const CATALOG_EXTRA: CheckId = CheckId {
+    id: "AUTH-08",
+    requirement: "EOSC-IAAS-API",
+    name: "catalog: optional services",
+};
+pub const GARBAGE: CheckId = CheckId {
+    id: "AUTH-09",
     requirement: "EOSC-IAAS-AAI",
-    name: "OIDC token exchange at Keystone",
+    name: "invalid token refused",
+};
+pub const REFRESH_LIFETIME: CheckId = CheckId {
+    id: "AUTH-10",
+    requirement: "EOSC-IAAS-AAI",
+    name: "monitor refresh token lifetime",
+};
+pub const LOGIN_TIME: CheckId = CheckId {
+    id: "AUTH-11",
+    requirement: "EOSC-IAAS-AAI",
+    name: "login time",
 };
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
-    /// Keystone v3 URL of the site
-    #[arg(long = "endpoint", value_name = "URL")]
-    pub endpoint: Option<Url>,
-    /// File holding the OIDC access token
-    #[arg(long = "access-token", value_name = "FILE")]
-    pub access_token: Option<PathBuf>,
-    /// Keystone identity provider id
-    #[arg(long = "identity-provider", default_value = "egi.eu")]
-    pub identity_provider: String,
-    /// Federation protocol
-    #[arg(long = "protocol", default_value = "openid")]
-    pub protocol: String,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// WARNING when the monitor's refresh token expires within this many days
+    #[arg(long = "refresh-warning-days", default_value_t = 30)]
+    pub refresh_warning_days: u32,
+    /// CRITICAL when the monitor's refresh token expires within this many days
+    #[arg(long = "refresh-critical-days", default_value_t = 15)]
+    pub refresh_critical_days: u32,
+    /// Do not send a garbage token to check that Keystone refuses it
+    #[arg(long = "no-invalid-token-check")]
+    pub no_invalid_token_check: bool,
+    /// Services whose absence is a WARNING (comma separated: network, volume)
+    #[arg(
+        long = "optional-services",
+        value_delimiter = ',',
+        default_value = "network,volume"
+    )]
+    pub optional_services: Vec<String>,
 }
 
 pub struct TokenAuth;
@@ -44,41 +81,348 @@ pub struct TokenAuth;
 impl Probe for TokenAuth {
     const BIN: &'static str = "check_token_auth";
     const LABEL: &'static str = "TOKEN_AUTH";
-    const ABOUT: &'static str = "Log in at a site's Keystone with a federated OIDC token";
+    const ABOUT: &'static str = "Log in at a site's Keystone (federated OIDC, password or \
+        application credential), check the token, the catalog and that bad tokens are refused. \
+        -w/-c apply to the login time in seconds.";
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     type Args = Args;
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        let endpoint = args
-            .endpoint
-            .ok_or_else(|| Fail::unknown("--endpoint is required"))?;
-        let path = args
-            .access_token
-            .ok_or_else(|| Fail::unknown("--access-token FILE is required"))?;
-        let token = ctx
-            .step(READ_TOKEN, async {
-                let t = Secret::from_file(&path)
-                    .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", path.display())))?;
-                Ok(Done::ok(t, format!("read from {}", path.display())))
-            })
+        let _perf = PerfOnExit(ctx.clone());
+        run(&args, &ctx).await
+    }
+}
+
+/// Step timings become perfdata however the run ends: done, failed, or
+/// cut by the deadline (the runner drops the probe's future, running this).
+struct PerfOnExit(Ctx);
+
+impl Drop for PerfOnExit {
+    fn drop(&mut self) {
+        emit_step_perf(&self.0);
+    }
+}
+
+async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
+    let plan = auth::resolve(ctx, &args.auth)?;
+    if let Credential::RefreshToken { refresh, .. } = &plan.credential {
+        let (w, c) = (args.refresh_warning_days, args.refresh_critical_days);
+        ctx.step(REFRESH_LIFETIME, async { refresh_lifetime(refresh, w, c) })
             .await?;
-        let t0 = tokio::time::Instant::now();
-        ctx.step(EXCHANGE, async {
-            let _unscoped = keystone::exchange_oidc(
-                &ctx.http,
-                &endpoint,
-                &args.identity_provider,
-                &args.protocol,
-                &token,
-            )
-            .await?;
-            Ok(Done::ok(
-                (),
-                format!("unscoped token via {}", args.protocol),
-            ))
+    }
+    let federated = plan.credential.is_federated();
+    let session = auth::login_with(ctx, plan.clone()).await?;
+    login_time(ctx, &session);
+
+    ctx.step(VALIDATE, validate(&session)).await?;
+    let (status, msg) = catalog_core(&session, plan.allow_http);
+    ctx.note(CATALOG_CORE, status, msg);
+    let optional: Vec<String> = args
+        .optional_services
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !optional.is_empty() {
+        let (status, msg) = catalog_extra(&session, &optional, plan.allow_http);
+        ctx.note(CATALOG_EXTRA, status, msg);
+    }
+
+    if federated && !args.no_invalid_token_check {
+        ctx.step(GARBAGE, garbage_refused(&session)).await?;
+    }
+    Ok(format!(
+        "logged in to {} by {} in {:.2}s",
+        session.project_name,
+        session.method,
+        session.login_time.as_secs_f64()
+    ))
+}
+
+/// Production's check-refresh-token-expiration, from the JWT's `exp` (not verified).
+fn refresh_lifetime(src: &SecretSource, warn_days: u32, crit_days: u32) -> Result<Done<()>, Fail> {
+    let token = src.load("refresh token")?;
+    let Some(claims) = oidc::jwt_claims(&token) else {
+        return Ok(Done::ok(
+            (),
+            format!(
+                "refresh token from {} is opaque (not a JWT): its expiry cannot be read",
+                src.describe()
+            ),
+        ));
+    };
+    let Some(exp) = claims.exp else {
+        return Ok(Done::ok(
+            (),
+            "refresh token is a JWT without exp (does not expire)",
+        ));
+    };
+    let left = exp - oidc::now_unix();
+    let days = left / 86400.0;
+    if left <= 0.0 {
+        return Err(Fail::unknown(format!(
+            "the monitor's refresh token expired {} ago",
+            oidc::human_secs(left)
+        )));
+    }
+    let msg = format!(
+        "refresh token expires in {} ({days:.1} days; warning under {warn_days}, critical under {crit_days})",
+        oidc::human_secs(left)
+    );
+    let status = if days < crit_days as f64 {
+        Status::Critical
+    } else if days < warn_days as f64 {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    Ok(Done::with(status, (), msg))
+}
+
+fn login_time(ctx: &Ctx, s: &Session) {
+    let secs = (s.login_time.as_secs_f64() * 1000.0).round() / 1000.0;
+    ctx.perf(Perf::seconds("login", s.login_time).thresholds(ctx.warning, ctx.critical));
+    let status = if ctx.critical.is_some_and(|r| r.alerts(secs)) {
+        Status::Critical
+    } else if ctx.warning.is_some_and(|r| r.alerts(secs)) {
+        Status::Warning
+    } else {
+        Status::Ok
+    };
+    let limits = match (ctx.warning, ctx.critical) {
+        (None, None) => String::new(),
+        (w, c) => format!(
+            " (-w {}, -c {})",
+            w.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            c.map(|r| r.to_string()).unwrap_or_else(|| "-".into())
+        ),
+    };
+    ctx.note(LOGIN_TIME, status, format!("login took {secs}s{limits}"));
+}
+
+/// Perfdata from the recorded steps, so a failed run still reports its timings.
+fn emit_step_perf(ctx: &Ctx) {
+    let labels = [
+        ("AUTH-01", "credential"),
+        ("AUTH-02", "authenticate"),
+        ("AUTH-03", "projects"),
+        ("AUTH-04", "scope"),
+        ("AUTH-06", "validate"),
+        ("AUTH-09", "invalid_token"),
+    ];
+    for step in ctx.recorder().steps() {
+        if let Some((_, label)) = labels.iter().find(|(id, _)| *id == step.check) {
+            if !step.duration.is_zero() {
+                ctx.perf(Perf::seconds(*label, step.duration));
+            }
+        }
+    }
+}
+
+async fn validate(s: &Session) -> Result<Done<()>, Fail> {
+    let info = keystone::validate_token(&s.http, &s.keystone, &s.token).await?;
+    let scoped_to = info.project.map(|p| p.id);
+    if scoped_to.as_deref() != Some(s.project_id.as_str()) {
+        return Err(Fail::critical(format!(
+            "GET /v3/auth/tokens -> 200 but the token is scoped to {}, not {}",
+            scoped_to.as_deref().unwrap_or("no project"),
+            s.project_id
+        )));
+    }
+    let exp = s
+        .expires_at
+        .as_deref()
+        .or(info.expires_at.as_deref())
+        .map(|e| format!(", expires {e}"))
+        .unwrap_or_default();
+    Ok(Done::ok(
+        (),
+        format!("Keystone confirms the scoped token (HTTP 200){exp}"),
+    ))
+}
+
+/// Alternative service types a catalog may use for the same service.
+const VOLUME_TYPES: &[&str] = &["volumev3", "block-storage", "volume", "volumev2"];
+
+fn catalog_core(s: &Session, allow_http: bool) -> (Status, String) {
+    let services = [
+        ("compute", vec!["compute"]),
+        ("image", vec!["image"]),
+        ("identity", vec!["identity"]),
+    ];
+    judge(s, &services, Status::Critical, allow_http)
+}
+
+fn catalog_extra(s: &Session, wanted: &[String], allow_http: bool) -> (Status, String) {
+    let services: Vec<(&str, Vec<&str>)> = wanted
+        .iter()
+        .map(|w| match w.trim() {
+            "volume" => ("volume", VOLUME_TYPES.to_vec()),
+            other => (other, vec![other]),
         })
-        .await?;
-        ctx.perf(Perf::seconds("exchange", t0.elapsed()));
-        Ok(format!("federated login at {endpoint} works"))
+        .collect();
+    judge(s, &services, Status::Warning, allow_http)
+}
+
+/// Each service present with an https public endpoint in the region, else `bad`.
+fn judge(
+    s: &Session,
+    services: &[(&str, Vec<&str>)],
+    bad: Status,
+    allow_http: bool,
+) -> (Status, String) {
+    let region = s.region.as_deref();
+    let in_region = region
+        .map(|r| format!(" in region {r}"))
+        .unwrap_or_default();
+    let mut status = Status::Ok;
+    let mut parts = Vec::new();
+    for (label, types) in services {
+        let endpoints: Vec<&keystone::CatalogEndpoint> = types
+            .iter()
+            .flat_map(|t| s.catalog.public_endpoints(t, region))
+            .collect();
+        if endpoints.is_empty() {
+            status = status.max(bad);
+            let elsewhere = types
+                .iter()
+                .any(|t| !s.catalog.public_endpoints(t, None).is_empty());
+            parts.push(if elsewhere {
+                format!("{label}: no public endpoint{in_region} (only in other regions)")
+            } else if types.iter().any(|t| s.catalog.has_service(t)) {
+                format!("{label}: no public endpoint")
+            } else {
+                format!("{label}: missing from the catalog")
+            });
+            continue;
+        }
+        let mut shown = Vec::new();
+        let mut worst = Status::Ok;
+        for e in &endpoints {
+            match Url::parse(&e.url) {
+                Ok(u) => {
+                    let (st, _) = auth::url_verdict(&u, allow_http);
+                    let st = if st == Status::Critical {
+                        bad
+                    } else {
+                        st.min(bad)
+                    };
+                    if st != Status::Ok {
+                        shown.push(format!("{} is not https", show_url(&u)));
+                    } else {
+                        shown.push(show_url(&u));
+                    }
+                    worst = worst.max(st);
+                }
+                Err(_) => {
+                    worst = worst.max(bad);
+                    shown.push(format!(
+                        "unparsable URL {:?}",
+                        crate::text::one_line(&e.url, 80)
+                    ));
+                }
+            }
+        }
+        status = status.max(worst);
+        parts.push(format!("{label}: {}", shown.join(", ")));
+    }
+    (status, parts.join("; "))
+}
+
+/// A made-up token that no OP issued; random so no cache can know it. Not a
+/// [`Secret`]: registering it would make the scrubber hide unrelated text.
+fn garbage_token() -> String {
+    let seed = format!(
+        "{}:{}:{:?}",
+        std::process::id(),
+        oidc::now_unix(),
+        std::time::Instant::now()
+    );
+    let hex: String = sha2::Sha256::digest(seed.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("invalid-{hex}")
+}
+
+async fn garbage_refused(s: &Session) -> Result<Done<()>, Fail> {
+    let protocol = s.protocol.as_deref().unwrap_or("openid");
+    let reply = keystone::federation_reply(
+        &s.http,
+        &s.keystone,
+        &s.identity_provider,
+        protocol,
+        &garbage_token(),
+    )
+    .await?;
+    let code = reply.status.as_u16();
+    let www = reply.header("www-authenticate").unwrap_or("").to_string();
+    let says_invalid = www.contains("invalid_token") || reply.text().contains("invalid_token");
+    let what = format!("POST {} with a garbage bearer token", show_url(&reply.url));
+    match code {
+        401 => Ok(Done::ok((), format!("{what} -> HTTP 401 (refused)"))),
+        200..=299 => Err(Fail::critical(format!(
+            "{what} -> HTTP {}: the site ACCEPTED a token no OP issued",
+            reply.status
+        ))),
+        404 if says_invalid => Ok(Done::warn(
+            (),
+            format!("{what} -> HTTP 404 invalid_token: refused, but RFC 6750 asks for 401"),
+        )),
+        400..=499 => Ok(Done::warn(
+            (),
+            format!(
+                "{what} -> HTTP {}: refused, but RFC 6750 asks for 401 ({})",
+                reply.status,
+                reply.describe_body()
+            ),
+        )),
+        _ => Err(reply.unexpected().context("garbage bearer token")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn refresh_lifetime_thresholds() {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let jwt = |days: f64| {
+            let exp = oidc::now_unix() + days * 86400.0;
+            SecretSource::Value(
+                Secret::new(format!(
+                    "{}.{}.sig",
+                    b("{}"),
+                    b(&format!(r#"{{"exp":{exp}}}"#))
+                )),
+                "test".into(),
+            )
+        };
+        assert_eq!(
+            refresh_lifetime(&jwt(60.0), 30, 15).unwrap().status,
+            Status::Ok
+        );
+        assert_eq!(
+            refresh_lifetime(&jwt(20.0), 30, 15).unwrap().status,
+            Status::Warning
+        );
+        assert_eq!(
+            refresh_lifetime(&jwt(3.0), 30, 15).unwrap().status,
+            Status::Critical
+        );
+        let expired = refresh_lifetime(&jwt(-1.0), 30, 15).err().map(|f| f.status);
+        assert_eq!(expired, Some(Status::Unknown));
+        let opaque = SecretSource::Value(Secret::new("opaque-refresh-0123456789"), "x".into());
+        let d = refresh_lifetime(&opaque, 30, 15).unwrap();
+        assert_eq!(d.status, Status::Ok);
+        assert!(d.message.contains("cannot be read"));
+    }
+
+    #[test]
+    fn garbage_tokens_differ() {
+        assert_ne!(garbage_token(), garbage_token());
     }
 }

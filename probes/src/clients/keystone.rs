@@ -8,12 +8,48 @@ use crate::secret::Secret;
 
 /// The federated login URL for an identity provider and protocol.
 pub fn federation_auth_url(keystone: &Url, idp: &str, protocol: &str) -> Result<Url, Fail> {
-    let base = keystone.as_str().trim_end_matches('/');
-    let base = base.strip_suffix("/v3").unwrap_or(base);
-    Url::parse(&format!(
-        "{base}/v3/OS-FEDERATION/identity_providers/{idp}/protocols/{protocol}/auth"
-    ))
-    .map_err(|e| Fail::unknown(format!("bad Keystone URL {keystone}: {e}")))
+    at(
+        keystone,
+        &[
+            "OS-FEDERATION",
+            "identity_providers",
+            idp,
+            "protocols",
+            protocol,
+            "auth",
+        ],
+    )
+}
+
+/// `{keystone root}/v3/{segments...}`, each segment escaped; works for URLs
+/// given with or without `/v3` and with a trailing slash.
+fn at(keystone: &Url, segments: &[&str]) -> Result<Url, Fail> {
+    let bad = || {
+        Fail::unknown(format!(
+            "bad Keystone URL {}",
+            crate::http::show_url(keystone)
+        ))
+    };
+    let mut url = keystone.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let mut parts: Vec<String> = url
+        .path_segments()
+        .ok_or_else(bad)?
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if parts.last().map(String::as_str) == Some("v3") {
+        parts.pop();
+    }
+    {
+        let mut p = url.path_segments_mut().map_err(|_| bad())?;
+        p.clear();
+        p.extend(parts.iter().map(String::as_str));
+        p.push("v3");
+        p.extend(segments);
+    }
+    Ok(url)
 }
 
 /// Exchange an OIDC access token for an unscoped Keystone token.
@@ -30,13 +66,7 @@ pub async fn exchange_oidc(
         .bearer_auth(access_token.expose())
         .header("Accept", "application/json");
     let reply = http.send(req).await?.success()?;
-    match reply.header("x-subject-token") {
-        Some(t) if !t.is_empty() => Ok(Secret::new(t)),
-        _ => Err(Fail::critical(format!(
-            "HTTP {} but no X-Subject-Token header",
-            reply.status
-        ))),
-    }
+    subject_token(&reply)
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -53,10 +83,8 @@ struct Projects {
 }
 
 fn v3(keystone: &Url, path: &str) -> Result<Url, Fail> {
-    let base = keystone.as_str().trim_end_matches('/');
-    let base = base.strip_suffix("/v3").unwrap_or(base);
-    Url::parse(&format!("{base}/v3/{path}"))
-        .map_err(|e| Fail::unknown(format!("bad Keystone URL {keystone}: {e}")))
+    let segments: Vec<&str> = path.split('/').collect();
+    at(keystone, &segments)
 }
 
 /// Projects the (unscoped) token may scope to.
@@ -127,6 +155,25 @@ pub struct CatalogEndpoint {
 }
 
 impl Catalog {
+    /// Every public endpoint of `service_type` (in `region` when given).
+    pub fn public_endpoints(
+        &self,
+        service_type: &str,
+        region: Option<&str>,
+    ) -> Vec<&CatalogEndpoint> {
+        self.services
+            .iter()
+            .filter(|s| s.service_type == service_type)
+            .flat_map(|s| s.endpoints.iter())
+            .filter(|e| e.interface == "public")
+            .filter(|e| region.is_none_or(|r| e.in_region(r)))
+            .collect()
+    }
+
+    pub fn has_service(&self, service_type: &str) -> bool {
+        self.services.iter().any(|s| s.service_type == service_type)
+    }
+
     /// The public URL of `service_type`, in `region` when given.
     pub fn public_url(&self, service_type: &str, region: Option<&str>) -> Option<Url> {
         self.services
@@ -134,18 +181,97 @@ impl Catalog {
             .filter(|s| s.service_type == service_type)
             .flat_map(|s| s.endpoints.iter())
             .filter(|e| e.interface == "public")
-            .find(|e| {
-                region.is_none_or(|r| {
-                    e.region.as_deref() == Some(r) || e.region_id.as_deref() == Some(r)
-                })
-            })
+            .find(|e| region.is_none_or(|r| e.in_region(r)))
             .and_then(|e| Url::parse(&e.url).ok())
     }
 }
 
+impl CatalogEndpoint {
+    pub fn in_region(&self, region: &str) -> bool {
+        self.region.as_deref() == Some(region) || self.region_id.as_deref() == Some(region)
+    }
+}
+
+/// What a token body tells besides the catalog.
+#[derive(Clone, Debug, Default)]
+pub struct TokenInfo {
+    pub catalog: Catalog,
+    pub project: Option<ProjectRef>,
+    pub expires_at: Option<String>,
+    pub methods: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct ProjectRef {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 #[derive(serde::Deserialize)]
 struct TokenBody {
-    token: Catalog,
+    token: TokenFields,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenFields {
+    #[serde(default)]
+    catalog: Vec<CatalogService>,
+    #[serde(default)]
+    project: Option<ProjectRef>,
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    methods: Vec<String>,
+}
+
+/// `POST /v3/auth/tokens` with any identity and optional scope: the token
+/// (X-Subject-Token) and what its body says.
+pub async fn issue_token(
+    http: &Http,
+    keystone: &Url,
+    identity: serde_json::Value,
+    scope: Option<serde_json::Value>,
+) -> Result<(Secret, TokenInfo), Fail> {
+    let mut auth = serde_json::json!({ "identity": identity });
+    if let Some(s) = scope {
+        auth["scope"] = s;
+    }
+    let req = http
+        .request(Method::POST, v3(keystone, "auth/tokens")?)
+        .header("Accept", "application/json")
+        .json(&serde_json::json!({ "auth": auth }));
+    let reply = http.send(req).await?.success()?;
+    let token = subject_token(&reply)?;
+    let body: TokenBody = reply.json()?;
+    let t = body.token;
+    Ok((
+        token,
+        TokenInfo {
+            catalog: Catalog {
+                services: t.catalog,
+            },
+            project: t.project,
+            expires_at: t.expires_at,
+            methods: t.methods,
+        },
+    ))
+}
+
+fn subject_token(reply: &crate::http::Reply) -> Result<Secret, Fail> {
+    reply
+        .header("x-subject-token")
+        .filter(|t| !t.trim().is_empty())
+        .map(Secret::new)
+        .ok_or_else(|| {
+            Fail::critical(format!(
+                "{} {} -> HTTP {} but no X-Subject-Token header: {}",
+                reply.method,
+                crate::http::show_url(&reply.url),
+                reply.status,
+                reply.describe_body()
+            ))
+        })
 }
 
 /// Exchange an unscoped token for a project-scoped one with its catalog.
@@ -155,23 +281,171 @@ pub async fn scoped_token(
     unscoped: &Secret,
     project_id: &str,
 ) -> Result<(Secret, Catalog), Fail> {
-    let body = serde_json::json!({"auth": {
-        "identity": {"methods": ["token"], "token": {"id": unscoped.expose()}},
-        "scope": {"project": {"id": project_id}}}});
+    let (t, info) = scope_token(http, keystone, unscoped, project_id).await?;
+    Ok((t, info.catalog))
+}
+
+/// Like [`scoped_token`], with everything the body says.
+pub async fn scope_token(
+    http: &Http,
+    keystone: &Url,
+    unscoped: &Secret,
+    project_id: &str,
+) -> Result<(Secret, TokenInfo), Fail> {
+    let identity = serde_json::json!({"methods": ["token"], "token": {"id": unscoped.expose()}});
+    let scope = serde_json::json!({"project": {"id": project_id}});
+    issue_token(http, keystone, identity, Some(scope)).await
+}
+
+/// A Keystone domain, by name or by id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Domain {
+    Name(String),
+    Id(String),
+}
+
+impl Domain {
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Domain::Name(n) => serde_json::json!({ "name": n }),
+            Domain::Id(i) => serde_json::json!({ "id": i }),
+        }
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Domain::Name(n) => write!(f, "{n}"),
+            Domain::Id(i) => write!(f, "id {i}"),
+        }
+    }
+}
+
+/// Password authentication: unscoped (the caller then lists projects and
+/// scopes like any other login), or scoped at once when `scope` is given.
+pub async fn password_token(
+    http: &Http,
+    keystone: &Url,
+    username: &str,
+    user_domain: &Domain,
+    password: &Secret,
+    scope: Option<serde_json::Value>,
+) -> Result<(Secret, TokenInfo), Fail> {
+    let identity = serde_json::json!({"methods": ["password"], "password": {"user": {
+        "name": username, "domain": user_domain.json(), "password": password.expose()}}});
+    issue_token(http, keystone, identity, scope).await
+}
+
+/// Application credential authentication: the token is bound to the
+/// credential's project already.
+pub async fn app_cred_token(
+    http: &Http,
+    keystone: &Url,
+    id: &str,
+    secret: &Secret,
+) -> Result<(Secret, TokenInfo), Fail> {
+    let identity = serde_json::json!({"methods": ["application_credential"],
+        "application_credential": {"id": id, "secret": secret.expose()}});
+    issue_token(http, keystone, identity, None).await
+}
+
+/// `GET /v3/auth/tokens`: Keystone confirms the token is valid (200).
+pub async fn validate_token(
+    http: &Http,
+    keystone: &Url,
+    token: &Secret,
+) -> Result<TokenInfo, Fail> {
     let req = http
-        .request(Method::POST, v3(keystone, "auth/tokens")?)
-        .json(&body);
-    let reply = http.send(req).await?.success()?;
-    let token = reply
-        .header("x-subject-token")
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| {
-            Fail::critical(format!(
-                "HTTP {} but no X-Subject-Token header",
-                reply.status
-            ))
-        })?;
+        .get(v3(keystone, "auth/tokens")?)
+        .header("Accept", "application/json")
+        .header("X-Auth-Token", token.expose())
+        .header("X-Subject-Token", token.expose());
+    let reply = http.send(req).await?;
+    if reply.status.as_u16() != 200 {
+        return Err(reply.unexpected());
+    }
     let body: TokenBody = reply.json()?;
-    Ok((token, body.token))
+    Ok(TokenInfo {
+        catalog: Catalog {
+            services: body.token.catalog,
+        },
+        project: body.token.project,
+        expires_at: body.token.expires_at,
+        methods: body.token.methods,
+    })
+}
+
+/// Send a made-up bearer token (not a secret) to the federation URL and
+/// return whatever came back, for checking that a bad token is refused.
+pub async fn federation_reply(
+    http: &Http,
+    keystone: &Url,
+    idp: &str,
+    protocol: &str,
+    bogus_bearer: &str,
+) -> Result<crate::http::Reply, Fail> {
+    let url = federation_auth_url(keystone, idp, protocol)?;
+    let req = http
+        .request(Method::POST, url)
+        .bearer_auth(bogus_bearer)
+        .header("Accept", "application/json");
+    http.send(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_built_from_any_keystone_form() {
+        for k in [
+            "https://k.example:5000/v3",
+            "https://k.example:5000/v3/",
+            "https://k.example:5000/",
+            "https://k.example:5000",
+            "https://k.example:5000/v3?x=1",
+        ] {
+            let k = Url::parse(k).unwrap();
+            assert_eq!(
+                v3(&k, "auth/projects").unwrap().as_str(),
+                "https://k.example:5000/v3/auth/projects"
+            );
+        }
+        let k = Url::parse("https://k.example/identity/v3").unwrap();
+        assert_eq!(
+            federation_auth_url(&k, "egi.eu", "openid").unwrap().as_str(),
+            "https://k.example/identity/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth"
+        );
+        // a hostile idp name cannot climb out of its path segment
+        let u = federation_auth_url(&k, "../x?y", "openid").unwrap();
+        assert!(u.path().contains("..%2Fx%3Fy"), "{u}");
+    }
+
+    fn p(id: &str, name: &str, enabled: Option<bool>) -> Project {
+        Project {
+            id: id.into(),
+            name: name.into(),
+            enabled,
+        }
+    }
+
+    #[test]
+    fn project_choice_follows_production() {
+        let ps = vec![
+            p("1", "vo.a", None),
+            p("2", "ops.vo", Some(true)),
+            p("3", "vo.z", None),
+        ];
+        assert_eq!(pick_project(&ps, None).unwrap().id, "2");
+        assert_eq!(pick_project(&ps[..1], None).unwrap().id, "1");
+        let no_ops = vec![p("1", "a", None), p("3", "z", None)];
+        assert_eq!(pick_project(&no_ops, None).unwrap().id, "3");
+        assert_eq!(pick_project(&ps, Some("vo.a")).unwrap().id, "1");
+        assert_eq!(pick_project(&ps, Some("3")).unwrap().id, "3");
+        let e = pick_project(&ps, Some("nope")).unwrap_err();
+        assert!(e.message.contains("nope") && e.message.contains("ops.vo"));
+        let disabled = vec![p("9", "ops", Some(false))];
+        assert!(pick_project(&disabled, None).is_err());
+    }
 }

@@ -1,0 +1,188 @@
+//! Getting the monitor's credential in hand: reading token files, the OIDC
+//! grants (with discovery), password and application-credential secrets.
+//! Every failure here is the monitor's own (UNKNOWN), except timeouts.
+
+use reqwest::Url;
+
+use super::config::{Credential, OidcClient, Resolved, TokenEndpoint};
+use crate::clients::oidc;
+use crate::http::{show_url, Http};
+use crate::secret::Secret;
+use crate::{Ctx, Done, Fail};
+
+/// The credential in hand, ready for Keystone.
+pub enum Obtained {
+    Bearer(Secret, String),
+    Password {
+        username: String,
+        user_domain: crate::clients::keystone::Domain,
+        password: Secret,
+    },
+    AppCred {
+        id: String,
+        secret: Secret,
+    },
+}
+
+pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obtained>, Fail> {
+    let src = format!(" (settings from {})", plan.source);
+    match &plan.credential {
+        Credential::AccessToken(s) => {
+            let token = s.load("access token")?;
+            let msg = format!(
+                "OIDC access token from {}{}{src}",
+                s.describe(),
+                expiry_note(&token)?
+            );
+            Ok(Done::ok(
+                Obtained::Bearer(token, "OIDC access token".into()),
+                msg,
+            ))
+        }
+        Credential::RefreshToken { refresh, client } => {
+            let rt = refresh.load("refresh token")?;
+            let (endpoint, c) = oidc_client(ctx, http, client).await?;
+            let tokens = oidc::refresh_grant(http, &endpoint, &c, &rt, &client.scope).await?;
+            let msg = format!(
+                "OIDC refresh-token grant at {}{}{src}",
+                show_url(&endpoint),
+                expiry_note(&tokens.access_token)?
+            );
+            let how = "OIDC refresh token".to_string();
+            Ok(Done::ok(Obtained::Bearer(tokens.access_token, how), msg))
+        }
+        Credential::ClientCredentials(client) => {
+            let (endpoint, c) = oidc_client(ctx, http, client).await?;
+            let tokens = oidc::client_credentials(http, &endpoint, &c, &client.scope).await?;
+            let msg = format!(
+                "OIDC client_credentials grant for {} at {}{}{src}",
+                c.id,
+                show_url(&endpoint),
+                expiry_note(&tokens.access_token)?
+            );
+            let how = "OIDC client credentials".to_string();
+            Ok(Done::ok(Obtained::Bearer(tokens.access_token, how), msg))
+        }
+        Credential::Password {
+            username,
+            user_domain,
+            password,
+        } => {
+            let password = password.load("password")?;
+            Ok(Done::ok(
+                Obtained::Password {
+                    username: username.clone(),
+                    user_domain: user_domain.clone(),
+                    password,
+                },
+                format!("password of {username}{src}"),
+            ))
+        }
+        Credential::AppCred { id, secret } => {
+            let secret = secret.load("application credential secret")?;
+            Ok(Done::ok(
+                Obtained::AppCred {
+                    id: id.clone(),
+                    secret,
+                },
+                format!("application credential {id}{src}"),
+            ))
+        }
+    }
+}
+
+async fn oidc_client(
+    ctx: &Ctx,
+    http: &Http,
+    client: &OidcClient,
+) -> Result<(Url, oidc::Client), Fail> {
+    let secret = client.secret.load("OIDC client secret")?;
+    let endpoint = match &client.endpoint {
+        TokenEndpoint::Explicit(u) => u.clone(),
+        TokenEndpoint::Discover(u) => {
+            let issuer = strip_well_known(u);
+            let e = oidc::discover_token_endpoint(http, &issuer).await?;
+            ctx.detail(format!("OIDC discovery: token endpoint {}", show_url(&e)));
+            e
+        }
+    };
+    Ok((
+        endpoint,
+        oidc::Client {
+            id: client.id.clone(),
+            secret,
+        },
+    ))
+}
+
+fn strip_well_known(u: &Url) -> Url {
+    let s = u.as_str().trim_end_matches('/');
+    match s.strip_suffix("/.well-known/openid-configuration") {
+        Some(base) => Url::parse(base).unwrap_or_else(|_| u.clone()),
+        None => u.clone(),
+    }
+}
+
+/// Seconds a token must still be valid to be worth sending.
+const MIN_LIFETIME: f64 = 30.0;
+
+/// ", expires in 55m" for a JWT; an expired one is the monitor's problem.
+fn expiry_note(token: &Secret) -> Result<String, Fail> {
+    let Some(claims) = oidc::jwt_claims(token) else {
+        return Ok(", not a JWT (expiry unknown)".into());
+    };
+    let Some(exp) = claims.exp else {
+        return Ok(", JWT without exp".into());
+    };
+    let left = exp - oidc::now_unix();
+    if left <= 0.0 {
+        return Err(Fail::unknown(format!(
+            "the monitor's access token expired {} ago (JWT exp, not verified); \
+             renew it (fetch a new one from the OP)",
+            oidc::human_secs(left)
+        )));
+    }
+    if left < MIN_LIFETIME {
+        // it would expire mid-login and the site would be blamed for the 401
+        return Err(Fail::unknown(format!(
+            "the monitor's access token expires in {}, too soon to log in with; renew it",
+            oidc::human_secs(left)
+        )));
+    }
+    Ok(format!(", expires in {}", oidc::human_secs(left)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    #[test]
+    fn expired_jwt_is_the_monitors_problem() {
+        use base64::Engine;
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let t = Secret::new(format!("{}.{}.x", b("{}"), b(r#"{"exp":1000}"#)));
+        let e = expiry_note(&t).unwrap_err();
+        assert_eq!(e.status, Status::Unknown);
+        assert!(e.message.contains("expired"));
+        let later = oidc::now_unix() as u64 + 7200;
+        let t = Secret::new(format!(
+            "{}.{}.x",
+            b("{}"),
+            b(&format!(r#"{{"exp":{later}}}"#))
+        ));
+        assert!(
+            expiry_note(&t).unwrap().contains("expires in 1h")
+                || expiry_note(&t).unwrap().contains("expires in 2h")
+        );
+        let soon = oidc::now_unix() as u64 + 5;
+        let t = Secret::new(format!(
+            "{}.{}.x",
+            b("{}"),
+            b(&format!(r#"{{"exp":{soon}}}"#))
+        ));
+        let e = expiry_note(&t).unwrap_err();
+        assert_eq!(e.status, Status::Unknown);
+        assert!(e.message.contains("too soon"), "{}", e.message);
+    }
+}
