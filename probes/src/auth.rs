@@ -450,13 +450,20 @@ fn session_http(ctx: &Ctx, plan: &Resolved) -> Result<Http, Fail> {
     if plan.cacert.is_none() && !plan.insecure {
         return Ok(ctx.http.clone());
     }
+    // The cloud's CA is trusted besides, not instead of, --ca-cert/--ca-path.
+    let base = ctx.http.tls();
     let tls = TlsOptions {
-        ca_certs: plan.cacert.iter().cloned().collect(),
-        ca_path: None,
-        insecure: plan.insecure,
+        ca_certs: base
+            .ca_certs
+            .iter()
+            .chain(plan.cacert.iter())
+            .cloned()
+            .collect(),
+        ca_path: base.ca_path.clone(),
+        insecure: base.insecure || plan.insecure,
     };
     let client = build_client(&tls)?;
-    Ok(Http::new(client, ctx.deadline(), ctx.recorder().clone()))
+    Ok(Http::new(client, ctx.deadline(), ctx.recorder().clone()).with_tls(tls))
 }
 
 /// Try each protocol in turn; report every attempt.

@@ -55,6 +55,8 @@ struct Tracked {
     resource: Resource,
     cleanup: Option<CleanupFn>,
     settled: bool,
+    /// A placeholder that turned out not to be needed: not reported.
+    hidden: bool,
 }
 
 #[derive(Default)]
@@ -139,6 +141,7 @@ impl Recorder {
         self.lock()
             .tracked
             .iter()
+            .filter(|t| !t.hidden)
             .map(|t| t.resource.clone())
             .collect()
     }
@@ -263,6 +266,7 @@ impl Ctx {
             },
             cleanup: Some(cleanup),
             settled: false,
+            hidden: false,
         });
         ResourceId(st.tracked.len() - 1)
     }
@@ -270,6 +274,16 @@ impl Ctx {
     /// The probe deleted the resource itself (or failed to, with a reason).
     pub fn settle(&self, id: ResourceId, outcome: Cleanup) {
         self.rec.settle(id.0, outcome);
+    }
+
+    /// Drop a placeholder (e.g. "whatever this create request made") once the
+    /// real resource is tracked: no cleanup, not reported.
+    pub fn forget(&self, id: ResourceId) {
+        if let Some(t) = self.rec.lock().tracked.get_mut(id.0) {
+            t.settled = true;
+            t.hidden = true;
+            t.cleanup = None;
+        }
     }
 }
 

@@ -153,6 +153,8 @@ pub struct Http {
     client: reqwest::Client,
     deadline: Deadline,
     rec: Arc<Recorder>,
+    /// What the client trusts, so a derived client can extend it.
+    tls: Arc<TlsOptions>,
 }
 
 /// A whole answer: status, headers, body (bounded).
@@ -172,7 +174,18 @@ impl Http {
             client,
             deadline,
             rec,
+            tls: Arc::default(),
         }
+    }
+
+    /// Record the TLS options `client` was built with.
+    pub fn with_tls(mut self, tls: TlsOptions) -> Http {
+        self.tls = Arc::new(tls);
+        self
+    }
+
+    pub fn tls(&self) -> &TlsOptions {
+        &self.tls
     }
 
     pub fn deadline(&self) -> Deadline {
@@ -414,22 +427,24 @@ fn transport(e: reqwest::Error) -> Fail {
     if e.is_redirect() {
         return Fail::critical(format!("redirect loop or too many redirects: {detail}"));
     }
-    let what =
-        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
-            "TLS failure (is the site's CA trusted? see --ca-cert/--ca-path)"
-        } else if lower.contains("connection refused") {
-            "connection refused"
-        } else if lower.contains("reset") {
-            "connection reset"
-        } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
-            "name resolution failed"
-        } else if e.is_body() || e.is_decode() {
-            "connection broken while reading the answer"
-        } else if e.is_connect() {
-            "cannot connect"
-        } else {
-            "request failed"
-        };
+    let what = if lower.contains("close_notify") || lower.contains("unexpected eof") {
+        "connection closed by the server before the answer was complete"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        "TLS failure (is the site's CA trusted? see --ca-cert/--ca-path)"
+    } else if lower.contains("connection refused") {
+        "connection refused"
+    } else if lower.contains("reset") {
+        "connection reset"
+    } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
+        "name resolution failed"
+    } else if e.is_body() || e.is_decode() {
+        "connection broken while reading the answer"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
     Fail::critical(format!("{what}: {}", text::one_line(&detail, 300)))
 }
 

@@ -66,7 +66,7 @@ where
         Ok(c) => c,
         Err(f) => return assemble(&opts, &rec, started_at, t0, End::Done(Err(f))),
     };
-    let http = Http::new(client, work, rec.clone());
+    let http = Http::new(client, work, rec.clone()).with_tls(opts.tls.clone());
     let mut ctx = Ctx::new(http.clone(), rec.clone(), opts.verbosity);
     ctx.warning = opts.warning;
     ctx.critical = opts.critical;

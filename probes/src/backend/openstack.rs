@@ -142,8 +142,9 @@ fn choose(matches: Vec<Image>, what: &str, scanned: usize) -> Result<ImageRef, F
 
 impl Compute for OpenStack {
     fn rebind(&self, http: Http) -> Self {
+        // Keep our own client (it may trust the cloud's CA); take the deadline.
         OpenStack {
-            http,
+            http: self.http.with_deadline(http.deadline()),
             ..self.clone()
         }
     }
@@ -336,8 +337,9 @@ fn transfer(t: glance::Transfer) -> Transfer {
 
 impl ImageStore for OpenStack {
     fn rebind(&self, http: Http) -> Self {
+        // Keep our own client (it may trust the cloud's CA); take the deadline.
         OpenStack {
-            http,
+            http: self.http.with_deadline(http.deadline()),
             ..self.clone()
         }
     }

@@ -141,7 +141,7 @@ impl Probe for ImageUpload {
         let t0 = Instant::now();
         let session = auth::login(&ctx, &args.auth).await?;
         ctx.perf(Perf::seconds("auth", t0.elapsed()));
-        let store = OpenStack::new(ctx.http.clone(), &session);
+        let store = OpenStack::new(session.http.clone(), &session);
         image_cycle(&ctx, &store, &plan).await
     }
 }

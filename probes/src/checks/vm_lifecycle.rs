@@ -129,10 +129,12 @@ impl Plan {
                 "one of --image, --registry-image or --appdb-image is required",
             ));
         };
+        // Not -H: that names the site, and two monitors probing one site
+        // would reap each other's servers. Production tags the monitor's name.
+        let _ = ctx_host;
         let host = args
             .argo_host_name
             .clone()
-            .or_else(|| ctx_host.map(String::from))
             .or_else(machine_hostname)
             .unwrap_or_else(|| "unknown-host".into());
         Ok(Plan {
@@ -169,7 +171,7 @@ impl Probe for VmLifecycle {
         let t0 = Instant::now();
         let session = auth::login(&ctx, &args.auth).await?;
         ctx.perf(Perf::seconds("auth", t0.elapsed()));
-        let mut cloud = OpenStack::new(ctx.http.clone(), &session);
+        let mut cloud = OpenStack::new(session.http.clone(), &session);
         ctx.step(API, async {
             let d = cloud.negotiate_compute().await?;
             Ok(Done::ok((), d))
@@ -237,17 +239,22 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
     let t_create = Instant::now();
     let (id, handle) = ctx
         .step(CREATE, async {
+            // A deadline or signal while the create is in flight leaves no id:
+            // until one comes back, cleanup finds servers by this run's id.
+            let in_flight = track_run(ctx, cloud, &plan.run_id);
             let id = match cloud.create_server(&spec).await {
                 Ok(id) => id,
                 Err(f) => {
                     // A lost answer (proxy timeout, reset) may hide a created
                     // server: find it by this run's id so it is deleted too.
                     adopt_orphans(ctx, cloud, plan).await;
+                    ctx.forget(in_flight);
                     return Err(f);
                 }
             };
             // Registered before anything else can fail or be interrupted.
             let handle = track_server(ctx, cloud, &id, &name);
+            ctx.forget(in_flight);
             let msg = format!("{id} ({name}) accepted");
             Ok(Done::ok((id, handle), msg))
         })
@@ -295,6 +302,33 @@ fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> Resou
                     .await
                     .map(|_| ())
                     .map_err(|f| f.message)
+            })
+        }),
+    )
+}
+
+/// Cleanup for a create request whose answer has not come yet: delete
+/// whatever server carries this run's id.
+fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
+    let b = cloud.clone();
+    let run = run.to_string();
+    ctx.track(
+        "server request",
+        &format!("run {run}"),
+        None,
+        Box::new(move |http| {
+            Box::pin(async move {
+                let b = b.rebind(http);
+                let found = b.servers_tagged(RUN_KEY).await.map_err(|f| f.message)?;
+                for s in found
+                    .iter()
+                    .filter(|s| s.metadata.get(RUN_KEY) == Some(&run))
+                {
+                    delete_server_and_wait(&b, &s.id)
+                        .await
+                        .map_err(|f| format!("server {}: {}", s.id, f.message))?;
+                }
+                Ok(())
             })
         }),
     )
@@ -524,7 +558,12 @@ mod tests {
         };
         let p = Plan::from_args(&a, Some("mon.example")).unwrap();
         assert_eq!(p.image, ImageQuery::Registry("r".into()));
-        assert_eq!(p.host, "mon.example");
+        // -H names the site, not the monitor: the tag is the machine's name.
+        let machine = machine_hostname().unwrap_or_else(|| "unknown-host".into());
+        assert_eq!(p.host, machine);
+        a.argo_host_name = Some("argo-mon.example".into());
+        let p = Plan::from_args(&a, Some("site.example")).unwrap();
+        assert_eq!(p.host, "argo-mon.example");
         a.registry_image = None;
         a.appdb_image = None;
         assert!(Plan::from_args(&a, None).is_err());
