@@ -191,7 +191,10 @@ fn a_required_failure_fails_the_site_with_percentages() {
         .iter()
         .find(|c| c.check == "AUTH-02")
         .unwrap();
-    assert_eq!(failing.message, "AUTH-02 said CRITICAL", "failures keep the probe's words");
+    assert_eq!(
+        failing.message, "AUTH-02 said CRITICAL",
+        "failures keep the probe's words"
+    );
 }
 
 #[test]
@@ -228,13 +231,22 @@ fn checks_never_reached_fail_with_the_probes_reason() {
 #[test]
 fn a_placeholder_probe_is_skipped_not_passed() {
     let mut rs = all_ok();
-    rs[1] = result("check_vm_lifecycle", "VM_LIFECYCLE", Status::Unknown, vec![]);
+    rs[1] = result(
+        "check_vm_lifecycle",
+        "VM_LIFECYCLE",
+        Status::Unknown,
+        vec![],
+    );
     let sg = grade(&g(), &site(rs));
     let vm = cap(&sg, "vm");
     assert_eq!(vm.status, CapStatus::Fail);
     assert!(vm.checks.iter().all(|c| c.outcome == Outcome::Skip));
     let mon = cap(&sg, "mon");
-    assert_eq!(mon.status, CapStatus::Fail, "a probe that cannot run is not monitorable");
+    assert_eq!(
+        mon.status,
+        CapStatus::Fail,
+        "a probe that cannot run is not monitorable"
+    );
     assert_eq!(sg.status, Status::Unknown);
 }
 
@@ -260,10 +272,18 @@ fn leaked_resources_and_timeouts_fail_the_harness_checks() {
     let sg = grade(&g(), &site(rs));
     let mon = cap(&sg, "mon");
     assert_eq!(mon.status, CapStatus::Fail);
-    let vm = mon.checks.iter().find(|c| c.check == "RUN-VM_LIFECYCLE").unwrap();
+    let vm = mon
+        .checks
+        .iter()
+        .find(|c| c.check == "RUN-VM_LIFECYCLE")
+        .unwrap();
     assert_eq!(vm.outcome, Outcome::Fail);
     assert!(vm.message.contains("server abc"), "{}", vm.message);
-    let auth = mon.checks.iter().find(|c| c.check == "RUN-TOKEN_AUTH").unwrap();
+    let auth = mon
+        .checks
+        .iter()
+        .find(|c| c.check == "RUN-TOKEN_AUTH")
+        .unwrap();
     assert!(auth.message.contains("deadline"), "{}", auth.message);
 }
 
@@ -324,8 +344,14 @@ title = \"nobody\"
     assert!(has("duplicate check"), "{problems:#?}");
     assert!(has("without a reason"), "{problems:#?}");
     assert!(has("is not among its checks"), "{problems:#?}");
-    assert!(has("R-UNUSED is evidenced by no capability"), "{problems:#?}");
-    assert!(has("probe check_usage is run but its checks are referenced by no capability"), "{problems:#?}");
+    assert!(
+        has("R-UNUSED is evidenced by no capability"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("probe check_usage is run but its checks are referenced by no capability"),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -345,7 +371,10 @@ fn embedded_guideline_maps_every_seed_requirement() {
         assert!(g.requirement(r).is_some(), "{r}");
         assert!(g.capabilities.iter().any(|c| c.requirement == r), "{r}");
     }
-    assert_eq!(g.timeout_of("check_vm_lifecycle"), Some(Duration::from_secs(600)));
+    assert_eq!(
+        g.timeout_of("check_vm_lifecycle"),
+        Some(Duration::from_secs(600))
+    );
 }
 
 #[test]

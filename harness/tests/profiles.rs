@@ -38,22 +38,51 @@ fn the_example_profile_parses_and_plans_every_guideline_probe() {
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
-    let auth = plan.probes.iter().find(|a| a[0] == "check_token_auth").unwrap();
+    let auth = plan
+        .probes
+        .iter()
+        .find(|a| a[0] == "check_token_auth")
+        .unwrap();
     let joined = auth.join(" ");
-    assert!(joined.contains("--endpoint https://keystone.example.org:5000/v3"), "{joined}");
-    assert!(joined.contains("--access-token /etc/fedprobe/oidc-access-token"), "{joined}");
-    assert!(joined.contains("--timeout 60s"), "guideline timeout: {joined}");
-    assert!(joined.contains("--ca-path /etc/grid-security/certificates"), "{joined}");
-    let vm = plan.probes.iter().find(|a| a[0] == "check_vm_lifecycle").unwrap();
-    assert!(vm.join(" ").contains("--timeout 10m"), "profile wins: {vm:?}");
-    assert_eq!(plan.externals[0].timeout, std::time::Duration::from_secs(10));
+    assert!(
+        joined.contains("--endpoint https://keystone.example.org:5000/v3"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("--access-token /etc/fedprobe/oidc-access-token"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("--timeout 60s"),
+        "guideline timeout: {joined}"
+    );
+    assert!(
+        joined.contains("--ca-path /etc/grid-security/certificates"),
+        "{joined}"
+    );
+    let vm = plan
+        .probes
+        .iter()
+        .find(|a| a[0] == "check_vm_lifecycle")
+        .unwrap();
+    assert!(
+        vm.join(" ").contains("--timeout 10m"),
+        "profile wins: {vm:?}"
+    );
+    assert_eq!(
+        plan.externals[0].timeout,
+        std::time::Duration::from_secs(10)
+    );
 }
 
 #[test]
 fn inline_secrets_are_refused_unless_allowed() {
     let e = Profile::load(&testdata("inline-secret.toml")).unwrap_err();
     assert!(e.contains("inline secret refused"), "{e}");
-    assert!(!e.contains("not-a-real-token"), "the error must not echo the secret: {e}");
+    assert!(
+        !e.contains("not-a-real-token"),
+        "the error must not echo the secret: {e}"
+    );
     let text = std::fs::read_to_string(testdata("inline-secret.toml")).unwrap();
     let allowed = format!("allow_inline_secrets = true\n{text}");
     let p = Profile::parse(&allowed, "allowed").unwrap();
@@ -64,7 +93,10 @@ fn inline_secrets_are_refused_unless_allowed() {
         std::fs::read_to_string(f).unwrap(),
         "eyJhbGciOiJSUzI1NiJ9.not-a-real-token.signature"
     );
-    assert_eq!(std::fs::metadata(f).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]
@@ -88,11 +120,21 @@ cloud = "mysite"
         yaml.display()
     );
     let p = Profile::parse(&text, "t").unwrap();
-    assert_eq!(p.keystone().as_deref(), Some("https://k.example/v3"), "auth_url from clouds.yaml");
+    assert_eq!(
+        p.keystone().as_deref(),
+        Some("https://k.example/v3"),
+        "auth_url from clouds.yaml"
+    );
     let out = tempfile::tempdir().unwrap();
     let creds = p.materialise(out.path()).unwrap();
-    assert_eq!(std::fs::read_to_string(&creds["access_token"]).unwrap(), "env-token-1234567890");
-    assert_eq!(std::fs::read_to_string(&creds["other_token"]).unwrap(), "yaml-token-1234567890");
+    assert_eq!(
+        std::fs::read_to_string(&creds["access_token"]).unwrap(),
+        "env-token-1234567890"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&creds["other_token"]).unwrap(),
+        "yaml-token-1234567890"
+    );
     // Secrets read this way are scrubbed from every output.
     assert_eq!(probes::secret::scrub("x env-token-1234567890 y"), "x *** y");
 
@@ -110,7 +152,10 @@ fn bad_profiles_are_refused() {
     let cases = [
         ("site = \"S\"\ncolour = 1\n", "colour"),
         ("site = \"\"\n", "empty site"),
-        ("site = \"S\"\n[probe.check_nothing]\nx = 1\n", "unknown probe"),
+        (
+            "site = \"S\"\n[probe.check_nothing]\nx = 1\n",
+            "unknown probe",
+        ),
         (
             "site = \"S\"\n[credentials.t]\nfile = \"/a\"\nenv = \"B\"\n",
             "exactly one",
@@ -148,18 +193,35 @@ poll = 2
     .unwrap();
     let accepted = flags(&["endpoint", "vo", "insecure", "timeout", "flavor", "ca-cert"]);
     let argv = p
-        .argv("check_vm_lifecycle", &accepted, &BTreeMap::new(), Some("5m"))
+        .argv(
+            "check_vm_lifecycle",
+            &accepted,
+            &BTreeMap::new(),
+            Some("5m"),
+        )
         .unwrap();
     let s = argv.join(" ");
     assert_eq!(argv[0], "check_vm_lifecycle");
     assert!(s.contains("--endpoint https://k/v3"), "{s}");
     assert!(s.contains("--vo ops"), "first VO: {s}");
     assert!(s.contains("--insecure"), "{s}");
-    assert!(!s.contains("not-a-flag"), "defaults only where accepted: {s}");
-    assert!(!s.contains("glue-url"), "endpoints only where accepted: {s}");
-    assert!(s.contains("--ca-cert /a.pem --ca-cert /b.pem"), "arrays repeat: {s}");
+    assert!(
+        !s.contains("not-a-flag"),
+        "defaults only where accepted: {s}"
+    );
+    assert!(
+        !s.contains("glue-url"),
+        "endpoints only where accepted: {s}"
+    );
+    assert!(
+        s.contains("--ca-cert /a.pem --ca-cert /b.pem"),
+        "arrays repeat: {s}"
+    );
     assert!(!s.contains("--verbose"), "false omits: {s}");
-    assert!(s.contains("--poll 2"), "per-probe table passed as given: {s}");
+    assert!(
+        s.contains("--poll 2"),
+        "per-probe table passed as given: {s}"
+    );
     assert!(s.contains("--timeout 5m"), "{s}");
 }
 

@@ -79,7 +79,12 @@ fn site_run(name: &str, broken: bool) -> SiteRun {
             ],
         ),
         vm,
-        result("check_image_upload", "IMAGE_UPLOAD", Status::Unknown, vec![]),
+        result(
+            "check_image_upload",
+            "IMAGE_UPLOAD",
+            Status::Unknown,
+            vec![],
+        ),
         result(
             "check_glue",
             "GLUE",
@@ -145,11 +150,18 @@ fn junit_is_schema_valid_whatever_the_messages_hold() {
     let xml = report::junit::render(&r);
     // Structure: a suite per site and capability, requirement ids in names.
     let caps = Guideline::embedded().capabilities.len();
-    assert_eq!(xml.matches("<testsuite ").count(), 3 * caps + 3, "plus one external suite per site");
+    assert_eq!(
+        xml.matches("<testsuite ").count(),
+        3 * caps + 3,
+        "plus one external suite per site"
+    );
     assert!(xml.contains("VM-02 stage VM-02 &lt;x&gt; [EOSC-IAAS-API]"));
     assert!(xml.contains("<failure type=\"CRITICAL\" message=\"HTTP 502"));
     assert!(!xml.contains('\u{1b}') && !xml.contains('\u{7}') && !xml.contains('\u{0}'));
-    assert!(!xml.contains("]]]]>>"), "]]> inside CDATA must be broken up");
+    assert!(
+        !xml.contains("]]]]>>"),
+        "]]> inside CDATA must be broken up"
+    );
     let Some(xmllint) = tool("xmllint") else {
         eprintln!("SKIP junit_is_schema_valid_whatever_the_messages_hold: xmllint not installed (apt-get install libxml2-utils)");
         return;
@@ -191,14 +203,22 @@ fn the_unsanitised_crate_output_would_be_invalid() {
 fn openmetrics_passes_promtool() {
     let r = report(4);
     let text = report::metrics::render(&r);
-    assert!(text.contains("probe_success{site=\"SITE-000 <&\\\"'>\",probe=\"check_vm_lifecycle\"} 0"), "{text}");
-    assert!(text.contains("probe_success{site=\"SITE-001 <&\\\"'>\",probe=\"check_vm_lifecycle\"} 1"));
+    assert!(
+        text.contains("probe_success{site=\"SITE-000 <&\\\"'>\",probe=\"check_vm_lifecycle\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probe_success{site=\"SITE-001 <&\\\"'>\",probe=\"check_vm_lifecycle\"} 1")
+    );
     assert!(text.contains("fedprobe_stage_duration_seconds{site=\"SITE-001 <&\\\"'>\",probe=\"check_vm_lifecycle\",check=\"VM-02\"} 1.5"));
     assert!(text.contains("fedprobe_check_status{site=\"SITE-000 <&\\\"'>\",probe=\"check_glue\",check=\"GLUE-01\"} 2"));
-    assert!(text.contains("fedprobe_external_status{site=\"SITE-000 <&\\\"'>\",plugin=\"check_tcp\"} 1"));
+    assert!(text
+        .contains("fedprobe_external_status{site=\"SITE-000 <&\\\"'>\",plugin=\"check_tcp\"} 1"));
     assert!(text.ends_with("# EOF\n"));
     let Some(promtool) = tool("promtool") else {
-        eprintln!("SKIP openmetrics_passes_promtool: promtool not installed (apt-get install prometheus)");
+        eprintln!(
+            "SKIP openmetrics_passes_promtool: promtool not installed (apt-get install prometheus)"
+        );
         return;
     };
     let mut child = Command::new(promtool)
@@ -209,7 +229,12 @@ fn openmetrics_passes_promtool() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -225,8 +250,14 @@ fn nagios_is_worst_first_and_under_16k_for_many_sites() {
     let text = report::nagios::render(&r);
     assert!(text.len() <= probes::nagios::MAX_OUTPUT, "{}", text.len());
     let first = text.lines().next().unwrap();
-    assert!(first.starts_with("FEDPROBE CRITICAL - 0/300 sites pass"), "{first}");
-    assert!(first.contains("| sites=300;;;0 sites_passed=0;;;0"), "{first}");
+    assert!(
+        first.starts_with("FEDPROBE CRITICAL - 0/300 sites pass"),
+        "{first}"
+    );
+    assert!(
+        first.contains("| sites=300;;;0 sites_passed=0;;;0"),
+        "{first}"
+    );
     assert!(text.contains("more lines cut to stay under 16 KB"));
     let second = text.lines().nth(1).unwrap();
     assert!(second.starts_with("[CRITICAL] SITE-000"), "{second}");
@@ -266,10 +297,16 @@ fn markdown_has_a_verdict_and_evidence_per_requirement() {
     let r = report(1);
     let md = report::markdown::render(&r);
     for (id, _) in &r.requirements {
-        assert!(md.contains(&format!("### {}", id.replace('_', "\\_"))), "{id}");
+        assert!(
+            md.contains(&format!("### {}", id.replace('_', "\\_"))),
+            "{id}"
+        );
     }
     assert!(md.contains("**To fix:**"));
-    assert!(md.contains("check\\_vm\\_lifecycle --endpoint https://k/v3"), "what was called");
+    assert!(
+        md.contains("check\\_vm\\_lifecycle --endpoint https://k/v3"),
+        "what was called"
+    );
     assert!(!md.contains('\u{1b}'));
 }
 
@@ -278,7 +315,10 @@ fn html_renders_in_chromium_and_its_numbers_match_the_json() {
     let r = report(3);
     let html = report::html::render(&r);
     assert!(html.contains("<svg class=\"timing\""));
-    assert!(!html.contains("<html><b>Bad"), "site markup must be escaped");
+    assert!(
+        !html.contains("<html><b>Bad"),
+        "site markup must be escaped"
+    );
     let json: serde_json::Value = serde_json::from_str(&report::json::render(&r)).unwrap();
     let Some(chromium) = tool("chromium").or_else(|| tool("chromium-browser")) else {
         eprintln!("SKIP html_renders_in_chromium_and_its_numbers_match_the_json: chromium not installed (apt-get install chromium)");
@@ -304,7 +344,11 @@ fn html_renders_in_chromium_and_its_numbers_match_the_json() {
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(dom.contains("data-rendered=\"yes\""), "page script did not run: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        dom.contains("data-rendered=\"yes\""),
+        "page script did not run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let span = |id: &str| -> String {
         let key = format!("id=\"{id}\">");
         let at = dom.find(&key).unwrap_or_else(|| panic!("{id} not in DOM")) + key.len();
@@ -313,23 +357,45 @@ fn html_renders_in_chromium_and_its_numbers_match_the_json() {
     for k in ["pass", "warn", "fail", "skip", "flagged"] {
         let want = json["totals"][k].as_u64().unwrap().to_string();
         assert_eq!(span(&format!("total-{k}")), want, "total {k}");
-        assert_eq!(span(&format!("js-count-{k}")), want, "rows counted by the browser, {k}");
+        assert_eq!(
+            span(&format!("js-count-{k}")),
+            want,
+            "rows counted by the browser, {k}"
+        );
     }
     // Per-site numbers, in the page's site order, against the JSON.
     for s in json["sites"].as_array().unwrap() {
         let name = s["run"]["site"].as_str().unwrap();
         let esc = fedprobe::report::text::html(name);
-        let key = format!("data-site=\"{}\"", esc.replace("&#39;", "'").replace("&quot;", "&quot;"));
-        let at = dom.find(&key).or_else(|| dom.find(&format!("data-site=\"{esc}\""))).unwrap_or_else(|| panic!("site {name} not rendered"));
+        let key = format!(
+            "data-site=\"{}\"",
+            esc.replace("&#39;", "'").replace("&quot;", "&quot;")
+        );
+        let at = dom
+            .find(&key)
+            .or_else(|| dom.find(&format!("data-site=\"{esc}\"")))
+            .unwrap_or_else(|| panic!("site {name} not rendered"));
         let section = &dom[at..];
         let grab = |class: &str| {
             let key = format!("class=\"{class}\">");
             let i = section.find(&key).unwrap() + key.len();
             section[i..].split('<').next().unwrap().to_string()
         };
-        assert_eq!(grab("required-pct"), s["grade"]["required_pct"].to_string(), "{name}");
-        assert_eq!(grab("unflagged-pct"), s["grade"]["unflagged_pct"].to_string(), "{name}");
-        assert_eq!(grab("required-passed"), s["grade"]["required_passed"].to_string(), "{name}");
+        assert_eq!(
+            grab("required-pct"),
+            s["grade"]["required_pct"].to_string(),
+            "{name}"
+        );
+        assert_eq!(
+            grab("unflagged-pct"),
+            s["grade"]["unflagged_pct"].to_string(),
+            "{name}"
+        );
+        assert_eq!(
+            grab("required-passed"),
+            s["grade"]["required_passed"].to_string(),
+            "{name}"
+        );
     }
     let svgs = dom.matches("<svg class=\"timing\"").count();
     assert_eq!(svgs, 3 * 4, "a timing chart per probe");
