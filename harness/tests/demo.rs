@@ -365,8 +365,10 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
 
 #[tokio::test]
 async fn faults_error_state_and_5xx() {
-    let mut f = Faults::default();
-    f.error_state = true;
+    let f = Faults {
+        error_state: true,
+        ..Faults::default()
+    };
     let d = demo(f).await;
     let s = login(&d, 1).await;
     let nova = s.url("compute");
@@ -398,8 +400,10 @@ async fn faults_error_state_and_5xx() {
         .unwrap()
         .contains("No valid host"));
 
-    let mut f = Faults::default();
-    f.http_5xx = true;
+    let f = Faults {
+        http_5xx: true,
+        ..Faults::default()
+    };
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let r = s
@@ -548,8 +552,10 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    let mut f = Faults::default();
-    f.wrong_checksum = true;
+    let f = Faults {
+        wrong_checksum: true,
+        ..Faults::default()
+    };
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let (_, v) = upload(&s, &data).await;
@@ -559,8 +565,10 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
 
 #[tokio::test]
 async fn the_hang_fault_hangs_until_the_client_gives_up() {
-    let mut f = Faults::default();
-    f.hang = true;
+    let f = Faults {
+        hang: true,
+        ..Faults::default()
+    };
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let glance = s.url("image");
@@ -644,8 +652,10 @@ async fn glue_and_the_information_system_and_the_stale_fault() {
         .unwrap();
     assert_eq!(p["id"], s.project.as_str());
 
-    let mut f = Faults::default();
-    f.stale_glue = true;
+    let f = Faults {
+        stale_glue: true,
+        ..Faults::default()
+    };
     let d = demo(f).await;
     let glue: Value = c
         .get(format!("{}/s0/glue.json", d.base()))

@@ -366,14 +366,9 @@ fn html_renders_in_chromium_and_its_numbers_match_the_json() {
     // Per-site numbers, in the page's site order, against the JSON.
     for s in json["sites"].as_array().unwrap() {
         let name = s["run"]["site"].as_str().unwrap();
-        let esc = fedprobe::report::text::html(name);
-        let key = format!(
-            "data-site=\"{}\"",
-            esc.replace("&#39;", "'").replace("&quot;", "&quot;")
-        );
+        let key = format!("id=\"site-{}\"", fedprobe::profile::sanitise_name(name));
         let at = dom
             .find(&key)
-            .or_else(|| dom.find(&format!("data-site=\"{esc}\"")))
             .unwrap_or_else(|| panic!("site {name} not rendered"));
         let section = &dom[at..];
         let grab = |class: &str| {

@@ -271,9 +271,9 @@ pub fn timing_svg(p: &ProbeRun) -> String {
         x += d;
     }
     let y = row * steps.len() as f64 + 4.0;
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<text x=\"0\" y=\"{:.1}\">total</text><rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#d0d7de\"/><text x=\"{:.1}\" y=\"{:.1}\">{:.2}s</text></svg>\n",
+        "<text x=\"0\" y=\"{:.1}\">total</text><rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#d0d7de\"/><text x=\"{:.1}\" y=\"{:.1}\">{:.2}s</text></svg>",
         y + 12.0,
         r.duration.as_secs_f64() * scale,
         row - 4.0,

@@ -116,7 +116,7 @@ pub fn render(r: &Report) -> String {
                 ),
             ));
         }
-        lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        lines.sort_by_key(|l| (l.0, l.1));
         long.extend(lines.into_iter().map(|l| l.2));
     }
     let long: Vec<String> = long
