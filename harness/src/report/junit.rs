@@ -86,7 +86,7 @@ pub fn render(r: &Report) -> String {
     }
     let mut out = Vec::new();
     match report.build().write_xml(&mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned() + "\n",
+        Ok(()) => probes::secret::scrub(&String::from_utf8_lossy(&out)) + "\n",
         Err(e) => format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><testsuite name=\"fedprobe\" tests=\"1\" failures=\"0\" errors=\"1\"><testcase name=\"render\"><error type=\"internal\" message=\"{}\"/></testcase></testsuite></testsuites>\n",
             super::text::html(&e.to_string())
