@@ -314,20 +314,27 @@ fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
                 .last()
                 .map(|s| format!(" after {}", s.check))
                 .unwrap_or_default();
-            // The probe finished fine without this check: it does not exist.
-            let status = if r.status == Status::Ok {
-                Status::Unknown
+            // The probe finished fine without this check: the guideline
+            // names a check the probe does not have (yet).
+            if r.status == Status::Ok {
+                (
+                    Status::Unknown,
+                    format!(
+                        "{} ended OK{last} without running {}: the guideline names a check this probe does not have",
+                        r.probe, sel.pattern
+                    ),
+                    r.duration,
+                )
             } else {
-                r.status
-            };
-            (
-                status,
-                format!(
-                    "not reached: {} ended {}{last}: {}",
-                    r.probe, r.status, r.summary
-                ),
-                r.duration,
-            )
+                (
+                    r.status,
+                    format!(
+                        "not reached: {} ended {}{last}: {}",
+                        r.probe, r.status, r.summary
+                    ),
+                    r.duration,
+                )
+            }
         }
     };
     CheckGrade {
