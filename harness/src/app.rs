@@ -199,7 +199,13 @@ pub fn plan_site(
             return Err(format!("guideline {} names unknown probe {name}", g.id));
         };
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
-        let argv = p.argv(name, &(entry.flags)(), &creds, timeout.as_deref())?;
+        let mut argv = p.argv(name, &(entry.flags)(), &creds, timeout.as_deref())?;
+        // Full trace by default: every HTTP call becomes evidence in the
+        // self-certification report (secrets are never in it).
+        let own = p.probe.get(name).is_some_and(|t| t.contains_key("verbose"));
+        if !own && !p.defaults.contains_key("verbose") {
+            argv.push("-vvv".into());
+        }
         probes_argv.push(argv);
     }
     let externals = p
@@ -297,7 +303,10 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     let mut plans = Vec::new();
     for path in &a.sites {
         let p = Profile::load(path)?;
-        let gname = a.guideline.clone().unwrap_or_else(|| p.guideline.clone());
+        let gname = match &a.guideline {
+            Some(g) => g.clone(),
+            None => relative_to(path, &p.guideline),
+        };
         let g = match guidelines.values().find(|g| g.id == gname) {
             Some(g) => g.clone(),
             None => Guideline::load(&gname)?,
@@ -343,6 +352,18 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     let report = execute(plans, &gl, &a.out, stop_on_signal()).await;
     emit(&report, &a.out)?;
     Ok(exit_code(report.status(), a.fail_on))
+}
+
+/// A profile's guideline path is relative to the profile's directory.
+fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
+    let g = std::path::Path::new(guideline);
+    if guideline == crate::guideline::DEFAULT_ID || g.is_absolute() {
+        return guideline.to_string();
+    }
+    match profile.parent() {
+        Some(dir) if dir.join(g).is_file() => dir.join(g).display().to_string(),
+        _ => guideline.to_string(),
+    }
 }
 
 pub fn cmd_check_guideline(file: &str) -> Result<u8, String> {

@@ -498,6 +498,22 @@ fn keystone(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
             let b = token_body(c, i, &site, &["token", "mapped"], Some(pid));
             with_header(reply(StatusCode::CREATED, b), "x-subject-token", &tok)
         }
+        (&Method::GET, ["v3", "auth", "catalog"]) => {
+            let auth = r.header("x-auth-token").unwrap_or("");
+            if !site.tokens.contains(auth) {
+                return keystone_error(
+                    403,
+                    "Forbidden",
+                    "A project-scoped token is required to produce a service catalog.",
+                );
+            }
+            let pid = site.project_id("ops");
+            reply(
+                StatusCode::OK,
+                json!({"catalog": catalog(c, i, &pid),
+                "links": {"self": format!("{base}/v3/auth/catalog"), "previous": null, "next": null}}),
+            )
+        }
         (&Method::GET, ["v3", "auth", "tokens"]) | (&Method::HEAD, ["v3", "auth", "tokens"]) => {
             let auth = r.header("x-auth-token").unwrap_or("");
             let subject = r.header("x-subject-token").unwrap_or("");
@@ -665,11 +681,16 @@ fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["servers"]) | (&Method::GET, ["servers", "detail"]) => {
             let detail = rest.len() == 2;
             let since = r.query.get("changes-since").and_then(|s| parse_iso(s));
+            let name = r
+                .query
+                .get("name")
+                .map(|n| n.trim_start_matches('^').trim_end_matches('$'));
             let list: Vec<Value> = site
                 .server_order
                 .iter()
                 .filter_map(|id| site.servers.get(id))
                 .filter(|s| !s.gone(now) || since.is_some_and(|t| s.deleted.is_some_and(|(_, d)| secs_of(d) >= t)))
+                .filter(|s| name.is_none_or(|n| s.name.contains(n)))
                 .map(|s| if detail { server_json(&base, s, &tenant, now) } else {
                     json!({"id": s.id, "name": s.name, "links": [{"rel": "self", "href": format!("{base}/servers/{}", s.id)}]})
                 })
@@ -984,13 +1005,29 @@ async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 "value": ["glance-direct", "web-download", "copy-image"]}}),
         ),
         (&Method::GET, ["v2", "images"]) => {
-            let name = r.query.get("name");
+            // Glance filters on any field or property: `?status=active&os_distro=ubuntu`.
+            let filters: Vec<(&String, &String)> = r
+                .query
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "limit" | "marker" | "sort" | "sort_key" | "sort_dir"
+                    )
+                })
+                .collect();
             let list: Vec<Value> = site
                 .image_order
                 .iter()
                 .filter_map(|id| site.images.get(id))
-                .filter(|img| name.is_none_or(|n| &img.name == n))
                 .map(|img| image_json(c, i, img, now))
+                .filter(|v| {
+                    filters.iter().all(|(k, want)| match &v[k.as_str()] {
+                        Value::String(x) => x == *want,
+                        Value::Null => false,
+                        other => other.to_string() == **want,
+                    })
+                })
                 .collect();
             reply(
                 StatusCode::OK,
@@ -1336,6 +1373,28 @@ fn is_site(c: &Cloud, i: usize, with_projects: bool) -> Option<Value> {
     Some(v)
 }
 
+fn is_images(c: &Cloud, i: usize) -> Value {
+    let Ok(site) = c.sites[i].lock() else {
+        return json!([]);
+    };
+    site.image_order
+        .iter()
+        .filter_map(|id| site.images.get(id))
+        .filter(|img| img.visibility == "public")
+        .map(|img| {
+            let attrs: Value = img
+                .props
+                .get("APPLIANCE_ATTRIBUTES")
+                .and_then(Value::as_str)
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(json!({}));
+            json!({"appdb_id": attrs["eu.egi.cloud.image_ref"], "id": img.id, "name": img.name,
+                "mpuri": "https://registry.egi.eu/egi_vm_images/ubuntu", "version": attrs["eu.egi.cloud.tag"],
+                "site": site.name})
+        })
+        .collect()
+}
+
 fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
     // Stale publications drop out of the information system.
     let visible = !c.faults.stale_glue;
@@ -1380,6 +1439,21 @@ fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
             },
             None => nf("Site"),
         },
+        ["site", name, vo, "images"] => match find(name) {
+            Some(i) if VOS.contains(vo) => reply(StatusCode::OK, is_images(c, i)),
+            Some(_) => nf("VO"),
+            None => nf("Site"),
+        },
+        ["images"] => {
+            let all: Vec<Value> = if visible {
+                (0..c.sites.len())
+                    .flat_map(|i| is_images(c, i).as_array().cloned().unwrap_or_default())
+                    .collect()
+            } else {
+                vec![]
+            };
+            reply(StatusCode::OK, json!(all))
+        }
         ["vos"] => reply(StatusCode::OK, json!(VOS)),
         _ => nf("Resource"),
     }

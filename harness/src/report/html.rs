@@ -219,7 +219,8 @@ fn probe(o: &mut String, p: &ProbeRun) {
     if !r.details.is_empty() {
         let _ = writeln!(
             o,
-            "<details><summary>details</summary><pre>{}</pre></details>",
+            "<details><summary>trace: {} line(s), every HTTP call with its answer and time</summary><pre>{}</pre></details>",
+            r.details.len(),
             h(&r.details.join("\n"))
         );
     }

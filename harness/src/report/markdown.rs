@@ -7,6 +7,9 @@ use super::text::md_cell;
 use super::{requirement_status, Report, SiteReport};
 use crate::grade::{CapStatus, Outcome};
 
+/// Trace lines shown per probe; the JSON report keeps them all.
+const MAX_DETAILS: usize = 40;
+
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# fedprobe self-certification report\n");
@@ -132,6 +135,16 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                 st.status,
                 st.duration.as_secs_f64(),
                 md_cell(&st.message, 600)
+            );
+        }
+        for d in res.details.iter().take(MAX_DETAILS) {
+            let _ = writeln!(o, "  - `{}`", md_cell(d, 400).replace('`', "'"));
+        }
+        if res.details.len() > MAX_DETAILS {
+            let _ = writeln!(
+                o,
+                "  - ... {} more trace lines in the JSON report",
+                res.details.len() - MAX_DETAILS
             );
         }
         for x in &res.resources {
