@@ -1025,7 +1025,9 @@ async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                     filters.iter().all(|(k, want)| match &v[k.as_str()] {
                         Value::String(x) => x == *want,
                         Value::Null => false,
-                        other => other.to_string() == **want,
+                        other => {
+                            *other == serde_json::from_str::<Value>(want).unwrap_or(Value::Null)
+                        }
                     })
                 })
                 .collect();
