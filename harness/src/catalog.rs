@@ -61,10 +61,24 @@ pub fn find(name: &str) -> Option<Entry> {
 }
 
 fn flags<P: Probe>() -> Vec<String> {
-    Invocation::<P::Args>::command()
-        .get_arguments()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .collect()
+    long_flags(&Invocation::<P::Args>::command())
+}
+
+/// Long names and their aliases (`--vo` is an alias of `--project`).
+fn long_flags(cmd: &clap::Command) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in cmd.get_arguments() {
+        out.extend(a.get_long().map(str::to_string));
+        out.extend(
+            a.get_all_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Parse `argv` (argv[0] is the probe name) and run the probe in-process.
@@ -185,6 +199,23 @@ mod tests {
             vec!["check_x", "--a", "b c", "d \"e\"", "f g"]
         );
         assert!(split_words("a 'b").is_err());
+    }
+
+    #[test]
+    fn aliases_count_as_accepted_flags() {
+        let cmd = Invocation::<probes::auth::AuthArgs>::command();
+        let f = long_flags(&cmd);
+        for want in [
+            "endpoint",
+            "access-token",
+            "project",
+            "vo",
+            "timeout",
+            "ca-cert",
+            "cert",
+        ] {
+            assert!(f.contains(&want.to_string()), "{want}: {f:?}");
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl ReqStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ReqStatus::Pass => "PASS",
-            ReqStatus::Advisory => "PASS (advisory failures)",
+            ReqStatus::Advisory => "ADVISORY FAIL (not required)",
             ReqStatus::Fail => "FAIL",
             ReqStatus::Untested => "UNTESTED",
         }
