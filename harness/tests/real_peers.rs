@@ -372,3 +372,176 @@ async fn the_demo_answers_in_the_real_services_shapes() {
         missing.join("\n")
     );
 }
+
+async fn send(l: &Login, m: Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
+    let mut r =
+        l.c.request(m, url)
+            .header("X-Auth-Token", &l.token)
+            .header("OpenStack-API-Version", "compute 2.37");
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let st = resp.status();
+    (st, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Create a server, see it ACTIVE, delete it, see 404; upload an image and
+/// read it back: the same calls on both, every real key in the demo's answer.
+#[tokio::test]
+async fn the_demo_lifecycles_match_the_real_services() {
+    let p = peers_or_skip!("the_demo_lifecycles_match_the_real_services");
+    let c = client(&p);
+    let Some(at) = access_token(&c, &p).await else {
+        eprintln!("SKIP the_demo_lifecycles_match_the_real_services: OIDC provider gave no token");
+        return;
+    };
+    let real = login(c, &p["KEYSTONE_URL"], &at, &p["OPS_PROJECT_NAME"]).await;
+    let d = Demo::start(DemoOptions {
+        boot_delay: std::time::Duration::from_millis(300),
+        ..DemoOptions::default()
+    })
+    .await
+    .unwrap();
+    let demo = login(
+        probes::http::build_client(&Default::default()).unwrap(),
+        &d.keystone(0),
+        &d.cloud.access_token,
+        "ops",
+    )
+    .await;
+    let mut missing = Vec::new();
+    let mut answers: Vec<BTreeMap<&str, Value>> = Vec::new();
+    for (l, image, flavor) in [
+        (&real, p["IMAGE_ID"].clone(), p["FLAVOR_TINY_ID"].clone()),
+        (&demo, String::new(), "1".to_string()),
+    ] {
+        let cat = &l.scoped["token"]["catalog"];
+        let nova = endpoint(cat, "compute").unwrap();
+        let glance = endpoint(cat, "image").unwrap();
+        let image = if image.is_empty() {
+            get(l, format!("{glance}/v2/images")).await["images"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        } else {
+            image
+        };
+        let mut a = BTreeMap::new();
+        let (st, created) = send(
+            l,
+            Method::POST,
+            format!("{nova}/servers"),
+            Some(
+                json!({"server": {"name": "fedprobe-shape-test", "imageRef": image,
+                "flavorRef": flavor, "networks": "none"}}),
+            ),
+        )
+        .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{created}");
+        let id = created["server"]["id"].as_str().unwrap().to_string();
+        a.insert("create", created["server"].clone());
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            let (_, v) = send(l, Method::GET, format!("{nova}/servers/{id}"), None).await;
+            last = v;
+            if last["server"]["status"] != "BUILD" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        a.insert("server", last["server"].clone());
+        let (st, _) = send(l, Method::DELETE, format!("{nova}/servers/{id}"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let mut gone = Value::Null;
+        for _ in 0..600 {
+            let (st, v) = send(l, Method::GET, format!("{nova}/servers/{id}"), None).await;
+            if st == StatusCode::NOT_FOUND {
+                gone = v;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(gone.is_object(), "server {id} never went away");
+        a.insert("gone", gone);
+        let pid = l.scoped["token"]["project"]["id"].as_str().unwrap();
+        let (_, usage) = send(
+            l,
+            Method::GET,
+            format!("{nova}/os-simple-tenant-usage/{pid}?start=2020-01-01T00:00:00&end=2999-01-01T00:00:00"),
+            None,
+        )
+        .await;
+        let row = usage["tenant_usage"]["server_usages"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|u| u["instance_id"] == id.as_str())
+                    .cloned()
+            })
+            .unwrap_or(Value::Null);
+        a.insert("usage", usage["tenant_usage"].clone());
+        a.insert("usage row", row);
+        // Glance: create, upload, read, delete.
+        let (_, img) = send(
+            l,
+            Method::POST,
+            format!("{glance}/v2/images"),
+            Some(json!({"name": "fedprobe-shape-test", "disk_format": "raw",
+                "container_format": "bare", "visibility": "private"})),
+        )
+        .await;
+        let iid = img["id"].as_str().unwrap().to_string();
+        let up =
+            l.c.put(format!("{glance}/v2/images/{iid}/file"))
+                .header("X-Auth-Token", &l.token)
+                .header("Content-Type", "application/octet-stream")
+                .body(vec![7u8; 4096])
+                .send()
+                .await
+                .unwrap();
+        let up_status = up.status();
+        let (_, active) = send(l, Method::GET, format!("{glance}/v2/images/{iid}"), None).await;
+        let (st, _) = send(l, Method::DELETE, format!("{glance}/v2/images/{iid}"), None).await;
+        assert_eq!(up_status, StatusCode::NO_CONTENT);
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        a.insert("image", active);
+        answers.push(a);
+    }
+    let (r, dm) = (&answers[0], &answers[1]);
+    assert_eq!(r["server"]["status"], "ACTIVE", "{}", r["server"]);
+    assert_eq!(dm["server"]["status"], "ACTIVE");
+    assert_eq!(
+        r["image"]["checksum"], dm["image"]["checksum"],
+        "same bytes, same MD5"
+    );
+    assert!(
+        r["usage row"].is_object(),
+        "the deleted server is in the real usage"
+    );
+    assert!(
+        dm["usage row"].is_object(),
+        "the deleted server is in the demo usage"
+    );
+    assert_eq!(dm["usage row"]["state"], r["usage row"]["state"]);
+    for k in ["create", "server", "gone", "image", "usage", "usage row"] {
+        same_shape(k, &r[k], &dm[k], &mut missing);
+    }
+    same_shape(
+        "server flavor",
+        &r["server"]["flavor"],
+        &dm["server"]["flavor"],
+        &mut missing,
+    );
+    same_shape(
+        "404 body",
+        &r["gone"]["itemNotFound"],
+        &dm["gone"]["itemNotFound"],
+        &mut missing,
+    );
+    assert!(
+        missing.is_empty(),
+        "demo differs from the real services:\n{}",
+        missing.join("\n")
+    );
+}

@@ -460,7 +460,7 @@ fn keystone(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 .iter()
                 .map(|v| {
                     let id = site.project_id(v);
-                    json!({"id": id, "name": v, "domain_id": "default", "enabled": true, "is_domain": false,
+                    json!({"id": id, "name": v, "domain_id": "default", "enabled": true, "is_domain": false, "options": {}, "tags": [],
                         "parent_id": "default", "description": format!("VO {v}"),
                         "links": {"self": format!("{base}/v3/projects/{id}")}})
                 })
@@ -556,7 +556,7 @@ fn flavor_json(base: &str, f: &(&str, &str, u32, u32, u32)) -> Value {
         "links": [{"rel": "self", "href": format!("{base}/flavors/{}", f.0)}]})
 }
 
-fn server_json(base: &str, s: &Server, tenant: &str, now: Instant) -> Value {
+fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32)) -> Value {
     let status = s.status(now);
     let (vm_state, task) = match status {
         "BUILD" => ("building", Value::from("spawning")),
@@ -579,8 +579,14 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant) -> Value {
         "user_id": super::state::stable_id("monitoring-user"), "metadata": s.metadata,
         "hostId": if status == "ACTIVE" { super::state::stable_id(&s.id) } else { String::new() },
         "image": {"id": s.image, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", s.image)}]},
-        "flavor": {"vcpus": flavor.2, "ram": flavor.3, "disk": flavor.4, "ephemeral": 0, "swap": 0,
-            "original_name": flavor.1, "extra_specs": {}},
+        // Before 2.47 a server names its flavor; from 2.47 it embeds it.
+        "flavor": if mv >= (2, 47) {
+            json!({"vcpus": flavor.2, "ram": flavor.3, "disk": flavor.4, "ephemeral": 0, "swap": 0,
+                "original_name": flavor.1, "extra_specs": {}})
+        } else {
+            json!({"id": flavor.0, "links": [{"rel": "bookmark", "href": format!("{base}/flavors/{}", flavor.0)}]})
+        },
+        "config_drive": "", "description": null, "tags": [], "os-extended-volumes:volumes_attached": [],
         "created": iso(s.created_at), "updated": iso(SystemTime::now()),
         "addresses": if status == "ACTIVE" { json!({"private": [{"version": 4, "addr": "10.0.0.5", "OS-EXT-IPS:type": "fixed"}]}) } else { json!({}) },
         "accessIPv4": "", "accessIPv6": "", "progress": if status == "ACTIVE" { 100 } else { 0 },
@@ -691,7 +697,7 @@ fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 .filter_map(|id| site.servers.get(id))
                 .filter(|s| !s.gone(now) || since.is_some_and(|t| s.deleted.is_some_and(|(_, d)| secs_of(d) >= t)))
                 .filter(|s| name.is_none_or(|n| s.name.contains(n)))
-                .map(|s| if detail { server_json(&base, s, &tenant, now) } else {
+                .map(|s| if detail { server_json(&base, s, &tenant, now, microversion) } else {
                     json!({"id": s.id, "name": s.name, "links": [{"rel": "self", "href": format!("{base}/servers/{}", s.id)}]})
                 })
                 .collect();
@@ -700,7 +706,7 @@ fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["servers", id]) => match site.servers.get(*id) {
             Some(s) if !s.gone(now) => reply(
                 StatusCode::OK,
-                json!({"server": server_json(&base, s, &tenant, now)}),
+                json!({"server": server_json(&base, s, &tenant, now, microversion)}),
             ),
             _ => nova_error(
                 404,
@@ -950,6 +956,9 @@ fn image_json(c: &Cloud, i: usize, img: &Image, now: Instant) -> Value {
         "schema": "/v2/schemas/image",
         "direct_url": null,
     });
+    if img.data.is_some() {
+        v["stores"] = json!("fs");
+    }
     let _ = (c, i);
     if let Value::Object(m) = &mut v {
         for (k, val) in &img.props {
