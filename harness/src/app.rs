@@ -56,7 +56,6 @@ pub enum Format {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     Warning,
-    Unknown,
     Critical,
     Never,
 }
@@ -94,7 +93,7 @@ pub struct RunArgs {
     /// Guideline id or file, overriding the profiles'
     #[arg(long)]
     pub guideline: Option<String>,
-    /// Exit non-zero when the overall status is at least this bad
+    /// Exit non-zero on CRITICAL or UNKNOWN (critical), or on anything not OK (warning)
     #[arg(long, value_enum, default_value = "critical")]
     pub fail_on: FailOn,
     #[command(flatten)]
@@ -124,21 +123,22 @@ pub struct DemoArgs {
     /// Keep serving after the run (prints the profile of site 0) until Ctrl-C
     #[arg(long)]
     pub serve: bool,
-    /// Exit non-zero when the overall status is at least this bad
+    /// Exit non-zero on CRITICAL or UNKNOWN (critical), on anything not OK (warning), or never
     #[arg(long, value_enum, default_value = "never")]
     pub fail_on: FailOn,
     #[command(flatten)]
     pub out: Output,
 }
 
+/// CI exit policy. `critical` fails on CRITICAL and on UNKNOWN (a check
+/// that could not decide is not a pass); `warning` also on WARNING.
 pub fn exit_code(status: Status, fail_on: FailOn) -> u8 {
-    let threshold = match fail_on {
-        FailOn::Warning => Status::Warning,
-        FailOn::Unknown => Status::Unknown,
-        FailOn::Critical => Status::Critical,
-        FailOn::Never => return 0,
+    let fails = match fail_on {
+        FailOn::Warning => status != Status::Ok,
+        FailOn::Critical => matches!(status, Status::Critical | Status::Unknown),
+        FailOn::Never => false,
     };
-    if status >= threshold {
+    if fails {
         status.exit_code()
     } else {
         0

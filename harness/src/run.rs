@@ -263,7 +263,12 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
                 } else {
                     format!(": {err}")
                 };
-                format!("no output (exit {:?}){err}", o.status.code())
+                let code = o
+                    .status
+                    .code()
+                    .map(|c| format!("exit {c}"))
+                    .unwrap_or_else(|| "killed by a signal".into());
+                format!("no output ({code}){err}")
             } else {
                 parsed.summary
             };

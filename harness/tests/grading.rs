@@ -381,9 +381,14 @@ fn embedded_guideline_maps_every_seed_requirement() {
 fn exit_policy() {
     assert_eq!(exit_code(Status::Ok, FailOn::Warning), 0);
     assert_eq!(exit_code(Status::Warning, FailOn::Warning), 1);
+    assert_eq!(exit_code(Status::Unknown, FailOn::Warning), 3);
     assert_eq!(exit_code(Status::Warning, FailOn::Critical), 0);
-    assert_eq!(exit_code(Status::Unknown, FailOn::Critical), 0);
-    assert_eq!(exit_code(Status::Unknown, FailOn::Unknown), 3);
+    assert_eq!(
+        exit_code(Status::Unknown, FailOn::Critical),
+        3,
+        "undecided is not a pass"
+    );
     assert_eq!(exit_code(Status::Critical, FailOn::Critical), 2);
     assert_eq!(exit_code(Status::Critical, FailOn::Never), 0);
+    assert_eq!(exit_code(Status::Ok, FailOn::Critical), 0);
 }
