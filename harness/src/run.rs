@@ -235,20 +235,22 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
         }
     };
     let mut stop = stop;
+    // Dropping the child (timeout or stop) kills it: kill_on_drop.
     let waited = tokio::select! {
-        r = tokio::time::timeout(plan.timeout, child.wait_with_output()) => r.ok(),
-        _ = stop.wait_for(|s| *s) => None,
+        r = tokio::time::timeout(plan.timeout, child.wait_with_output()) => r.map_err(|_| false),
+        _ = stop.wait_for(|s| *s) => Err(true),
     };
     out.duration = t0.elapsed();
     match waited {
-        None => {
+        Err(false) => {
             out.summary = format!(
                 "no result within {}s; plugin killed",
                 plan.timeout.as_secs_f64()
             );
         }
-        Some(Err(e)) => out.summary = format!("waiting for {prog}: {e}"),
-        Some(Ok(o)) => {
+        Err(true) => out.summary = "harness stopped (signal); plugin killed".into(),
+        Ok(Err(e)) => out.summary = format!("waiting for {prog}: {e}"),
+        Ok(Ok(o)) => {
             let text = String::from_utf8_lossy(&o.stdout);
             let parsed = probes::nagios::parse::parse_output(&text);
             out.exit_code = o.status.code();

@@ -1112,3 +1112,40 @@ fn check_guideline_accepts_the_embedded_one_and_names_problems() {
         "{s}"
     );
 }
+
+#[test]
+fn sigterm_stops_the_run_kills_plugins_and_still_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("r");
+    let child = Command::new(bin())
+        .args([
+            "run",
+            "--quiet",
+            "--check",
+            "sleep 120",
+            "--check-timeout",
+            "300s",
+        ])
+        .arg("--report-dir")
+        .arg(&reports)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let t0 = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(60), "stopped promptly");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("harness stopped (signal); plugin killed"),
+        "{stdout}"
+    );
+    let v = read_json(&reports);
+    assert_eq!(v["sites"][0]["run"]["externals"][0]["status"], "UNKNOWN");
+    assert_eq!(out.status.code(), Some(3));
+}
