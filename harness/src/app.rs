@@ -36,6 +36,10 @@ pub enum Command {
     CheckGuideline {
         /// Guideline TOML file (or the embedded id)
         file: String,
+        /// A JSON report (`fedprobe.json`): also list the checks the probes
+        /// reported that no capability references, and selectors matching none
+        #[arg(long, value_name = "REPORT")]
+        against: Option<PathBuf>,
     },
     /// Print the embedded guideline
     Guideline,
@@ -405,6 +409,58 @@ pub fn cmd_check_guideline(file: &str) -> Result<u8, String> {
     }
 }
 
+/// Checks seen in a report that the guideline references nowhere, and
+/// selectors that match none of them.
+pub fn coverage(g: &Guideline, report: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    use crate::guideline::Selector;
+    let mut seen = std::collections::BTreeSet::new();
+    for site in report["sites"].as_array().into_iter().flatten() {
+        for p in site["run"]["probes"].as_array().into_iter().flatten() {
+            let probe = p["probe"].as_str().unwrap_or_default();
+            for st in p["result"]["steps"].as_array().into_iter().flatten() {
+                if let Some(c) = st["check"].as_str() {
+                    seen.insert((probe.to_string(), c.to_string()));
+                }
+            }
+        }
+    }
+    let selectors: Vec<Selector> = g
+        .capabilities
+        .iter()
+        .flat_map(|c| c.checks.iter())
+        .filter_map(|s| Selector::parse(s).ok())
+        .filter(|s| s.probe != crate::grade::HARNESS_PROBE)
+        .collect();
+    let unreferenced = seen
+        .iter()
+        .filter(|(p, c)| !selectors.iter().any(|s| s.matches(p, c)))
+        .map(|(p, c)| format!("{p}:{c}"))
+        .collect();
+    let mut unmatched: Vec<String> = selectors
+        .iter()
+        .filter(|s| !seen.iter().any(|(p, c)| s.matches(p, c)))
+        .map(|s| s.to_string())
+        .collect();
+    unmatched.sort();
+    unmatched.dedup();
+    (unreferenced, unmatched)
+}
+
+fn cmd_check_against(file: &str, report: &std::path::Path) -> Result<u8, String> {
+    let g = Guideline::load(file)?;
+    let text = std::fs::read_to_string(report).map_err(|e| format!("{}: {e}", report.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
+    let (unreferenced, unmatched) = coverage(&g, &v);
+    for c in &unreferenced {
+        println!("- check {c} is reported by its probe but referenced by no capability");
+    }
+    for s in &unmatched {
+        println!("- note: {s} matches no check in {}", report.display());
+    }
+    Ok(if unreferenced.is_empty() { 0 } else { 1 })
+}
+
 /// Parse `PROBE:FLAG=VALUE`.
 fn probe_opt(s: &str) -> Result<(String, String, String), String> {
     let (probe, rest) = s
@@ -486,7 +542,13 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
 pub async fn main_async(cli: Cli) -> Result<u8, String> {
     match cli.command {
         Command::Run(a) => cmd_run(a).await,
-        Command::CheckGuideline { file } => cmd_check_guideline(&file),
+        Command::CheckGuideline { file, against } => {
+            let code = cmd_check_guideline(&file)?;
+            match against {
+                Some(r) if code == 0 => cmd_check_against(&file, &r),
+                _ => Ok(code),
+            }
+        }
         Command::Guideline => {
             print!("{}", crate::guideline::DEFAULT_TEXT);
             Ok(0)

@@ -392,3 +392,22 @@ fn exit_policy() {
     assert_eq!(exit_code(Status::Critical, FailOn::Never), 0);
     assert_eq!(exit_code(Status::Ok, FailOn::Critical), 0);
 }
+
+#[test]
+fn coverage_against_a_report_finds_unreferenced_checks() {
+    let g = g();
+    let report = serde_json::json!({"sites": [{"run": {"probes": [
+        {"probe": "check_token_auth", "result": {"steps": [{"check": "AUTH-01"}, {"check": "AUTH-07"}]}},
+        {"probe": "check_vm_lifecycle", "result": {"steps": [{"check": "VM-01"}, {"check": "NET-01"}]}}
+    ]}}]});
+    let (unreferenced, unmatched) = fedprobe::app::coverage(&g, &report);
+    assert_eq!(unreferenced, vec!["check_vm_lifecycle:NET-01"]);
+    assert_eq!(
+        unmatched,
+        vec![
+            "check_vm_lifecycle:VM-02",
+            "check_vm_lifecycle:VM-03",
+            "check_vm_lifecycle:VM-09"
+        ]
+    );
+}
