@@ -307,6 +307,9 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     let mut plans = Vec::new();
     for path in &a.sites {
         let p = Profile::load(path)?;
+        if plans.iter().any(|x: &SitePlan| x.site == p.site) {
+            return Err(format!("{}: site {:?} given twice", path.display(), p.site));
+        }
         let gname = match &a.guideline {
             Some(g) => g.clone(),
             None => relative_to(path, &p.guideline),
