@@ -4,10 +4,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use probes::checks;
-use probes::cli::{run_probe, Common, Probe};
+use probes::cli::{Common, Probe};
+use probes::ctx::Recorder;
 use probes::model::{ProbeResult, Status};
 
 pub const NAMES: [&str; 6] = [
@@ -21,6 +23,9 @@ pub const NAMES: [&str; 6] = [
 
 pub type Cancel = Pin<Box<dyn Future<Output = String> + Send>>;
 pub type Running = Pin<Box<dyn Future<Output = ProbeResult> + Send>>;
+/// Filled with the probe's recorder once it starts, so a progress display
+/// can show the stage it is in.
+pub type StageSlot = Arc<Mutex<Option<Arc<Recorder>>>>;
 
 #[derive(Parser, Debug)]
 struct Invocation<A: Args> {
@@ -37,7 +42,7 @@ pub struct Entry {
     pub label: &'static str,
     /// Long flag names the probe accepts (common options included).
     pub flags: fn() -> Vec<String>,
-    pub start: fn(Vec<String>, Cancel) -> Running,
+    pub start: fn(Vec<String>, Cancel, StageSlot) -> Running,
 }
 
 fn entry<P: Probe>() -> Entry {
@@ -83,7 +88,7 @@ fn long_flags(cmd: &clap::Command) -> Vec<String> {
 
 /// Parse `argv` (argv[0] is the probe name) and run the probe in-process.
 /// Bad arguments become an UNKNOWN result naming them, as the binary would.
-fn start<P: Probe>(argv: Vec<String>, cancel: Cancel) -> Running {
+fn start<P: Probe>(argv: Vec<String>, cancel: Cancel, slot: StageSlot) -> Running {
     Box::pin(async move {
         let cmd = Invocation::<P::Args>::command()
             .name(P::BIN)
@@ -92,7 +97,18 @@ fn start<P: Probe>(argv: Vec<String>, cancel: Cancel) -> Running {
             .try_get_matches_from(&argv)
             .and_then(|m| Invocation::<P::Args>::from_arg_matches(&m));
         match parsed {
-            Ok(inv) => run_probe::<P>(&inv.common, inv.args, cancel).await,
+            // What `cli::run_probe` does, plus handing out the recorder.
+            Ok(inv) => {
+                let opts = inv.common.run_options(P::BIN, P::LABEL, P::DEFAULT_TIMEOUT);
+                let args = inv.args;
+                probes::runner::execute(opts, cancel, move |ctx| {
+                    if let Ok(mut s) = slot.lock() {
+                        *s = Some(ctx.recorder().clone());
+                    }
+                    P::run(args, ctx)
+                })
+                .await
+            }
             Err(e) => {
                 let text = e.to_string();
                 let first = text

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use probes::model::Status;
 
+use crate::catalog::StageSlot;
+
 /// Sites shown as bars; beyond this a single overall bar.
 const MAX_BARS: usize = 20;
 
@@ -14,7 +16,7 @@ const MAX_BARS: usize = 20;
 struct SiteState {
     total: usize,
     done: usize,
-    running: Vec<String>,
+    running: Vec<(String, StageSlot)>,
     worst: Option<Status>,
 }
 
@@ -55,10 +57,34 @@ impl Progress {
         }
     }
 
+    /// A probe starts; the slot it returns shows its current stage.
+    pub fn started_probe(&self, site: &str, what: &str) -> StageSlot {
+        let slot = StageSlot::default();
+        self.start(site, what, slot.clone());
+        slot
+    }
+
     pub fn started(&self, site: &str, what: &str) {
+        self.start(site, what, StageSlot::default());
+    }
+
+    /// Redraw the bars (stages move on between events).
+    pub fn tick(&self) {
+        if self.mode == Mode::Bars {
+            if let Ok(mut s) = self.state.lock() {
+                self.draw(&mut s);
+            }
+        }
+    }
+
+    pub fn is_bars(&self) -> bool {
+        self.mode == Mode::Bars
+    }
+
+    fn start(&self, site: &str, what: &str, slot: StageSlot) {
         let Ok(mut s) = self.state.lock() else { return };
         if let Some(st) = s.0.get_mut(site) {
-            st.running.push(what.to_string());
+            st.running.push((what.to_string(), slot));
         }
         match self.mode {
             Mode::Lines => eprintln!("fedprobe: {site}: {what} started"),
@@ -70,7 +96,7 @@ impl Progress {
     pub fn finished(&self, site: &str, what: &str, status: Status) {
         let Ok(mut s) = self.state.lock() else { return };
         if let Some(st) = s.0.get_mut(site) {
-            st.running.retain(|r| r != what);
+            st.running.retain(|r| r.0 != what);
             st.done += 1;
             st.worst = Some(st.worst.map_or(status, |w| w.max(status)));
         }
@@ -122,7 +148,8 @@ impl Progress {
             let _ = write!(err, "\x1b[{}A", *drawn);
         }
         for l in &lines {
-            let _ = writeln!(err, "\x1b[2K{l}");
+            // Never wrap: a wrapped line would break the redraw in place.
+            let _ = writeln!(err, "\x1b[2K{}", probes::text::one_line(l, 150));
         }
         let _ = err.flush();
         *drawn = lines.len();
@@ -131,7 +158,21 @@ impl Progress {
 
 fn label(st: &SiteState) -> String {
     if !st.running.is_empty() {
-        format!("running {}", st.running.join(", "))
+        let now: Vec<String> = st
+            .running
+            .iter()
+            .map(|(name, slot)| {
+                let stage = slot
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.as_ref().and_then(|r| r.current_stage()));
+                match stage {
+                    Some((c, d)) => format!("{name} {} {} {:.0}s", c.id, c.name, d.as_secs_f64()),
+                    None => name.clone(),
+                }
+            })
+            .collect();
+        format!("running {}", now.join(", "))
     } else if st.done == st.total {
         st.worst.map(|w| w.to_string()).unwrap_or_default()
     } else {

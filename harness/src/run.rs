@@ -88,11 +88,24 @@ pub async fn run_all(
             }));
         }
     }
+    // On a terminal, redraw twice a second: stages move between events.
+    let ticker = progress.is_bars().then(|| {
+        let p = progress.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                p.tick();
+            }
+        })
+    });
     let mut done: BTreeMap<(usize, usize), Done> = BTreeMap::new();
     for h in handles {
         if let Ok((si, ji, d)) = h.await {
             done.insert((si, ji), d);
         }
+    }
+    if let Some(t) = ticker {
+        t.abort();
     }
     progress.finish();
     plans
@@ -141,8 +154,8 @@ async fn run_job(
     match job {
         Job::Probe(argv) => {
             let name = argv.first().cloned().unwrap_or_default();
-            progress.started(site, &name);
-            let run = run_probe_argv(argv, limits.margin, stop).await;
+            let slot = progress.started_probe(site, &name);
+            let run = run_probe_argv(argv, limits.margin, stop, slot).await;
             progress.finished(site, &name, run.result.status);
             Done::Probe(run)
         }
@@ -176,6 +189,7 @@ pub async fn run_probe_argv(
     argv: Vec<String>,
     margin: Duration,
     stop: watch::Receiver<bool>,
+    slot: catalog::StageSlot,
 ) -> ProbeRun {
     let name = argv.first().cloned().unwrap_or_default();
     let Some(entry) = catalog::find(&name) else {
@@ -194,7 +208,7 @@ pub async fn run_probe_argv(
             _ = stop.wait_for(|s| *s) => "harness shutdown".to_string(),
         }
     });
-    let result = (entry.start)(argv.clone(), cancel).await;
+    let result = (entry.start)(argv.clone(), cancel, slot).await;
     ProbeRun {
         probe: entry.name.to_string(),
         argv,

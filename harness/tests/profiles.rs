@@ -229,7 +229,7 @@ poll = 2
 async fn a_flag_the_probe_does_not_know_is_an_unknown_result_naming_it() {
     let e = catalog::find("check_token_auth").unwrap();
     let argv = flags(&["check_token_auth", "--no-such-flag", "x"]);
-    let r = (e.start)(argv, Box::pin(std::future::pending())).await;
+    let r = (e.start)(argv, Box::pin(std::future::pending()), Default::default()).await;
     assert_eq!(r.status, probes::model::Status::Unknown);
     assert!(r.summary.contains("--no-such-flag"), "{}", r.summary);
 }
