@@ -10,7 +10,7 @@ use probes::model::Status;
 use tokio::sync::watch;
 
 use crate::catalog;
-use crate::demo::{self, Demo, DemoOptions, Faults};
+use crate::demo::{Demo, DemoOptions, Faults};
 use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
 use crate::profile::Profile;
 use crate::progress::Progress;
@@ -558,9 +558,4 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         Command::Demo(a) => cmd_demo(a).await,
     }
-}
-
-/// Faults the demo knows, for help and tests.
-pub fn fault_names() -> &'static [&'static str] {
-    &demo::FAULT_NAMES
 }

@@ -3,6 +3,10 @@
 //! fixture for the demo and the scale benchmark, not a substitute for the
 //! real services in tests.
 
+mod glance;
+mod infosys;
+mod keystone;
+mod nova;
 pub mod server;
 pub mod state;
 
