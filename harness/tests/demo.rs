@@ -1149,3 +1149,89 @@ fn sigterm_stops_the_run_kills_plugins_and_still_reports() {
     assert_eq!(v["sites"][0]["run"]["externals"][0]["status"], "UNKNOWN");
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// Real Monitoring Plugins (Debian `monitoring-plugins-basic`) as externals.
+#[tokio::test]
+async fn real_nagios_plugins_run_as_externals() {
+    use fedprobe::run::{run_external, ExternalPlan};
+    let dir = Path::new("/usr/lib/nagios/plugins");
+    if !dir.join("check_http").is_file() || !dir.join("check_tcp").is_file() {
+        eprintln!(
+            "SKIP real_nagios_plugins_run_as_externals: monitoring-plugins-basic not installed"
+        );
+        return;
+    }
+    let d = demo(Faults::default()).await;
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let plan = |name: &str, args: Vec<String>| ExternalPlan {
+        name: name.into(),
+        command: std::iter::once(dir.join(name).display().to_string())
+            .chain(args)
+            .collect(),
+        timeout: Duration::from_secs(30),
+    };
+    let port = d.addr.port().to_string();
+    let ok = run_external(
+        &plan(
+            "check_http",
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.clone(),
+                "-u".into(),
+                "/s0/identity/v3".into(),
+                "-e".into(),
+                "200".into(),
+            ],
+        ),
+        stop.clone(),
+    )
+    .await;
+    assert_eq!(ok.status, probes::model::Status::Ok, "{ok:?}");
+    assert!(ok.summary.starts_with("HTTP OK"), "{}", ok.summary);
+    assert!(
+        ok.perfdata.iter().any(|p| p.label == "time"),
+        "{:?}",
+        ok.perfdata
+    );
+    assert!(
+        ok.perfdata.iter().any(|p| p.label == "size"),
+        "{:?}",
+        ok.perfdata
+    );
+    // Keystone's root answers 300 Multiple Choices: -e 200 makes it CRITICAL.
+    let bad = run_external(
+        &plan(
+            "check_http",
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port,
+                "-u".into(),
+                "/s0/identity/".into(),
+                "-e".into(),
+                "200".into(),
+            ],
+        ),
+        stop.clone(),
+    )
+    .await;
+    assert_eq!(bad.status, probes::model::Status::Critical, "{bad:?}");
+    assert_eq!(bad.exit_code, Some(2));
+    // A closed port: CRITICAL from check_tcp.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = listener.local_addr().unwrap().port().to_string();
+    drop(listener);
+    let tcp = run_external(
+        &plan(
+            "check_tcp",
+            vec!["-H".into(), "127.0.0.1".into(), "-p".into(), closed],
+        ),
+        stop,
+    )
+    .await;
+    assert_eq!(tcp.status, probes::model::Status::Critical, "{tcp:?}");
+    assert!(tcp.summary.contains("refused"), "{}", tcp.summary);
+}
