@@ -1235,3 +1235,56 @@ async fn real_nagios_plugins_run_as_externals() {
     assert_eq!(tcp.status, probes::model::Status::Critical, "{tcp:?}");
     assert!(tcp.summary.contains("refused"), "{}", tcp.summary);
 }
+
+#[test]
+fn slow_boot_and_hanging_uploads_fail_monitoring_friendliness_not_the_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let out = Command::new(bin())
+        .args([
+            "demo",
+            "--quiet",
+            "--fault",
+            "slow-boot",
+            "--fault",
+            "hang",
+            "--probe-timeout",
+            "6s",
+            "--format",
+            "json",
+        ])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Every probe is bounded by its own -t; the harness never waits on a hang.
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        t0.elapsed()
+    );
+    let v = read_json(dir.path());
+    for p in v["sites"][0]["run"]["probes"].as_array().unwrap() {
+        let d = p["result"]["duration"].as_f64().unwrap();
+        assert!(d < 30.0, "{} took {d}s with -t 6s", p["probe"]);
+        for r in p["result"]["resources"].as_array().unwrap() {
+            assert_eq!(
+                r["cleanup"], "deleted",
+                "cleaned up despite the timeout: {r}"
+            );
+        }
+    }
+    for (cap, probe) in [
+        ("compute-vm-lifecycle", "check_vm_lifecycle"),
+        ("image-upload-delete", "check_image_upload"),
+    ] {
+        assert_eq!(cap_status(&v, 0, cap), "fail", "{cap}");
+        let run = checks(&v, 0, "monitoring-friendly")
+            .into_iter()
+            .find(|c| c["name"].as_str().unwrap().starts_with(probe))
+            .unwrap()
+            .clone();
+        assert_ne!(run["outcome"], "pass", "{run}");
+    }
+}
