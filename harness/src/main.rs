@@ -1,1 +1,24 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = fedprobe::app::Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fedprobe: cannot start runtime: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match rt.block_on(fedprobe::app::main_async(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fedprobe: {e}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,561 @@
+//! The `fedprobe` subcommands: run, check-guideline, demo.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use probes::model::Status;
+use tokio::sync::watch;
+
+use crate::catalog;
+use crate::demo::{Demo, DemoOptions, Faults};
+use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
+use crate::profile::Profile;
+use crate::progress::Progress;
+use crate::report::Report;
+use crate::run::{self, ExternalPlan, Limits, SitePlan};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fedprobe",
+    version,
+    about = "Run interoperability guidelines over many cloud sites and report"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every check of the guideline for every site (or the given checks)
+    Run(RunArgs),
+    /// Validate a guideline file
+    CheckGuideline {
+        /// Guideline TOML file (or the embedded id)
+        file: String,
+        /// A JSON report (`fedprobe.json`): also list the checks the probes
+        /// reported that no capability references, and selectors matching none
+        #[arg(long, value_name = "REPORT")]
+        against: Option<PathBuf>,
+    },
+    /// Print the embedded guideline
+    Guideline,
+    /// Start the embedded reference cloud, run the whole guideline, write reports
+    Demo(DemoArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Nagios,
+    Json,
+    Junit,
+    Openmetrics,
+    Markdown,
+    Html,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Critical,
+    Never,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// What goes to stdout
+    #[arg(long, value_enum, default_value = "nagios")]
+    pub format: Format,
+    /// Write every report format into this directory
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// Concurrent probes overall
+    #[arg(long, default_value_t = 16)]
+    pub jobs: usize,
+    /// Concurrent probes per site
+    #[arg(long, default_value_t = 2)]
+    pub jobs_per_site: usize,
+    /// No progress display on stderr
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Site profile (TOML); repeat for many sites
+    #[arg(long = "site", value_name = "FILE")]
+    pub sites: Vec<PathBuf>,
+    /// A probe invocation or plugin command line, e.g. 'check_token_auth --endpoint URL --access-token FILE'
+    #[arg(long = "check", value_name = "COMMAND")]
+    pub checks: Vec<String>,
+    /// Timeout for --check commands that are external plugins
+    #[arg(long, default_value = "300s", value_parser = probes::cli::parse_duration)]
+    pub check_timeout: Duration,
+    /// Guideline id or file, overriding the profiles'
+    #[arg(long)]
+    pub guideline: Option<String>,
+    /// Exit non-zero on CRITICAL or UNKNOWN (critical), or on anything not OK (warning)
+    #[arg(long, value_enum, default_value = "critical")]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Number of virtual sites served by the one process
+    #[arg(long, default_value_t = 1)]
+    pub sites: usize,
+    /// Time a new VM stays in BUILD
+    #[arg(long, default_value = "1s", value_parser = probes::cli::parse_duration)]
+    pub boot_delay: Duration,
+    /// Switch a fault on (repeatable): slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+    /// Boot time under the slow-boot fault
+    #[arg(long, default_value = "300s", value_parser = probes::cli::parse_duration)]
+    pub slow_boot: Duration,
+    /// Deadline (-t) of every probe
+    #[arg(long, default_value = "60s")]
+    pub probe_timeout: String,
+    /// Extra probe flag for every demo site: PROBE:FLAG=VALUE
+    #[arg(long = "probe-opt", value_name = "PROBE:FLAG=VALUE")]
+    pub probe_opts: Vec<String>,
+    /// Keep serving after the run (prints the profile of site 0) until Ctrl-C
+    #[arg(long)]
+    pub serve: bool,
+    /// Exit non-zero on CRITICAL or UNKNOWN (critical), on anything not OK (warning), or never
+    #[arg(long, value_enum, default_value = "never")]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+/// CI exit policy. `critical` fails on CRITICAL and on UNKNOWN (a check
+/// that could not decide is not a pass); `warning` also on WARNING.
+pub fn exit_code(status: Status, fail_on: FailOn) -> u8 {
+    let fails = match fail_on {
+        FailOn::Warning => status != Status::Ok,
+        FailOn::Critical => matches!(status, Status::Critical | Status::Unknown),
+        FailOn::Never => false,
+    };
+    if fails {
+        status.exit_code()
+    } else {
+        0
+    }
+}
+
+/// Guideline for ad-hoc `--check` runs: one required capability per probe.
+fn adhoc_guideline(probes: &[String]) -> Guideline {
+    let mut seen = Vec::new();
+    for p in probes {
+        if !seen.contains(p) {
+            seen.push(p.clone());
+        }
+    }
+    Guideline {
+        schema: crate::guideline::SCHEMA,
+        id: "adhoc".into(),
+        title: "checks given on the command line".into(),
+        status: String::new(),
+        source: String::new(),
+        probes: seen
+            .iter()
+            .map(|p| (p.clone(), ProbeEntry::default()))
+            .collect(),
+        requirements: vec![Requirement {
+            id: "ADHOC".into(),
+            title: "checks given on the command line".into(),
+            text: String::new(),
+        }],
+        capabilities: seen
+            .iter()
+            .map(|p| Capability {
+                id: p.clone(),
+                requirement: "ADHOC".into(),
+                level: Level::Required,
+                title: format!("every check of {p}"),
+                checks: vec![format!("{p}:*")],
+                flagged: vec![],
+                fix: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// Plan one site from its profile and guideline.
+pub fn plan_site(
+    p: &Profile,
+    g: &Guideline,
+    secrets_dir: &std::path::Path,
+) -> Result<SitePlan, String> {
+    let creds = p.materialise(secrets_dir)?;
+    let mut probes_argv = Vec::new();
+    for name in g.probes.keys() {
+        if name == crate::grade::HARNESS_PROBE || p.skip.contains(name) {
+            continue;
+        }
+        let Some(entry) = catalog::find(name) else {
+            return Err(format!("guideline {} names unknown probe {name}", g.id));
+        };
+        let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
+        let mut argv = p.argv(name, &(entry.flags)(), &creds, timeout.as_deref())?;
+        // Full trace by default: every HTTP call becomes evidence in the
+        // self-certification report (secrets are never in it).
+        let own = p.probe.get(name).is_some_and(|t| t.contains_key("verbose"));
+        if !own && !p.defaults.contains_key("verbose") {
+            argv.push("-vvv".into());
+        }
+        probes_argv.push(argv);
+    }
+    let externals = p
+        .external
+        .iter()
+        .map(|e| ExternalPlan {
+            name: e.name.clone(),
+            command: e.command.clone(),
+            timeout: e
+                .timeout
+                .as_deref()
+                .and_then(|t| probes::cli::parse_duration(t).ok())
+                .unwrap_or(Duration::from_secs(300)),
+        })
+        .collect();
+    Ok(SitePlan {
+        site: p.site.clone(),
+        guideline: g.id.clone(),
+        probes: probes_argv,
+        externals,
+    })
+}
+
+/// Stop flag set on the first SIGINT/SIGTERM.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let why = probes::cli::signals().await;
+        eprintln!("fedprobe: {why}: stopping probes (they clean up first)");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Run plans, grade, render, write; returns the report.
+pub async fn execute(
+    plans: Vec<SitePlan>,
+    guidelines: &[Guideline],
+    out: &Output,
+    stop: watch::Receiver<bool>,
+) -> Report {
+    let t0 = Instant::now();
+    let started = catalog::now();
+    let limits = Limits {
+        jobs: out.jobs,
+        jobs_per_site: out.jobs_per_site,
+        ..Limits::default()
+    };
+    let progress = Arc::new(Progress::auto(out.quiet));
+    let runs = run::run_all(plans, limits, progress, stop).await;
+    Report::build(guidelines, runs, started, t0.elapsed())
+}
+
+pub fn render(r: &Report, f: Format) -> String {
+    use crate::report::*;
+    match f {
+        Format::Nagios => nagios::render(r),
+        Format::Json => json::render(r),
+        Format::Junit => junit::render(r),
+        Format::Openmetrics => metrics::render(r),
+        Format::Markdown => markdown::render(r),
+        Format::Html => html::render(r),
+    }
+}
+
+fn emit(r: &Report, out: &Output) -> Result<(), String> {
+    if let Some(dir) = &out.report_dir {
+        let files = r
+            .write_all(dir)
+            .map_err(|e| format!("writing reports to {}: {e}", dir.display()))?;
+        if !out.quiet {
+            eprintln!(
+                "fedprobe: reports written: {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    print!("{}", render(r, out.format));
+    Ok(())
+}
+
+pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
+    if a.sites.is_empty() && a.checks.is_empty() {
+        return Err("nothing to run: give --site FILE and/or --check COMMAND".into());
+    }
+    let secrets = tempfile::Builder::new()
+        .prefix("fedprobe-cred-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    let mut guidelines: BTreeMap<String, Guideline> = BTreeMap::new();
+    let mut plans = Vec::new();
+    for path in &a.sites {
+        let p = Profile::load(path)?;
+        if plans.iter().any(|x: &SitePlan| x.site == p.site) {
+            return Err(format!("{}: site {:?} given twice", path.display(), p.site));
+        }
+        let gname = match &a.guideline {
+            Some(g) => g.clone(),
+            None => relative_to(path, &p.guideline),
+        };
+        let g = match guidelines.values().find(|g| g.id == gname) {
+            Some(g) => g.clone(),
+            None => Guideline::load(&gname)?,
+        };
+        plans.push(plan_site(&p, &g, secrets.path())?);
+        guidelines.insert(g.id.clone(), g);
+    }
+    if !a.checks.is_empty() {
+        let mut probes_argv = Vec::new();
+        let mut externals = Vec::new();
+        for c in &a.checks {
+            let words = catalog::split_words(c)?;
+            let Some(first) = words.first() else {
+                return Err("empty --check".into());
+            };
+            if catalog::find(first).is_some() {
+                probes_argv.push(words);
+            } else {
+                let name = std::path::Path::new(first)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| first.clone());
+                externals.push(ExternalPlan {
+                    name,
+                    command: words,
+                    timeout: a.check_timeout,
+                });
+            }
+        }
+        let names: Vec<String> = probes_argv.iter().map(|v| v[0].clone()).collect();
+        let g = adhoc_guideline(&names);
+        plans.push(SitePlan {
+            site: "command-line".into(),
+            guideline: g.id.clone(),
+            probes: probes_argv,
+            externals,
+        });
+        guidelines.insert(g.id.clone(), g);
+    }
+    // The profiles' guideline first, so reports are titled by it.
+    let mut gl: Vec<Guideline> = guidelines.into_values().collect();
+    gl.sort_by_key(|g| g.id == "adhoc");
+    let report = execute(plans, &gl, &a.out, stop_on_signal()).await;
+    emit(&report, &a.out)?;
+    Ok(exit_code(report.status(), a.fail_on))
+}
+
+/// A profile's guideline path is relative to the profile's directory.
+fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
+    let g = std::path::Path::new(guideline);
+    if guideline == crate::guideline::DEFAULT_ID || g.is_absolute() {
+        return guideline.to_string();
+    }
+    match profile.parent() {
+        Some(dir) if dir.join(g).is_file() => dir.join(g).display().to_string(),
+        _ => guideline.to_string(),
+    }
+}
+
+pub fn cmd_check_guideline(file: &str) -> Result<u8, String> {
+    let text = if file == crate::guideline::DEFAULT_ID {
+        crate::guideline::DEFAULT_TEXT.to_string()
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+    };
+    let g: Guideline = match toml::from_str(&text) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("INVALID {file}: {e}");
+            return Ok(2);
+        }
+    };
+    let problems = g.problems(&catalog::NAMES);
+    if problems.is_empty() {
+        let req = g
+            .capabilities
+            .iter()
+            .filter(|c| c.level == Level::Required)
+            .count();
+        let flagged: usize = g.capabilities.iter().map(|c| c.flagged.len()).sum();
+        println!(
+            "OK {file}: guideline {} ({} requirements, {} capabilities: {req} required, {} advisory; {} probes; {flagged} flagged checks)",
+            g.id,
+            g.requirements.len(),
+            g.capabilities.len(),
+            g.capabilities.len() - req,
+            g.probes.len()
+        );
+        Ok(0)
+    } else {
+        println!("INVALID {file}: {} problem(s)", problems.len());
+        for p in problems {
+            println!("- {p}");
+        }
+        Ok(2)
+    }
+}
+
+/// Checks seen in a report that the guideline references nowhere, and
+/// selectors that match none of them.
+pub fn coverage(g: &Guideline, report: &serde_json::Value) -> (Vec<String>, Vec<String>) {
+    use crate::guideline::Selector;
+    let mut seen = std::collections::BTreeSet::new();
+    for site in report["sites"].as_array().into_iter().flatten() {
+        for p in site["run"]["probes"].as_array().into_iter().flatten() {
+            let probe = p["probe"].as_str().unwrap_or_default();
+            for st in p["result"]["steps"].as_array().into_iter().flatten() {
+                if let Some(c) = st["check"].as_str() {
+                    seen.insert((probe.to_string(), c.to_string()));
+                }
+            }
+        }
+    }
+    let selectors: Vec<Selector> = g
+        .capabilities
+        .iter()
+        .flat_map(|c| c.checks.iter())
+        .filter_map(|s| Selector::parse(s).ok())
+        .filter(|s| s.probe != crate::grade::HARNESS_PROBE)
+        .collect();
+    let unreferenced = seen
+        .iter()
+        .filter(|(p, c)| !selectors.iter().any(|s| s.matches(p, c)))
+        .map(|(p, c)| format!("{p}:{c}"))
+        .collect();
+    let mut unmatched: Vec<String> = selectors
+        .iter()
+        .filter(|s| !seen.iter().any(|(p, c)| s.matches(p, c)))
+        .map(|s| s.to_string())
+        .collect();
+    unmatched.sort();
+    unmatched.dedup();
+    (unreferenced, unmatched)
+}
+
+fn cmd_check_against(file: &str, report: &std::path::Path) -> Result<u8, String> {
+    let g = Guideline::load(file)?;
+    let text = std::fs::read_to_string(report).map_err(|e| format!("{}: {e}", report.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
+    let (unreferenced, unmatched) = coverage(&g, &v);
+    for c in &unreferenced {
+        println!("- check {c} is reported by its probe but referenced by no capability");
+    }
+    for s in &unmatched {
+        println!("- note: {s} matches no check in {}", report.display());
+    }
+    Ok(if unreferenced.is_empty() { 0 } else { 1 })
+}
+
+/// Parse `PROBE:FLAG=VALUE`.
+fn probe_opt(s: &str) -> Result<(String, String, String), String> {
+    let (probe, rest) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--probe-opt {s:?}: expected PROBE:FLAG=VALUE"))?;
+    let (flag, value) = rest
+        .split_once('=')
+        .ok_or_else(|| format!("--probe-opt {s:?}: expected PROBE:FLAG=VALUE"))?;
+    if catalog::find(probe).is_none() {
+        return Err(format!("--probe-opt {s:?}: unknown probe {probe}"));
+    }
+    Ok((
+        probe.into(),
+        flag.trim_start_matches('-').into(),
+        value.into(),
+    ))
+}
+
+pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
+    let mut faults = Faults::default();
+    for f in &a.faults {
+        faults.set(f, a.slow_boot)?;
+    }
+    let opts: Vec<(String, String, String)> = a
+        .probe_opts
+        .iter()
+        .map(|s| probe_opt(s))
+        .collect::<Result<_, _>>()?;
+    probes::cli::parse_duration(&a.probe_timeout).map_err(|e| format!("--probe-timeout {e}"))?;
+    let demo = Demo::start(DemoOptions {
+        sites: a.sites,
+        boot_delay: a.boot_delay,
+        faults,
+    })
+    .await
+    .map_err(|e| format!("starting the demo cloud: {e}"))?;
+    if !a.out.quiet {
+        eprintln!(
+            "fedprobe demo: reference cloud with {} site(s) on {} (plain http, loopback only); token file {}; faults: {}",
+            demo.sites(),
+            demo.base(),
+            demo.token_file.display(),
+            if a.faults.is_empty() {
+                "none".to_string()
+            } else {
+                a.faults.join(", ")
+            }
+        );
+    }
+    let g = Guideline::embedded();
+    let mut plans = Vec::new();
+    for i in 0..demo.sites() {
+        let mut p = demo.profile(i, Some(&a.probe_timeout))?;
+        for (probe, flag, value) in &opts {
+            p.probe
+                .entry(probe.clone())
+                .or_default()
+                .insert(flag.clone(), toml::Value::String(value.clone()));
+        }
+        plans.push(plan_site(&p, &g, demo.dir())?);
+    }
+    let mut out = a.out.clone();
+    if out.report_dir.is_none() {
+        out.report_dir = Some(PathBuf::from("fedprobe-demo-report"));
+    }
+    let report = execute(plans, std::slice::from_ref(&g), &out, stop_on_signal()).await;
+    emit(&report, &out)?;
+    if a.serve {
+        eprintln!(
+            "fedprobe demo: serving until Ctrl-C; a profile for site 0:\n{}",
+            demo.profile_text(0, Some(&a.probe_timeout))
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    drop(demo);
+    Ok(exit_code(report.status(), a.fail_on))
+}
+
+pub async fn main_async(cli: Cli) -> Result<u8, String> {
+    match cli.command {
+        Command::Run(a) => cmd_run(a).await,
+        Command::CheckGuideline { file, against } => {
+            let code = cmd_check_guideline(&file)?;
+            match against {
+                Some(r) if code == 0 => cmd_check_against(&file, &r),
+                _ => Ok(code),
+            }
+        }
+        Command::Guideline => {
+            print!("{}", crate::guideline::DEFAULT_TEXT);
+            Ok(0)
+        }
+        Command::Demo(a) => cmd_demo(a).await,
+    }
+}

@@ -1,0 +1,289 @@
+//! Demo OIDC provider and Keystone v3 (OS-FEDERATION, projects, scoped tokens, catalog).
+
+use std::time::{Duration, SystemTime};
+
+use hyper::{Method, StatusCode};
+use md5::{Digest, Md5};
+use serde_json::{json, Value};
+
+use super::server::*;
+use super::state::{hex, new_id, Site};
+
+pub(super) fn oidc(c: &Cloud, r: &Req, rest: &[&str]) -> Resp {
+    let issuer = format!("{}/oidc", c.base);
+    match (&r.method, rest) {
+        (&Method::GET, [".well-known", "openid-configuration"]) => reply(
+            StatusCode::OK,
+            json!({
+                "issuer": issuer,
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "authorization_endpoint": format!("{issuer}/auth"),
+                "grant_types_supported": ["client_credentials", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "scopes_supported": ["openid", "email", "profile", "eduperson_entitlement"],
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"]
+            }),
+        ),
+        (&Method::GET, ["jwks"]) => reply(StatusCode::OK, json!({"keys": []})),
+        (&Method::POST, ["token"]) => {
+            let form = parse_query(std::str::from_utf8(&r.body).ok());
+            let basic = r
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Basic "))
+                .and_then(|b| base64_decode(b.trim()));
+            let (id, secret) = match basic.as_deref().and_then(|s| s.split_once(':')) {
+                Some((i, s)) => (i.to_string(), s.to_string()),
+                None => (
+                    form.get("client_id").cloned().unwrap_or_default(),
+                    form.get("client_secret").cloned().unwrap_or_default(),
+                ),
+            };
+            if id != CLIENT_ID || secret != c.client_secret {
+                return reply(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_client", "error_description": "client authentication failed"}),
+                );
+            }
+            match form.get("grant_type").map(String::as_str) {
+                Some("client_credentials") | Some("refresh_token") => reply(
+                    StatusCode::OK,
+                    json!({
+                        "access_token": c.access_token,
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                        "scope": form.get("scope").cloned().unwrap_or_else(|| "openid".into())
+                    }),
+                ),
+                _ => reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "unsupported_grant_type", "error_description": "unsupported grant_type"}),
+                ),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+fn base64_decode(s: &str) -> Option<String> {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for ch in s.bytes().filter(|b| *b != b'=') {
+        let v = T.iter().position(|x| *x == ch)? as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn catalog(c: &Cloud, i: usize, project: &str) -> Value {
+    let b = format!("{}/s{i}", c.base);
+    let svc = |ty: &str, name: &str, url: String| {
+        json!({
+            "type": ty, "name": name, "id": super::state::stable_id(&format!("{i}{ty}")),
+            "endpoints": (["public", "internal"].iter().map(|iface| json!({
+                "id": super::state::stable_id(&format!("{i}{ty}{iface}")),
+                "interface": iface, "region": "RegionOne", "region_id": "RegionOne", "url": url
+            })).collect::<Vec<_>>())
+        })
+    };
+    json!([
+        svc("identity", "keystone", format!("{b}/identity/v3")),
+        svc("compute", "nova", format!("{b}/compute/v2.1")),
+        svc("image", "glance", format!("{b}/image")),
+        svc("network", "neutron", format!("{b}/network")),
+        svc(
+            "block-storage",
+            "cinder",
+            format!("{b}/volume/v3/{project}")
+        ),
+        svc("volumev3", "cinderv3", format!("{b}/volume/v3/{project}")),
+    ])
+}
+
+fn token_body(c: &Cloud, i: usize, site: &Site, methods: &[&str], project: Option<&str>) -> Value {
+    let now = SystemTime::now();
+    let mut t = json!({
+        "methods": methods,
+        "user": {
+            "id": super::state::stable_id("monitoring-user"),
+            "name": "monitoring@egi.eu",
+            "domain": {"id": "Federated", "name": "Federated"},
+            "OS-FEDERATION": {
+                "identity_provider": {"id": IDP},
+                "protocol": {"id": "openid"},
+                "groups": [{"id": super::state::stable_id("ops-group")}]
+            }
+        },
+        "audit_ids": [new_id()[..22].to_string()],
+        "issued_at": iso(now),
+        "expires_at": iso(now + Duration::from_secs(3600)),
+    });
+    if let Some(pid) = project {
+        let name = VOS
+            .iter()
+            .find(|v| site.project_id(v) == pid)
+            .copied()
+            .unwrap_or("ops");
+        t["project"] =
+            json!({"id": pid, "name": name, "domain": {"id": "default", "name": "Default"}});
+        t["roles"] = json!([{"id": super::state::stable_id("member"), "name": "member"}]);
+        t["catalog"] = catalog(c, i, pid);
+        t["is_domain"] = json!(false);
+    }
+    json!({ "token": t })
+}
+
+pub(super) fn keystone(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
+    let Ok(mut site) = c.sites[i].lock() else {
+        return keystone_error(500, "Internal Server Error", "state lock poisoned");
+    };
+    let base = format!("{}/s{i}/identity", c.base);
+    match (&r.method, rest) {
+        (&Method::GET, []) => reply(
+            StatusCode::MULTIPLE_CHOICES,
+            json!({"versions": {"values": [{"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+                "links": [{"rel": "self", "href": format!("{base}/v3/")}],
+                "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]}]}}),
+        ),
+        (&Method::GET, ["v3"]) => reply(
+            StatusCode::OK,
+            json!({"version": {"id": "v3.14", "status": "stable", "updated": "2020-04-07T00:00:00Z",
+                "links": [{"rel": "self", "href": format!("{base}/v3/")}],
+                "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}]}}),
+        ),
+        (
+            &Method::POST,
+            ["v3", "OS-FEDERATION", "identity_providers", idp, "protocols", proto, "auth"],
+        ) => {
+            if *idp != IDP {
+                return keystone_error(
+                    404,
+                    "Not Found",
+                    &format!("Could not find Identity Provider: {idp}."),
+                );
+            }
+            if *proto != "openid" {
+                return keystone_error(
+                    404,
+                    "Not Found",
+                    &format!(
+                        "Could not find federated protocol {proto} for Identity Provider: {idp}."
+                    ),
+                );
+            }
+            let bearer = r
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Bearer "));
+            if c.faults.bad_token || bearer.map(str::trim) != Some(c.access_token.as_str()) {
+                let resp = unauthorized();
+                return with_header(resp, "www-authenticate", "Bearer error=\"invalid_token\"");
+            }
+            let tok = format!("gAAAAA{}", hex(&Md5::digest(new_id().as_bytes())));
+            site.unscoped.insert(tok.clone());
+            let body = token_body(c, i, &site, &["mapped"], None);
+            with_header(reply(StatusCode::CREATED, body), "x-subject-token", &tok)
+        }
+        (&Method::GET, ["v3", "auth", "projects"]) => {
+            let ok = r
+                .header("x-auth-token")
+                .is_some_and(|t| site.unscoped.contains(t) || site.tokens.contains(t));
+            if !ok {
+                return unauthorized();
+            }
+            let projects: Vec<Value> = VOS
+                .iter()
+                .map(|v| {
+                    let id = site.project_id(v);
+                    json!({"id": id, "name": v, "domain_id": "default", "enabled": true, "is_domain": false, "options": {}, "tags": [],
+                        "parent_id": "default", "description": format!("VO {v}"),
+                        "links": {"self": format!("{base}/v3/projects/{id}")}})
+                })
+                .collect();
+            reply(
+                StatusCode::OK,
+                json!({"projects": projects, "links": {"self": format!("{base}/v3/auth/projects"), "previous": null, "next": null}}),
+            )
+        }
+        (&Method::POST, ["v3", "auth", "tokens"]) => {
+            let Some(body) = r.json() else {
+                return keystone_error(400, "Bad Request", "Malformed request body");
+            };
+            let auth = &body["auth"];
+            let methods = auth["identity"]["methods"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if methods.first().and_then(Value::as_str) != Some("token") {
+                return unauthorized();
+            }
+            let from = auth["identity"]["token"]["id"].as_str().unwrap_or("");
+            if !site.unscoped.contains(from) && !site.tokens.contains(from) {
+                return keystone_error(404, "Not Found", "Could not find token.");
+            }
+            let Some(pid) = auth["scope"]["project"]["id"].as_str() else {
+                let b = token_body(c, i, &site, &["token"], None);
+                return with_header(reply(StatusCode::CREATED, b), "x-subject-token", from);
+            };
+            if !VOS.iter().any(|v| site.project_id(v) == pid) {
+                return unauthorized();
+            }
+            let tok = format!("gAAAAA{}", hex(&Md5::digest(new_id().as_bytes())));
+            site.tokens.insert(tok.clone());
+            let b = token_body(c, i, &site, &["token", "mapped"], Some(pid));
+            with_header(reply(StatusCode::CREATED, b), "x-subject-token", &tok)
+        }
+        (&Method::GET, ["v3", "auth", "catalog"]) => {
+            let auth = r.header("x-auth-token").unwrap_or("");
+            if !site.tokens.contains(auth) {
+                return keystone_error(
+                    403,
+                    "Forbidden",
+                    "A project-scoped token is required to produce a service catalog.",
+                );
+            }
+            let pid = site.project_id("ops");
+            reply(
+                StatusCode::OK,
+                json!({"catalog": catalog(c, i, &pid),
+                "links": {"self": format!("{base}/v3/auth/catalog"), "previous": null, "next": null}}),
+            )
+        }
+        (&Method::GET, ["v3", "auth", "tokens"]) | (&Method::HEAD, ["v3", "auth", "tokens"]) => {
+            let auth = r.header("x-auth-token").unwrap_or("");
+            let subject = r.header("x-subject-token").unwrap_or("");
+            if !site.tokens.contains(auth) && !site.unscoped.contains(auth) {
+                return unauthorized();
+            }
+            if site.tokens.contains(subject) {
+                let pid = site.project_id("ops");
+                let b = token_body(c, i, &site, &["token", "mapped"], Some(&pid));
+                with_header(reply(StatusCode::OK, b), "x-subject-token", subject)
+            } else if site.unscoped.contains(subject) {
+                let b = token_body(c, i, &site, &["mapped"], None);
+                with_header(reply(StatusCode::OK, b), "x-subject-token", subject)
+            } else {
+                keystone_error(404, "Not Found", "Could not find token.")
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_auth_decoding() {
+        assert_eq!(super::base64_decode("YTpi").as_deref(), Some("a:b"));
+        assert_eq!(super::base64_decode("!!"), None);
+    }
+}

@@ -1,0 +1,361 @@
+//! Grading like RefStack: a capability passes when all its unflagged checks
+//! pass; a site passes when every required capability passes. Unlike
+//! RefStack every outcome is kept (failures, skips, warnings), with evidence.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use probes::model::{secs, ProbeResult, Status};
+use serde::{Deserialize, Serialize};
+
+use crate::guideline::{Guideline, Level, Selector};
+use crate::model::SiteRun;
+
+/// The harness's own pseudo-probe (checks `RUN-<probe label>`).
+pub const HARNESS_PROBE: &str = "fedprobe";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    /// Not evaluated: the probe stopped before, could not run, or said UNKNOWN.
+    Skip,
+}
+
+impl Outcome {
+    pub fn from_status(s: Status) -> Outcome {
+        match s {
+            Status::Ok => Outcome::Pass,
+            Status::Warning => Outcome::Warn,
+            Status::Critical => Outcome::Fail,
+            Status::Unknown => Outcome::Skip,
+        }
+    }
+
+    pub fn passes(self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Warn)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "fail",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckGrade {
+    pub probe: String,
+    /// The check id (`VM-03`), or the selector when nothing matched.
+    pub check: String,
+    pub requirement: String,
+    pub name: String,
+    pub status: Status,
+    pub outcome: Outcome,
+    pub message: String,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Why this check is not graded, when it is flagged.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flagged: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapStatus {
+    Pass,
+    Fail,
+    /// Every check is flagged: nothing to grade.
+    Untested,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CapGrade {
+    pub id: String,
+    pub requirement: String,
+    pub level: Level,
+    pub title: String,
+    pub status: CapStatus,
+    pub fix: String,
+    pub checks: Vec<CheckGrade>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteGrade {
+    pub site: String,
+    pub guideline: String,
+    /// Every required capability passes.
+    pub passed: bool,
+    /// Monitoring status: worst unflagged check of a required capability;
+    /// advisory failures count as WARNING at most.
+    pub status: Status,
+    pub required_total: usize,
+    pub required_passed: usize,
+    /// Share of required capabilities that pass, 0..=100.
+    pub required_pct: f64,
+    pub unflagged_total: usize,
+    pub unflagged_passed: usize,
+    /// Share of distinct unflagged checks (all capabilities) that pass, 0..=100.
+    pub unflagged_pct: f64,
+    pub capabilities: Vec<CapGrade>,
+}
+
+/// The harness's own checks, one per probe run: finished within its
+/// deadline and left nothing behind (the monitoring-friendliness evidence).
+pub fn harness_checks(run: &SiteRun) -> Vec<CheckGrade> {
+    run.probes
+        .iter()
+        .map(|p| {
+            let r = &p.result;
+            let (status, message) = run_verdict(r);
+            CheckGrade {
+                probe: HARNESS_PROBE.into(),
+                check: format!("RUN-{}", r.label),
+                requirement: "EGI-MONITORING".into(),
+                name: format!("{} finishes in time and cleans up", r.probe),
+                status,
+                outcome: Outcome::from_status(status),
+                message,
+                duration: r.duration,
+                flagged: None,
+            }
+        })
+        .collect()
+}
+
+fn run_verdict(r: &ProbeResult) -> (Status, String) {
+    use probes::model::Cleanup;
+    let left: Vec<String> = r
+        .resources
+        .iter()
+        .filter(|x| x.cleanup != Cleanup::Deleted)
+        .map(|x| format!("{} {}", x.kind, x.id))
+        .collect();
+    if !left.is_empty() {
+        return (
+            Status::Critical,
+            format!("not deleted: {}", left.join(", ")),
+        );
+    }
+    let timed_out = r.summary.starts_with("Timeout:")
+        || r.summary.contains("harness deadline")
+        || r.steps.iter().any(|s| s.message == "timed out");
+    if timed_out {
+        return (
+            Status::Critical,
+            format!("did not finish within its deadline: {}", r.summary),
+        );
+    }
+    if r.status == Status::Unknown && r.steps.is_empty() {
+        return (
+            Status::Unknown,
+            format!("probe could not run: {}", r.summary),
+        );
+    }
+    let n = r.resources.len();
+    (
+        Status::Ok,
+        format!(
+            "finished in {:.1}s, {n} created resource(s) all deleted",
+            r.duration.as_secs_f64()
+        ),
+    )
+}
+
+/// Grade one site's run against the guideline.
+pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
+    let own = harness_checks(run);
+    let mut caps = Vec::new();
+    for c in &g.capabilities {
+        let flags: Vec<(Selector, &str)> = c
+            .flagged
+            .iter()
+            .filter_map(|f| Some((Selector::parse(&f.check).ok()?, f.reason.as_str())))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let mut checks = Vec::new();
+        for s in &c.checks {
+            let Ok(sel) = Selector::parse(s) else {
+                continue;
+            };
+            let found = matching(&sel, run, &own);
+            if found.is_empty() {
+                checks.push(not_reached(&sel, run));
+            }
+            for cg in found {
+                if seen.insert((cg.probe.clone(), cg.check.clone())) {
+                    checks.push(cg);
+                }
+            }
+        }
+        for cg in &mut checks {
+            let probe = cg.probe.clone();
+            let id = cg.check.clone();
+            cg.flagged = flags
+                .iter()
+                .find(|(f, _)| f.matches(&probe, &id) || f.to_string() == id)
+                .map(|(_, why)| why.to_string());
+        }
+        let graded: Vec<&CheckGrade> = checks.iter().filter(|c| c.flagged.is_none()).collect();
+        let status = if graded.is_empty() {
+            CapStatus::Untested
+        } else if graded.iter().all(|c| c.outcome.passes()) {
+            CapStatus::Pass
+        } else {
+            CapStatus::Fail
+        };
+        caps.push(CapGrade {
+            id: c.id.clone(),
+            requirement: c.requirement.clone(),
+            level: c.level,
+            title: c.title.clone(),
+            status,
+            fix: c.fix.clone(),
+            checks,
+        });
+    }
+    summarise(g, run, caps)
+}
+
+fn summarise(g: &Guideline, run: &SiteRun, caps: Vec<CapGrade>) -> SiteGrade {
+    let required: Vec<&CapGrade> = caps.iter().filter(|c| c.level == Level::Required).collect();
+    let required_passed = required
+        .iter()
+        .filter(|c| c.status == CapStatus::Pass)
+        .count();
+    let mut unflagged = std::collections::BTreeMap::new();
+    for c in &caps {
+        for ch in c.checks.iter().filter(|c| c.flagged.is_none()) {
+            unflagged.insert((ch.probe.clone(), ch.check.clone()), ch.outcome.passes());
+        }
+    }
+    let unflagged_passed = unflagged.values().filter(|p| **p).count();
+    let mut status = Status::Ok;
+    for c in &caps {
+        for ch in c.checks.iter().filter(|c| c.flagged.is_none()) {
+            let s = match c.level {
+                Level::Required => ch.status,
+                Level::Advisory => ch.status.min(Status::Warning),
+            };
+            status = status.max(s);
+        }
+    }
+    for e in &run.externals {
+        status = status.max(e.status);
+    }
+    SiteGrade {
+        site: run.site.clone(),
+        guideline: g.id.clone(),
+        passed: required_passed == required.len(),
+        status,
+        required_total: required.len(),
+        required_passed,
+        required_pct: pct(required_passed, required.len()),
+        unflagged_total: unflagged.len(),
+        unflagged_passed,
+        unflagged_pct: pct(unflagged_passed, unflagged.len()),
+        capabilities: caps,
+    }
+}
+
+fn pct(n: usize, total: usize) -> f64 {
+    if total == 0 {
+        return 100.0;
+    }
+    (n as f64 * 1000.0 / total as f64).round() / 10.0
+}
+
+fn matching(sel: &Selector, run: &SiteRun, own: &[CheckGrade]) -> Vec<CheckGrade> {
+    if sel.probe == HARNESS_PROBE {
+        return own
+            .iter()
+            .filter(|c| sel.matches(&c.probe, &c.check))
+            .cloned()
+            .collect();
+    }
+    let mut out = Vec::new();
+    for p in run.probes.iter().filter(|p| p.probe == sel.probe) {
+        for s in &p.result.steps {
+            if sel.matches(&p.probe, &s.check) {
+                out.push(CheckGrade {
+                    probe: p.probe.clone(),
+                    check: s.check.clone(),
+                    requirement: s.requirement.clone(),
+                    name: s.name.clone(),
+                    status: s.status,
+                    outcome: Outcome::from_status(s.status),
+                    message: s.message.clone(),
+                    duration: s.duration,
+                    flagged: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A selector nothing matched: say why, with the probe's own words.
+fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
+    let (status, message, duration) = match run.probes.iter().find(|p| p.probe == sel.probe) {
+        None => (
+            Status::Unknown,
+            format!("probe {} was not run for this site", sel.probe),
+            Duration::ZERO,
+        ),
+        Some(p) => {
+            let r = &p.result;
+            let last = r
+                .steps
+                .last()
+                .map(|s| format!(" after {}", s.check))
+                .unwrap_or_default();
+            // The probe finished fine without this check: the guideline
+            // names a check the probe does not have (yet).
+            if r.status == Status::Ok {
+                (
+                    Status::Unknown,
+                    format!(
+                        "{} ended OK{last} without running {}: the guideline names a check this probe does not have",
+                        r.probe, sel.pattern
+                    ),
+                    r.duration,
+                )
+            } else {
+                (
+                    r.status,
+                    format!(
+                        "not reached: {} ended {}{last}: {}",
+                        r.probe, r.status, r.summary
+                    ),
+                    r.duration,
+                )
+            }
+        }
+    };
+    CheckGrade {
+        probe: sel.probe.clone(),
+        check: sel.to_string(),
+        requirement: String::new(),
+        name: "no matching check ran".into(),
+        status,
+        outcome: Outcome::from_status(status).min_skip(),
+        message,
+        duration,
+        flagged: None,
+    }
+}
+
+impl Outcome {
+    /// A check that never ran is at best skipped, even if its probe failed.
+    fn min_skip(self) -> Outcome {
+        match self {
+            Outcome::Pass | Outcome::Warn => Outcome::Skip,
+            o => o,
+        }
+    }
+}

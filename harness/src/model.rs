@@ -1,0 +1,43 @@
+//! What one harness run produced, before grading: per site, the probes'
+//! results and the external plugins' outputs.
+
+use std::time::Duration;
+
+use probes::model::{secs, ProbeResult, Status};
+use probes::nagios::Perf;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteRun {
+    pub site: String,
+    pub guideline: String,
+    /// Unix time (seconds) the first probe started.
+    pub started_at: f64,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    pub probes: Vec<ProbeRun>,
+    #[serde(default)]
+    pub externals: Vec<ExternalRun>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeRun {
+    pub probe: String,
+    /// The probe's command line as the harness parsed it (credential paths, never secrets).
+    pub argv: Vec<String>,
+    pub result: ProbeResult,
+}
+
+/// A Nagios-compatible plugin run as a child process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExternalRun {
+    pub name: String,
+    pub command: Vec<String>,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub summary: String,
+    pub long: Vec<String>,
+    pub perfdata: Vec<Perf>,
+    #[serde(with = "secs")]
+    pub duration: Duration,
+}

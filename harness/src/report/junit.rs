@@ -1,0 +1,95 @@
+//! JUnit XML: a testsuite per site and capability, a testcase per check.
+//! Every string handed to junit-report is made XML-safe first: the crate
+//! writes control characters and `]]>` through as they are.
+
+use junit_report::{Duration, ReportBuilder, TestCase, TestSuiteBuilder};
+use probes::model::Status;
+
+use super::text::{xml_line, xml_safe};
+use super::Report;
+use crate::grade::Outcome;
+
+fn dur(d: std::time::Duration) -> Duration {
+    Duration::milliseconds(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+pub fn render(r: &Report) -> String {
+    let mut report = ReportBuilder::new();
+    for s in &r.sites {
+        let site = xml_line(&s.run.site, 200);
+        for c in &s.grade.capabilities {
+            let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / {}", c.id), 300));
+            suite.set_system_out(&xml_safe(&format!(
+                "{} capability ({}), requirement {}: {}\nresult: {:?}\nfix: {}",
+                c.level.as_str(),
+                c.title,
+                c.requirement,
+                c.id,
+                c.status,
+                c.fix
+            )));
+            for ch in &c.checks {
+                let req = if ch.requirement.is_empty() {
+                    c.requirement.clone()
+                } else {
+                    ch.requirement.clone()
+                };
+                let name = xml_line(&format!("{} {} [{req}]", ch.check, ch.name), 300);
+                let msg = xml_line(&ch.message, 2000);
+                let time = dur(ch.duration);
+                let mut tc = if let Some(why) = &ch.flagged {
+                    TestCase::skipped_with_cause(&name, "flagged", &xml_line(why, 1000))
+                } else {
+                    match (ch.outcome, ch.status) {
+                        (Outcome::Pass, _) => TestCase::success(&name, time),
+                        (Outcome::Warn, _) => {
+                            let mut t = TestCase::success(&name, time);
+                            t.set_system_out(&xml_safe(&format!("WARNING: {}", ch.message)));
+                            t
+                        }
+                        (Outcome::Fail, st) => TestCase::failure(&name, time, st.as_str(), &msg),
+                        (Outcome::Skip, Status::Unknown) => {
+                            TestCase::error(&name, time, "UNKNOWN", &msg)
+                        }
+                        (Outcome::Skip, _) => TestCase::skipped_with_cause(&name, "skipped", &msg),
+                    }
+                };
+                tc.set_classname(&xml_line(&format!("{site}.{}.{}", c.id, ch.probe), 300));
+                if ch.outcome != Outcome::Warn {
+                    tc.set_system_out(&xml_safe(&format!(
+                        "{} {} {}: {}",
+                        ch.probe, ch.check, ch.status, ch.message
+                    )));
+                }
+                suite.add_testcase(tc);
+            }
+            report.add_testsuite(suite.build());
+        }
+        if !s.run.externals.is_empty() {
+            let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / external"), 300));
+            for e in &s.run.externals {
+                let name = xml_line(&e.name, 200);
+                let msg = xml_line(&e.summary, 2000);
+                let time = dur(e.duration);
+                let mut tc = match e.status {
+                    Status::Ok | Status::Warning => TestCase::success(&name, time),
+                    Status::Critical => TestCase::failure(&name, time, "CRITICAL", &msg),
+                    Status::Unknown => TestCase::error(&name, time, "UNKNOWN", &msg),
+                };
+                tc.set_classname(&xml_line(&format!("{site}.external"), 300));
+                let long = e.long.join("\n");
+                tc.set_system_out(&xml_safe(&format!("{}: {}\n{long}", e.status, e.summary)));
+                suite.add_testcase(tc);
+            }
+            report.add_testsuite(suite.build());
+        }
+    }
+    let mut out = Vec::new();
+    match report.build().write_xml(&mut out) {
+        Ok(()) => probes::secret::scrub(&String::from_utf8_lossy(&out)) + "\n",
+        Err(e) => format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><testsuite name=\"fedprobe\" tests=\"1\" failures=\"0\" errors=\"1\"><testcase name=\"render\"><error type=\"internal\" message=\"{}\"/></testcase></testsuite></testsuites>\n",
+            super::text::html(&e.to_string())
+        ),
+    }
+}

@@ -1,0 +1,171 @@
+//! Self-certification report in Markdown: per requirement, pass/fail with
+//! evidence (what was called, what came back, timings) and what to fix.
+
+use std::fmt::Write;
+
+use super::text::md_cell;
+use super::{requirement_status, Report, SiteReport};
+use crate::grade::{CapStatus, Outcome};
+
+/// Trace lines shown per probe; the JSON report keeps them all.
+const MAX_DETAILS: usize = 40;
+
+pub fn render(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# fedprobe self-certification report\n");
+    let _ = writeln!(
+        o,
+        "Guideline **{}** ({}), {} site(s), run took {:.1}s, overall status **{}**.\n",
+        md_cell(&r.guideline_id, 100),
+        md_cell(&r.guideline_title, 200),
+        r.sites.len(),
+        r.duration.as_secs_f64(),
+        r.status()
+    );
+    let _ = writeln!(
+        o,
+        "| site | result | status | required capabilities | unflagged checks |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for s in r.sites_worst_first() {
+        let g = &s.grade;
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {}/{} ({}%) | {}/{} ({}%) |",
+            md_cell(&s.run.site, 100),
+            if g.passed { "PASS" } else { "FAIL" },
+            g.status,
+            g.required_passed,
+            g.required_total,
+            g.required_pct,
+            g.unflagged_passed,
+            g.unflagged_total,
+            g.unflagged_pct
+        );
+    }
+    for s in r.sites_worst_first() {
+        site(&mut o, r, s);
+    }
+    probes::secret::scrub(&o)
+}
+
+fn site(o: &mut String, r: &Report, s: &SiteReport) {
+    let g = &s.grade;
+    let _ = writeln!(o, "\n## Site {}\n", md_cell(&s.run.site, 100));
+    let _ = writeln!(
+        o,
+        "{} — required {}/{} ({}%), unflagged checks {}/{} ({}%).\n",
+        if g.passed { "**PASS**" } else { "**FAIL**" },
+        g.required_passed,
+        g.required_total,
+        g.required_pct,
+        g.unflagged_passed,
+        g.unflagged_total,
+        g.unflagged_pct
+    );
+    for (rid, title) in &r.requirements {
+        let st = requirement_status(g, rid);
+        let _ = writeln!(
+            o,
+            "### {} {} — {}\n",
+            md_cell(rid, 100),
+            md_cell(title, 200),
+            st.as_str()
+        );
+        for c in g.capabilities.iter().filter(|c| &c.requirement == rid) {
+            let _ = writeln!(
+                o,
+                "- capability `{}` ({}): **{:?}** — {}",
+                c.id,
+                c.level.as_str(),
+                c.status,
+                md_cell(&c.title, 300)
+            );
+            if c.status == CapStatus::Fail && !c.fix.is_empty() {
+                let _ = writeln!(o, "  - **To fix:** {}", md_cell(&c.fix, 1000));
+            }
+        }
+        let _ = writeln!(
+            o,
+            "\n| check | outcome | time | evidence |\n|---|---|---|---|"
+        );
+        for c in g.capabilities.iter().filter(|c| &c.requirement == rid) {
+            for ch in &c.checks {
+                let outcome = match (&ch.flagged, ch.outcome) {
+                    (Some(_), _) => "flagged".to_string(),
+                    (None, Outcome::Pass) => "pass".into(),
+                    (None, x) => format!("**{}**", x.as_str()),
+                };
+                let ev = match &ch.flagged {
+                    Some(why) => format!("{} (flagged: {})", ch.message, why),
+                    None => ch.message.clone(),
+                };
+                let _ = writeln!(
+                    o,
+                    "| {} {} {} | {} | {:.3}s | {} |",
+                    md_cell(&ch.probe, 50),
+                    md_cell(&ch.check, 60),
+                    md_cell(&ch.name, 100),
+                    outcome,
+                    ch.duration.as_secs_f64(),
+                    md_cell(&ev, 600)
+                );
+            }
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o, "### Evidence: what was called\n");
+    for p in &s.run.probes {
+        let res = &p.result;
+        let _ = writeln!(
+            o,
+            "- `{}` → **{}** in {:.3}s, {} HTTP request(s): {}",
+            md_cell(&p.argv.join(" "), 600).replace('`', "'"),
+            res.status,
+            res.duration.as_secs_f64(),
+            res.http_requests,
+            md_cell(&res.summary, 600)
+        );
+        for st in &res.steps {
+            let _ = writeln!(
+                o,
+                "  - {} {}: {} ({:.3}s) {}",
+                md_cell(&st.check, 60),
+                md_cell(&st.name, 100),
+                st.status,
+                st.duration.as_secs_f64(),
+                md_cell(&st.message, 600)
+            );
+        }
+        for d in res.details.iter().take(MAX_DETAILS) {
+            let _ = writeln!(o, "  - `{}`", md_cell(d, 400).replace('`', "'"));
+        }
+        if res.details.len() > MAX_DETAILS {
+            let _ = writeln!(
+                o,
+                "  - ... {} more trace lines in the JSON report",
+                res.details.len() - MAX_DETAILS
+            );
+        }
+        for x in &res.resources {
+            let _ = writeln!(
+                o,
+                "  - created {} {}: {:?}",
+                md_cell(&x.kind, 40),
+                md_cell(&x.id, 80),
+                x.cleanup
+            );
+        }
+    }
+    for e in &s.run.externals {
+        let _ = writeln!(
+            o,
+            "- external `{}` → **{}** (exit {:?}) in {:.3}s: {}",
+            md_cell(&e.command.join(" "), 600).replace('`', "'"),
+            e.status,
+            e.exit_code,
+            e.duration.as_secs_f64(),
+            md_cell(&e.summary, 600)
+        );
+    }
+}

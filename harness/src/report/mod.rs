@@ -1,0 +1,169 @@
+//! Every report is rendered from one [`Report`]: the runs and their grades.
+
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod metrics;
+pub mod nagios;
+pub mod text;
+
+use std::path::Path;
+use std::time::Duration;
+
+use probes::model::Status;
+use serde::{Deserialize, Serialize};
+
+use crate::grade::{self, SiteGrade};
+use crate::guideline::Guideline;
+use crate::model::SiteRun;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteReport {
+    pub run: SiteRun,
+    pub grade: SiteGrade,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub guideline_id: String,
+    pub guideline_title: String,
+    /// (id, title) of the guideline's requirements, in order.
+    pub requirements: Vec<(String, String)>,
+    pub started_at: f64,
+    pub duration: Duration,
+    pub sites: Vec<SiteReport>,
+}
+
+impl Report {
+    /// Grade each run against its guideline (`guidelines` by id).
+    pub fn build(
+        guidelines: &[Guideline],
+        runs: Vec<SiteRun>,
+        started_at: f64,
+        duration: Duration,
+    ) -> Report {
+        let first = guidelines.first();
+        let sites = runs
+            .into_iter()
+            .map(|run| {
+                let g = guidelines.iter().find(|g| g.id == run.guideline).or(first);
+                let grade = match g {
+                    Some(g) => grade::grade(g, &run),
+                    None => grade::grade(&Guideline::embedded(), &run),
+                };
+                SiteReport { run, grade }
+            })
+            .collect();
+        Report {
+            guideline_id: first.map(|g| g.id.clone()).unwrap_or_default(),
+            guideline_title: first.map(|g| g.title.clone()).unwrap_or_default(),
+            requirements: first
+                .map(|g| {
+                    g.requirements
+                        .iter()
+                        .map(|r| (r.id.clone(), r.title.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            started_at,
+            duration,
+            sites,
+        }
+    }
+
+    /// Worst site status (OK for no site).
+    pub fn status(&self) -> Status {
+        Status::worst(self.sites.iter().map(|s| s.grade.status))
+    }
+
+    /// Sites, worst status first, then by name.
+    pub fn sites_worst_first(&self) -> Vec<&SiteReport> {
+        let mut v: Vec<&SiteReport> = self.sites.iter().collect();
+        v.sort_by(|a, b| {
+            b.grade
+                .status
+                .cmp(&a.grade.status)
+                .then(a.grade.passed.cmp(&b.grade.passed))
+                .then(a.run.site.cmp(&b.run.site))
+        });
+        v
+    }
+
+    /// Write every format into `dir`.
+    pub fn write_all(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let files = [
+            ("fedprobe.nagios.txt", nagios::render(self)),
+            ("fedprobe.json", json::render(self)),
+            ("fedprobe.junit.xml", junit::render(self)),
+            ("fedprobe.prom", metrics::render(self)),
+            ("fedprobe-report.md", markdown::render(self)),
+            ("fedprobe-report.html", html::render(self)),
+        ];
+        let mut out = Vec::new();
+        for (name, text) in files {
+            let p = dir.join(name);
+            std::fs::write(&p, text)?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
+/// A requirement's verdict for one site, from its capabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReqStatus {
+    Pass,
+    /// Only advisory capabilities fail.
+    Advisory,
+    Fail,
+    Untested,
+}
+
+impl ReqStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReqStatus::Pass => "PASS",
+            ReqStatus::Advisory => "ADVISORY FAIL (not required)",
+            ReqStatus::Fail => "FAIL",
+            ReqStatus::Untested => "UNTESTED",
+        }
+    }
+
+    pub fn css(self) -> &'static str {
+        match self {
+            ReqStatus::Pass => "pass",
+            ReqStatus::Advisory => "warn",
+            ReqStatus::Fail => "fail",
+            ReqStatus::Untested => "skip",
+        }
+    }
+}
+
+pub fn requirement_status(g: &SiteGrade, req: &str) -> ReqStatus {
+    use crate::grade::CapStatus;
+    use crate::guideline::Level;
+    let caps: Vec<_> = g
+        .capabilities
+        .iter()
+        .filter(|c| c.requirement == req && c.status != CapStatus::Untested)
+        .collect();
+    if caps.is_empty() {
+        ReqStatus::Untested
+    } else if caps
+        .iter()
+        .any(|c| c.status == CapStatus::Fail && c.level == Level::Required)
+    {
+        ReqStatus::Fail
+    } else if caps.iter().any(|c| c.status == CapStatus::Fail) {
+        ReqStatus::Advisory
+    } else {
+        ReqStatus::Pass
+    }
+}
+
+/// Seconds with millisecond precision, as text.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}

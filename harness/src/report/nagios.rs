@@ -1,0 +1,130 @@
+//! One aggregate Nagios result: worst status first line with aggregate
+//! perfdata, per-site and per-check long output, under 16 KB.
+
+use probes::nagios::{self, Perf, Uom};
+use probes::secret;
+
+use super::Report;
+use crate::grade::{CapStatus, Outcome};
+
+pub fn render(r: &Report) -> String {
+    let status = r.status();
+    let n = r.sites.len();
+    let passed = r.sites.iter().filter(|s| s.grade.passed).count();
+    let mut counts = [0u64; 4];
+    for s in &r.sites {
+        for c in &s.grade.capabilities {
+            for ch in c.checks.iter().filter(|c| c.flagged.is_none()) {
+                counts[ch.outcome as usize] += 1;
+            }
+        }
+    }
+    let summary = match r.sites_worst_first().first() {
+        Some(w) if n == 1 => format!(
+            "{}: {} {} (required {}/{} = {}%, unflagged checks {}%)",
+            w.run.site,
+            w.grade.guideline,
+            if w.grade.passed { "passed" } else { "FAILED" },
+            w.grade.required_passed,
+            w.grade.required_total,
+            w.grade.required_pct,
+            w.grade.unflagged_pct
+        ),
+        Some(w) => format!(
+            "{passed}/{n} sites pass {}; worst {} {} (required {}%)",
+            r.guideline_id, w.run.site, w.grade.status, w.grade.required_pct
+        ),
+        None => "no site run".into(),
+    };
+    let min_req = r
+        .sites
+        .iter()
+        .map(|s| s.grade.required_pct)
+        .fold(f64::NAN, f64::min);
+    let mut perf = vec![
+        Perf::count("sites", n as u64),
+        Perf::count("sites_passed", passed as u64),
+        Perf::count("checks_pass", counts[Outcome::Pass as usize]),
+        Perf::count("checks_warn", counts[Outcome::Warn as usize]),
+        Perf::count("checks_fail", counts[Outcome::Fail as usize]),
+        Perf::count("checks_skip", counts[Outcome::Skip as usize]),
+    ];
+    if min_req.is_finite() {
+        perf.push(
+            Perf::new("required_pct_min", min_req, Uom::Percent)
+                .min(0.0)
+                .max(100.0),
+        );
+    }
+    perf.push(Perf::seconds("duration", r.duration));
+    let perf: Vec<String> = perf.iter().map(|p| p.to_string()).collect();
+    let first = nagios::first_line("FEDPROBE", status.as_str(), &summary, &perf.join(" "));
+    let mut long = Vec::new();
+    for s in r.sites_worst_first() {
+        let g = &s.grade;
+        long.push(format!(
+            "[{}] {}: {} {}, required {}/{} ({}%), unflagged checks {}/{} ({}%), {:.1}s",
+            g.status,
+            s.run.site,
+            g.guideline,
+            if g.passed { "passed" } else { "FAILED" },
+            g.required_passed,
+            g.required_total,
+            g.required_pct,
+            g.unflagged_passed,
+            g.unflagged_total,
+            g.unflagged_pct,
+            s.run.duration.as_secs_f64()
+        ));
+        let mut lines = Vec::new();
+        for c in &g.capabilities {
+            for ch in &c.checks {
+                let flag = if ch.flagged.is_some() {
+                    " (flagged)"
+                } else {
+                    ""
+                };
+                let line = format!(
+                    "  [{}] {} {} {} {}{flag}: {} ({:.2}s)",
+                    ch.status,
+                    s.run.site,
+                    c.id,
+                    ch.check,
+                    ch.name,
+                    ch.message,
+                    ch.duration.as_secs_f64()
+                );
+                let rank = if c.status == CapStatus::Fail && ch.flagged.is_none() {
+                    0
+                } else {
+                    1
+                };
+                lines.push((rank, std::cmp::Reverse(ch.status), line));
+            }
+        }
+        for e in &s.run.externals {
+            lines.push((
+                0,
+                std::cmp::Reverse(e.status),
+                format!(
+                    "  [{}] {} external {}: {} ({:.2}s)",
+                    e.status,
+                    s.run.site,
+                    e.name,
+                    e.summary,
+                    e.duration.as_secs_f64()
+                ),
+            ));
+        }
+        lines.sort_by_key(|l| (l.0, l.1));
+        long.extend(lines.into_iter().map(|l| l.2));
+    }
+    let long: Vec<String> = long
+        .iter()
+        .map(|l| {
+            let indent = if l.starts_with("  ") { "  " } else { "" };
+            format!("{indent}{}", probes::text::one_line(l, 1000))
+        })
+        .collect();
+    secret::scrub(&nagios::cap(first, &long))
+}

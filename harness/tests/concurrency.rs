@@ -1,0 +1,98 @@
+//! `--jobs` and `--jobs-per-site` bound what runs at once: plugins that
+//! detect an overlapping sibling through a shared lock directory.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedprobe::progress::Progress;
+use fedprobe::run::{run_all, ExternalPlan, Limits, SitePlan};
+use probes::model::Status;
+
+fn plugin(dir: &Path, lock: &Path) -> Vec<String> {
+    let script = dir.join("check_overlap");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif mkdir '{l}' 2>/dev/null; then sleep 0.6; rmdir '{l}'; echo 'OK - alone'; exit 0; fi\necho 'CRITICAL - overlapped'; exit 2\n",
+            l = lock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    vec![script.display().to_string()]
+}
+
+fn plans(sites: usize, per_site: usize, cmd: &[String]) -> Vec<SitePlan> {
+    (0..sites)
+        .map(|s| SitePlan {
+            site: format!("S{s}"),
+            guideline: "g".into(),
+            probes: vec![],
+            externals: (0..per_site)
+                .map(|i| ExternalPlan {
+                    name: format!("p{i}"),
+                    command: cmd.to_vec(),
+                    timeout: Duration::from_secs(60),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+async fn statuses(plans: Vec<SitePlan>, jobs: usize, per_site: usize) -> Vec<Status> {
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let limits = Limits {
+        jobs,
+        jobs_per_site: per_site,
+        ..Limits::default()
+    };
+    run_all(plans, limits, Arc::new(Progress::quiet()), rx)
+        .await
+        .into_iter()
+        .flat_map(|r| r.externals.into_iter().map(|e| e.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_overall_never_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = plugin(dir.path(), &dir.path().join("lock"));
+    let s = statuses(plans(2, 2, &cmd), 1, 4).await;
+    assert_eq!(s, vec![Status::Ok; 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_per_site_never_overlaps_within_a_site() {
+    let dir = tempfile::tempdir().unwrap();
+    // One lock per site: sites may overlap each other, not themselves.
+    let mut all = Vec::new();
+    for s in 0..3 {
+        let sd = dir.path().join(format!("s{s}"));
+        std::fs::create_dir(&sd).unwrap();
+        let cmd = plugin(&sd, &sd.join("lock"));
+        let mut p = plans(1, 3, &cmd);
+        p[0].site = format!("S{s}");
+        all.extend(p);
+    }
+    let s = statuses(all, 8, 1).await;
+    assert_eq!(s, vec![Status::Ok; 9]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_run_in_parallel_under_a_per_site_bound() {
+    // One lock shared by all sites: with one job per site they still overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = plugin(dir.path(), &dir.path().join("lock"));
+    let s = statuses(plans(4, 1, &cmd), 8, 1).await;
+    assert!(s.contains(&Status::Critical), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_bounds_the_plugins_do_overlap() {
+    // The control: the detector does see overlap when it happens.
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = plugin(dir.path(), &dir.path().join("lock"));
+    let s = statuses(plans(1, 4, &cmd), 8, 4).await;
+    assert!(s.contains(&Status::Critical), "{s:?}");
+}

@@ -1,0 +1,413 @@
+//! Guideline grading with synthetic probe results: required, advisory and
+//! flagged capabilities, percentages, checks never reached, the harness's
+//! own checks, guideline validation and the CI exit policy.
+
+use std::time::Duration;
+
+use fedprobe::app::{exit_code, FailOn};
+use fedprobe::grade::{grade, CapStatus, Outcome};
+use fedprobe::guideline::Guideline;
+use fedprobe::model::{ProbeRun, SiteRun};
+use probes::model::{Cleanup, ProbeResult, Resource, Status, Step};
+
+const G: &str = r#"
+schema = 1
+id = "test-1"
+title = "test guideline"
+[probes.check_token_auth]
+[probes.check_vm_lifecycle]
+timeout = "5m"
+[probes.fedprobe]
+
+[[requirement]]
+id = "R-AAI"
+title = "federated login"
+[[requirement]]
+id = "R-VM"
+title = "VMs"
+[[requirement]]
+id = "R-MON"
+title = "monitoring"
+
+[[capability]]
+id = "auth"
+requirement = "R-AAI"
+level = "required"
+title = "login"
+checks = ["check_token_auth:AUTH-*"]
+
+[[capability]]
+id = "vm"
+requirement = "R-VM"
+level = "required"
+title = "vm lifecycle"
+checks = ["check_vm_lifecycle:VM-01", "check_vm_lifecycle:VM-02", "check_vm_lifecycle:VM-09"]
+flagged = [{ check = "check_vm_lifecycle:VM-09", reason = "known broken upstream" }]
+
+[[capability]]
+id = "vm-extra"
+requirement = "R-VM"
+level = "advisory"
+title = "extra"
+checks = ["check_vm_lifecycle:VM-03"]
+
+[[capability]]
+id = "mon"
+requirement = "R-MON"
+level = "required"
+title = "monitoring"
+checks = ["fedprobe:RUN-*"]
+"#;
+
+fn step(check: &str, status: Status) -> Step {
+    Step {
+        check: check.into(),
+        requirement: "R".into(),
+        name: format!("step {check}"),
+        status,
+        message: format!("{check} said {status}"),
+        duration: Duration::from_millis(120),
+    }
+}
+
+fn result(probe: &str, label: &str, status: Status, steps: Vec<Step>) -> ProbeResult {
+    ProbeResult {
+        probe: probe.into(),
+        label: label.into(),
+        status,
+        summary: format!("{probe} summary"),
+        steps,
+        perfdata: vec![],
+        resources: vec![],
+        started_at: 1_700_000_000.0,
+        duration: Duration::from_secs(2),
+        http_requests: 3,
+        details: vec![],
+    }
+}
+
+fn site(results: Vec<ProbeResult>) -> SiteRun {
+    SiteRun {
+        site: "S1".into(),
+        guideline: "test-1".into(),
+        started_at: 1_700_000_000.0,
+        duration: Duration::from_secs(3),
+        probes: results
+            .into_iter()
+            .map(|r| ProbeRun {
+                probe: r.probe.clone(),
+                argv: vec![r.probe.clone()],
+                result: r,
+            })
+            .collect(),
+        externals: vec![],
+    }
+}
+
+fn g() -> Guideline {
+    Guideline::parse(G).unwrap()
+}
+
+fn all_ok() -> Vec<ProbeResult> {
+    vec![
+        result(
+            "check_token_auth",
+            "TOKEN_AUTH",
+            Status::Ok,
+            vec![step("AUTH-01", Status::Ok), step("AUTH-02", Status::Ok)],
+        ),
+        result(
+            "check_vm_lifecycle",
+            "VM_LIFECYCLE",
+            Status::Ok,
+            vec![
+                step("VM-01", Status::Ok),
+                step("VM-02", Status::Ok),
+                step("VM-03", Status::Ok),
+                step("VM-09", Status::Ok),
+            ],
+        ),
+    ]
+}
+
+fn cap<'a>(sg: &'a fedprobe::grade::SiteGrade, id: &str) -> &'a fedprobe::grade::CapGrade {
+    sg.capabilities.iter().find(|c| c.id == id).unwrap()
+}
+
+#[test]
+fn everything_passing_passes_at_100_percent() {
+    let sg = grade(&g(), &site(all_ok()));
+    assert!(sg.passed);
+    assert_eq!(sg.status, Status::Ok);
+    assert_eq!((sg.required_passed, sg.required_total), (3, 3));
+    assert_eq!(sg.required_pct, 100.0);
+    assert_eq!(sg.unflagged_pct, 100.0);
+    // AUTH-01, AUTH-02, VM-01, VM-02, VM-03, RUN-TOKEN_AUTH, RUN-VM_LIFECYCLE
+    assert_eq!(sg.unflagged_total, 7);
+    let auth = cap(&sg, "auth");
+    assert_eq!(auth.checks.len(), 2, "prefix selects both AUTH steps");
+}
+
+#[test]
+fn a_flagged_failure_does_not_fail_its_capability_but_is_recorded() {
+    let mut rs = all_ok();
+    rs[1].steps[3].status = Status::Critical;
+    let sg = grade(&g(), &site(rs));
+    let vm = cap(&sg, "vm");
+    assert_eq!(vm.status, CapStatus::Pass);
+    let flagged = vm.checks.iter().find(|c| c.check == "VM-09").unwrap();
+    assert_eq!(flagged.outcome, Outcome::Fail);
+    assert_eq!(flagged.flagged.as_deref(), Some("known broken upstream"));
+    assert!(sg.passed);
+    assert_eq!(sg.status, Status::Ok, "flagged checks do not count");
+}
+
+#[test]
+fn an_advisory_failure_keeps_the_site_passing_and_caps_at_warning() {
+    let mut rs = all_ok();
+    rs[1].steps[2].status = Status::Critical; // VM-03, advisory
+    let sg = grade(&g(), &site(rs));
+    assert_eq!(cap(&sg, "vm-extra").status, CapStatus::Fail);
+    assert!(sg.passed);
+    assert_eq!(sg.required_pct, 100.0);
+    assert_eq!(sg.unflagged_passed, 6);
+    assert_eq!(sg.unflagged_pct, 85.7);
+    assert_eq!(sg.status, Status::Warning);
+}
+
+#[test]
+fn a_required_failure_fails_the_site_with_percentages() {
+    let mut rs = all_ok();
+    rs[0].steps[1] = step("AUTH-02", Status::Critical);
+    rs[0].status = Status::Critical;
+    let sg = grade(&g(), &site(rs));
+    assert_eq!(cap(&sg, "auth").status, CapStatus::Fail);
+    assert!(!sg.passed);
+    assert_eq!((sg.required_passed, sg.required_total), (2, 3));
+    assert_eq!(sg.required_pct, 66.7);
+    assert_eq!(sg.status, Status::Critical);
+    let failing = cap(&sg, "auth")
+        .checks
+        .iter()
+        .find(|c| c.check == "AUTH-02")
+        .unwrap();
+    assert_eq!(
+        failing.message, "AUTH-02 said CRITICAL",
+        "failures keep the probe's words"
+    );
+}
+
+#[test]
+fn warnings_pass() {
+    let mut rs = all_ok();
+    rs[1].steps[0].status = Status::Warning;
+    let sg = grade(&g(), &site(rs));
+    assert_eq!(cap(&sg, "vm").status, CapStatus::Pass);
+    assert!(sg.passed);
+    assert_eq!(sg.status, Status::Warning);
+}
+
+#[test]
+fn checks_never_reached_fail_with_the_probes_reason() {
+    let mut rs = all_ok();
+    // The VM probe died at login: no VM-* step at all.
+    rs[1] = result(
+        "check_vm_lifecycle",
+        "VM_LIFECYCLE",
+        Status::Critical,
+        vec![step("AUTH-02", Status::Critical)],
+    );
+    let sg = grade(&g(), &site(rs));
+    let vm = cap(&sg, "vm");
+    assert_eq!(vm.status, CapStatus::Fail);
+    let c = &vm.checks[0];
+    assert_eq!(c.check, "check_vm_lifecycle:VM-01");
+    assert_eq!(c.outcome, Outcome::Fail);
+    assert!(c.message.contains("not reached"), "{}", c.message);
+    assert!(c.message.contains("after AUTH-02"), "{}", c.message);
+    assert!(!sg.passed);
+}
+
+#[test]
+fn a_placeholder_probe_is_skipped_not_passed() {
+    let mut rs = all_ok();
+    rs[1] = result(
+        "check_vm_lifecycle",
+        "VM_LIFECYCLE",
+        Status::Unknown,
+        vec![],
+    );
+    let sg = grade(&g(), &site(rs));
+    let vm = cap(&sg, "vm");
+    assert_eq!(vm.status, CapStatus::Fail);
+    assert!(vm.checks.iter().all(|c| c.outcome == Outcome::Skip));
+    let mon = cap(&sg, "mon");
+    assert_eq!(
+        mon.status,
+        CapStatus::Fail,
+        "a probe that cannot run is not monitorable"
+    );
+    assert_eq!(sg.status, Status::Unknown);
+}
+
+#[test]
+fn a_missing_probe_is_reported() {
+    let rs = vec![all_ok().remove(0)];
+    let sg = grade(&g(), &site(rs));
+    let vm = cap(&sg, "vm");
+    assert!(vm.checks[0].message.contains("was not run"));
+    assert_eq!(vm.status, CapStatus::Fail);
+}
+
+#[test]
+fn leaked_resources_and_timeouts_fail_the_harness_checks() {
+    let mut rs = all_ok();
+    rs[1].resources.push(Resource {
+        kind: "server".into(),
+        id: "abc".into(),
+        name: None,
+        cleanup: Cleanup::Failed("HTTP 500".into()),
+    });
+    rs[0].summary = "Timeout: no result within 60s (-t), stage AUTH-02".into();
+    let sg = grade(&g(), &site(rs));
+    let mon = cap(&sg, "mon");
+    assert_eq!(mon.status, CapStatus::Fail);
+    let vm = mon
+        .checks
+        .iter()
+        .find(|c| c.check == "RUN-VM_LIFECYCLE")
+        .unwrap();
+    assert_eq!(vm.outcome, Outcome::Fail);
+    assert!(vm.message.contains("server abc"), "{}", vm.message);
+    let auth = mon
+        .checks
+        .iter()
+        .find(|c| c.check == "RUN-TOKEN_AUTH")
+        .unwrap();
+    assert!(auth.message.contains("deadline"), "{}", auth.message);
+}
+
+#[test]
+fn a_capability_whose_checks_are_all_flagged_is_untested() {
+    let text = G.replace(
+        "checks = [\"check_vm_lifecycle:VM-03\"]",
+        "checks = [\"check_vm_lifecycle:VM-03\"]\nflagged = [{ check = \"check_vm_lifecycle:VM-03\", reason = \"r\" }]",
+    );
+    let g = Guideline::parse(&text).unwrap();
+    let mut rs = all_ok();
+    rs[1].steps[2].status = Status::Critical;
+    let sg = grade(&g, &site(rs));
+    assert_eq!(cap(&sg, "vm-extra").status, CapStatus::Untested);
+    assert_eq!(sg.status, Status::Ok);
+}
+
+#[test]
+fn guideline_validation_finds_every_problem() {
+    // unknown field
+    let e = Guideline::parse(&G.replace("title = \"test guideline\"", "title = \"t\"\ncolour = 1"))
+        .unwrap_err();
+    assert!(e[0].contains("colour"), "{e:?}");
+    let bad = format!(
+        "{G}
+[[capability]]
+id = \"auth\"
+requirement = \"R-NOPE\"
+level = \"advisory\"
+title = \"dup\"
+checks = []
+
+[[capability]]
+id = \"x\"
+requirement = \"R-AAI\"
+level = \"advisory\"
+title = \"x\"
+checks = [\"check_glue:GLUE-*\", \"nocolon\", \"check_token_auth:AUTH-01\", \"check_token_auth:AUTH-01\"]
+flagged = [{{ check = \"check_token_auth:AUTH-09\", reason = \"\" }}]
+
+[[requirement]]
+id = \"R-AAI\"
+title = \"again\"
+[[requirement]]
+id = \"R-UNUSED\"
+title = \"nobody\"
+[probes.check_usage]
+"
+    );
+    let problems = Guideline::parse(&bad).unwrap_err();
+    let has = |s: &str| problems.iter().any(|p| p.contains(s));
+    assert!(has("duplicate capability id \"auth\""), "{problems:#?}");
+    assert!(has("duplicate requirement id \"R-AAI\""), "{problems:#?}");
+    assert!(has("unknown requirement \"R-NOPE\""), "{problems:#?}");
+    assert!(has("capability auth has no checks"), "{problems:#?}");
+    assert!(has("missing from [probes]"), "{problems:#?}");
+    assert!(has("expected PROBE:ID"), "{problems:#?}");
+    assert!(has("duplicate check"), "{problems:#?}");
+    assert!(has("without a reason"), "{problems:#?}");
+    assert!(has("is not among its checks"), "{problems:#?}");
+    assert!(
+        has("R-UNUSED is evidenced by no capability"),
+        "{problems:#?}"
+    );
+    assert!(
+        has("probe check_usage is run but its checks are referenced by no capability"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn embedded_guideline_maps_every_seed_requirement() {
+    let g = Guideline::embedded();
+    for r in [
+        "EOSC-IAAS-API",
+        "EOSC-IAAS-AAI",
+        "EOSC-IAAS-ORCH",
+        "EOSC-IAAS-IMAGE",
+        "EOSC-IAAS-USAGE",
+        "EGI-ACCOUNTING",
+        "EGI-INFOSYS",
+        "EGI-MONITORING",
+        "EOSC-IAAS-OVF",
+    ] {
+        assert!(g.requirement(r).is_some(), "{r}");
+        assert!(g.capabilities.iter().any(|c| c.requirement == r), "{r}");
+    }
+    assert_eq!(
+        g.timeout_of("check_vm_lifecycle"),
+        Some(Duration::from_secs(600))
+    );
+}
+
+#[test]
+fn exit_policy() {
+    assert_eq!(exit_code(Status::Ok, FailOn::Warning), 0);
+    assert_eq!(exit_code(Status::Warning, FailOn::Warning), 1);
+    assert_eq!(exit_code(Status::Unknown, FailOn::Warning), 3);
+    assert_eq!(exit_code(Status::Warning, FailOn::Critical), 0);
+    assert_eq!(
+        exit_code(Status::Unknown, FailOn::Critical),
+        3,
+        "undecided is not a pass"
+    );
+    assert_eq!(exit_code(Status::Critical, FailOn::Critical), 2);
+    assert_eq!(exit_code(Status::Critical, FailOn::Never), 0);
+    assert_eq!(exit_code(Status::Ok, FailOn::Critical), 0);
+}
+
+#[test]
+fn coverage_against_a_report_finds_unreferenced_checks() {
+    let g = g();
+    let report = serde_json::json!({"sites": [{"run": {"probes": [
+        {"probe": "check_token_auth", "result": {"steps": [{"check": "AUTH-01"}, {"check": "AUTH-07"}]}},
+        {"probe": "check_vm_lifecycle", "result": {"steps": [{"check": "VM-01"}, {"check": "NET-01"}]}}
+    ]}}]});
+    let (unreferenced, unmatched) = fedprobe::app::coverage(&g, &report);
+    assert_eq!(unreferenced, vec!["check_vm_lifecycle:NET-01"]);
+    assert_eq!(
+        unmatched,
+        vec![
+            "check_vm_lifecycle:VM-02",
+            "check_vm_lifecycle:VM-03",
+            "check_vm_lifecycle:VM-09"
+        ]
+    );
+}
