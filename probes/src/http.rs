@@ -52,8 +52,7 @@ fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
     }
     let mut roots = rustls::RootCertStore::empty();
     // The system store; federation sites use IGTF CAs installed there.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(system_roots().iter().cloned());
     for file in &tls.ca_certs {
         let n = add_pem_file(&mut roots, file)?;
         if n == 0 {
@@ -76,6 +75,14 @@ fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
         }
     }
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// The system store, read once per process (the harness builds a client per
+/// probe run; reading /etc/ssl/certs each time dominated its cost).
+fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<rustls::pki_types::CertificateDer<'static>>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 fn add_pem_file(roots: &mut rustls::RootCertStore, file: &Path) -> Result<usize, Fail> {

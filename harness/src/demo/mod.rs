@@ -158,6 +158,9 @@ file = "{token}"
 [defaults]
 {timeout}identity-provider = "{idp}"
 site-name = "{name}"
+
+[probe.check_vm_lifecycle]
+registry-image = "egi.ubuntu.22.04"
 "#,
             name = site_name(i),
             guideline = crate::guideline::DEFAULT_ID,
