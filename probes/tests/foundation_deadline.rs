@@ -220,5 +220,9 @@ async fn cleanup_that_hangs_is_cut_at_the_grace_and_reported() {
         "{r:#?}"
     );
     assert_eq!(r.status, Status::Critical, "{r:#?}");
-    assert!(r.summary.contains("server srv-1 NOT deleted"), "{}", r.summary);
+    assert!(
+        r.summary.contains("server srv-1 NOT deleted"),
+        "{}",
+        r.summary
+    );
 }
