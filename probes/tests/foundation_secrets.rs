@@ -105,7 +105,11 @@ async fn binary_never_prints_token_fragments() {
             a.extend(extra.iter().map(|s| s.to_string()));
             let r = run(&a).await;
             assert!(
-                server.received_requests().await.unwrap_or_default().len() >= 1,
+                !server
+                    .received_requests()
+                    .await
+                    .unwrap_or_default()
+                    .is_empty(),
                 "{site}: the site was not asked"
             );
             let all = format!("{}\n{}", r.stdout, r.stderr);
