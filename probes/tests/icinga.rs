@@ -120,7 +120,7 @@ fn to_icinga(v: f64, uom: Uom) -> Option<f64> {
 fn plain_threshold(r: Option<Range>, uom: Uom) -> Option<f64> {
     let r = r?;
     match (r.start, r.end, r.inside) {
-        (Some(s), Some(e), false) if s == 0.0 => to_icinga(e, uom),
+        (Some(0.0), Some(e), false) => to_icinga(e, uom),
         _ => None,
     }
 }
@@ -190,7 +190,7 @@ fn received(
     service: &str,
 ) -> (BTreeMap<String, BTreeMap<String, Vec<f64>>>, Vec<f64>) {
     let prefix = format!("icinga2.{HOST}.services.{service}.{COMMAND}.");
-    let mut perf: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    let mut perf = Sent::new();
     let mut states = Vec::new();
     for (p, v) in lines.lock().unwrap().iter() {
         let Some(rest) = p.strip_prefix(&prefix) else {
