@@ -184,11 +184,11 @@ fn recorded(file: &Path) -> (BTreeMap<String, BTreeSet<i64>>, BTreeSet<i64>) {
     (values, codes)
 }
 
-/// What Graphite got for one service: label -> field -> values, and states.
-fn received(
-    lines: &Lines,
-    service: &str,
-) -> (BTreeMap<String, BTreeMap<String, Vec<f64>>>, Vec<f64>) {
+/// label -> field (`value`, `warn`, ...) -> values sent.
+type Sent = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
+
+/// What Graphite got for one service: perfdata, and states.
+fn received(lines: &Lines, service: &str) -> (Sent, Vec<f64>) {
     let prefix = format!("icinga2.{HOST}.services.{service}.{COMMAND}.");
     let mut perf = Sent::new();
     let mut states = Vec::new();
