@@ -69,7 +69,19 @@ else
 fi
 
 t=$(date +%s)
-if [ $# -gt 0 ]; then cargo test "$@"; else cargo test --workspace; fi
-rc=$?
+LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
+# --show-output: the SKIP lines of passing tests are printed, not swallowed.
+if [ $# -gt 0 ]; then
+  cargo test "$@" 2>&1 | tee "$LOG"
+else
+  cargo test --workspace -- --show-output 2>&1 | tee "$LOG"
+fi
+rc=${PIPESTATUS[0]}
+skips=$(grep -ho 'SKIP [^ ].*' "$LOG" | sort -u || true)
+if [ -n "$skips" ]; then
+  loud "$(printf '%s\n' "$skips" | wc -l) skipped test(s) or parts:"
+  printf '%s\n' "$skips" >&2
+fi
+rm -f "$LOG"
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
 exit $rc
