@@ -46,12 +46,14 @@ FULL=("$BIN/check_token_auth" --endpoint "http://127.0.0.1:$PORT/v3" --access-to
 echo "| what | median wall | peak RSS | target | met? |"
 echo "|---|---|---|---|---|"
 for p in $PROBES; do
-  hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$OUT/$p-help.json" "$BIN/$p --help" >/dev/null
+  hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$OUT/$p-help.json" "$BIN/$p --help" >/dev/null 2>"$OUT/hyperfine.err" \
+    || { cat "$OUT/hyperfine.err" >&2; exit 1; }
   ms=$(median_ms "$OUT/$p-help.json")
   mb=$(peak_mb "$BIN/$p" --help)
   echo "| \`$p --help\` start-up | $ms ms | $mb MB | < 5 ms, < 15 MB | $(met "$ms" 5) / $(met "$mb" 15) |"
 done
-hyperfine -N --style none --warmup 5 --runs "$((RUNS / 2))" --export-json "$OUT/full-run.json" "${FULL[*]}" >/dev/null
+hyperfine -N --style none --warmup 5 --runs "$((RUNS / 2))" --export-json "$OUT/full-run.json" "${FULL[*]}" >/dev/null 2>"$OUT/hyperfine.err" \
+  || { cat "$OUT/hyperfine.err" >&2; exit 1; }
 ms=$(median_ms "$OUT/full-run.json")
 mb=$(peak_mb "${FULL[@]}")
 echo "| \`check_token_auth\` full run, loopback stub | $ms ms | $mb MB | RSS < 15 MB | $(met "$mb" 15) |"
