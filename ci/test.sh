@@ -77,7 +77,7 @@ else
   cargo test --workspace -- --show-output 2>&1 | tee "$LOG"
 fi
 rc=${PIPESTATUS[0]}
-skips=$(grep -ho 'SKIP [^ ].*' "$LOG" | sort -u || true)
+skips=$(grep -hoE '(SKIP|NOTE) [^ ].*' "$LOG" | sort -u || true)
 if [ -n "$skips" ]; then
   loud "$(printf '%s\n' "$skips" | wc -l) skipped test(s) or parts:"
   printf '%s\n' "$skips" >&2

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -127,12 +129,24 @@ pub async fn read_head(sock: &mut TcpStream) {
 
 /// Accepts, reads the request, never answers (keeps the socket open).
 pub async fn hanging_server() -> String {
-    tcp_server(|mut sock| async move {
-        read_head(&mut sock).await;
-        tokio::time::sleep(Duration::from_secs(600)).await;
-        drop(sock);
+    hanging_server_counted().await.0
+}
+
+/// [`hanging_server`], also counting the requests that came in.
+pub async fn hanging_server_counted() -> (String, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let endpoint = tcp_server(move |mut sock| {
+        let count = count.clone();
+        async move {
+            read_head(&mut sock).await;
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            drop(sock);
+        }
     })
-    .await
+    .await;
+    (endpoint, seen)
 }
 
 /// Sends a 201 with a subject token and a 1000-byte body, one byte a second.
