@@ -211,21 +211,43 @@ fn received(lines: &Lines, service: &str) -> (Sent, Vec<f64>) {
     (perf, states)
 }
 
-async fn reference_json(endpoint: &str, token: &Path) -> serde_json::Value {
-    let r = run(&probe_args(
+/// The probe's `--output json` for the same options Icinga passes.
+async fn reference_json(
+    endpoint: &str,
+    token: &Path,
+    idp: &str,
+    protocol: &str,
+    ca_cert: Option<&str>,
+) -> serde_json::Value {
+    let token = token.display().to_string();
+    let mut a = vec![
+        "--endpoint",
         endpoint,
-        token,
-        &[
-            "-t", "20", "-w", WARNING, "-c", CRITICAL, "--output", "json",
-        ],
-    ))
-    .await;
+        "--access-token",
+        &token,
+        "--identity-provider",
+        idp,
+        "--protocol",
+        protocol,
+        "-t",
+        "20",
+        "-w",
+        WARNING,
+        "-c",
+        CRITICAL,
+        "--output",
+        "json",
+    ];
+    if let Some(ca) = ca_cert {
+        a.extend(["--ca-cert", ca]);
+    }
+    let r = run(&args(&a)).await;
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("--output json: {e}: {r:#?}"))
 }
 
-fn render_config(vars: &[(&str, String)]) -> String {
-    let template = std::fs::read_to_string(repo_file("ci/icinga/fedprobe-test.conf.in"))
-        .expect("read ci/icinga/fedprobe-test.conf.in");
+fn render_config(template: &str, vars: &[(&str, String)]) -> String {
+    let template = std::fs::read_to_string(repo_file(template))
+        .unwrap_or_else(|e| panic!("read {template}: {e}"));
     let mut text = template;
     for (name, value) in vars {
         text = text.replace(&format!("@{name}@"), value);
@@ -280,6 +302,82 @@ fn icinga_log(dir: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
+/// The real peers' Keystone (ci/peers), when they are up: endpoint, CA,
+/// identity provider, protocol, and a fresh access token in `dir`.
+struct RealSite {
+    endpoint: String,
+    ca_cert: String,
+    idp: String,
+    protocol: String,
+    token_file: PathBuf,
+}
+
+fn peers_env() -> Result<BTreeMap<String, String>, String> {
+    let file = std::env::var("FEDPROBE_PEERS_ENV")
+        .unwrap_or_else(|_| "/tmp/fedprobe-peers/peers.env".into());
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("no peers ({file}: {e})"))?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect())
+}
+
+/// A client_credentials access token from the real OIDC provider.
+async fn real_site(dir: &Path) -> Result<RealSite, String> {
+    let env = peers_env()?;
+    let get = |k: &str| {
+        env.get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| format!("peers.env has no {k}"))
+    };
+    let ca_cert = get("CA_CERT")?;
+    let token_url = match get("OIDC_TOKEN_ENDPOINT") {
+        Ok(u) => u,
+        Err(_) => format!("{}/token", get("OIDC_ISSUER")?.trim_end_matches('/')),
+    };
+    let secret = std::fs::read_to_string(get("OIDC_CLIENT_SECRET_FILE")?)
+        .map_err(|e| format!("client secret file: {e}"))?;
+    let tls = probes::http::TlsOptions {
+        ca_certs: vec![PathBuf::from(&ca_cert)],
+        ..Default::default()
+    };
+    let client = probes::http::build_client(&tls).map_err(|f| f.message)?;
+    let scope = get("OIDC_SCOPES")
+        .unwrap_or_else(|_| "openid".into())
+        .replace(',', " ");
+    let reply = client
+        .post(&token_url)
+        .basic_auth(get("OIDC_CLIENT_ID")?, Some(secret.trim()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+        ])
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .map_err(|e| format!("OIDC provider {token_url} not reachable: {e}"))?;
+    let status = reply.status();
+    let body: serde_json::Value = reply
+        .json()
+        .await
+        .map_err(|e| format!("token endpoint HTTP {status}: {e}"))?;
+    let token = body["access_token"]
+        .as_str()
+        .ok_or_else(|| format!("token endpoint HTTP {status}: no access_token"))?;
+    let token_file = dir.join("real-token");
+    std::fs::write(&token_file, token).map_err(|e| e.to_string())?;
+    Ok(RealSite {
+        endpoint: get("KEYSTONE_URL")?,
+        ca_cert,
+        idp: get("IDP").unwrap_or_else(|_| "egi.eu".into()),
+        protocol: get("PROTOCOL").unwrap_or_else(|_| "openid".into()),
+        token_file,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icinga_parses_probe_perfdata_and_state() {
     let Some(icinga) = icinga_binary() else {
@@ -306,8 +404,8 @@ async fn icinga_parses_probe_perfdata_and_state() {
     std::fs::create_dir_all(&record_dir).unwrap();
 
     // The probe's own account of itself, as the reference.
-    let ok_json = reference_json(&ok_endpoint, &token).await;
-    let denied_json = reference_json(&denied_endpoint, &token).await;
+    let ok_json = reference_json(&ok_endpoint, &token, "egi.eu", "openid", None).await;
+    let denied_json = reference_json(&denied_endpoint, &token, "egi.eu", "openid", None).await;
     assert_eq!(ok_json["exit_code"], 0, "good site is not OK: {ok_json}");
     assert_eq!(
         denied_json["exit_code"], 2,
@@ -323,36 +421,74 @@ async fn icinga_parses_probe_perfdata_and_state() {
         );
     }
 
+    // The real Keystone too, when the peers are up.
+    let real = match real_site(dir.path()).await {
+        Ok(site) => Some(site),
+        Err(why) => {
+            eprintln!("SKIP {TEST} (real Keystone part): {why}");
+            None
+        }
+    };
+    let mut real_expected = BTreeMap::new();
+    let mut real_vars = Vec::new();
+    if let Some(site) = &real {
+        let json = reference_json(
+            &site.endpoint,
+            &site.token_file,
+            &site.idp,
+            &site.protocol,
+            Some(&site.ca_cert),
+        )
+        .await;
+        assert_eq!(
+            json["exit_code"], 0,
+            "real Keystone login is not OK: {json}"
+        );
+        real_expected = expected_from_json(&json);
+        real_vars = vec![
+            ("REAL_ENDPOINT", site.endpoint.clone()),
+            ("REAL_TOKEN_FILE", site.token_file.display().to_string()),
+            ("REAL_CA_CERT", site.ca_cert.clone()),
+            ("REAL_IDP", site.idp.clone()),
+            ("REAL_PROTOCOL", site.protocol.clone()),
+        ];
+    }
+
     let (port, lines) = graphite_listener().await;
     let config = dir.path().join("icinga2.conf");
-    std::fs::write(
-        &config,
-        render_config(&[
-            ("GRAPHITE_PORT", port.to_string()),
-            (
-                "RECORD_SH",
-                repo_file("ci/icinga/record.sh").display().to_string(),
-            ),
-            ("PROBE", BIN.to_string()),
-            ("TOKEN_FILE", token.display().to_string()),
-            ("WARNING", WARNING.into()),
-            ("CRITICAL", CRITICAL.into()),
-            ("OK_ENDPOINT", ok_endpoint.clone()),
-            ("DENIED_ENDPOINT", denied_endpoint.clone()),
-            ("RECORD_DIR", record_dir.display().to_string()),
-        ]),
-    )
-    .unwrap();
+    let mut vars = vec![
+        ("GRAPHITE_PORT", port.to_string()),
+        (
+            "RECORD_SH",
+            repo_file("ci/icinga/record.sh").display().to_string(),
+        ),
+        ("PROBE", BIN.to_string()),
+        ("TOKEN_FILE", token.display().to_string()),
+        ("WARNING", WARNING.into()),
+        ("CRITICAL", CRITICAL.into()),
+        ("OK_ENDPOINT", ok_endpoint.clone()),
+        ("DENIED_ENDPOINT", denied_endpoint.clone()),
+        ("RECORD_DIR", record_dir.display().to_string()),
+    ];
+    let mut text = render_config("ci/icinga/fedprobe-test.conf.in", &vars);
+    if real.is_some() {
+        vars.extend(real_vars);
+        text.push_str(&render_config("ci/icinga/real-site.conf.in", &vars));
+    }
+    std::fs::write(&config, text).unwrap();
 
     let mut daemon = start_icinga(&icinga, dir.path(), &config).await;
     let t0 = Instant::now();
-    let services = [
-        ("login_ok", &ok_expected),
-        ("login_denied", &denied_expected),
+    let mut services = vec![
+        ("login_ok", &ok_expected, 0),
+        ("login_denied", &denied_expected, 2),
     ];
+    if real.is_some() {
+        services.push(("login_real", &real_expected, 0));
+    }
     // Wait until Graphite got every label's value and a state for both services.
     let complete = loop {
-        let done = services.iter().all(|(svc, exp)| {
+        let done = services.iter().all(|(svc, exp, _)| {
             let (perf, states) = received(&lines, svc);
             !states.is_empty()
                 && exp
@@ -389,7 +525,7 @@ async fn icinga_parses_probe_perfdata_and_state() {
         icinga_log(dir.path())
     );
 
-    for (svc, expected) in services {
+    for (svc, expected, want_state) in services {
         let (perf, states) = received(&lines, svc);
         let (printed, codes) = recorded(&record_dir.join(format!("{svc}.out")));
         assert!(!codes.is_empty(), "{svc}: Icinga never ran the probe");
@@ -432,7 +568,6 @@ async fn icinga_parses_probe_perfdata_and_state() {
             }
         }
         // Icinga's state is the probe's exit code.
-        let want_state = if svc == "login_ok" { 0 } else { 2 };
         assert!(
             codes.iter().all(|c| *c == want_state),
             "{svc}: exit codes {codes:?}"
