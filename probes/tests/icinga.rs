@@ -159,8 +159,7 @@ fn expected_from_json(json: &serde_json::Value) -> BTreeMap<String, Expected> {
 }
 
 /// Recorded runs of one service: (label -> values printed, exit codes).
-fn recorded(file: &Path) -> (BTreeMap<String, BTreeSet<i64>>, BTreeSet<i64>) {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
+fn recorded(text: &str) -> (BTreeMap<String, BTreeSet<i64>>, BTreeSet<i64>) {
     let mut values: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let mut codes = BTreeSet::new();
     let mut out = String::new();
@@ -188,11 +187,11 @@ fn recorded(file: &Path) -> (BTreeMap<String, BTreeSet<i64>>, BTreeSet<i64>) {
 type Sent = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
 
 /// What Graphite got for one service: perfdata, and states.
-fn received(lines: &Lines, service: &str) -> (Sent, Vec<f64>) {
+fn received(lines: &[(String, f64)], service: &str) -> (Sent, Vec<f64>) {
     let prefix = format!("icinga2.{HOST}.services.{service}.{COMMAND}.");
     let mut perf = Sent::new();
     let mut states = Vec::new();
-    for (p, v) in lines.lock().unwrap().iter() {
+    for (p, v) in lines {
         let Some(rest) = p.strip_prefix(&prefix) else {
             continue;
         };
@@ -489,7 +488,7 @@ async fn icinga_parses_probe_perfdata_and_state() {
     // Wait until Graphite got every label's value and a state for both services.
     let complete = loop {
         let done = services.iter().all(|(svc, exp, _)| {
-            let (perf, states) = received(&lines, svc);
+            let (perf, states) = received(&lines.lock().unwrap(), svc);
             !states.is_empty()
                 && exp
                     .keys()
@@ -509,25 +508,35 @@ async fn icinga_parses_probe_perfdata_and_state() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // Snapshot what Graphite got, then the records: a run is recorded before
+    // Icinga sees its result, so every value sent is in the records read after.
+    // (Stopping the daemon may cut a run short; it is not looked at.)
+    let got = lines.lock().unwrap().clone();
+    let records: BTreeMap<&str, String> = services
+        .iter()
+        .map(|(svc, _, _)| {
+            let file = record_dir.join(format!("{svc}.out"));
+            (*svc, std::fs::read_to_string(file).unwrap_or_default())
+        })
+        .collect();
     daemon.stop().await;
     eprintln!(
         "{TEST}: Icinga sent {} Graphite lines in {:.1}s",
-        lines.lock().unwrap().len(),
+        got.len(),
         t0.elapsed().as_secs_f64()
     );
     if std::env::var_os("FEDPROBE_TEST_DEBUG").is_some() {
-        eprintln!("{:#?}", lines.lock().unwrap());
+        eprintln!("{got:#?}");
     }
     assert!(
         complete,
-        "Graphite did not get all metrics within {BOUND:?}; got {:#?}\nicinga2 log:\n{}",
-        lines.lock().unwrap(),
+        "Graphite did not get all metrics within {BOUND:?}; got {got:#?}\nicinga2 log:\n{}",
         icinga_log(dir.path())
     );
 
     for (svc, expected, want_state) in services {
-        let (perf, states) = received(&lines, svc);
-        let (printed, codes) = recorded(&record_dir.join(format!("{svc}.out")));
+        let (perf, states) = received(&got, svc);
+        let (printed, codes) = recorded(&records[svc]);
         assert!(!codes.is_empty(), "{svc}: Icinga never ran the probe");
         // Same label set in JSON, in what was printed, and in what Icinga sent.
         let sent: BTreeSet<&String> = perf.keys().collect();
