@@ -226,8 +226,9 @@ async fn cleanup_that_hangs_is_cut_at_the_grace_and_reported() {
         },
     )
     .await;
-    // 0.3 s to the signal, then at most the 2 s grace for the DELETE.
-    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    // 0.3 s to the signal, then at most the 2 s grace for the DELETE (which
+    // would hang for 600 s); the bound is loose for busy machines.
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
     assert!(
         matches!(r.resources[0].cleanup, Cleanup::Failed(_)),
         "{r:#?}"
