@@ -134,7 +134,7 @@ async fn projects_answer(resp: ResponseTemplate) -> MockServer {
         .respond_with(resp)
         .mount(&server)
         .await;
-    mount_login(&server, "unscoped-token-for-garbage-tests-42").await;
+    mount_login(&server, TOKEN, "unscoped-token-for-garbage-tests-42").await;
     server
 }
 

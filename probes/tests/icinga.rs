@@ -27,6 +27,7 @@ const COMMAND: &str = "fedprobe_token_auth";
 const WARNING: &str = "10";
 const CRITICAL: &str = "20";
 const BOUND: Duration = Duration::from_secs(60);
+const ACCESS: &str = "icinga-test-monitor-access-token-42";
 
 fn icinga_binary() -> Option<PathBuf> {
     ["/usr/sbin/icinga2", "/usr/bin/icinga2"]
@@ -385,7 +386,7 @@ async fn icinga_parses_probe_perfdata_and_state() {
     };
     // Two sites: one accepts the federated login, one refuses it.
     let good = MockServer::start().await;
-    mount_login(&good, "icinga-test-unscoped-token-0001").await;
+    mount_login(&good, ACCESS, "icinga-test-unscoped-token-0001").await;
     let refusing = MockServer::start().await;
     Mock::given(path(EXCHANGE_PATH))
         .respond_with(
@@ -398,7 +399,7 @@ async fn icinga_parses_probe_perfdata_and_state() {
     let denied_endpoint = format!("{}/v3", refusing.uri());
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let token = token_file(&dir, "icinga-test-monitor-access-token-42");
+    let token = token_file(&dir, ACCESS);
     let record_dir = dir.path().join("records");
     std::fs::create_dir_all(&record_dir).unwrap();
 

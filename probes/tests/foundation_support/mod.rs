@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_check_token_auth");
@@ -178,16 +178,40 @@ pub async fn resetting_server() -> String {
     .await
 }
 
-/// A wiremock Keystone that accepts the federated login: exchange 201 with
-/// `X-Subject-Token`, one "ops" project, a scoped token with an empty catalog.
+/// A wiremock Keystone that accepts the federated login of `access` (and
+/// refuses any other bearer token with 401): exchange 201 with
+/// `X-Subject-Token`, one "ops" project, a scoped token whose catalog has
+/// compute, image and identity, and token validation.
 /// Mounted mocks win in order, so a test can mount its faults first.
-pub async fn mount_login(server: &MockServer, unscoped: &str) {
+pub async fn mount_login(server: &MockServer, access: &str, unscoped: &str) {
+    let base = server.uri();
+    let endpoint = |t: &str, path: &str| {
+        serde_json::json!({"type": t, "endpoints": [{
+            "interface": "public", "region": "RegionOne", "region_id": "RegionOne",
+            "url": format!("{base}{path}")}]})
+    };
+    let token = serde_json::json!({"token": {
+        "methods": ["token"],
+        "project": {"id": "p-ops-1", "name": "ops", "domain": {"id": "default"}},
+        "expires_at": "2099-01-01T00:00:00.000000Z",
+        "catalog": [endpoint("compute", "/compute/v2.1"), endpoint("image", "/image"),
+                    endpoint("identity", "/v3")]}});
     Mock::given(method("POST"))
         .and(path(EXCHANGE_PATH))
+        .and(header("authorization", format!("Bearer {access}").as_str()))
         .respond_with(
             ResponseTemplate::new(201)
                 .insert_header("X-Subject-Token", unscoped)
                 .set_body_json(serde_json::json!({"token": {"methods": ["openid"]}})),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(EXCHANGE_PATH))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
+                .set_body_raw("{\"error\": \"invalid_token\"}", "application/json"),
         )
         .mount(server)
         .await;
@@ -203,8 +227,13 @@ pub async fn mount_login(server: &MockServer, unscoped: &str) {
         .respond_with(
             ResponseTemplate::new(201)
                 .insert_header("X-Subject-Token", format!("{unscoped}-scoped"))
-                .set_body_json(serde_json::json!({"token": {"catalog": []}})),
+                .set_body_json(token.clone()),
         )
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/auth/tokens"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token))
         .mount(server)
         .await;
 }
