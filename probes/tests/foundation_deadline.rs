@@ -17,6 +17,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Upper bound for a `-t 3` run: the deadline plus process start and exit.
 const BOUND: Duration = Duration::from_secs(5);
+const TOKEN: &str = "Dk4Rz9Qw2Nv7Lx5Tb8Hm3Jc";
 
 fn assert_timeout_line(r: &Run, status: &str) {
     r.assert_well_formed("TOKEN_AUTH");
@@ -34,7 +35,7 @@ fn assert_timeout_line(r: &Run, status: &str) {
 async fn hanging_site_ends_by_the_deadline_as_unknown() {
     let endpoint = hanging_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(&dir, "monitor-access-token-abcdefghijkl");
+    let token = token_file(&dir, TOKEN);
     let r = run(&probe_args(&endpoint, &token, &["-t", "3"])).await;
     assert_eq!(r.code, 3, "{r:#?}");
     assert_timeout_line(&r, "UNKNOWN");
@@ -44,7 +45,7 @@ async fn hanging_site_ends_by_the_deadline_as_unknown() {
 async fn timeout_status_critical_is_honoured() {
     let endpoint = hanging_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(&dir, "monitor-access-token-abcdefghijkl");
+    let token = token_file(&dir, TOKEN);
     let r = run(&probe_args(
         &endpoint,
         &token,
@@ -59,7 +60,7 @@ async fn timeout_status_critical_is_honoured() {
 async fn trickling_body_ends_by_the_deadline() {
     let endpoint = trickling_server().await;
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(&dir, "monitor-access-token-abcdefghijkl");
+    let token = token_file(&dir, TOKEN);
     let r = run(&probe_args(&endpoint, &token, &["-t", "3"])).await;
     assert_eq!(r.code, 3, "{r:#?}");
     assert_timeout_line(&r, "UNKNOWN");
@@ -69,7 +70,7 @@ async fn trickling_body_ends_by_the_deadline() {
 async fn sigterm_yields_a_valid_unknown_line() {
     let (endpoint, seen) = hanging_server_counted().await;
     let dir = tempfile::tempdir().unwrap();
-    let token = token_file(&dir, "monitor-access-token-abcdefghijkl");
+    let token = token_file(&dir, TOKEN);
     let t0 = std::time::Instant::now();
     let child = command(&probe_args(&endpoint, &token, &["-t", "60"]))
         .spawn()

@@ -12,7 +12,7 @@ use probes::{Ctx, Status};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const TOKEN: &str = "garbage-test-access-token-0123456789";
+const TOKEN: &str = "gBq7Lw2Zt9Xr4Np8Kd1Vc6Hm";
 
 /// Run the binary against `endpoint`; assert CRITICAL naming `stage` and `what`.
 async fn assert_critical(endpoint: &str, stage: &str, what: &[&str]) -> Run {
@@ -134,7 +134,7 @@ async fn projects_answer(resp: ResponseTemplate) -> MockServer {
         .respond_with(resp)
         .mount(&server)
         .await;
-    mount_login(&server, TOKEN, "unscoped-token-for-garbage-tests-42").await;
+    mount_login(&server, TOKEN, "Uq3Mz8Rt1Wx6Lp4Nd9Kb2Ys").await;
     server
 }
 

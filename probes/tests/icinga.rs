@@ -27,7 +27,7 @@ const COMMAND: &str = "fedprobe_token_auth";
 const WARNING: &str = "10";
 const CRITICAL: &str = "20";
 const BOUND: Duration = Duration::from_secs(60);
-const ACCESS: &str = "icinga-test-monitor-access-token-42";
+const ACCESS: &str = "Jt5Rw8Qz2Lp6Xn9Vb3Kc7Hd";
 
 fn icinga_binary() -> Option<PathBuf> {
     ["/usr/sbin/icinga2", "/usr/bin/icinga2"]
@@ -386,7 +386,7 @@ async fn icinga_parses_probe_perfdata_and_state() {
     };
     // Two sites: one accepts the federated login, one refuses it.
     let good = MockServer::start().await;
-    mount_login(&good, ACCESS, "icinga-test-unscoped-token-0001").await;
+    mount_login(&good, ACCESS, "Pz4Hv7Nq1Tk8Wm3Xc6Rb9Lg").await;
     let refusing = MockServer::start().await;
     Mock::given(path(EXCHANGE_PATH))
         .respond_with(

@@ -181,7 +181,7 @@ pub async fn resetting_server() -> String {
 /// A wiremock Keystone that accepts the federated login of `access` (and
 /// refuses any other bearer token with 401): exchange 201 with
 /// `X-Subject-Token`, one "ops" project, a scoped token whose catalog has
-/// compute, image and identity, and token validation.
+/// compute, image, identity, network and volume, and token validation.
 /// Mounted mocks win in order, so a test can mount its faults first.
 pub async fn mount_login(server: &MockServer, access: &str, unscoped: &str) {
     let base = server.uri();
@@ -195,7 +195,8 @@ pub async fn mount_login(server: &MockServer, access: &str, unscoped: &str) {
         "project": {"id": "p-ops-1", "name": "ops", "domain": {"id": "default"}},
         "expires_at": "2099-01-01T00:00:00.000000Z",
         "catalog": [endpoint("compute", "/compute/v2.1"), endpoint("image", "/image"),
-                    endpoint("identity", "/v3")]}});
+                    endpoint("identity", "/v3"), endpoint("network", "/network"),
+                    endpoint("volumev3", "/volume/v3")]}});
     Mock::given(method("POST"))
         .and(path(EXCHANGE_PATH))
         .and(header("authorization", format!("Bearer {access}").as_str()))
