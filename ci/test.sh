@@ -79,7 +79,7 @@ fi
 rc=${PIPESTATUS[0]}
 skips=$(grep -hoE '(SKIP|NOTE) [^ ].*' "$LOG" | sort -u || true)
 if [ -n "$skips" ]; then
-  loud "$(printf '%s\n' "$skips" | wc -l) skipped test(s) or parts:"
+  loud "$(printf '%s\n' "$skips" | wc -l) SKIP/NOTE line(s) from the tests:"
   printf '%s\n' "$skips" >&2
 fi
 rm -f "$LOG"

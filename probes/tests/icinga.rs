@@ -4,7 +4,9 @@
 //! Icinga sent must match what the probe printed in that very run, and the
 //! labels and thresholds must match the probe's own `--output json`.
 //!
-//! Needs `icinga2` (Debian `icinga2-bin`); skips loudly without it.
+//! Needs `icinga2` (Debian `icinga2-bin`); skips loudly without it. With the
+//! real peers up (ci/peers) a third service logs in at the real Keystone.
+//! FEDPROBE_TEST_DEBUG=1 prints every Graphite line received.
 
 mod foundation_support;
 
