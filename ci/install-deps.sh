@@ -1,0 +1,58 @@
+#!/bin/bash
+# Install the Debian packages the tests and benchmarks use, on a fresh Debian 12 machine,
+# as root. Idempotent: when everything is present it only checks and returns.
+#
+#   icinga2-bin                        probes/tests/icinga.rs (a real Icinga 2 runs the probes)
+#   libxml2-utils                      xmllint, for JUnit / XML output checks
+#   prometheus                         promtool, for OpenMetrics output checks
+#   chromium                           HTML report checks
+#   hyperfine, time                    ci/bench.sh (start-up, peak RSS)
+#   ldap-utils slapd glue-schema       a real BDII for check_glue
+#   apache2 libapache2-mod-auth-openidc rabbitmq-server   the OpenStack peers (ci/peers)
+#
+# Quiet: apt's output goes to a log, shown only when something fails.
+set -euo pipefail
+
+PKGS="icinga2-bin libxml2-utils prometheus chromium hyperfine time
+      ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server"
+LOG=${FEDPROBE_DEPS_LOG:-/tmp/fedprobe-install-deps.log}
+t0=$(date +%s%N)
+
+say() { echo "[install-deps] $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+  say "not root: cannot apt-get install; tests that need these packages will skip"
+  exit 1
+fi
+
+# apt must never start the distribution's daemons (they would listen on every interface).
+if ! grep -qx 'exit 101' /usr/sbin/policy-rc.d 2>/dev/null; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+fi
+chmod 755 /usr/sbin/policy-rc.d
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+  say "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  : > "$LOG"
+  # Another apt may be running (peers' install.sh): wait for its lock instead of failing.
+  if ! apt-get -q -o DPkg::Lock::Timeout=600 update >> "$LOG" 2>&1; then
+    tail -n 30 "$LOG" >&2
+    say "FAILED: apt-get update (full log: $LOG)"
+    exit 1
+  fi
+  # shellcheck disable=SC2086
+  if ! apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $missing >> "$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    say "FAILED: apt-get install$missing (full log: $LOG)"
+    exit 1
+  fi
+fi
+
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+say "ok in $((ms / 1000)).$((ms % 1000 / 100))s${missing:+ (installed:$missing)}"
