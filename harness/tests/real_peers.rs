@@ -121,7 +121,16 @@ identity-provider = "{idp}"
         .iter()
         .find(|p| p["probe"] == "check_token_auth")
         .unwrap();
-    assert_eq!(auth["result"]["status"], "OK", "{}", auth["result"]);
+    // The peers run no block-storage service: AUTH-08 warns about exactly that.
+    assert_eq!(auth["result"]["status"], "WARNING", "{}", auth["result"]);
+    let steps = auth["result"]["steps"].as_array().unwrap();
+    let not_ok: Vec<&Value> = steps.iter().filter(|s| s["status"] != "OK").collect();
+    assert_eq!(not_ok.len(), 1, "{not_ok:?}");
+    assert_eq!(not_ok[0]["check"], "AUTH-08");
+    assert!(not_ok[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("volume: missing"));
     let caps = site["grade"]["capabilities"].as_array().unwrap();
     let id = caps
         .iter()
@@ -465,21 +474,31 @@ async fn the_demo_lifecycles_match_the_real_services() {
         assert!(gone.is_object(), "server {id} never went away");
         a.insert("gone", gone);
         let pid = l.scoped["token"]["project"]["id"].as_str().unwrap();
-        let (_, usage) = send(
-            l,
-            Method::GET,
-            format!("{nova}/os-simple-tenant-usage/{pid}?start=2020-01-01T00:00:00&end=2999-01-01T00:00:00"),
-            None,
-        )
-        .await;
-        let row = usage["tenant_usage"]["server_usages"]
-            .as_array()
-            .and_then(|rows| {
-                rows.iter()
-                    .find(|u| u["instance_id"] == id.as_str())
-                    .cloned()
-            })
-            .unwrap_or(Value::Null);
+        // MariaDB rounds launched_at to the second and Nova caps `end` at now:
+        // a server younger than a second may be missing; ask again briefly.
+        let mut usage = Value::Null;
+        let mut row = Value::Null;
+        for _ in 0..10 {
+            (_, usage) = send(
+                l,
+                Method::GET,
+                format!("{nova}/os-simple-tenant-usage/{pid}?start=2020-01-01T00:00:00&end=2999-01-01T00:00:00"),
+                None,
+            )
+            .await;
+            row = usage["tenant_usage"]["server_usages"]
+                .as_array()
+                .and_then(|rows| {
+                    rows.iter()
+                        .find(|u| u["instance_id"] == id.as_str())
+                        .cloned()
+                })
+                .unwrap_or(Value::Null);
+            if row.is_object() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
         a.insert("usage", usage["tenant_usage"].clone());
         a.insert("usage row", row);
         // Glance: create, upload, read, delete.

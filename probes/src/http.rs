@@ -245,8 +245,10 @@ impl Http {
                 elapsed.as_secs_f64()
             ));
         }
-        let (status, headers, body) =
-            out.map_err(|f| f.context(format!("{method} {}", show_url(&url))))?;
+        let (status, headers, body) = out.map_err(|mut f| {
+            f.message = format!("{} ({method} {})", f.message, show_url(&url));
+            f
+        })?;
         Ok(Reply {
             method,
             url,
@@ -298,23 +300,24 @@ impl Reply {
 
     /// A CRITICAL describing this reply as unexpected.
     pub fn unexpected(&self) -> Fail {
-        let mut msg = format!(
-            "{} {} -> HTTP {}",
-            self.method,
-            show_url(&self.url),
-            self.status
-        );
+        // What came back first: summaries are cut at 200 characters.
+        let mut msg = format!("HTTP {}", self.status);
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             if let Some(ra) = self.header("retry-after") {
                 msg.push_str(&format!(" (Retry-After: {ra})"));
             }
         }
-        let body = self.describe_body();
-        if !body.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(&body);
-        }
+        msg.push_str(&format!(
+            ": {} ({})",
+            self.describe_body(),
+            self.request_line()
+        ));
         Fail::critical(msg)
+    }
+
+    /// `GET https://host/path`, for the end of messages.
+    pub fn request_line(&self) -> String {
+        format!("{} {}", self.method, show_url(&self.url))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -329,12 +332,11 @@ impl Reply {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Fail> {
         serde_json::from_slice(&self.body).map_err(|e| {
             Fail::critical(format!(
-                "{} {} -> HTTP {}: unexpected body ({}): {}",
-                self.method,
-                show_url(&self.url),
+                "HTTP {} with {}: {} ({})",
                 self.status,
                 json_error(&e),
-                self.describe_body()
+                self.describe_body(),
+                self.request_line()
             ))
         })
     }

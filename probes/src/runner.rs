@@ -145,14 +145,17 @@ fn assemble(
     };
     let (mut status, mut summary) = match end {
         End::Done(Ok(summary)) => (Status::Ok, summary),
-        End::Done(Err(f)) => {
-            let status = if f.kind == FailKind::Timeout {
-                opts.timeout_status
-            } else {
-                f.status
-            };
-            (status, f.message)
-        }
+        // A request cut by the deadline and the deadline itself are one event,
+        // whichever fired first: report both the same way.
+        End::Done(Err(f)) if f.kind == FailKind::Timeout => (
+            opts.timeout_status,
+            format!(
+                "Timeout: no result within {}s (-t): {}",
+                fmt_secs(opts.timeout),
+                f.message
+            ),
+        ),
+        End::Done(Err(f)) => (f.status, f.message),
         End::Panicked(msg) => {
             push_stage_step(Status::Unknown, format!("internal error: {msg}"));
             (
@@ -336,6 +339,27 @@ mod tests {
         })
         .await;
         assert_eq!(r.status, Status::Critical);
+    }
+
+    #[tokio::test]
+    async fn request_cut_by_deadline_reads_as_timeout() {
+        let mut o = opts(2000);
+        o.timeout_status = Status::Critical;
+        let r = execute(o, never(), |ctx: Ctx| async move {
+            ctx.step(C2, async {
+                Err::<Done<()>, _>(Fail::timeout("no answer before the deadline"))
+            })
+            .await?;
+            Ok(String::new())
+        })
+        .await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(
+            r.summary
+                .starts_with("Timeout: no result within 2s (-t): T-02 slow"),
+            "{}",
+            r.summary
+        );
     }
 
     #[tokio::test]

@@ -321,8 +321,10 @@ async fn wrong_identity_provider_is_critical_and_named() {
         &[
             "AUTH-02",
             "identity provider nope.idp",
-            "identity_providers/nope.idp/protocols/openid/auth -> HTTP 404",
-            "identity_providers/nope.idp/protocols/oidc/auth -> HTTP 404",
+            "openid: HTTP 404 Not Found",
+            "identity_providers/nope.idp/protocols/openid/auth)",
+            "oidc: HTTP 404 Not Found",
+            "identity_providers/nope.idp/protocols/oidc/auth)",
             "Could not find Identity Provider",
         ],
     );
@@ -348,7 +350,7 @@ async fn openid_fails_oidc_works_both_reported() {
         OK,
         &[
             "[OK] AUTH-02",
-            "openid: POST",
+            "openid: HTTP",
             "HTTP 404",
             "oidc: unscoped token",
             "via egi.eu/oidc",

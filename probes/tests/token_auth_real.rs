@@ -242,7 +242,8 @@ async fn real_garbage_token_file_is_refused_by_apache() {
         CRITICAL,
         &[
             "AUTH-02 OIDC token exchange",
-            "protocols/openid/auth -> HTTP 401",
+            "openid: HTTP 401 Unauthorized",
+            "protocols/openid/auth)",
         ],
     );
 }
@@ -264,7 +265,8 @@ async fn real_wrong_identity_provider_is_critical() {
         &[
             "AUTH-02",
             "identity provider no-such-idp.example",
-            "identity_providers/no-such-idp.example/protocols/openid/auth -> HTTP 404",
+            "openid: HTTP 404 Not Found",
+            "identity_providers/no-such-idp.example/protocols/openid/auth)",
         ],
     );
 }
