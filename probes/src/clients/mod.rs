@@ -1,1 +1,3 @@
+pub mod apel;
+pub mod glue;
 pub mod keystone;
