@@ -30,6 +30,12 @@ pub const REQUIRED_CLASSES: &[&str] = &[
     "Share",
     "MappingPolicy",
 ];
+/// Classes published once per share, so the same ID may appear repeatedly.
+pub const PER_SHARE: &[&str] = &[
+    "CloudComputingImage",
+    "CloudComputingInstanceType",
+    "CloudComputingVirtualAccelerator",
+];
 /// Warn when the publication expires sooner than this.
 pub const EXPIRY_WARNING_SECS: i64 = 3600;
 
@@ -198,14 +204,16 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
         }
     }
 
-    // IDs: present, unique per class.
+    // IDs: present, unique per class. cloud-info-provider repeats an image or
+    // instance type once per share (same ID), so only those may repeat.
     let mut ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for class in CLASSES {
+        let may_repeat = PER_SHARE.contains(class);
         let set = ids.entry(class).or_default();
         for o in objects(class) {
             match s(o, "ID") {
                 Some(id) if !id.is_empty() => {
-                    if !set.insert(id) {
+                    if !set.insert(id) && !may_repeat {
                         r.add(Status::Critical, label(class, o), "ID published twice");
                     }
                 }
@@ -247,7 +255,7 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
     check_endpoint(&objects, rules.endpoint.as_deref(), &mut r);
 
     for o in objects("CloudComputingImage") {
-        if let Some(id) = s(o, "ID") {
+        if let Some(id) = s(o, "ID").filter(|id| !r.images.iter().any(|i| i.id == *id)) {
             r.images.push(Item {
                 id: id.into(),
                 name: s(o, "Name").unwrap_or("").into(),
@@ -255,7 +263,7 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
         }
     }
     for o in objects("CloudComputingInstanceType") {
-        if let Some(id) = s(o, "ID") {
+        if let Some(id) = s(o, "ID").filter(|id| !r.instance_types.iter().any(|i| i.id == *id)) {
             r.instance_types.push(Item {
                 id: id.into(),
                 name: s(o, "Name").unwrap_or("").into(),
