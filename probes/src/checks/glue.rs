@@ -310,6 +310,7 @@ async fn is_checks(
             id: String::new(),
             vo: Some(p.name.clone()),
             project_id: p.id.clone(),
+            project_name: None,
         })
         .collect();
     let mut images = Vec::new();
@@ -320,6 +321,7 @@ async fn is_checks(
             id: String::new(),
             vo: Some(vo.to_string()),
             project_id: project.id,
+            project_name: None,
         });
         images = is_api::vo_images(&ctx.http, is, &found.name, vo)
             .await?
@@ -353,11 +355,12 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
         let mut bad = Vec::new();
         let mut good = Vec::new();
         for p in published {
-            // The share for the VO asked for, else any share of this project.
-            let share = match vo {
-                Some(v) => p.shares.iter().find(|s| s.vo.as_deref() == Some(v)),
-                None => p.shares.iter().find(|s| s.project_id == session.project_id),
-            };
+            // The share for the VO (or project name) asked for, else the
+            // one naming the scoped project, else any share of its id.
+            let share = vo
+                .and_then(|v| p.shares.iter().find(|s| s.serves(v)))
+                .or_else(|| p.shares.iter().find(|s| s.serves(&session.project_name)))
+                .or_else(|| p.shares.iter().find(|s| s.project_id == session.project_id));
             match share {
                 Some(s) if s.project_id == session.project_id => good.push(p.source),
                 Some(s) => bad.push(format!(

@@ -107,16 +107,36 @@ impl Probe for Usage {
                 "--server-id needs --endpoint and --access-token",
             ));
         }
+        // Independent parts: a failure in one does not hide the others'
+        // verdicts; the first failure (after all ran) is the summary.
         let mut parts = Vec::new();
+        let mut failed: Option<Fail> = None;
+        let mut keep = |r: Result<String, Fail>| -> Result<(), Fail> {
+            match r {
+                Ok(s) => parts.push(s),
+                Err(f) if f.kind == crate::fail::FailKind::Site => {
+                    failed.get_or_insert(f);
+                }
+                Err(f) => return Err(f),
+            }
+            Ok(())
+        };
         if api {
-            let session = auth::login(&ctx, &args.auth).await?;
-            parts.push(api_checks(&ctx, &args, &session).await?);
+            let r = async {
+                let session = auth::login(&ctx, &args.auth).await?;
+                api_checks(&ctx, &args, &session).await
+            }
+            .await;
+            keep(r)?;
         }
         if apel {
-            parts.push(apel_check(&ctx, &args).await?);
+            keep(apel_check(&ctx, &args).await)?;
         }
         if fresh {
-            parts.push(freshness(&ctx, &args).await?);
+            keep(freshness(&ctx, &args).await)?;
+        }
+        if let Some(f) = failed {
+            return Err(f);
         }
         Ok(parts.join("; "))
     }

@@ -63,6 +63,15 @@ pub struct ShareInfo {
     pub id: String,
     pub vo: Option<String>,
     pub project_id: String,
+    /// `OtherInfo.project_name`, when published.
+    pub project_name: Option<String>,
+}
+
+impl ShareInfo {
+    /// Does this share serve `who` (a VO name or a project name)?
+    pub fn serves(&self, who: &str) -> bool {
+        self.vo.as_deref() == Some(who) || self.project_name.as_deref() == Some(who)
+    }
 }
 
 /// A published image or instance type: ID and name.
@@ -331,6 +340,10 @@ fn check_ids<'a>(_doc: &Value, objects: &dyn Fn(&str) -> &'a Vec<Value>, r: &mut
             id: id.into(),
             vo,
             project_id: project.into(),
+            project_name: o
+                .pointer("/OtherInfo/project_name")
+                .and_then(|v| v.as_str())
+                .map(String::from),
         });
     }
     for o in policies {
