@@ -111,7 +111,8 @@ fn broken_documents_are_reported() {
 fn real_producer_output_is_valid() {
     let mut files = vec![testdata().join("cloud-info-provider-1.2.0-local.json")];
     let fresh = PathBuf::from(
-        std::env::var("FEDPROBE_GLUE_OUT").unwrap_or_else(|_| "/tmp/fedprobe-producers/out/glue.json".into()),
+        std::env::var("FEDPROBE_GLUE_OUT")
+            .unwrap_or_else(|_| "/tmp/fedprobe-producers/out/glue.json".into()),
     );
     if fresh.is_file() {
         files.push(fresh);
@@ -121,11 +122,16 @@ fn real_producer_output_is_valid() {
     for f in files {
         let doc = glue::parse(&std::fs::read(&f).unwrap()).unwrap();
         let mut rules = rules_for(&doc);
-        rules.endpoint = doc["CloudComputingEndpoint"][0]["URL"].as_str().map(String::from);
+        rules.endpoint = doc["CloudComputingEndpoint"][0]["URL"]
+            .as_str()
+            .map(String::from);
         let r = glue::validate(&doc, &rules);
         assert!(r.findings.is_empty(), "{}: {:#?}", f.display(), r.findings);
         assert_eq!(r.shares.len(), 2, "{}", f.display());
-        assert!(r.shares.iter().all(|s| s.vo.is_some() && !s.project_id.is_empty()));
+        assert!(r
+            .shares
+            .iter()
+            .all(|s| s.vo.is_some() && !s.project_id.is_empty()));
         assert!(!r.images.is_empty() && !r.instance_types.is_empty());
     }
 }

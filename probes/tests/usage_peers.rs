@@ -17,12 +17,15 @@ struct Cli {
 }
 
 async fn run(argv: &[String]) -> ProbeResult {
-    let cli = Cli::try_parse_from(std::iter::once("check_usage".to_string()).chain(argv.iter().cloned())).unwrap();
+    let cli =
+        Cli::try_parse_from(std::iter::once("check_usage".to_string()).chain(argv.iter().cloned()))
+            .unwrap();
     run_probe::<Usage>(&cli.common, cli.args, std::future::pending()).await
 }
 
 fn peers() -> Option<HashMap<String, String>> {
-    let p = std::env::var("FEDPROBE_PEERS_ENV").unwrap_or_else(|_| "/tmp/fedprobe-peers/peers.env".into());
+    let p = std::env::var("FEDPROBE_PEERS_ENV")
+        .unwrap_or_else(|_| "/tmp/fedprobe-peers/peers.env".into());
     let text = std::fs::read_to_string(&p).ok()?;
     Some(
         text.lines()
@@ -41,11 +44,18 @@ async fn access_token(env: &HashMap<String, String>) -> Option<tempfile::NamedTe
     };
     let client = probes::http::build_client(&tls).ok()?;
     let secret = std::fs::read_to_string(&env["OIDC_CLIENT_SECRET_FILE"]).ok()?;
-    let scope = env.get("OIDC_SCOPES").cloned().unwrap_or_default().replace(',', " ");
+    let scope = env
+        .get("OIDC_SCOPES")
+        .cloned()
+        .unwrap_or_default()
+        .replace(',', " ");
     let resp = client
         .post(&env["OIDC_TOKEN_ENDPOINT"])
         .basic_auth(&env["OIDC_CLIENT_ID"], Some(secret.trim()))
-        .form(&[("grant_type", "client_credentials"), ("scope", scope.as_str())])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", scope.as_str()),
+        ])
         .send()
         .await
         .ok()?;
@@ -73,30 +83,49 @@ fn base_args(env: &HashMap<String, String>, tok: &tempfile::NamedTempFile) -> Ve
 #[tokio::test]
 async fn real_openstack_usage_and_a_known_server() {
     let Some(env) = peers() else {
-        eprintln!("SKIP real_openstack_usage_and_a_known_server: no peers.env (local OpenStack not up)");
+        eprintln!(
+            "SKIP real_openstack_usage_and_a_known_server: no peers.env (local OpenStack not up)"
+        );
         return;
     };
     let Some(tok) = access_token(&env).await else {
-        eprintln!("SKIP real_openstack_usage_and_a_known_server: no OIDC token from the peers' provider");
+        eprintln!(
+            "SKIP real_openstack_usage_and_a_known_server: no OIDC token from the peers' provider"
+        );
         return;
     };
     let r = run(&base_args(&env, &tok)).await;
     assert_eq!(r.status, Status::Ok, "{r:#?}");
-    let servers = r.perfdata.iter().find(|p| p.label == "servers").unwrap().value.unwrap();
+    let servers = r
+        .perfdata
+        .iter()
+        .find(|p| p.label == "servers")
+        .unwrap()
+        .value
+        .unwrap();
     let vol = r.steps.iter().find(|s| s.check == "USAGE-03").unwrap();
     eprintln!("real usage: {servers} server(s); volumes: {}", vol.message);
 
     // A server id the site does not know: CRITICAL, named.
     let mut a = base_args(&env, &tok);
-    a.extend(["--server-id".into(), "00000000-0000-0000-0000-000000000000".into()]);
+    a.extend([
+        "--server-id".into(),
+        "00000000-0000-0000-0000-000000000000".into(),
+    ]);
     let r = run(&a).await;
     assert_eq!(r.status, Status::Critical);
-    assert!(r.summary.contains("is missing from os-simple-tenant-usage"), "{}", r.summary);
+    assert!(
+        r.summary.contains("is missing from os-simple-tenant-usage"),
+        "{}",
+        r.summary
+    );
 
     // A server cASO saw in this project (the real spool names it): its usage
     // must match its flavor. Without a spool there is no id to ask for.
     let Some(id) = caso_server(&env) else {
-        eprintln!("SKIP real server-id check: no cASO record for this project (run ci/producers/caso.sh)");
+        eprintln!(
+            "SKIP real server-id check: no cASO record for this project (run ci/producers/caso.sh)"
+        );
         return;
     };
     let mut a = base_args(&env, &tok);
@@ -114,8 +143,10 @@ fn caso_server(env: &HashMap<String, String>) -> Option<String> {
         let text = std::fs::read_to_string(p).ok()?;
         for rec in text.split("%%") {
             let field = |k: &str| {
-                rec.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{k}: ")).map(|v| v.trim().to_string()))
+                rec.lines().find_map(|l| {
+                    l.strip_prefix(&format!("{k}: "))
+                        .map(|v| v.trim().to_string())
+                })
             };
             if field("LocalGroupId").as_deref() == Some(env["OPS_PROJECT_ID"].as_str()) {
                 return field("VMUUID");
@@ -132,8 +163,17 @@ async fn real_caso_spool_is_valid_and_fresh() {
         eprintln!("SKIP real_caso_spool_is_valid_and_fresh: no {dir} (run ci/producers/caso.sh)");
         return;
     }
-    let r = run(&["--apel-dir".into(), dir.into(), "--site".into(), "FEDPROBE-TEST".into()]).await;
+    let r = run(&[
+        "--apel-dir".into(),
+        dir.into(),
+        "--site".into(),
+        "FEDPROBE-TEST".into(),
+    ])
+    .await;
     // Fresh after a run today; valid records.
     assert_eq!(r.status, Status::Ok, "{r:#?}");
-    assert!(r.perfdata.iter().any(|p| p.label == "records" && p.value.unwrap() > 0.0));
+    assert!(r
+        .perfdata
+        .iter()
+        .any(|p| p.label == "records" && p.value.unwrap() > 0.0));
 }

@@ -222,7 +222,7 @@ fn validate(
         ctx.perf(Perf::new(format!("{source}_age"), age as f64, Uom::Seconds));
     }
     let mut sorted = r.findings.clone();
-    sorted.sort_by(|a, b| b.status.cmp(&a.status));
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.status));
     for f in sorted.iter().skip(3).take(SHOW) {
         ctx.detail(format!("{source}: {} {f}", f.status));
     }
@@ -251,8 +251,7 @@ fn validate(
             first.join("; ")
         )
     };
-    let rec = Done::with(status, (), msg.clone());
-    ctx.note(VALIDATE, rec.status, rec.message);
+    ctx.note(VALIDATE, status, msg.clone());
     let summary = if status == Status::Ok {
         format!("{source} publication valid ({} share(s))", count("Share"))
     } else {
