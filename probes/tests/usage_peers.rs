@@ -8,6 +8,9 @@ use probes::checks::usage::Usage;
 use probes::cli::{run_probe, Common};
 use probes::model::{ProbeResult, Status};
 
+/// The cASO spool is rewritten by caso.sh: one test at a time uses it.
+static SPOOL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
@@ -122,6 +125,7 @@ async fn real_openstack_usage_and_a_known_server() {
 
     // A server cASO saw in this project (the real spool names it): its usage
     // must match its flavor. Without a spool there is no id to ask for.
+    let _guard = SPOOL.lock().await;
     let Some(id) = caso_server(&env) else {
         eprintln!(
             "SKIP real server-id check: no cASO record for this project (run ci/producers/caso.sh)"
@@ -136,8 +140,30 @@ async fn real_openstack_usage_and_a_known_server() {
     assert!(step.message.contains("= flavor"), "{}", step.message);
 }
 
+/// Run cASO (ci/producers/caso.sh) when its spool is older than the peers.
+fn refresh_caso_spool() {
+    let peers = std::env::var("FEDPROBE_PEERS_ENV")
+        .unwrap_or_else(|_| "/tmp/fedprobe-peers/peers.env".into());
+    let newest = probes::checks::usage::spool_files(std::path::Path::new(
+        "/tmp/fedprobe-producers/out/apel",
+    ))
+    .ok()
+    .and_then(|f| f.into_iter().map(|(_, t)| t).max());
+    let peers_t = std::fs::metadata(&peers).and_then(|m| m.modified()).ok();
+    if newest.is_some() && newest >= peers_t {
+        return;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/producers/caso.sh");
+    match std::process::Command::new("bash").arg(script).output() {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => eprintln!("caso.sh failed: {}", String::from_utf8_lossy(&o.stdout)),
+        Err(e) => eprintln!("caso.sh did not run: {e}"),
+    }
+}
+
 /// A VMUUID from cASO's real spool for the ops project.
 fn caso_server(env: &HashMap<String, String>) -> Option<String> {
+    refresh_caso_spool();
     let dir = std::path::Path::new("/tmp/fedprobe-producers/out/apel");
     for (p, _) in probes::checks::usage::spool_files(dir).ok()? {
         let text = std::fs::read_to_string(p).ok()?;
@@ -158,6 +184,10 @@ fn caso_server(env: &HashMap<String, String>) -> Option<String> {
 
 #[tokio::test]
 async fn real_caso_spool_is_valid_and_fresh() {
+    let _guard = SPOOL.lock().await;
+    if peers().is_some() {
+        refresh_caso_spool();
+    }
     let dir = "/tmp/fedprobe-producers/out/apel";
     if !std::path::Path::new(dir).is_dir() {
         eprintln!("SKIP real_caso_spool_is_valid_and_fresh: no {dir} (run ci/producers/caso.sh)");
