@@ -109,6 +109,29 @@ async fn real_openstack_usage_and_a_known_server() {
     let vol = r.steps.iter().find(|s| s.check == "USAGE-03").unwrap();
     eprintln!("real usage: {servers} server(s); volumes: {}", vol.message);
 
+    // Real Nova paging (2.40 limit/marker, links rel=next): one server a page.
+    let mut a = base_args(&env, &tok);
+    a.extend(["--usage-page-size".into(), "1".into()]);
+    let r = run(&a).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    let paged = r
+        .perfdata
+        .iter()
+        .find(|p| p.label == "servers")
+        .unwrap()
+        .value
+        .unwrap();
+    let pages = r
+        .perfdata
+        .iter()
+        .find(|p| p.label == "usage_pages")
+        .unwrap()
+        .value
+        .unwrap();
+    assert_eq!(paged, servers, "paging lost or repeated servers");
+    assert!(pages >= servers, "{pages} pages for {servers} servers");
+    eprintln!("real paging: {servers} server(s) over {pages} page(s)");
+
     // A server id the site does not know: CRITICAL, named.
     let mut a = base_args(&env, &tok);
     a.extend([

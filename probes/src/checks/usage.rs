@@ -61,6 +61,9 @@ pub struct Args {
     /// Require this server in the usage with its flavor's sizes and sane times
     #[arg(long = "server-id", value_name = "ID")]
     pub server_id: Option<String>,
+    /// Servers asked per os-simple-tenant-usage page
+    #[arg(long = "usage-page-size", value_name = "N", default_value_t = api::PAGE)]
+    pub page_size: usize,
     /// Skip the per-VM and block-storage API checks even with credentials
     #[arg(long = "no-api")]
     pub no_api: bool,
@@ -162,6 +165,7 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
                 &session.project_id,
                 start,
                 end,
+                args.page_size,
             )
             .await
             .map_err(|f| forbidden(f, "reading the project's own usage"))?;

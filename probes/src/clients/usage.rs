@@ -93,7 +93,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// All server usages of `project` in `[start, end]`, following `next` links.
-/// Returns the usages and the number of pages read.
+/// Returns the usages and the number of pages read. `limit` 0: [`PAGE`].
 pub async fn tenant_usage(
     http: &Http,
     nova: &Url,
@@ -101,6 +101,7 @@ pub async fn tenant_usage(
     project: &str,
     start: i64,
     end: i64,
+    limit: usize,
 ) -> Result<(Vec<ServerUsage>, usize), Fail> {
     let first = join(nova, &format!("os-simple-tenant-usage/{project}"))?;
     let mut out: Vec<ServerUsage> = Vec::new();
@@ -112,7 +113,10 @@ pub async fn tenant_usage(
             q.append_pair("start", &nova_time(start))
                 .append_pair("end", &nova_time(end))
                 .append_pair("detailed", "1")
-                .append_pair("limit", &PAGE.to_string());
+                .append_pair(
+                    "limit",
+                    &(if limit == 0 { PAGE } else { limit }).to_string(),
+                );
             if let Some(m) = &marker {
                 q.append_pair("marker", m);
             }
