@@ -182,7 +182,18 @@ async fn ldap_hang_is_bounded_by_the_deadline() {
     });
     let t0 = std::time::Instant::now();
     let r = run(&["--ldap-url", &format!("ldap://127.0.0.1:{port}"), "-t", "3"]).await;
-    assert_ne!(r.status, Status::Ok);
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+    assert!(r.summary.contains("GLUE-01"), "{}", r.summary);
+    let r = run(&[
+        "--ldap-url",
+        &format!("ldap://127.0.0.1:{port}"),
+        "-t",
+        "3",
+        "--timeout-status",
+        "critical",
+    ])
+    .await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
     assert!(t0.elapsed().as_secs() < 20, "{:?}", t0.elapsed());
 }
 
@@ -356,6 +367,15 @@ async fn every_broken_file_in_the_corpus_is_not_ok() {
             r.status,
             r.summary
         );
+    }
+    for bad in [
+        "ldaps://bdii:2170",
+        "http://bdii:2170",
+        "ldap://no such host:1",
+        "bdii:2170",
+    ] {
+        let r = run(&["--ldap-url", bad]).await;
+        assert_eq!(r.status, Status::Unknown, "{bad}: {}", r.summary);
     }
     let r = run(&["--glue-file", "/nonexistent/glue.json"]).await;
     assert_eq!(r.status, Status::Unknown);

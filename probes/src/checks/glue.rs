@@ -95,6 +95,9 @@ impl Probe for Glue {
                 "no source: give --glue-file, --glue-url, --is-url or --ldap-url",
             ));
         }
+        if let Some(u) = &args.ldap_url {
+            check_ldap_url(u)?;
+        }
         if args.is_url.is_some() && args.site.is_none() {
             return Err(Fail::unknown("--is-url needs --site NAME"));
         }
@@ -176,6 +179,19 @@ impl Probe for Glue {
             summary.push(live(&ctx, &args, &published).await?);
         }
         Ok(summary.join("; "))
+    }
+}
+
+/// A bad `--ldap-url` is the monitor's mistake (UNKNOWN), not the site's.
+pub fn check_ldap_url(u: &str) -> Result<(), Fail> {
+    let url = Url::parse(u).map_err(|e| Fail::unknown(format!("--ldap-url {u:?}: {e}")))?;
+    match url.scheme() {
+        "ldap" if url.host_str().is_some() => Ok(()),
+        "ldap" => Err(Fail::unknown(format!("--ldap-url {u:?}: no host"))),
+        "ldaps" => Err(Fail::unknown(
+            "--ldap-url: ldaps:// is not supported (built without TLS); BDIIs answer plain ldap:// on 2170",
+        )),
+        other => Err(Fail::unknown(format!("--ldap-url {u:?}: scheme {other}, expected ldap://"))),
     }
 }
 

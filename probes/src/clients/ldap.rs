@@ -59,7 +59,9 @@ pub async fn fetch(url: &str, base: &str, timeout: Duration) -> Result<Vec<Entry
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(Fail::critical(format!(
+        // Like the HTTP layer: running out of the deadline is a timeout,
+        // reported with the -t policy (--timeout-status).
+        Err(_) => Err(Fail::timeout(format!(
             "{url}: no LDAP answer within {:.1}s",
             timeout.as_secs_f64()
         ))),
