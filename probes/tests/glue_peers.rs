@@ -100,6 +100,57 @@ fn producer_output() -> Result<Value, String> {
     serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
+/// What cloud-info-api serves for a publication: the site, its VO projects,
+/// and each VO's images.
+async fn is_api_for(doc: &Value) -> wiremock::MockServer {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    let site = doc["CloudComputingService"][0]["Associations"]["AdminDomain"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut projects = Vec::new();
+    for p in doc["MappingPolicy"].as_array().unwrap() {
+        let vo = p["Rule"][0]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("VO:")
+            .to_string();
+        let share_id = p["Associations"]["Share"][0].as_str().unwrap();
+        let share = doc["Share"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["ID"] == share_id)
+            .unwrap();
+        let project = json!({"id": share["ProjectID"], "name": vo});
+        let images: Vec<Value> = doc["CloudComputingImage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["Associations"]["Share"].as_array().is_some_and(|l| l.iter().any(|x| x == share_id)))
+            .map(|i| json!({"name": i["Name"], "id": i["ID"], "appdb_id": "", "mpuri": i["MarketplaceURL"], "version": i["OSVersion"]}))
+            .collect();
+        Mock::given(path(format!("/site/{site}/{vo}/project")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(&project))
+            .mount(&s)
+            .await;
+        Mock::given(path(format!("/site/{site}/{vo}/images")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(images))
+            .mount(&s)
+            .await;
+        projects.push(project);
+    }
+    let sites = json!([{"id": "fedprobe-1", "name": site, "url": doc["CloudComputingEndpoint"][0]["URL"],
+        "state": "", "hostname": "127.0.0.1", "projects": projects}]);
+    Mock::given(path("/sites/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sites))
+        .mount(&s)
+        .await;
+    s
+}
+
 fn write(doc: &Value) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), doc.to_string()).unwrap();
@@ -196,6 +247,33 @@ async fn real_publication_matches_the_live_site() {
         r.summary
     );
     assert!(r.summary.contains("m1.gone (9999)"), "{}", r.summary);
+
+    // The information-system API serving this real publication.
+    let is = is_api_for(&doc).await;
+    let a = vec![
+        "--is-url".to_string(),
+        is.uri(),
+        "--site".into(),
+        "FEDPROBE-TEST".into(),
+        "--glue-vo".into(),
+        "ops".into(),
+        "--endpoint".into(),
+        env["KEYSTONE_URL"].clone(),
+        "--access-token".into(),
+        tok.path().display().to_string(),
+        "--ca-cert".into(),
+        env["CA_CERT"].clone(),
+        "--vo".into(),
+        env["OPS_PROJECT_NAME"].clone(),
+    ];
+    let r = run(&a).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    let drift = r.steps.iter().find(|s| s.check == "GLUE-05").unwrap();
+    assert!(
+        drift.message.starts_with("published items exist"),
+        "{}",
+        drift.message
+    );
 
     // The same real publication served by a real slapd BDII.
     let dir = std::env::temp_dir().join("fedprobe-slapd-test-2172");

@@ -66,6 +66,16 @@ pub struct Args {
     /// LDAP search base
     #[arg(long = "ldap-base", default_value = "o=glue")]
     pub ldap_base: String,
+    /// VO name as published (MappingPolicy VO:<name>, IS API); default: --vo
+    #[arg(long = "glue-vo", value_name = "VO")]
+    pub glue_vo: Option<String>,
+}
+
+impl Args {
+    /// The VO to look for in the publication.
+    pub fn published_vo(&self) -> Option<&str> {
+        self.glue_vo.as_deref().or(self.auth.project.as_deref())
+    }
 }
 
 pub struct Glue;
@@ -171,7 +181,7 @@ impl Probe for Glue {
             summary.push(s);
         }
         if let (Some(is), Some(site)) = (&args.is_url, &args.site) {
-            let (p, s) = is_checks(&ctx, is, site, args.auth.project.as_deref()).await?;
+            let (p, s) = is_checks(&ctx, is, site, args.published_vo()).await?;
             published.push(p);
             summary.push(s);
         }
@@ -365,7 +375,7 @@ async fn is_checks(
 /// Compare each source with the live site: project ids, images, flavors.
 async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String, Fail> {
     let session = auth::login(ctx, &args.auth).await?;
-    let vo = args.auth.project.as_deref();
+    let vo = args.published_vo();
     ctx.step(PROJECTS, async {
         let mut bad = Vec::new();
         let mut good = Vec::new();
@@ -374,6 +384,10 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
             // one naming the scoped project, else any share of its id.
             let share = vo
                 .and_then(|v| p.shares.iter().find(|s| s.serves(v)))
+                .or_else(|| {
+                    let v = args.auth.project.as_deref()?;
+                    p.shares.iter().find(|s| s.serves(v))
+                })
                 .or_else(|| p.shares.iter().find(|s| s.serves(&session.project_name)))
                 .or_else(|| p.shares.iter().find(|s| s.project_id == session.project_id));
             match share {
