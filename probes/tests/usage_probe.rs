@@ -206,7 +206,23 @@ async fn last_update_url_json_plain_and_garbage() {
         .respond_with(ResponseTemplate::new(503).set_body_string("upstream down"))
         .mount(&server)
         .await;
+    Mock::given(path("/skew"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(probes::clients::usage::nova_time(now() + 120)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/future"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("2099-01-01"))
+        .mount(&server)
+        .await;
     let url = |p: &str| format!("{}{p}", server.uri());
+    let r = run(&["--last-update-url", &url("/skew")]).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/future")]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("in the future"), "{}", r.summary);
     let r = run(&["--last-update-url", &url("/json")]).await;
     assert_eq!(r.status, Status::Ok, "{}", r.summary);
     let r = run(&["--last-update-url", &url("/plain")]).await;

@@ -431,7 +431,16 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
                     (t, format!("spool {}", dir.display()))
                 }
             };
-            let age_days = (now() - last) as f64 / 86400.0;
+            let raw = (now() - last) as f64 / 86400.0;
+            if raw < -1.0 {
+                return Err(Fail::critical(format!(
+                    "last update {} is {:.1} days in the future ({source})",
+                    crate::clients::usage::nova_time(last).trim_end_matches(".000000"),
+                    -raw
+                )));
+            }
+            // Minutes of clock skew must not read as "outside 0..7 days".
+            let age_days = raw.max(0.0);
             let status = if crit.alerts(age_days) {
                 Status::Critical
             } else if warn.alerts(age_days) {
