@@ -526,7 +526,13 @@ pub fn check_storage_message(file: &str, text: &str) -> Report {
         ..Report::default()
     };
     if !text.contains("StorageUsageRecord") {
-        r.problem(file, 0, 1, "XML message without StorageUsageRecords".into());
+        let what = crate::http::describe_body(text.as_bytes(), "");
+        r.problem(
+            file,
+            0,
+            1,
+            format!("not an APEL message (no header, no StorageUsageRecords): {what}"),
+        );
         return r;
     }
     r.records = text.matches("<sr:StorageUsageRecord>").count()
