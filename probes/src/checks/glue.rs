@@ -1,24 +1,499 @@
-//! check_glue: Check a site's GLUE 2.1 publication.
-//! Placeholder until its issue lands: reports UNKNOWN, never a fake OK.
+//! check_glue: a site's GLUE 2.1 publication, read from a JSON document, the
+//! information-system API and/or an LDAP BDII; validated (schema, IDs,
+//! associations, policies, expiry, endpoint URL) and, with credentials,
+//! compared with what the live site says.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::Probe;
-use crate::{Ctx, Fail};
+use reqwest::Url;
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct Args {}
+use crate::auth::{self, AuthArgs};
+use crate::cli::Probe;
+use crate::clients::glue::{self, Item, Rules, ShareInfo};
+use crate::clients::{is_api, ldap, usage as api};
+use crate::model::{CheckId, Status};
+use crate::nagios::{Perf, Range, Uom};
+use crate::{Ctx, Done, Fail};
+
+pub const READ: CheckId = CheckId {
+    id: "GLUE-01",
+    requirement: "EOSC-IAAS-INFOSYS",
+    name: "read publication",
+};
+pub const VALIDATE: CheckId = CheckId {
+    id: "GLUE-02",
+    requirement: "EOSC-IAAS-INFOSYS",
+    name: "publication valid",
+};
+pub const IS_SITE: CheckId = CheckId {
+    id: "GLUE-03",
+    requirement: "EOSC-IAAS-INFOSYS",
+    name: "site in the information system",
+};
+pub const PROJECTS: CheckId = CheckId {
+    id: "GLUE-04",
+    requirement: "EOSC-IAAS-INFOSYS",
+    name: "published project matches the site",
+};
+pub const DRIFT: CheckId = CheckId {
+    id: "GLUE-05",
+    requirement: "EOSC-IAAS-INFOSYS",
+    name: "published images and flavors exist",
+};
+
+const SHOW: usize = 30;
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Args {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// GLUE 2.1 JSON document (as cloud-info-provider writes it)
+    #[arg(long = "glue-file", value_name = "FILE")]
+    pub glue_file: Option<PathBuf>,
+    /// URL of the GLUE 2.1 JSON document
+    #[arg(long = "glue-url", value_name = "URL")]
+    pub glue_url: Option<Url>,
+    /// Information-system API base URL (cloud-info-api)
+    #[arg(long = "is-url", value_name = "URL")]
+    pub is_url: Option<Url>,
+    /// Site name (GOCDB) in the information system
+    #[arg(long = "site", value_name = "NAME")]
+    pub site: Option<String>,
+    /// LDAP BDII, e.g. ldap://bdii.example.org:2170
+    #[arg(long = "ldap-url", value_name = "URL")]
+    pub ldap_url: Option<String>,
+    /// LDAP search base
+    #[arg(long = "ldap-base", default_value = "o=glue")]
+    pub ldap_base: String,
+    /// VO name as published (MappingPolicy VO:<name>, IS API); default: --vo
+    #[arg(long = "glue-vo", value_name = "VO")]
+    pub glue_vo: Option<String>,
+}
+
+impl Args {
+    /// The VO to look for in the publication.
+    pub fn published_vo(&self) -> Option<&str> {
+        self.glue_vo.as_deref().or(self.auth.project.as_deref())
+    }
+}
 
 pub struct Glue;
+
+/// What one source publishes, for the live comparison.
+struct Published {
+    source: &'static str,
+    shares: Vec<ShareInfo>,
+    images: Vec<Item>,
+    instance_types: Vec<Item>,
+}
 
 impl Probe for Glue {
     const BIN: &'static str = "check_glue";
     const LABEL: &'static str = "GLUE";
     const ABOUT: &'static str = "Check a site's GLUE 2.1 publication";
-    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
     type Args = Args;
 
-    async fn run(_args: Args, _ctx: Ctx) -> Result<String, Fail> {
-        Err(Fail::unknown("check_glue is not implemented yet"))
+    async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
+        if args.glue_file.is_none()
+            && args.glue_url.is_none()
+            && args.is_url.is_none()
+            && args.ldap_url.is_none()
+        {
+            return Err(Fail::unknown(
+                "no source: give --glue-file, --glue-url, --is-url or --ldap-url",
+            ));
+        }
+        if let Some(u) = &args.ldap_url {
+            check_ldap_url(u)?;
+        }
+        if args.is_url.is_some() && args.site.is_none() {
+            return Err(Fail::unknown("--is-url needs --site NAME"));
+        }
+        let rules = Rules {
+            now: crate::checks::usage::now(),
+            endpoint: args.auth.endpoint.as_ref().map(|u| u.to_string()),
+        };
+        let mut published = Vec::new();
+        let mut summary = Vec::new();
+        if let Some(f) = &args.glue_file {
+            let doc = ctx
+                .step(READ, async {
+                    let bytes = std::fs::read(f)
+                        .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", f.display())))?;
+                    let doc = glue::parse(&bytes)
+                        .map_err(|e| Fail::critical(format!("{}: {e}", f.display())))?;
+                    Ok(Done::ok(
+                        doc,
+                        format!("{} ({} bytes)", f.display(), bytes.len()),
+                    ))
+                })
+                .await?;
+            let (p, s) = validate(&ctx, "file", &doc, &rules);
+            published.push(p);
+            summary.push(s);
+        }
+        if let Some(u) = &args.glue_url {
+            let doc = ctx
+                .step(READ, async {
+                    let reply = ctx.http.send(ctx.http.get(u.clone())).await?.success()?;
+                    let doc = glue::parse(&reply.body).map_err(|e| {
+                        Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
+                    })?;
+                    Ok(Done::ok(
+                        doc,
+                        format!("{} ({} bytes)", crate::http::show_url(u), reply.body.len()),
+                    ))
+                })
+                .await?;
+            let (p, s) = validate(&ctx, "url", &doc, &rules);
+            published.push(p);
+            summary.push(s);
+        }
+        if let Some(u) = &args.ldap_url {
+            let doc = ctx
+                .step(READ, async {
+                    let left = ctx.deadline().remaining();
+                    let entries = ldap::fetch(u, &args.ldap_base, left).await?;
+                    let doc = ldap::to_glue(&entries);
+                    let n = doc.as_object().map_or(0, |o| {
+                        o.values()
+                            .filter_map(|v| v.as_array())
+                            .map(|a| a.len())
+                            .sum::<usize>()
+                    });
+                    if n == 0 {
+                        return Err(Fail::critical(format!(
+                            "{u}: {} entries under {}, none of a GLUE 2.1 cloud class",
+                            entries.len(),
+                            args.ldap_base
+                        )));
+                    }
+                    Ok(Done::ok(
+                        doc,
+                        format!("{u}: {} entries, {n} cloud objects", entries.len()),
+                    ))
+                })
+                .await?;
+            let (p, s) = validate(&ctx, "ldap", &doc, &rules);
+            published.push(p);
+            summary.push(s);
+        }
+        if let (Some(is), Some(site)) = (&args.is_url, &args.site) {
+            let (p, s) = is_checks(&ctx, is, site, args.published_vo()).await?;
+            published.push(p);
+            summary.push(s);
+        }
+        if args.auth.access_token.is_some() && args.auth.endpoint.is_some() {
+            summary.push(live(&ctx, &args, &published).await?);
+        }
+        Ok(summary.join("; "))
     }
+}
+
+/// A bad `--ldap-url` is the monitor's mistake (UNKNOWN), not the site's.
+pub fn check_ldap_url(u: &str) -> Result<(), Fail> {
+    let url = Url::parse(u).map_err(|e| Fail::unknown(format!("--ldap-url {u:?}: {e}")))?;
+    match url.scheme() {
+        "ldap" if url.host_str().is_some() => Ok(()),
+        "ldap" => Err(Fail::unknown(format!("--ldap-url {u:?}: no host"))),
+        "ldaps" => Err(Fail::unknown(
+            "--ldap-url: ldaps:// is not supported (built without TLS); BDIIs answer plain ldap:// on 2170",
+        )),
+        other => Err(Fail::unknown(format!("--ldap-url {u:?}: scheme {other}, expected ldap://"))),
+    }
+}
+
+/// Validate one document; record the verdict and perfdata; never stop the probe.
+fn validate(
+    ctx: &Ctx,
+    source: &'static str,
+    doc: &serde_json::Value,
+    rules: &Rules,
+) -> (Published, String) {
+    let r = glue::validate(doc, rules);
+    let status = r.status();
+    let count = |c: &str| r.counts.get(c).copied().unwrap_or(0) as u64;
+    ctx.perf(Perf::count(format!("{source}_shares"), count("Share")));
+    ctx.perf(Perf::count(
+        format!("{source}_images"),
+        r.images.len() as u64,
+    ));
+    ctx.perf(Perf::count(
+        format!("{source}_flavors"),
+        r.instance_types.len() as u64,
+    ));
+    ctx.perf(Perf::count(
+        format!("{source}_findings"),
+        r.findings.len() as u64,
+    ));
+    if let Some(left) = r.time_left {
+        let warn = Range {
+            start: Some(glue::EXPIRY_WARNING_SECS as f64),
+            end: None,
+            inside: false,
+        };
+        let crit = Range {
+            start: Some(0.0),
+            end: None,
+            inside: false,
+        };
+        ctx.perf(
+            Perf::new(format!("{source}_time_left"), left as f64, Uom::Seconds)
+                .thresholds(Some(warn), Some(crit)),
+        );
+    }
+    if let Some(age) = r.age {
+        ctx.perf(Perf::new(format!("{source}_age"), age as f64, Uom::Seconds));
+    }
+    let mut sorted = r.findings.clone();
+    sorted.sort_by_key(|f| std::cmp::Reverse(f.status));
+    for f in sorted.iter().skip(3).take(SHOW) {
+        ctx.detail(format!("{source}: {} {f}", f.status));
+    }
+    if sorted.len() > SHOW + 3 {
+        ctx.detail(format!(
+            "{source}: ... {} more finding(s)",
+            sorted.len() - SHOW - 3
+        ));
+    }
+    let objects: usize = r.counts.values().sum();
+    let msg = if sorted.is_empty() {
+        format!(
+            "{source}: {objects} objects, {} share(s), {} image(s), {} flavor(s) valid{}",
+            count("Share"),
+            r.images.len(),
+            r.instance_types.len(),
+            r.time_left
+                .map(|l| format!(", {l}s until expiry"))
+                .unwrap_or_default()
+        )
+    } else {
+        let first: Vec<String> = sorted.iter().take(3).map(|f| f.to_string()).collect();
+        format!(
+            "{source}: {} finding(s): {}",
+            sorted.len(),
+            first.join("; ")
+        )
+    };
+    ctx.note(VALIDATE, status, msg.clone());
+    let summary = if status == Status::Ok {
+        format!("{source} publication valid ({} share(s))", count("Share"))
+    } else {
+        msg
+    };
+    (
+        Published {
+            source,
+            shares: r.shares,
+            images: r.images,
+            instance_types: r.instance_types,
+        },
+        summary,
+    )
+}
+
+async fn is_checks(
+    ctx: &Ctx,
+    is: &Url,
+    site: &str,
+    vo: Option<&str>,
+) -> Result<(Published, String), Fail> {
+    let found = ctx
+        .step(IS_SITE, async {
+            let sites = is_api::sites(&ctx.http, is).await?;
+            let Some(s) = sites.iter().find(|s| s.name == site || s.id == site) else {
+                return Err(Fail::critical(format!(
+                    "site {site} is not listed ({} sites listed; stale or missing publication)",
+                    sites.len()
+                )));
+            };
+            if s.projects.is_empty() {
+                return Err(Fail::critical(format!(
+                    "site {site} is listed without any VO/project"
+                )));
+            }
+            if let Some(vo) = vo {
+                if !s.projects.iter().any(|p| p.name == vo || p.id == vo) {
+                    let names: Vec<&str> = s.projects.iter().map(|p| p.name.as_str()).collect();
+                    return Err(Fail::critical(format!(
+                        "VO {vo} not published for {site} (has: {})",
+                        names.join(", ")
+                    )));
+                }
+            }
+            let msg = format!("{site} listed with {} project(s)", s.projects.len());
+            Ok(Done::ok(s.clone(), msg))
+        })
+        .await?;
+    ctx.perf(Perf::count("is_projects", found.projects.len() as u64));
+    let mut shares: Vec<ShareInfo> = found
+        .projects
+        .iter()
+        .map(|p| ShareInfo {
+            id: String::new(),
+            vo: Some(p.name.clone()),
+            project_id: p.id.clone(),
+            project_name: None,
+        })
+        .collect();
+    let mut images = Vec::new();
+    if let Some(vo) = vo {
+        let project = is_api::vo_project(&ctx.http, is, &found.name, vo).await?;
+        shares.retain(|s| s.vo.as_deref() != Some(vo));
+        shares.push(ShareInfo {
+            id: String::new(),
+            vo: Some(vo.to_string()),
+            project_id: project.id,
+            project_name: None,
+        });
+        images = is_api::vo_images(&ctx.http, is, &found.name, vo)
+            .await?
+            .into_iter()
+            .map(|i| Item {
+                id: i.id,
+                name: i.name,
+            })
+            .collect();
+    }
+    let s = format!(
+        "{site} in the information system with {} project(s)",
+        found.projects.len()
+    );
+    Ok((
+        Published {
+            source: "is",
+            shares,
+            images,
+            instance_types: Vec::new(),
+        },
+        s,
+    ))
+}
+
+/// Compare each source with the live site: project ids, images, flavors.
+async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String, Fail> {
+    let session = auth::login(ctx, &args.auth).await?;
+    let vo = args.published_vo();
+    ctx.step(PROJECTS, async {
+        let mut bad = Vec::new();
+        let mut good = Vec::new();
+        for p in published {
+            // The share for the VO (or project name) asked for, else the
+            // one naming the scoped project, else any share of its id.
+            let share = vo
+                .and_then(|v| p.shares.iter().find(|s| s.serves(v)))
+                .or_else(|| {
+                    let v = args.auth.project.as_deref()?;
+                    p.shares.iter().find(|s| s.serves(v))
+                })
+                .or_else(|| p.shares.iter().find(|s| s.serves(&session.project_name)))
+                .or_else(|| p.shares.iter().find(|s| s.project_id == session.project_id));
+            match share {
+                Some(s) if s.project_id == session.project_id => good.push(p.source),
+                Some(s) => bad.push(format!(
+                    "{}: VO {} published with project {}, the token exchange yields {} ({})",
+                    p.source,
+                    s.vo.as_deref().unwrap_or("?"),
+                    s.project_id,
+                    session.project_id,
+                    session.project_name
+                )),
+                None => bad.push(format!(
+                    "{}: no share {} (token exchange yields project {} {})",
+                    p.source,
+                    vo.map(|v| format!("for VO {v}"))
+                        .unwrap_or_else(|| "for this project".into()),
+                    session.project_id,
+                    session.project_name
+                )),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(Fail::critical(bad.join("; ")));
+        }
+        Ok(Done::ok(
+            (),
+            format!(
+                "project {} published in {}",
+                session.project_id,
+                good.join(", ")
+            ),
+        ))
+    })
+    .await?;
+    let nova = session.endpoint("compute")?;
+    let glance = session.endpoint("image")?;
+    ctx.step(DRIFT, async {
+        let flavors: Vec<Item> = api::flavors(&ctx.http, &nova, &session.token)
+            .await?
+            .into_iter()
+            .map(|f| Item {
+                id: f.id,
+                name: f.name,
+            })
+            .collect();
+        let images: Vec<Item> = api::images(&ctx.http, &glance, &session.token)
+            .await?
+            .into_iter()
+            .map(|i| Item {
+                name: i.name.clone().unwrap_or_default(),
+                id: i.id,
+            })
+            .collect();
+        let mut drift = Vec::new();
+        for p in published {
+            let gone_i = glue::drift(&p.images, &images);
+            let gone_f = glue::drift(&p.instance_types, &flavors);
+            let names = |v: &[Item]| {
+                v.iter()
+                    .take(5)
+                    .map(|i| {
+                        if i.name.is_empty() {
+                            i.id.clone()
+                        } else {
+                            format!("{} ({})", i.name, i.id)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !gone_i.is_empty() {
+                drift.push(format!(
+                    "{}: {} published image(s) not in Glance: {}",
+                    p.source,
+                    gone_i.len(),
+                    names(&gone_i)
+                ));
+            }
+            if !gone_f.is_empty() {
+                drift.push(format!(
+                    "{}: {} published flavor(s) not in Nova: {}",
+                    p.source,
+                    gone_f.len(),
+                    names(&gone_f)
+                ));
+            }
+        }
+        ctx.perf(Perf::count("live_images", images.len() as u64));
+        ctx.perf(Perf::count("live_flavors", flavors.len() as u64));
+        if drift.is_empty() {
+            Ok(Done::ok(
+                (),
+                format!(
+                    "published items exist ({} images, {} flavors live)",
+                    images.len(),
+                    flavors.len()
+                ),
+            ))
+        } else {
+            Ok(Done::warn((), drift.join("; ")))
+        }
+    })
+    .await?;
+    Ok(format!(
+        "consistent with the live site (project {})",
+        session.project_name
+    ))
 }

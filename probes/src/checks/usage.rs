@@ -1,13 +1,91 @@
-//! check_usage: Check per-VM usage, block storage usage and accounting records.
-//! Placeholder until its issue lands: reports UNKNOWN, never a fake OK.
+//! check_usage: a site's usage as its APIs report it (per-VM usage, block
+//! storage), the APEL records its accounting producer writes, and how fresh
+//! its accounting is. Each part runs when its inputs are given.
+//!
+//! Hook for a short-lived server: the compute backend that creates servers
+//! (check_vm_lifecycle) or the harness passes `--server-id` after a VM
+//! lifecycle, or calls [`check_server`] in-process with the id it created.
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reqwest::Url;
+
+use crate::auth::{self, AuthArgs, Session};
 use crate::cli::Probe;
-use crate::{Ctx, Fail};
+use crate::clients::apel;
+use crate::clients::usage::{self as api, VOLUME_TYPES};
+use crate::model::{CheckId, Status};
+use crate::nagios::{Perf, Range, Uom};
+use crate::{Ctx, Done, Fail};
 
-#[derive(clap::Args, Clone, Debug)]
-pub struct Args {}
+pub const TENANT_USAGE: CheckId = CheckId {
+    id: "USAGE-01",
+    requirement: "EOSC-IAAS-ACCOUNTING",
+    name: "per-VM usage via the API",
+};
+pub const SERVER_USAGE: CheckId = CheckId {
+    id: "USAGE-02",
+    requirement: "EOSC-IAAS-ACCOUNTING",
+    name: "usage of a known server",
+};
+pub const VOLUME_USAGE: CheckId = CheckId {
+    id: "USAGE-03",
+    requirement: "EOSC-IAAS-ACCOUNTING",
+    name: "block storage usage",
+};
+pub const APEL_RECORDS: CheckId = CheckId {
+    id: "USAGE-04",
+    requirement: "EOSC-IAAS-ACCOUNTING",
+    name: "APEL records well formed",
+};
+pub const FRESHNESS: CheckId = CheckId {
+    id: "USAGE-05",
+    requirement: "EOSC-IAAS-ACCOUNTING",
+    name: "accounting freshness",
+};
+
+/// Production's policy (check_fedcloud_accnt).
+pub const DEFAULT_WARN_DAYS: f64 = 7.0;
+pub const DEFAULT_CRIT_DAYS: f64 = 30.0;
+/// Findings listed in the output, at most.
+const SHOW: usize = 20;
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Args {
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Usage window length back from now (per-VM usage)
+    #[arg(long = "window", value_name = "DURATION", default_value = "1d", value_parser = crate::cli::parse_duration)]
+    pub window: Duration,
+    /// Require this server in the usage with its flavor's sizes and sane times
+    #[arg(long = "server-id", value_name = "ID")]
+    pub server_id: Option<String>,
+    /// Servers asked per os-simple-tenant-usage page
+    #[arg(long = "usage-page-size", value_name = "N", default_value_t = api::PAGE)]
+    pub page_size: usize,
+    /// Skip the per-VM and block-storage API checks even with credentials
+    #[arg(long = "no-api")]
+    pub no_api: bool,
+    /// Directory of APEL messages (cASO's dirq spool), checked recursively
+    #[arg(long = "apel-dir", value_name = "DIR")]
+    pub apel_dir: Option<PathBuf>,
+    /// One APEL message file (repeatable)
+    #[arg(long = "apel-file", value_name = "FILE")]
+    pub apel_file: Vec<PathBuf>,
+    /// Site name the records must carry (also filters freshness)
+    #[arg(long = "site", value_name = "NAME")]
+    pub site: Option<String>,
+    /// URL answering the site's last accounting update (JSON or a plain date)
+    #[arg(long = "last-update-url", value_name = "URL")]
+    pub last_update_url: Option<Url>,
+    /// Freshness WARNING after this many days (or -w RANGE in days)
+    #[arg(long = "warn-days", value_name = "DAYS")]
+    pub warn_days: Option<f64>,
+    /// Freshness CRITICAL after this many days (or -c RANGE in days)
+    #[arg(long = "crit-days", value_name = "DAYS")]
+    pub crit_days: Option<f64>,
+}
 
 pub struct Usage;
 
@@ -18,7 +96,403 @@ impl Probe for Usage {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
     type Args = Args;
 
-    async fn run(_args: Args, _ctx: Ctx) -> Result<String, Fail> {
-        Err(Fail::unknown("check_usage is not implemented yet"))
+    async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
+        let api = args.auth.endpoint.is_some() && !args.no_api;
+        let apel = args.apel_dir.is_some() || !args.apel_file.is_empty();
+        let fresh = args.last_update_url.is_some() || args.apel_dir.is_some();
+        if !api && !apel && !fresh {
+            return Err(Fail::unknown(
+                "nothing to check: give --endpoint/--access-token, --apel-dir/--apel-file or --last-update-url",
+            ));
+        }
+        if args.server_id.is_some() && !api {
+            return Err(Fail::unknown(
+                "--server-id needs --endpoint and --access-token",
+            ));
+        }
+        // Independent parts: a failure in one does not hide the others'
+        // verdicts; the first failure (after all ran) is the summary.
+        let mut parts = Vec::new();
+        let mut failed: Option<Fail> = None;
+        let mut keep = |r: Result<String, Fail>| -> Result<(), Fail> {
+            match r {
+                Ok(s) => parts.push(s),
+                Err(f) if f.kind == crate::fail::FailKind::Site => {
+                    failed.get_or_insert(f);
+                }
+                Err(f) => return Err(f),
+            }
+            Ok(())
+        };
+        if api {
+            let r = async {
+                let session = auth::login(&ctx, &args.auth).await?;
+                api_checks(&ctx, &args, &session).await
+            }
+            .await;
+            keep(r)?;
+        }
+        if apel {
+            keep(apel_check(&ctx, &args).await)?;
+        }
+        if fresh {
+            keep(freshness(&ctx, &args).await)?;
+        }
+        if let Some(f) = failed {
+            return Err(f);
+        }
+        Ok(parts.join("; "))
     }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
+    let nova = session.endpoint("compute")?;
+    let end = now() + 3600; // Nova shows running servers only with an end ahead.
+    let start = end - 3600 - args.window.as_secs() as i64;
+    let usages = ctx
+        .step(TENANT_USAGE, async {
+            let (u, pages) = api::tenant_usage(
+                &ctx.http,
+                &nova,
+                &session.token,
+                &session.project_id,
+                start,
+                end,
+                args.page_size,
+            )
+            .await
+            .map_err(|f| forbidden(f, "reading the project's own usage"))?;
+            ctx.perf(Perf::count("servers", u.len() as u64));
+            ctx.perf(Perf::count("usage_pages", pages as u64));
+            let msg = format!(
+                "{} server(s) in the last {}, {pages} page(s)",
+                u.len(),
+                humantime::format_duration(args.window)
+            );
+            Ok(Done::ok(u, msg))
+        })
+        .await?;
+    let mut summary = format!("{} server(s) in usage", usages.len());
+    if let Some(id) = &args.server_id {
+        check_server(ctx, session, &nova, &usages, id).await?;
+        summary.push_str(&format!(", server {id} accounted"));
+    }
+    summary.push_str(&volumes(ctx, session).await?);
+    Ok(summary)
+}
+
+/// A 403 on the project's own usage is a site policy problem: CRITICAL,
+/// with a hint.
+fn forbidden(f: Fail, what: &str) -> Fail {
+    if f.message.contains("HTTP 403") {
+        Fail::critical(format!("{what} is forbidden by policy: {}", f.message))
+    } else {
+        f
+    }
+}
+
+/// The strong check: `server_id` appears with its flavor's sizes and sane
+/// times. Public so the compute backend or harness can run it right after
+/// creating and deleting a server of its own.
+pub async fn check_server(
+    ctx: &Ctx,
+    session: &Session,
+    nova: &Url,
+    usages: &[api::ServerUsage],
+    server_id: &str,
+) -> Result<(), Fail> {
+    ctx.step(SERVER_USAGE, async {
+        let Some(u) = usages.iter().find(|u| u.instance_id == server_id) else {
+            return Err(Fail::critical(format!(
+                "server {server_id} is missing from os-simple-tenant-usage ({} servers listed)",
+                usages.len()
+            )));
+        };
+        let flavors = api::flavors(&ctx.http, nova, &session.token).await?;
+        let flavor = u
+            .flavor
+            .as_deref()
+            .and_then(|name| flavors.iter().find(|f| f.name == name || f.id == name));
+        let v = api::judge_server(u, flavor, now());
+        if !v.bad.is_empty() {
+            return Err(Fail::critical(format!(
+                "server {server_id}: {}",
+                v.bad.join("; ")
+            )));
+        }
+        let sizes = format!(
+            "vcpus {} memory {} MB disk {} GB",
+            u.vcpus.unwrap_or(0),
+            u.memory_mb.unwrap_or(0),
+            u.local_gb.unwrap_or(0)
+        );
+        if !v.mismatch.is_empty() {
+            return Ok(Done::warn(
+                (),
+                format!("server {server_id}: {}", v.mismatch.join("; ")),
+            ));
+        }
+        match flavor {
+            Some(f) => Ok(Done::ok((), format!("{sizes} = flavor {}", f.name))),
+            None => Ok(Done::warn(
+                (),
+                format!(
+                    "{sizes}; flavor {:?} not listed, sizes not compared",
+                    u.flavor.as_deref().unwrap_or("")
+                ),
+            )),
+        }
+    })
+    .await
+}
+
+async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
+    let found = VOLUME_TYPES
+        .iter()
+        .find_map(|t| session.catalog.public_url(t, session.region.as_deref()));
+    let Some(cinder) = found else {
+        ctx.note(
+            VOLUME_USAGE,
+            Status::Ok,
+            format!(
+                "skipped: no {} service in the catalog",
+                VOLUME_TYPES.join("/")
+            ),
+        );
+        return Ok(String::new());
+    };
+    let s = ctx
+        .step(VOLUME_USAGE, async {
+            let s = api::volume_summary(&ctx.http, &cinder, &session.token, &session.project_id)
+                .await
+                .map_err(|f| forbidden(f, "reading the volume summary"))?;
+            let msg = format!("{} volume(s), {} GB", s.total_count, s.total_size);
+            Ok(Done::ok(s, msg))
+        })
+        .await?;
+    ctx.perf(Perf::count("volumes", s.total_count));
+    ctx.perf(Perf::new("volume_size", s.total_size, Uom::GigaBytes).min(0.0));
+    Ok(format!(", {} volume(s)", s.total_count))
+}
+
+/// Message files under `dir` (dirq layout: `<dir>/<8 hex>/<name>`), skipping
+/// dirq's temporary and lock files. With their modification times.
+pub fn spool_files(dir: &Path) -> Result<Vec<(PathBuf, SystemTime)>, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for entry in rd.flatten() {
+            let p = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".lck") {
+                continue;
+            }
+            if meta.is_dir() {
+                if depth < 4 {
+                    stack.push((p, depth + 1));
+                }
+            } else if meta.is_file() {
+                out.push((p, meta.modified().unwrap_or(UNIX_EPOCH)));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn apel_check(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
+    let summary = ctx
+        .step(APEL_RECORDS, async {
+            let mut files: Vec<PathBuf> = args.apel_file.clone();
+            if let Some(dir) = &args.apel_dir {
+                let found =
+                    spool_files(dir).map_err(|e| Fail::unknown(format!("--apel-dir {e}")))?;
+                files.extend(found.into_iter().map(|(p, _)| p));
+            }
+            if files.is_empty() {
+                return Err(Fail::critical("no APEL message found"));
+            }
+            let mut sum = apel::Summary::default();
+            for f in &files {
+                let bytes = std::fs::read(f)
+                    .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", f.display())))?;
+                sum.add(apel::check_message(&f.display().to_string(), &bytes));
+            }
+            if let Some(site) = &args.site {
+                let others: Vec<&String> = sum.sites.iter().filter(|s| *s != site).collect();
+                if !others.is_empty() {
+                    sum.problems.push(apel::Problem {
+                        file: args
+                            .apel_dir
+                            .as_ref()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default(),
+                        record: 0,
+                        line: 0,
+                        message: format!("records for other sites: {others:?}, expected {site}"),
+                    });
+                }
+            }
+            ctx.perf(Perf::count("messages", sum.messages as u64));
+            ctx.perf(Perf::count("records", sum.records as u64));
+            ctx.perf(
+                Perf::count("bad_records", sum.bad_records as u64).thresholds(None, Some(zero())),
+            );
+            for (k, n) in &sum.by_kind {
+                ctx.perf(Perf::count(format!("records_{}", k.as_str()), *n as u64));
+            }
+            for p in sum.problems.iter().skip(3).take(SHOW) {
+                ctx.detail(format!("APEL: {p}"));
+            }
+            if sum.problems.len() > SHOW + 3 {
+                ctx.detail(format!("APEL: ... {} more", sum.problems.len() - SHOW - 3));
+            }
+            if !sum.problems.is_empty() {
+                let first: Vec<String> =
+                    sum.problems.iter().take(3).map(|p| p.to_string()).collect();
+                return Err(Fail::critical(format!(
+                    "{} problem(s) in {} of {} record(s) ({} message(s)): {}",
+                    sum.problems.len(),
+                    sum.bad_records,
+                    sum.records,
+                    sum.messages,
+                    first.join("; ")
+                )));
+            }
+            let kinds: Vec<String> = sum
+                .by_kind
+                .iter()
+                .map(|(k, n)| format!("{n} {}", k.as_str()))
+                .collect();
+            let msg = format!(
+                "{} record(s) in {} message(s) valid ({})",
+                sum.records,
+                sum.messages,
+                kinds.join(", ")
+            );
+            Ok(Done::ok(sum, msg))
+        })
+        .await?;
+    Ok(format!("{} APEL record(s) valid", summary.records))
+}
+
+fn zero() -> Range {
+    Range {
+        start: Some(0.0),
+        end: Some(0.0),
+        inside: false,
+    }
+}
+
+/// Warning and critical ranges for the age in days: -w/-c win, then
+/// --warn-days/--crit-days, then production's 7/30.
+pub fn age_ranges(ctx: &Ctx, args: &Args) -> (Range, Range) {
+    let upto = |d: f64| Range {
+        start: Some(0.0),
+        end: Some(d),
+        inside: false,
+    };
+    let w = ctx
+        .warning
+        .unwrap_or_else(|| upto(args.warn_days.unwrap_or(DEFAULT_WARN_DAYS)));
+    let c = ctx
+        .critical
+        .unwrap_or_else(|| upto(args.crit_days.unwrap_or(DEFAULT_CRIT_DAYS)));
+    (w, c)
+}
+
+async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
+    let (warn, crit) = age_ranges(ctx, args);
+    let (last, source) = ctx
+        .step(FRESHNESS, async {
+            let (last, source) = match &args.last_update_url {
+                Some(u) => {
+                    let reply = ctx.http.send(ctx.http.get(u.clone())).await?.success()?;
+                    let t = apel::parse_last_update(&reply.body).map_err(|e| {
+                        Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
+                    })?;
+                    (t, crate::http::show_url(u))
+                }
+                None => {
+                    let dir = args
+                        .apel_dir
+                        .as_ref()
+                        .ok_or_else(|| Fail::unknown("no source"))?;
+                    let t = newest_message(dir, args.site.as_deref())?;
+                    (t, format!("spool {}", dir.display()))
+                }
+            };
+            let raw = (now() - last) as f64 / 86400.0;
+            if raw < -1.0 {
+                return Err(Fail::critical(format!(
+                    "last update {} is {:.1} days in the future ({source})",
+                    crate::clients::usage::nova_time(last).trim_end_matches(".000000"),
+                    -raw
+                )));
+            }
+            // Minutes of clock skew must not read as "outside 0..7 days".
+            let age_days = raw.max(0.0);
+            let status = if crit.alerts(age_days) {
+                Status::Critical
+            } else if warn.alerts(age_days) {
+                Status::Warning
+            } else {
+                Status::Ok
+            };
+            ctx.perf(
+                Perf::new("age_days", (age_days * 1000.0).round() / 1000.0, Uom::None)
+                    .thresholds(Some(warn), Some(crit)),
+            );
+            let msg = format!(
+                "last record {} ({:.1} days ago) from {source}",
+                crate::clients::usage::nova_time(last).trim_end_matches(".000000"),
+                age_days
+            );
+            if status == Status::Critical {
+                return Err(Fail::critical(msg));
+            }
+            Ok(Done::with(status, (last, source), msg))
+        })
+        .await?;
+    Ok(format!(
+        "accounting updated {:.1} days ago ({source})",
+        (now() - last) as f64 / 86400.0
+    ))
+}
+
+/// The modification time of the newest message (for `site`, when given).
+fn newest_message(dir: &Path, site: Option<&str>) -> Result<i64, Fail> {
+    let files = spool_files(dir).map_err(|e| Fail::unknown(format!("--apel-dir {e}")))?;
+    let mut newest: Option<SystemTime> = None;
+    for (p, t) in &files {
+        if let Some(site) = site {
+            let Ok(bytes) = std::fs::read(p) else {
+                continue;
+            };
+            let r = apel::check_message("", &bytes);
+            if !r.sites.contains(site) {
+                continue;
+            }
+        }
+        newest = Some(newest.map_or(*t, |n| n.max(*t)));
+    }
+    let newest = newest.ok_or_else(|| {
+        Fail::critical(match site {
+            Some(s) => format!("no message for site {s} in {}", dir.display()),
+            None => format!("no message in {}", dir.display()),
+        })
+    })?;
+    Ok(newest
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0))
 }

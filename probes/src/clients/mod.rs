@@ -1,5 +1,10 @@
+pub mod apel;
 pub mod glance;
+pub mod glue;
+pub mod is_api;
 pub mod keystone;
+pub mod ldap;
 pub mod neutron;
 pub mod nova;
 pub mod oidc;
+pub mod usage;

@@ -1,0 +1,7 @@
+//! Any bytes as an accounting source's last-update answer.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = probes::clients::apel::parse_last_update(data);
+});

@@ -1,0 +1,168 @@
+//! The EGI information-system API (cloud-info-api): sites with their
+//! projects, a VO's project and images at a site.
+
+use reqwest::Url;
+use serde_json::Value;
+
+use crate::fail::Fail;
+use crate::http::Http;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    /// The VO the project serves.
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    pub id: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub projects: Vec<Project>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    pub name: String,
+}
+
+/// `base` + path segments, each percent-encoded, with a trailing slash when asked.
+fn url(base: &Url, segments: &[&str], slash: bool) -> Result<Url, Fail> {
+    let mut u = base.clone();
+    {
+        let mut p = u
+            .path_segments_mut()
+            .map_err(|_| Fail::unknown(format!("--is-url {base} cannot take a path")))?;
+        p.pop_if_empty();
+        for s in segments {
+            p.push(s);
+        }
+        if slash {
+            p.push("");
+        }
+    }
+    Ok(u)
+}
+
+/// A JSON value that should be an id: strings as they are, numbers as text.
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Sites from `/sites/?include_projects=true`.
+pub fn parse_sites(v: &Value) -> Result<Vec<Site>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| "expected a list of sites".to_string())?;
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        let name = text(s.get("name")).ok_or_else(|| format!("site #{i} has no name"))?;
+        let id = text(s.get("id")).unwrap_or_default();
+        let projects = match s.get("projects") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(p) => parse_projects(p).map_err(|e| format!("site {name}: {e}"))?,
+        };
+        out.push(Site {
+            id,
+            name,
+            url: text(s.get("url")),
+            projects,
+        });
+    }
+    Ok(out)
+}
+
+pub fn parse_projects(v: &Value) -> Result<Vec<Project>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| "projects is not a list".to_string())?;
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| parse_project(p).map_err(|e| format!("project #{i}: {e}")))
+        .collect()
+}
+
+pub fn parse_project(p: &Value) -> Result<Project, String> {
+    Ok(Project {
+        id: text(p.get("id")).ok_or("no id")?,
+        name: text(p.get("name")).unwrap_or_default(),
+    })
+}
+
+pub fn parse_images(v: &Value) -> Result<Vec<Image>, String> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| "expected a list of images".to_string())?;
+    list.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(Image {
+                id: text(p.get("id")).ok_or(format!("image #{i} has no id"))?,
+                name: text(p.get("name")).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+async fn get(http: &Http, u: Url) -> Result<Value, Fail> {
+    let req = http.get(u).header("Accept", "application/json");
+    http.json::<Value>(req).await
+}
+
+fn shape(e: String, what: &str) -> Fail {
+    Fail::critical(format!("{what}: unexpected answer: {e}"))
+}
+
+pub async fn sites(http: &Http, base: &Url) -> Result<Vec<Site>, Fail> {
+    let mut u = url(base, &["sites"], true)?;
+    u.set_query(Some("include_projects=true"));
+    let v = get(http, u).await?;
+    parse_sites(&v).map_err(|e| shape(e, "GET /sites/"))
+}
+
+pub async fn vo_project(http: &Http, base: &Url, site: &str, vo: &str) -> Result<Project, Fail> {
+    let v = get(http, url(base, &["site", site, vo, "project"], false)?).await?;
+    parse_project(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/project"))
+}
+
+pub async fn vo_images(http: &Http, base: &Url, site: &str, vo: &str) -> Result<Vec<Image>, Fail> {
+    let v = get(http, url(base, &["site", site, vo, "images"], false)?).await?;
+    parse_images(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/images"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_segments() {
+        let b = Url::parse("https://is.example.org/api/").unwrap();
+        assert_eq!(
+            url(&b, &["site", "A B", "vo/x", "project"], false)
+                .unwrap()
+                .as_str(),
+            "https://is.example.org/api/site/A%20B/vo%2Fx/project"
+        );
+        assert_eq!(
+            url(&b, &["sites"], true).unwrap().as_str(),
+            "https://is.example.org/api/sites/"
+        );
+    }
+
+    #[test]
+    fn sites_parse_and_reject() {
+        let v: Value = serde_json::json!([{"id": 12, "name": "S", "url": "u", "state": "",
+            "projects": [{"id": "p", "name": "vo"}]}]);
+        let s = parse_sites(&v).unwrap();
+        assert_eq!(s[0].id, "12");
+        assert_eq!(s[0].projects[0].name, "vo");
+        assert!(parse_sites(&serde_json::json!({"detail": "x"})).is_err());
+        assert!(parse_sites(&serde_json::json!([{"id": 1}])).is_err());
+    }
+}

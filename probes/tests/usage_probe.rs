@@ -1,0 +1,435 @@
+//! check_usage end to end, in-process: APEL files and spools, freshness from
+//! a last-update URL or the spool, and the per-VM/volume API part against a
+//! scripted Keystone+Nova+Cinder (faults a real site will not produce on
+//! demand: paging, 403, size mismatch). The real OpenStack is in usage_peers.rs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use probes::checks::usage::{now, Usage};
+use probes::cli::{run_probe, Common};
+use probes::model::{ProbeResult, Status};
+use serde_json::json;
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    args: probes::checks::usage::Args,
+}
+
+async fn run(argv: &[&str]) -> ProbeResult {
+    let cli =
+        Cli::try_parse_from(std::iter::once("check_usage").chain(argv.iter().copied())).unwrap();
+    run_probe::<Usage>(&cli.common, cli.args, std::future::pending()).await
+}
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/apel")
+}
+
+fn perf(r: &ProbeResult, label: &str) -> Option<f64> {
+    r.perfdata
+        .iter()
+        .find(|p| p.label == label)
+        .and_then(|p| p.value)
+}
+
+#[tokio::test]
+async fn good_apel_files_pass() {
+    let good = testdata().join("good");
+    let dir = good.to_str().unwrap();
+    let r = run(&[
+        "--apel-dir",
+        dir,
+        "--site",
+        "FEDPROBE-TEST",
+        "-w",
+        "100000",
+        "-c",
+        "200000",
+    ])
+    .await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    // 2 hand-written cloud + 16 real cASO cloud records, 1 public IP, 1 accelerator.
+    assert_eq!(perf(&r, "records"), Some(20.0));
+    assert_eq!(perf(&r, "bad_records"), Some(0.0));
+    assert_eq!(perf(&r, "records_cloud"), Some(18.0));
+    assert!(perf(&r, "age_days").is_some());
+}
+
+#[tokio::test]
+async fn broken_apel_file_is_critical_with_position() {
+    let f = testdata().join("bad/text-in-integer.msg");
+    let r = run(&["--apel-file", f.to_str().unwrap()]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .contains("text-in-integer.msg record 1 line 14: Memory must be an integer"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(perf(&r, "bad_records"), Some(1.0));
+}
+
+#[tokio::test]
+async fn whole_bad_corpus_never_panics_and_is_critical() {
+    let dir = testdata().join("bad");
+    let r = run(&[
+        "--apel-dir",
+        dir.to_str().unwrap(),
+        "-w",
+        "100000",
+        "-c",
+        "200000",
+    ])
+    .await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(perf(&r, "bad_records").unwrap() >= 10.0);
+    let n: usize = r
+        .summary
+        .split(" problem(s)")
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= 27, "{}", r.summary);
+}
+
+#[tokio::test]
+async fn records_for_another_site_are_reported() {
+    let f = testdata().join("good/cloud-v04.msg");
+    let r = run(&["--apel-file", f.to_str().unwrap(), "--site", "OTHER"]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary.contains("records for other sites"),
+        "{}",
+        r.summary
+    );
+}
+
+fn spool_with_age(days: f64) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let sub = d.path().join("6b0549a0");
+    std::fs::create_dir(&sub).unwrap();
+    let f = sub.join("6b0549a0123456");
+    std::fs::copy(testdata().join("good/cloud-v04.msg"), &f).unwrap();
+    let t = SystemTime::now() - Duration::from_secs_f64(days * 86400.0);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    // dirq's temporary files are not messages.
+    std::fs::write(sub.join("6b0549a0999999.tmp"), "half written").unwrap();
+    d
+}
+
+#[tokio::test]
+async fn spool_freshness_follows_production_policy() {
+    for (days, want) in [
+        (1.0, Status::Ok),
+        (8.0, Status::Warning),
+        (31.0, Status::Critical),
+    ] {
+        let d = spool_with_age(days);
+        let r = run(&["--apel-dir", d.path().to_str().unwrap()]).await;
+        assert_eq!(r.status, want, "{days} days: {}", r.summary);
+        let age = perf(&r, "age_days").unwrap();
+        assert!((age - days).abs() < 0.01, "{age}");
+        let p = r.perfdata.iter().find(|p| p.label == "age_days").unwrap();
+        assert_eq!(
+            p.to_string(),
+            format!("age_days={};7;30", probes::nagios::perf::fmt_num(age))
+        );
+    }
+    // Thresholds overridable: dedicated options and -w/-c.
+    let d = spool_with_age(3.0);
+    let r = run(&["--apel-dir", d.path().to_str().unwrap(), "--warn-days", "2"]).await;
+    assert_eq!(r.status, Status::Warning);
+    let r = run(&[
+        "--apel-dir",
+        d.path().to_str().unwrap(),
+        "-w",
+        "1",
+        "-c",
+        "2",
+    ])
+    .await;
+    assert_eq!(r.status, Status::Critical);
+    let r = run(&["--apel-dir", d.path().to_str().unwrap(), "--site", "NOPE"]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("expected NOPE"), "{}", r.summary);
+    let fresh = r.steps.iter().find(|s| s.check == "USAGE-05").unwrap();
+    assert!(
+        fresh.message.contains("no message for site NOPE"),
+        "{}",
+        fresh.message
+    );
+}
+
+#[tokio::test]
+async fn last_update_url_json_plain_and_garbage() {
+    let server = MockServer::start().await;
+    let ago = |days: i64| probes::clients::usage::nova_time(now() - days * 86400);
+    Mock::given(path("/json"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"site": "S", "last_update": ago(2)})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/plain"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(format!("{}\n", &ago(10)[..10])))
+        .mount(&server)
+        .await;
+    Mock::given(path("/old"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(ago(45)))
+        .mount(&server)
+        .await;
+    Mock::given(path("/html"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/html")
+                .set_body_string("<html><head><title>Maintenance</title></head></html>"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/down"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream down"))
+        .mount(&server)
+        .await;
+    Mock::given(path("/skew"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(probes::clients::usage::nova_time(now() + 120)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/future"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("2099-01-01"))
+        .mount(&server)
+        .await;
+    let url = |p: &str| format!("{}{p}", server.uri());
+    let r = run(&["--last-update-url", &url("/skew")]).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/future")]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("in the future"), "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/json")]).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/plain")]).await;
+    assert_eq!(r.status, Status::Warning, "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/old")]).await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    let r = run(&["--last-update-url", &url("/html")]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary.contains("not a date: HTML page \"Maintenance\""),
+        "{}",
+        r.summary
+    );
+    let r = run(&["--last-update-url", &url("/down")]).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("503"), "{}", r.summary);
+}
+
+#[tokio::test]
+async fn nothing_to_check_is_unknown() {
+    let r = run(&[]).await;
+    assert_eq!(r.status, Status::Unknown);
+    let r = run(&["--server-id", "x", "--apel-dir", "/nonexistent"]).await;
+    assert_eq!(r.status, Status::Unknown);
+}
+
+/// A scripted Keystone (federated login, catalog) in front of scripted
+/// Nova/Cinder; `cinder` false leaves the volume service out of the catalog.
+async fn site(cinder: bool) -> (MockServer, tempfile::NamedTempFile) {
+    let s = MockServer::start().await;
+    let base = s.uri();
+    Mock::given(method("POST"))
+        .and(path(
+            "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth",
+        ))
+        .respond_with(
+            ResponseTemplate::new(201).insert_header("X-Subject-Token", "unscoped-token-0001"),
+        )
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3/auth/projects"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"projects": [{"id": "p1", "name": "ops", "enabled": true}]})),
+        )
+        .mount(&s)
+        .await;
+    let mut catalog = vec![json!({"type": "compute", "endpoints": [
+        {"interface": "public", "region": "R", "url": format!("{base}/compute/v2.1")}]})];
+    if cinder {
+        catalog.push(json!({"type": "volumev3", "endpoints": [
+            {"interface": "public", "region": "R", "url": format!("{base}/volume/v3/p1")}]}));
+    }
+    Mock::given(method("POST"))
+        .and(path("/v3/auth/tokens"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("X-Subject-Token", "scoped-token-00001")
+                .set_body_json(json!({"token": {"catalog": catalog}})),
+        )
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/flavors/detail"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"flavors": [
+            {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1},
+            {"id": "8", "name": "m1.probe", "vcpus": 1, "ram": 512, "disk": 8}]})))
+        .mount(&s)
+        .await;
+    let tok = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tok.path(), "access-token-000001").unwrap();
+    (s, tok)
+}
+
+fn server(id: &str, flavor: &str, mem: i64, ended: bool) -> serde_json::Value {
+    let t = |secs: i64| probes::clients::usage::nova_time(now() - secs);
+    json!({"instance_id": id, "name": id, "flavor": flavor, "vcpus": 1, "memory_mb": mem,
+        "local_gb": 8, "hours": 0.1, "started_at": t(600),
+        "ended_at": if ended { json!(t(60)) } else { json!(null) },
+        "state": if ended { "terminated" } else { "active" }, "tenant_id": "p1", "uptime": 540})
+}
+
+async fn usage_pages(s: &MockServer, servers: Vec<serde_json::Value>) {
+    // Two pages: the first links to the second with a marker.
+    let (a, b) = servers.split_at(servers.len() / 2);
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(query_param("marker", "m-1"))
+        .and(header("OpenStack-API-Version", "compute 2.40"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"tenant_usage": {"server_usages": b}})),
+        )
+        .mount(s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "tenant_usage": {"server_usages": a},
+            "tenant_usage_links": [{"rel": "next",
+                "href": "http://internal-nova:8774/v2.1/os-simple-tenant-usage/p1?limit=1&marker=m-1"}]})))
+        .mount(s)
+        .await;
+}
+
+fn api_args<'a>(s: &'a MockServer, tok: &'a tempfile::NamedTempFile) -> Vec<String> {
+    vec![
+        "--endpoint".into(),
+        format!("{}/v3", s.uri()),
+        "--access-token".into(),
+        tok.path().display().to_string(),
+        "--protocol".into(),
+        "openid".into(),
+    ]
+}
+
+async fn run_owned(args: Vec<String>) -> ProbeResult {
+    let v: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    run(&v).await
+}
+
+#[tokio::test]
+async fn api_usage_paging_server_and_volumes() {
+    let (s, tok) = site(true).await;
+    usage_pages(
+        &s,
+        vec![
+            server("a", "m1.tiny", 512, false),
+            server("vm-1", "m1.probe", 512, true),
+        ],
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/volume/v3/p1/volumes/summary"))
+        .and(header("OpenStack-API-Version", "volume 3.12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"volume-summary": {"total_size": 30, "total_count": 2, "metadata": {}}}),
+        ))
+        .mount(&s)
+        .await;
+    let mut a = api_args(&s, &tok);
+    a.extend(["--server-id".into(), "vm-1".into()]);
+    let r = run_owned(a).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    assert_eq!(perf(&r, "servers"), Some(2.0));
+    assert_eq!(perf(&r, "usage_pages"), Some(2.0));
+    assert_eq!(perf(&r, "volumes"), Some(2.0));
+    let step = r.steps.iter().find(|s| s.check == "USAGE-02").unwrap();
+    assert!(
+        step.message.contains("= flavor m1.probe"),
+        "{}",
+        step.message
+    );
+}
+
+#[tokio::test]
+async fn api_size_mismatch_warns_missing_server_is_critical() {
+    let (s, tok) = site(false).await;
+    usage_pages(
+        &s,
+        vec![
+            server("a", "m1.tiny", 512, false),
+            server("vm-1", "m1.probe", 2048, true),
+        ],
+    )
+    .await;
+    let mut a = api_args(&s, &tok);
+    a.extend(["--server-id".into(), "vm-1".into()]);
+    let r = run_owned(a.clone()).await;
+    assert_eq!(r.status, Status::Warning, "{r:#?}");
+    assert!(
+        r.summary
+            .contains("memory_mb 2048 but flavor m1.probe has 512"),
+        "{}",
+        r.summary
+    );
+    let vol = r.steps.iter().find(|s| s.check == "USAGE-03").unwrap();
+    assert!(
+        vol.message
+            .starts_with("skipped: no block-storage/volumev3/volume"),
+        "{}",
+        vol.message
+    );
+    let n = a.len();
+    a[n - 1] = "vm-gone".into();
+    let r = run_owned(a).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(
+        r.summary
+            .contains("server vm-gone is missing from os-simple-tenant-usage"),
+        "{}",
+        r.summary
+    );
+}
+
+#[tokio::test]
+async fn api_forbidden_usage_is_critical() {
+    let (s, tok) = site(false).await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            json!({"forbidden": {"code": 403, "message": "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show"}}),
+        ))
+        .mount(&s)
+        .await;
+    let r = run_owned(api_args(&s, &tok)).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.contains("forbidden by policy"), "{}", r.summary);
+    assert!(r.summary.contains("403"), "{}", r.summary);
+}
