@@ -42,6 +42,7 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
         ("URL", json!(keystone)),
         ("InterfaceName", json!("org.openstack.nova")),
         ("InterfaceVersion", json!("v2.1")),
+        ("QualityLevel", json!("production")),
         ("HealthState", json!("ok")),
         ("ServingState", json!("production")),
         ("Technology", json!("webservice")),
@@ -81,7 +82,7 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
         let mut pol = obj(&format!("{sid}_Policy"), &format!("Policy for {vo}"));
         pol["Rule"] = json!([format!("VO:{vo}")]);
         pol["Scheme"] = json!("org.glite.standard");
-        pol["Associations"] = json!({"Share": [sid], "PolicyUserDomain": vo});
+        pol["Associations"] = json!({"Share": [sid], "PolicyUserDomain": [vo]});
         shares.push(sh);
         policies.push(pol);
     }
@@ -116,7 +117,8 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
             o["CPU"] = json!(f.2);
             o["RAM"] = json!(f.3);
             o["Disk"] = json!(f.4);
-            o["NetworkIn"] = json!("undefined");
+            // As cloud-info-provider publishes it.
+            o["NetworkIn"] = json!("UNKNOWN");
             o["NetworkOut"] = json!(true);
             o["Associations"] = json!({"CloudComputingService": [svc_id]});
             o

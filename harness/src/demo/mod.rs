@@ -158,6 +158,7 @@ file = "{token}"
 [defaults]
 {timeout}identity-provider = "{idp}"
 site-name = "{name}"
+site = "{name}"
 
 [probe.check_vm_lifecycle]
 registry-image = "egi.ubuntu.22.04"
