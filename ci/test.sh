@@ -74,7 +74,7 @@ LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
 if [ $# -gt 0 ]; then
   cargo test "$@" 2>&1 | tee "$LOG"
 else
-  cargo test --workspace -- --show-output 2>&1 | tee "$LOG"
+  cargo test --workspace --no-fail-fast -- --show-output 2>&1 | tee "$LOG"
 fi
 rc=${PIPESTATUS[0]}
 skips=$(grep -hoE '(SKIP|NOTE) [^ ].*' "$LOG" | sort -u || true)
