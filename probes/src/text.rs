@@ -4,24 +4,9 @@
 /// perfdata), at most `max` characters (an ellipsis marks a cut).
 pub fn one_line(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max + 4));
-    let mut chars = s.chars().peekable();
     let mut count = 0;
     let mut last_space = true;
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ANSI escape: skip `ESC [ ... final` or a single char after ESC.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-            continue;
-        }
+    for c in strip_escapes(s).chars() {
         let c = match c {
             '|' => '/',
             c if c.is_whitespace() || c.is_control() => ' ',
@@ -40,6 +25,32 @@ pub fn one_line(s: &str, max: usize) -> String {
     }
     // ARGO turns a literal `\n` into a newline: break the sequence up.
     out.trim_end().replace("\\n", "\\ n")
+}
+
+/// Remove ANSI escapes: `ESC [ ... final` sequences and `ESC x` pairs.
+pub fn strip_escapes(s: &str) -> String {
+    if !s.contains('\u{1b}') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
 }
 
 /// Multi-line text made safe line by line.

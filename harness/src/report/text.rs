@@ -6,21 +6,7 @@
 /// (it would end a CDATA section). Newlines and tabs are kept.
 pub fn xml_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-            continue;
-        }
+    for c in probes::text::strip_escapes(s).chars() {
         let allowed = matches!(c, '\t' | '\n' | '\r')
             || ('\u{20}'..='\u{D7FF}').contains(&c)
             || ('\u{E000}'..='\u{FFFD}').contains(&c)
