@@ -282,10 +282,16 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     f.write_all(content.as_bytes())
 }
 
-fn clouds_yaml_auth(path: &Path, cloud: &str) -> Result<serde_yaml::Mapping, String> {
+fn clouds_yaml_auth(path: &Path, cloud: &str) -> Result<serde_norway::Mapping, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The parser's message may quote the offending value (a secret): say where only.
+    let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("{}: not valid YAML{at}", path.display())
+    })?;
     doc.get("clouds")
         .and_then(|c| c.get(cloud))
         .and_then(|c| c.get("auth"))
