@@ -64,8 +64,10 @@ impl Demo {
         let seed = state::new_id();
         let cloud = Arc::new(Cloud {
             base,
-            access_token: format!("demo-access-{}", seed.replace('-', "")),
-            client_secret: format!("demo-client-{}", &state::new_id()[..8]),
+            // Secrets are scrubbed by any 8-byte window: no words shared
+            // with flag names ("-access-" would hide "--access-token").
+            access_token: format!("demoAT{}", seed.replace('-', "")),
+            client_secret: format!("demoCS{}", &state::new_id()[..8]),
             boot_delay: opts.boot_delay,
             faults: opts.faults,
             sites: (0..opts.sites.max(1))
