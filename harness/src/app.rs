@@ -112,7 +112,7 @@ pub struct DemoArgs {
     /// Time a new VM stays in BUILD
     #[arg(long, default_value = "1s", value_parser = probes::cli::parse_duration)]
     pub boot_delay: Duration,
-    /// Switch a fault on (repeatable): slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token
+    /// Switch a fault on (repeatable): slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token, stale-accounting
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,
     /// Boot time under the slow-boot fault

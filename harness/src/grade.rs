@@ -184,14 +184,17 @@ pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
                 continue;
             };
             let found = matching(&sel, run, &own);
-            if found.is_empty() {
-                checks.push(not_reached(&sel, run));
-            }
+            let rest = if found.is_empty() || stopped_outside(&sel, run) {
+                Some(not_reached(&sel, run))
+            } else {
+                None
+            };
             for cg in found {
                 if seen.insert((cg.probe.clone(), cg.check.clone())) {
                     checks.push(cg);
                 }
             }
+            checks.extend(rest);
         }
         for cg in &mut checks {
             let probe = cg.probe.clone();
@@ -297,6 +300,21 @@ fn matching(sel: &Selector, run: &SiteRun, own: &[CheckGrade]) -> Vec<CheckGrade
         }
     }
     out
+}
+
+/// A wildcard whose probe failed on a step outside it (a login after the
+/// checks that need none): the wildcard's later checks were never reached.
+fn stopped_outside(sel: &Selector, run: &SiteRun) -> bool {
+    if !sel.pattern.ends_with('*') || sel.probe == HARNESS_PROBE {
+        return false;
+    }
+    run.probes.iter().filter(|p| p.probe == sel.probe).any(|p| {
+        let r = &p.result;
+        matches!(r.status, Status::Critical | Status::Unknown)
+            && r.steps
+                .last()
+                .is_some_and(|s| s.status == r.status && !sel.matches(&p.probe, &s.check))
+    })
 }
 
 /// A selector nothing matched: say why, with the probe's own words.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use probes::model::Status;
-use tokio::sync::{watch, Semaphore};
+use probes::model::{ProbeResult, Status};
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::catalog::{self, Cancel};
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
@@ -52,6 +52,58 @@ enum Job {
     External(ExternalPlan),
 }
 
+/// The probe whose server check_usage then looks up, and the one that does.
+const VM_PROBE: &str = "check_vm_lifecycle";
+const USAGE_PROBE: &str = "check_usage";
+const SERVER_ID_FLAG: &str = "server-id";
+
+/// Where in a site's probes the VM -> usage chain applies: (vm, usage)
+/// indexes, when both run, check_usage takes `--server-id`, reads the API
+/// and was not given a server already.
+pub fn chain_of(probes: &[Vec<String>]) -> Option<(usize, usize)> {
+    let at = |name: &str| {
+        probes
+            .iter()
+            .position(|a| a.first().is_some_and(|n| n == name))
+    };
+    let (vm, usage) = (at(VM_PROBE)?, at(USAGE_PROBE)?);
+    let accepts =
+        catalog::find(USAGE_PROBE).is_some_and(|e| (e.flags)().iter().any(|f| f == SERVER_ID_FLAG));
+    let argv = &probes[usage];
+    let has = |flag: &str| {
+        argv.iter()
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+    };
+    let usable = accepts && has("--endpoint") && !has("--no-api") && !has("--server-id");
+    usable.then_some((vm, usage))
+}
+
+/// The server the VM probe created and saw ACTIVE, if any: a server that
+/// never ran has no usage to compare.
+pub fn created_server(r: &ProbeResult) -> Option<String> {
+    let active = probes::checks::vm_lifecycle::ACTIVE.id;
+    let ran = r
+        .steps
+        .iter()
+        .any(|s| s.check == active && matches!(s.status, Status::Ok | Status::Warning));
+    if !ran {
+        return None;
+    }
+    r.resources
+        .iter()
+        .find(|x| x.kind == "server")
+        .map(|x| x.id.clone())
+}
+
+/// How a job hooks into the VM -> usage chain.
+enum Link {
+    None,
+    /// The VM probe: report its server when done.
+    Tell(oneshot::Sender<Option<String>>),
+    /// check_usage: wait for the VM probe, then ask for its server.
+    Wait(oneshot::Receiver<Option<String>>),
+}
+
 enum Done {
     Probe(ProbeRun),
     External(ExternalRun),
@@ -76,14 +128,41 @@ pub async fn run_all(
             .map(Job::Probe)
             .chain(plan.externals.iter().cloned().map(Job::External));
         progress.site(&plan.site, plan.probes.len() + plan.externals.len());
+        let chain = chain_of(&plan.probes);
+        let (mut tell, mut wait) = match chain {
+            Some(_) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         for (ji, job) in jobs.enumerate() {
             let (global, site_sem) = (global.clone(), site_sem.clone());
             let (progress, stop) = (progress.clone(), stop.clone());
             let site = plan.site.clone();
+            let link = match chain {
+                Some((vm, _)) if vm == ji => tell.take().map_or(Link::None, Link::Tell),
+                Some((_, usage)) if usage == ji => wait.take().map_or(Link::None, Link::Wait),
+                _ => Link::None,
+            };
             handles.push(tokio::spawn(async move {
+                let mut job = job;
+                // Wait before taking a slot: the VM probe may need it.
+                let link = match (link, &mut job) {
+                    (Link::Wait(rx), Job::Probe(argv)) => {
+                        if let Ok(Some(id)) = rx.await {
+                            argv.extend([format!("--{SERVER_ID_FLAG}"), id]);
+                        }
+                        Link::None
+                    }
+                    (l, _) => l,
+                };
                 let _s = site_sem.acquire_owned().await;
                 let _g = global.acquire_owned().await;
                 let done = run_job(&site, job, limits, &progress, stop).await;
+                if let (Link::Tell(tx), Done::Probe(p)) = (link, &done) {
+                    let _ = tx.send(created_server(&p.result));
+                }
                 (si, ji, done)
             }));
         }
@@ -298,6 +377,65 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn chains_vm_and_usage_only_when_usage_can_take_the_server() {
+        let vm = argv(&["check_vm_lifecycle", "--endpoint", "k"]);
+        let usage = argv(&["check_usage", "--endpoint", "k"]);
+        let glue = argv(&["check_glue"]);
+        let plan = vec![glue.clone(), usage.clone(), vm.clone()];
+        assert_eq!(chain_of(&plan), Some((2, 1)));
+        assert_eq!(chain_of(&[glue.clone(), usage.clone()]), None);
+        assert_eq!(chain_of(&[vm.clone(), glue]), None);
+        // Without the API part there is nothing to look the server up in.
+        let apel_only = argv(&["check_usage", "--apel-dir", "d"]);
+        assert_eq!(chain_of(&[vm.clone(), apel_only]), None);
+        let no_api = argv(&["check_usage", "--endpoint", "k", "--no-api"]);
+        assert_eq!(chain_of(&[vm.clone(), no_api]), None);
+        let given = argv(&["check_usage", "--endpoint=k", "--server-id=x"]);
+        assert_eq!(chain_of(&[vm, given]), None);
+    }
+
+    fn vm_result(active: Status, kinds: &[&str]) -> ProbeResult {
+        let mut r = catalog::unknown_result("check_vm_lifecycle", "VM_LIFECYCLE", String::new());
+        let c = probes::checks::vm_lifecycle::ACTIVE;
+        r.steps.push(probes::model::Step {
+            check: c.id.into(),
+            requirement: c.requirement.into(),
+            name: c.name.into(),
+            status: active,
+            message: String::new(),
+            duration: Duration::ZERO,
+        });
+        for (i, k) in kinds.iter().enumerate() {
+            r.resources.push(probes::model::Resource {
+                kind: k.to_string(),
+                id: format!("{k}-{i}"),
+                name: None,
+                cleanup: probes::model::Cleanup::Deleted,
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn the_server_is_passed_only_when_it_went_active() {
+        let r = vm_result(Status::Ok, &["server request", "server"]);
+        assert_eq!(created_server(&r).as_deref(), Some("server-1"));
+        assert_eq!(
+            created_server(&vm_result(Status::Ok, &["server request"])),
+            None
+        );
+        // A server that went to ERROR never ran: no usage to compare.
+        assert_eq!(
+            created_server(&vm_result(Status::Critical, &["server"])),
+            None
+        );
+    }
 
     #[test]
     fn finds_probe_timeout() {

@@ -564,3 +564,88 @@ async fn the_demo_lifecycles_match_the_real_services() {
         missing.join("\n")
     );
 }
+
+/// The harness chains check_usage after check_vm_lifecycle on a real Nova:
+/// the server the VM probe created and deleted is in the real usage with
+/// its flavor's sizes.
+#[tokio::test]
+async fn fedprobe_run_finds_the_vm_probes_server_in_the_real_usage() {
+    const NAME: &str = "fedprobe_run_finds_the_vm_probes_server_in_the_real_usage";
+    let p = peers_or_skip!(NAME);
+    let c = client(&p);
+    let Some(at) = access_token(&c, &p).await else {
+        eprintln!("SKIP {NAME}: OIDC provider gave no token");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("site.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"site = "PEERS"
+vos = ["{ops}"]
+skip = ["check_token_auth", "check_image_upload", "check_glue"]
+[endpoints]
+keystone = "{k}"
+[credentials.access_token]
+env = "FEDPROBE_TEST_PEERS_TOKEN"
+[defaults]
+ca-cert = "{ca}"
+identity-provider = "{idp}"
+region = "{region}"
+[probe.check_vm_lifecycle]
+appdb-image = "{image}"
+"#,
+            ops = p["OPS_PROJECT_NAME"],
+            k = p["KEYSTONE_URL"],
+            ca = p["CA_CERT"],
+            idp = p["IDP"],
+            region = p["REGION"],
+            image = p["IMAGE_APPDB_ID"],
+        ),
+    )
+    .unwrap();
+    let reports = dir.path().join("r");
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args(["run", "--quiet", "--format", "json"])
+        .arg("--site")
+        .arg(&profile)
+        .arg("--report-dir")
+        .arg(&reports)
+        .env("FEDPROBE_TEST_PEERS_TOKEN", &at)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some());
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(reports.join("fedprobe.json")).unwrap())
+            .unwrap();
+    let probes = v["sites"][0]["run"]["probes"].as_array().unwrap();
+    let find = |name: &str| probes.iter().find(|x| x["probe"] == name).unwrap();
+    let vm = find("check_vm_lifecycle");
+    assert_eq!(vm["result"]["status"], "OK", "{}", vm["result"]);
+    let server = vm["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "server")
+        .expect("the VM probe created a server");
+    assert_eq!(server["cleanup"], "deleted");
+    let id = server["id"].as_str().unwrap();
+    let usage = find("check_usage");
+    let argv = usage["argv"].as_array().unwrap();
+    let at_flag = argv
+        .iter()
+        .position(|a| a == "--server-id")
+        .expect("--server-id passed");
+    assert_eq!(argv[at_flag + 1], id);
+    let step = usage["result"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["check"] == "USAGE-02")
+        .unwrap_or_else(|| panic!("USAGE-02 ran: {}", usage["result"]));
+    assert_eq!(step["status"], "OK", "{step}");
+    let msg = step["message"].as_str().unwrap();
+    assert!(msg.contains(id) && msg.contains("= flavor"), "{msg}");
+    eprintln!("real chain: {msg}");
+}

@@ -3,6 +3,7 @@
 //! fixture for the demo and the scale benchmark, not a substitute for the
 //! real services in tests.
 
+mod accounting;
 mod glance;
 mod infosys;
 mod keystone;
@@ -63,8 +64,10 @@ impl Demo {
         let seed = state::new_id();
         let cloud = Arc::new(Cloud {
             base,
-            access_token: format!("demo-access-{}", seed.replace('-', "")),
-            client_secret: format!("demo-client-{}", &state::new_id()[..8]),
+            // Secrets are scrubbed by any 8-byte window: no words shared
+            // with flag names ("-access-" would hide "--access-token").
+            access_token: format!("demoAT{}", seed.replace('-', "")),
+            client_secret: format!("demoCS{}", &state::new_id()[..8]),
             boot_delay: opts.boot_delay,
             faults: opts.faults,
             sites: (0..opts.sites.max(1))
@@ -82,6 +85,13 @@ impl Demo {
         crate::profile::write_private(&token_file, &cloud.access_token)?;
         let client_secret_file = dir.path().join("client-secret");
         crate::profile::write_private(&client_secret_file, &cloud.client_secret)?;
+        // What cASO left in each site's spool at its last run.
+        let last = accounting::last_update(&cloud);
+        for (i, site) in cloud.sites.iter().enumerate() {
+            if let Ok(site) = site.lock() {
+                accounting::write_spool(&accounting::spool_dir(dir.path(), i), &site, last)?;
+            }
+        }
         let (shutdown, rx) = watch::channel(false);
         let c = cloud.clone();
         tokio::spawn(async move {
@@ -132,6 +142,11 @@ impl Demo {
         self.dir.path()
     }
 
+    /// Site `i`'s APEL spool (cASO's dirq layout).
+    pub fn apel_dir(&self, i: usize) -> PathBuf {
+        accounting::spool_dir(self.dir.path(), i)
+    }
+
     /// A site profile for virtual site `i`, as a user would write it.
     pub fn profile_text(&self, i: usize, probe_timeout: Option<&str>) -> String {
         let b = self.base();
@@ -162,11 +177,16 @@ site = "{name}"
 
 [probe.check_vm_lifecycle]
 registry-image = "egi.ubuntu.22.04"
+
+[probe.check_usage]
+apel-dir = "{apel}"
+last-update-url = "{b}/s{i}/accounting/last-update"
 "#,
             name = site_name(i),
             guideline = crate::guideline::DEFAULT_ID,
             keystone = self.keystone(i),
             token = self.token_file.display(),
+            apel = self.apel_dir(i).display(),
             idp = server::IDP,
         )
     }

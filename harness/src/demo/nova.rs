@@ -33,7 +33,12 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
         _ => ("active", Value::Null),
     };
     let launched = if status == "ACTIVE" || s.deleted.is_some() {
-        Value::from(iso(s.created_at + s.boot).trim_end_matches('Z').to_string() + ".000000")
+        Value::from(
+            iso_secs(rounded(s.created_at + s.boot))
+                .trim_end_matches('Z')
+                .to_string()
+                + ".000000",
+        )
     } else {
         Value::Null
     };
@@ -59,7 +64,7 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
         "accessIPv4": "", "accessIPv6": "", "progress": if status == "ACTIVE" { 100 } else { 0 },
         "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": if status == "ACTIVE" { 1 } else { 0 },
         "OS-SRV-USG:launched_at": launched,
-        "OS-SRV-USG:terminated_at": s.deleted.map(|(_, t)| iso(t)),
+        "OS-SRV-USG:terminated_at": s.deleted.map(|(_, t)| iso_secs(rounded(t))),
         "OS-EXT-AZ:availability_zone": "nova", "OS-DCF:diskConfig": "MANUAL",
         "key_name": null, "security_groups": [{"name": "default"}], "locked": false,
         "links": [{"rel": "self", "href": format!("{base}/servers/{}", s.id)}],
@@ -312,6 +317,17 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
     with_header(resp, "location", &href)
 }
 
+/// MariaDB DATETIME: a time stored to the nearest second.
+fn rounded(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64().round() as i64)
+        .unwrap_or(0)
+}
+
+/// os-simple-tenant-usage as Nova computes it: `end` capped at now; a server
+/// counts from launched_at and, once deleted, lists as terminated with
+/// ended_at (its flavor's sizes throughout). launched_at is stored rounded,
+/// so a server launched under a second ago can be missing, as on real sites.
 fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
     let wall_now = secs_of(SystemTime::now());
     let start = r
@@ -323,7 +339,8 @@ fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
         .query
         .get("end")
         .and_then(|s| parse_iso(s))
-        .unwrap_or(wall_now);
+        .unwrap_or(wall_now)
+        .min(wall_now);
     let mut rows = Vec::new();
     let (mut hours_t, mut vcpu_t, mut mem_t, mut disk_t) = (0.0, 0.0, 0.0, 0.0);
     for s in site
@@ -331,11 +348,18 @@ fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
         .iter()
         .filter_map(|id| site.servers.get(id))
     {
-        let began = secs_of(s.created_at);
-        let ended = s.deleted.map(|(_, t)| secs_of(t));
-        if began > end || ended.is_some_and(|e| e < start) {
+        let status = s.status(now);
+        let launched =
+            (!matches!(status, "BUILD" | "ERROR")).then(|| rounded(s.created_at + s.boot));
+        // terminated_at is set when the deletion completes (vm_state deleted).
+        let ended = s
+            .deleted
+            .filter(|_| status == "DELETED")
+            .map(|(_, t)| rounded(t));
+        if launched.is_some_and(|l| l > end) || ended.is_some_and(|e| e < start) {
             continue;
         }
+        let began = launched.unwrap_or_else(|| secs_of(s.created_at));
         let from = began.max(start) as f64;
         let to = ended.unwrap_or(wall_now).min(end) as f64;
         let hours = ((to - from).max(0.0) + 0.5) / 3600.0;
@@ -347,7 +371,7 @@ fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
         vcpu_t += hours * f.2 as f64;
         mem_t += hours * f.3 as f64;
         disk_t += hours * f.4 as f64;
-        let state = match s.status(now) {
+        let state = match status {
             "DELETED" => "terminated",
             "ERROR" => "error",
             "BUILD" => "building",

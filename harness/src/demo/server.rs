@@ -1,5 +1,6 @@
 //! The demo cloud's HTTP API: the subset of Keystone (OIDC federation),
-//! Nova, Neutron, Glance v2, Cinder, GLUE JSON and the IS API the probes
+//! Nova, Neutron, Glance v2, Cinder, GLUE JSON, the IS API and the accounting
+//! last update the probes
 //! use, in the shapes the real services answer with. Virtual site N lives
 //! under `/sN/...`; the OIDC provider under `/oidc`, the IS API under `/is`.
 
@@ -14,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::state::{Faults, Site};
-use super::{glance, infosys, keystone, nova};
+use super::{accounting, glance, infosys, keystone, nova};
 
 pub type Resp = Response<Full<Bytes>>;
 
@@ -244,6 +245,7 @@ async fn route(c: &Cloud, r: Req) -> Resp {
                 "image" => glance::glance(c, i, &r, rest).await,
                 "volume" => nova::cinder(c, i, &r, rest),
                 "glue.json" => infosys::glue(c, i),
+                "accounting" => accounting::last_update_endpoint(c, i, rest),
                 _ => not_found(),
             }
         }

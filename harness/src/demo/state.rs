@@ -25,9 +25,11 @@ pub struct Faults {
     pub hang: bool,
     /// Keystone rejects the federated token exchange (401).
     pub bad_token: bool,
+    /// The site's accounting was last updated 40 days ago (spool and portal).
+    pub stale_accounting: bool,
 }
 
-pub const FAULT_NAMES: [&str; 7] = [
+pub const FAULT_NAMES: [&str; 8] = [
     "slow-boot",
     "error-state",
     "wrong-checksum",
@@ -35,6 +37,7 @@ pub const FAULT_NAMES: [&str; 7] = [
     "5xx",
     "hang",
     "bad-token",
+    "stale-accounting",
 ];
 
 impl Faults {
@@ -47,6 +50,7 @@ impl Faults {
             "5xx" => self.http_5xx = true,
             "hang" => self.hang = true,
             "bad-token" => self.bad_token = true,
+            "stale-accounting" => self.stale_accounting = true,
             other => {
                 return Err(format!(
                     "unknown fault {other:?}; known: {}",

@@ -181,11 +181,54 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
         .await?;
     let mut summary = format!("{} server(s) in usage", usages.len());
     if let Some(id) = &args.server_id {
+        let usages = until_listed(ctx, session, &nova, usages, id, (start, end), args).await;
         check_server(ctx, session, &nova, &usages, id).await?;
         summary.push_str(&format!(", server {id} accounted"));
     }
     summary.push_str(&volumes(ctx, session).await?);
     Ok(summary)
+}
+
+/// Times a missing `--server-id` is asked for again, and the pause between.
+const RELIST: u32 = 3;
+const RELIST_PAUSE: Duration = Duration::from_millis(700);
+
+/// The usage once it lists `id`, or as last read. Nova caps `end` at now
+/// and MariaDB rounds launched_at to the second: a server launched under a
+/// second ago can be missing, so a fresh one gets a few more reads.
+async fn until_listed(
+    ctx: &Ctx,
+    session: &Session,
+    nova: &Url,
+    mut usages: Vec<api::ServerUsage>,
+    id: &str,
+    (start, end): (i64, i64),
+    args: &Args,
+) -> Vec<api::ServerUsage> {
+    for _ in 0..RELIST {
+        if usages.iter().any(|u| u.instance_id == id) {
+            break;
+        }
+        tokio::time::sleep(RELIST_PAUSE).await;
+        let again = api::tenant_usage(
+            &ctx.http,
+            nova,
+            &session.token,
+            &session.project_id,
+            start,
+            end,
+            args.page_size,
+        )
+        .await;
+        match again {
+            Ok((u, _)) => {
+                ctx.detail(format!("server {id} missing from usage; read it again"));
+                usages = u;
+            }
+            Err(_) => break,
+        }
+    }
+    usages
 }
 
 /// A 403 on the project's own usage is a site policy problem: CRITICAL,
@@ -240,11 +283,14 @@ pub async fn check_server(
             ));
         }
         match flavor {
-            Some(f) => Ok(Done::ok((), format!("{sizes} = flavor {}", f.name))),
+            Some(f) => Ok(Done::ok(
+                (),
+                format!("server {server_id}: {sizes} = flavor {}", f.name),
+            )),
             None => Ok(Done::warn(
                 (),
                 format!(
-                    "{sizes}; flavor {:?} not listed, sizes not compared",
+                    "server {server_id}: {sizes}; flavor {:?} not listed, sizes not compared",
                     u.flavor.as_deref().unwrap_or("")
                 ),
             )),
