@@ -13,7 +13,7 @@ OUT=ci/bench-harness.out
 REPORTS=$(mktemp -d)
 trap 'rm -rf "$REPORTS"' EXIT
 
-cargo build --release -p fedprobe >&2
+cargo build --release -q -p fedprobe >&2
 BIN=target/release/fedprobe
 TIMEFILE=$(mktemp)
 start=$(date +%s.%N)

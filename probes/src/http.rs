@@ -20,15 +20,31 @@ pub const USER_AGENT: &str = concat!("fedprobe/", env!("CARGO_PKG_VERSION"));
 /// Largest body we read; larger answers are an error, not an OOM.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsOptions {
     pub ca_certs: Vec<PathBuf>,
     pub ca_path: Option<PathBuf>,
     pub insecure: bool,
 }
 
-/// Build the client. Errors are the monitor's (a bad CA file): UNKNOWN.
+/// The client for `tls`, built once per process and shared: a harness runs
+/// thousands of probes, and each client holds a root store and a pool.
+/// Errors are the monitor's (a bad CA file): UNKNOWN.
 pub fn build_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CLIENTS: Mutex<Option<HashMap<TlsOptions, reqwest::Client>>> = Mutex::new(None);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
+    let map = clients.get_or_insert_with(HashMap::new);
+    if let Some(c) = map.get(tls) {
+        return Ok(c.clone());
+    }
+    let client = new_client(tls)?;
+    map.insert(tls.clone(), client.clone());
+    Ok(client)
+}
+
+fn new_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
     let config = tls_config(tls)?;
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
