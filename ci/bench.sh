@@ -36,7 +36,7 @@ STUB_PID=""
 cleanup() { [ -n "$STUB_PID" ] && kill "$STUB_PID" 2>/dev/null; rm -rf "$TOKDIR"; }
 trap cleanup EXIT
 printf 'bench-monitor-access-token-0123456789' > "$TOKDIR/token"
-python3 ci/bench/keystone_stub.py "$TOKDIR/port" &
+python3 ci/bench/keystone_stub.py "$TOKDIR/port" "$TOKDIR/token" &
 STUB_PID=$!
 for _ in $(seq 50); do [ -s "$TOKDIR/port" ] && break; sleep 0.1; done
 PORT=$(cat "$TOKDIR/port")
