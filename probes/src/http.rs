@@ -27,25 +27,30 @@ pub struct TlsOptions {
     pub insecure: bool,
 }
 
-/// The client for `tls`, built once per process and shared: a harness runs
-/// thousands of probes, and each client holds a root store and a pool.
-/// Errors are the monitor's (a bad CA file): UNKNOWN.
+/// Build a client for `tls`. The TLS configuration (root store, verifier) is
+/// built once per process and shared: a harness runs thousands of probes.
+/// Clients are not shared: their pooled connections belong to the runtime
+/// that opened them. Errors are the monitor's (a bad CA file): UNKNOWN.
 pub fn build_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
     use std::collections::HashMap;
     use std::sync::Mutex;
-    static CLIENTS: Mutex<Option<HashMap<TlsOptions, reqwest::Client>>> = Mutex::new(None);
-    let mut clients = CLIENTS.lock().unwrap_or_else(|p| p.into_inner());
-    let map = clients.get_or_insert_with(HashMap::new);
-    if let Some(c) = map.get(tls) {
-        return Ok(c.clone());
-    }
-    let client = new_client(tls)?;
-    map.insert(tls.clone(), client.clone());
-    Ok(client)
+    static CONFIGS: Mutex<Option<HashMap<TlsOptions, rustls::ClientConfig>>> = Mutex::new(None);
+    let config = {
+        let mut configs = CONFIGS.lock().unwrap_or_else(|p| p.into_inner());
+        let map = configs.get_or_insert_with(HashMap::new);
+        match map.get(tls) {
+            Some(c) => c.clone(),
+            None => {
+                let c = tls_config(tls)?;
+                map.insert(tls.clone(), c.clone());
+                c
+            }
+        }
+    };
+    new_client(config)
 }
 
-fn new_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
-    let config = tls_config(tls)?;
+fn new_client(config: rustls::ClientConfig) -> Result<reqwest::Client, Fail> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .use_preconfigured_tls(config)

@@ -799,3 +799,51 @@ async fn hanging_keystone_ends_at_the_deadline_naming_the_stage() {
     let r = f.run(&["-t", "3", "--timeout-status", "critical"]).await;
     expect(&r, CRITICAL, &["AUTH-03"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_login_conflict_is_asked_again_once() {
+    // Keystone's shadow-user race on concurrent first logins: 409 once, then 201.
+    let f = fixture(Site::default()).await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth",
+        ))
+        .respond_with(keystone_error(
+            409,
+            "Conflict occurred attempting to store federated_user",
+        ))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let r = f.run(&["--protocol", "openid"]).await;
+    expect(&r, OK, &["[OK] AUTH-02", "openid: unscoped token"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lasting_conflict_is_critical() {
+    let f = fixture(Site::default()).await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth",
+        ))
+        .respond_with(keystone_error(
+            409,
+            "Conflict occurred attempting to store federated_user",
+        ))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let r = f.run(&["--protocol", "openid"]).await;
+    expect(&r, CRITICAL, &["AUTH-02", "HTTP 409 Conflict"]);
+    let posts = f
+        .server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|q| q.url.path().ends_with("/protocols/openid/auth"))
+        .count();
+    // The login and its one retry; the run stops there.
+    assert_eq!(posts, 2, "exchange requests");
+}

@@ -61,12 +61,21 @@ pub async fn exchange_oidc(
     access_token: &Secret,
 ) -> Result<Secret, Fail> {
     let url = federation_auth_url(keystone, idp, protocol)?;
-    let req = http
-        .request(Method::POST, url)
-        .bearer_auth(access_token.expose())
-        .header("Accept", "application/json");
-    let reply = http.send(req).await?.success()?;
-    subject_token(&reply)
+    let request = || {
+        http.request(Method::POST, url.clone())
+            .bearer_auth(access_token.expose())
+            .header("Accept", "application/json")
+    };
+    let mut reply = http.send(request()).await?;
+    // Keystone creates the federated (shadow) user on first login; two first
+    // logins at once race and one gets 409. Ask once more; a lasting 409 fails.
+    if reply.status == reqwest::StatusCode::CONFLICT {
+        http.deadline()
+            .sleep(std::time::Duration::from_millis(300))
+            .await;
+        reply = http.send(request()).await?;
+    }
+    subject_token(&reply.success()?)
 }
 
 #[derive(Clone, Debug, serde::Deserialize)]
