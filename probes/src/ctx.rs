@@ -233,6 +233,11 @@ impl Ctx {
         }
     }
 
+    /// `-w`/`-c` applied to the probe's main measurement.
+    pub fn threshold_status(&self, value: f64) -> Status {
+        crate::nagios::verdict(value, self.warning, self.critical)
+    }
+
     /// Record a check that needs no waiting (a verdict on data already fetched).
     pub fn note(&self, check: CheckId, status: Status, message: impl Into<String>) {
         self.rec

@@ -360,13 +360,7 @@ async fn wait_active<S: ImageStore>(
                     t0.elapsed().as_secs_f64()
                 );
                 let secs = t0.elapsed().as_secs_f64();
-                let status = if ctx.critical.is_some_and(|r| r.alerts(secs)) {
-                    Status::Critical
-                } else if ctx.warning.is_some_and(|r| r.alerts(secs)) {
-                    Status::Warning
-                } else {
-                    Status::Ok
-                };
+                let status = ctx.threshold_status(secs);
                 return Ok(Done::with(status, img, msg));
             }
             "killed" => {

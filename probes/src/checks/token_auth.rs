@@ -182,13 +182,7 @@ fn refresh_lifetime(src: &SecretSource, warn_days: u32, crit_days: u32) -> Resul
 fn login_time(ctx: &Ctx, s: &Session) {
     let secs = (s.login_time.as_secs_f64() * 1000.0).round() / 1000.0;
     ctx.perf(Perf::seconds("login", s.login_time).thresholds(ctx.warning, ctx.critical));
-    let status = if ctx.critical.is_some_and(|r| r.alerts(secs)) {
-        Status::Critical
-    } else if ctx.warning.is_some_and(|r| r.alerts(secs)) {
-        Status::Warning
-    } else {
-        Status::Ok
-    };
+    let status = ctx.threshold_status(secs);
     let limits = match (ctx.warning, ctx.critical) {
         (None, None) => String::new(),
         (w, c) => format!(

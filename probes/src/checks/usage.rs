@@ -487,13 +487,7 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
             }
             // Minutes of clock skew must not read as "outside 0..7 days".
             let age_days = raw.max(0.0);
-            let status = if crit.alerts(age_days) {
-                Status::Critical
-            } else if warn.alerts(age_days) {
-                Status::Warning
-            } else {
-                Status::Ok
-            };
+            let status = crate::nagios::verdict(age_days, Some(warn), Some(crit));
             ctx.perf(
                 Perf::new("age_days", (age_days * 1000.0).round() / 1000.0, Uom::None)
                     .thresholds(Some(warn), Some(crit)),

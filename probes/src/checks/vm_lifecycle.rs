@@ -493,7 +493,7 @@ async fn wait_active<C: Compute>(
                     t_create.elapsed().as_secs_f64()
                 );
                 let secs = t_create.elapsed().as_secs_f64();
-                let status = threshold_status(ctx, secs);
+                let status = ctx.threshold_status(secs);
                 return Ok(Done::with(status, (s, polls), msg));
             }
             "ERROR" => {
@@ -511,17 +511,6 @@ async fn wait_active<C: Compute>(
                 };
             }
         }
-    }
-}
-
-/// `-c`/`-w` applied to the create-to-ACTIVE time.
-fn threshold_status(ctx: &Ctx, secs: f64) -> Status {
-    if ctx.critical.is_some_and(|r| r.alerts(secs)) {
-        Status::Critical
-    } else if ctx.warning.is_some_and(|r| r.alerts(secs)) {
-        Status::Warning
-    } else {
-        Status::Ok
     }
 }
 

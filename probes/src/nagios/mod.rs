@@ -10,7 +10,7 @@ use crate::secret;
 use crate::text;
 
 pub use perf::{Perf, Uom};
-pub use range::Range;
+pub use range::{verdict, Range};
 
 /// ARGO and most consumers cut plugin output at 16 KB.
 pub const MAX_OUTPUT: usize = 16 * 1024;

@@ -32,6 +32,19 @@ impl Range {
     }
 }
 
+/// The status of `value` against warning and critical ranges (the Monitoring
+/// Plugins' `get_status`): CRITICAL if `crit` alerts, else WARNING if `warn` does.
+pub fn verdict(value: f64, warn: Option<Range>, crit: Option<Range>) -> crate::model::Status {
+    use crate::model::Status;
+    if crit.is_some_and(|r| r.alerts(value)) {
+        Status::Critical
+    } else if warn.is_some_and(|r| r.alerts(value)) {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
 impl FromStr for Range {
     type Err = String;
 
@@ -168,6 +181,17 @@ mod tests {
         for bad in ["", "abc", "20:10", "1e3", "@", "10:x", "inf", "NaN"] {
             assert!(bad.parse::<Range>().is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn verdict_critical_wins() {
+        use crate::model::Status;
+        let (w, c) = (Some(r("10")), Some(r("20")));
+        assert_eq!(verdict(5.0, w, c), Status::Ok);
+        assert_eq!(verdict(15.0, w, c), Status::Warning);
+        assert_eq!(verdict(25.0, w, c), Status::Critical);
+        assert_eq!(verdict(25.0, None, None), Status::Ok);
+        assert_eq!(verdict(25.0, None, c), Status::Critical);
     }
 
     #[test]
