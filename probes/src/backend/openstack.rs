@@ -140,13 +140,19 @@ fn choose(matches: Vec<Image>, what: &str, scanned: usize) -> Result<ImageRef, F
     }
 }
 
-impl Compute for OpenStack {
-    fn rebind(&self, http: Http) -> Self {
-        // Keep our own client (it may trust the cloud's CA); take the deadline.
+impl OpenStack {
+    /// Keep our own client (it may trust the cloud's CA); take `http`'s deadline.
+    fn with_deadline_of(&self, http: &Http) -> Self {
         OpenStack {
             http: self.http.with_deadline(http.deadline()),
             ..self.clone()
         }
+    }
+}
+
+impl Compute for OpenStack {
+    fn rebind(&self, http: Http) -> Self {
+        self.with_deadline_of(&http)
     }
 
     fn describe(&self) -> String {
@@ -337,11 +343,7 @@ fn transfer(t: glance::Transfer) -> Transfer {
 
 impl ImageStore for OpenStack {
     fn rebind(&self, http: Http) -> Self {
-        // Keep our own client (it may trust the cloud's CA); take the deadline.
-        OpenStack {
-            http: self.http.with_deadline(http.deadline()),
-            ..self.clone()
-        }
+        self.with_deadline_of(&http)
     }
 
     fn describe(&self) -> String {
