@@ -2,7 +2,7 @@
 //! check_token_auth prints, at -vvv or as JSON, whichever way it logged in,
 //! even when the site echoes the token back in an error page.
 
-mod token_auth_support;
+use crate::token_auth_support;
 
 use token_auth_support::*;
 use wiremock::matchers::{method, path};

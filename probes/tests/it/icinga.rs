@@ -8,7 +8,7 @@
 //! real peers up (ci/peers) a third service logs in at the real Keystone.
 //! FEDPROBE_TEST_DEBUG=1 prints every Graphite line received.
 
-mod foundation_support;
+use crate::foundation_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! in error bodies, headers and project names. Nothing of either may reach
 //! stdout or stderr at `-vvv` or in `--output json`: no 8-character run.
 
-mod foundation_support;
+use crate::foundation_support;
 
 use foundation_support::*;
 use probes::auth::{self, AuthArgs};

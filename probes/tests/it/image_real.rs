@@ -1,7 +1,7 @@
 //! check_image_upload end to end against the real peers: real OIDC token,
 //! Apache + mod_auth_openidc, Keystone and Glance over https.
 
-mod realpeers;
+use crate::realpeers;
 
 use realpeers::{assert_no_token, run_bin, Peers};
 

@@ -3,7 +3,7 @@
 //! binary and checks the exit status and that the output names the stage and
 //! what came back.
 
-mod token_auth_support;
+use crate::token_auth_support;
 
 use serde_json::json;
 use token_auth_support::*;

@@ -3,7 +3,7 @@
 //! HTTP-level faults hit the exchange (AUTH-02); JSON-body faults hit the
 //! project list (AUTH-03), after a good exchange.
 
-mod foundation_support;
+use crate::foundation_support;
 
 use foundation_support::*;
 use probes::auth::{self, AuthArgs};

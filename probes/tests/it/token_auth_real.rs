@@ -3,7 +3,7 @@
 //! (override: FEDPROBE_PEERS_ENV). Without them every test prints
 //! `SKIP <test>: <reason>` and returns.
 
-mod token_auth_support;
+use crate::token_auth_support;
 
 use std::collections::HashMap;
 use std::time::Instant;

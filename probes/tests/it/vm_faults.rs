@@ -1,7 +1,7 @@
 //! check_vm_lifecycle against a wiremock OpenStack: the faults a real Nova
 //! will not produce on demand, and the cleanup promises around them.
 
-mod fakecloud;
+use crate::fakecloud;
 
 use fakecloud::{run, FakeCloud};
 use probes::checks::vm_lifecycle::VmLifecycle;

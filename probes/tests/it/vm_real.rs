@@ -2,7 +2,7 @@
 //! Apache + mod_auth_openidc in front of Keystone, real Nova (fake virt
 //! driver), Glance and Neutron, all over https with the peers' CA.
 
-mod realpeers;
+use crate::realpeers;
 
 use std::time::Duration;
 

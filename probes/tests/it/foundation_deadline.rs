@@ -3,7 +3,7 @@
 //! probe past its deadline; a signal must still yield a valid Nagios line.
 //! Plus the runner's cleanup making a real HTTP DELETE after a cancel.
 
-mod foundation_support;
+use crate::foundation_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! check_image_upload against a wiremock Glance: wrong checksum, 403 on
 //! upload, killed images, import advertised or not, OVA layout.
 
-mod fakecloud;
+use crate::fakecloud;
 
 use fakecloud::{hex, run, FakeCloud};
 use md5::{Digest, Md5};

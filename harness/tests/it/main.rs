@@ -1,0 +1,9 @@
+//! All integration tests of this crate in one binary (as cargo-nextest organises
+//! its own): one build, one link, shared support modules.
+
+mod concurrency;
+mod demo;
+mod grading;
+mod profiles;
+mod real_peers;
+mod reports;

@@ -1,0 +1,28 @@
+//! All integration tests of this crate in one binary (as cargo-nextest organises
+//! its own): one build, one link, shared support modules.
+
+mod fakecloud;
+mod foundation_support;
+mod realpeers;
+mod token_auth_support;
+
+mod foundation_deadline;
+mod foundation_garbage;
+mod foundation_secrets;
+mod glue_corpus;
+mod glue_peers;
+mod glue_random;
+mod glue_sources;
+mod icinga;
+mod image_faults;
+mod image_real;
+mod token_auth_faults;
+mod token_auth_real;
+mod token_auth_secrets;
+mod usage_apel;
+mod usage_peers;
+mod usage_probe;
+mod usage_random;
+mod vm_backend_seam;
+mod vm_faults;
+mod vm_real;
