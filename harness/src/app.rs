@@ -9,13 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use probes::model::Status;
 use tokio::sync::watch;
 
-use crate::catalog;
 use crate::demo::{Demo, DemoOptions, Faults};
 use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
 use crate::profile::Profile;
 use crate::progress::Progress;
-use crate::report::Report;
-use crate::run::{self, ExternalPlan, Limits, SitePlan};
+use crate::report::{Format, Report};
+use crate::run::{self, ExternalPlan, Limits, ProbePlan, SitePlan};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,16 +44,6 @@ pub enum Command {
     Guideline,
     /// Start the embedded reference cloud, run the whole guideline, write reports
     Demo(DemoArgs),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Nagios,
-    Json,
-    Junit,
-    Openmetrics,
-    Markdown,
-    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -92,7 +81,7 @@ pub struct RunArgs {
     #[arg(long = "check", value_name = "COMMAND")]
     pub checks: Vec<String>,
     /// Timeout for --check commands that are external plugins
-    #[arg(long, default_value = "300s", value_parser = probes::cli::parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = probes::units::parse_duration)]
     pub check_timeout: Duration,
     /// Guideline id or file, overriding the profiles'
     #[arg(long)]
@@ -110,13 +99,13 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub sites: usize,
     /// Time a new VM stays in BUILD
-    #[arg(long, default_value = "1s", value_parser = probes::cli::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = probes::units::parse_duration)]
     pub boot_delay: Duration,
     /// Switch a fault on (repeatable): slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token, stale-accounting
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,
     /// Boot time under the slow-boot fault
-    #[arg(long, default_value = "300s", value_parser = probes::cli::parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = probes::units::parse_duration)]
     pub slow_boot: Duration,
     /// Deadline (-t) of every probe
     #[arg(long, default_value = "60s")]
@@ -199,18 +188,22 @@ pub fn plan_site(
         if name == crate::grade::HARNESS_PROBE || p.skip.contains(name) {
             continue;
         }
-        let Some(entry) = catalog::find(name) else {
+        let Some(entry) = probes::checks::find(name) else {
             return Err(format!("guideline {} names unknown probe {name}", g.id));
         };
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
-        let mut argv = p.argv(name, &(entry.flags)(), &creds, timeout.as_deref())?;
+        let flags = probes::checks::long_flags(entry);
+        let argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        let mut plan = ProbePlan::parse(argv);
         // Full trace by default: every HTTP call becomes evidence in the
         // self-certification report (secrets are never in it).
         let own = p.probe.get(name).is_some_and(|t| t.contains_key("verbose"));
-        if !own && !p.defaults.contains_key("verbose") {
-            argv.push("-vvv".into());
+        if let Ok(inv) = &mut plan.invocation {
+            if !own && !p.defaults.contains_key("verbose") {
+                inv.common_mut().verbose = 3;
+            }
         }
-        probes_argv.push(argv);
+        probes_argv.push(plan);
     }
     let externals = p
         .external
@@ -221,16 +214,16 @@ pub fn plan_site(
             timeout: e
                 .timeout
                 .as_deref()
-                .and_then(|t| probes::cli::parse_duration(t).ok())
+                .and_then(|t| probes::units::parse_duration(t).ok())
                 .unwrap_or(Duration::from_secs(300)),
         })
         .collect();
-    Ok(SitePlan {
-        site: p.site.clone(),
-        guideline: g.id.clone(),
-        probes: probes_argv,
+    Ok(SitePlan::new(
+        p.site.clone(),
+        g.id.clone(),
+        probes_argv,
         externals,
-    })
+    ))
 }
 
 /// Stop flag set on the first SIGINT/SIGTERM.
@@ -252,7 +245,7 @@ pub async fn execute(
     stop: watch::Receiver<bool>,
 ) -> Report {
     let t0 = Instant::now();
-    let started = catalog::now();
+    let started = probes::clock::now_unix();
     let limits = Limits {
         jobs: out.jobs,
         jobs_per_site: out.jobs_per_site,
@@ -261,18 +254,6 @@ pub async fn execute(
     let progress = Arc::new(Progress::auto(out.quiet));
     let runs = run::run_all(plans, limits, progress, stop).await;
     Report::build(guidelines, runs, started, t0.elapsed())
-}
-
-pub fn render(r: &Report, f: Format) -> String {
-    use crate::report::*;
-    match f {
-        Format::Nagios => nagios::render(r),
-        Format::Json => json::render(r),
-        Format::Junit => junit::render(r),
-        Format::Openmetrics => metrics::render(r),
-        Format::Markdown => markdown::render(r),
-        Format::Html => html::render(r),
-    }
 }
 
 fn emit(r: &Report, out: &Output) -> Result<(), String> {
@@ -291,7 +272,7 @@ fn emit(r: &Report, out: &Output) -> Result<(), String> {
             );
         }
     }
-    print!("{}", render(r, out.format));
+    print!("{}", r.output(out.format));
     Ok(())
 }
 
@@ -325,12 +306,13 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
         let mut probes_argv = Vec::new();
         let mut externals = Vec::new();
         for c in &a.checks {
-            let words = catalog::split_words(c)?;
+            let words =
+                shlex::split(c).ok_or_else(|| format!("--check {c:?}: unbalanced quotes"))?;
             let Some(first) = words.first() else {
                 return Err("empty --check".into());
             };
-            if catalog::find(first).is_some() {
-                probes_argv.push(words);
+            if probes::checks::find(first).is_some() {
+                probes_argv.push(ProbePlan::parse(words));
             } else {
                 let name = std::path::Path::new(first)
                     .file_name()
@@ -343,14 +325,14 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
                 });
             }
         }
-        let names: Vec<String> = probes_argv.iter().map(|v| v[0].clone()).collect();
+        let names: Vec<String> = probes_argv.iter().map(|p| p.name.clone()).collect();
         let g = adhoc_guideline(&names);
-        plans.push(SitePlan {
-            site: "command-line".into(),
-            guideline: g.id.clone(),
-            probes: probes_argv,
+        plans.push(SitePlan::new(
+            "command-line".into(),
+            g.id.clone(),
+            probes_argv,
             externals,
-        });
+        ));
         guidelines.insert(g.id.clone(), g);
     }
     // The profiles' guideline first, so reports are titled by it.
@@ -386,7 +368,7 @@ pub fn cmd_check_guideline(file: &str) -> Result<u8, String> {
             return Ok(2);
         }
     };
-    let problems = g.problems(&catalog::NAMES);
+    let problems = g.problems(&crate::guideline::known_probes());
     if problems.is_empty() {
         let req = g
             .capabilities
@@ -472,7 +454,7 @@ fn probe_opt(s: &str) -> Result<(String, String, String), String> {
     let (flag, value) = rest
         .split_once('=')
         .ok_or_else(|| format!("--probe-opt {s:?}: expected PROBE:FLAG=VALUE"))?;
-    if catalog::find(probe).is_none() {
+    if probes::checks::find(probe).is_none() {
         return Err(format!("--probe-opt {s:?}: unknown probe {probe}"));
     }
     Ok((
@@ -492,7 +474,7 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
         .iter()
         .map(|s| probe_opt(s))
         .collect::<Result<_, _>>()?;
-    probes::cli::parse_duration(&a.probe_timeout).map_err(|e| format!("--probe-timeout {e}"))?;
+    probes::units::parse_duration(&a.probe_timeout).map_err(|e| format!("--probe-timeout {e}"))?;
     let demo = Demo::start(DemoOptions {
         sites: a.sites,
         boot_delay: a.boot_delay,

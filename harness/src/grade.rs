@@ -16,7 +16,7 @@ pub const HARNESS_PROBE: &str = "fedprobe";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum Verdict {
     Pass,
     Warn,
     Fail,
@@ -24,26 +24,26 @@ pub enum Outcome {
     Skip,
 }
 
-impl Outcome {
-    pub fn from_status(s: Status) -> Outcome {
+impl Verdict {
+    pub fn from_status(s: Status) -> Verdict {
         match s {
-            Status::Ok => Outcome::Pass,
-            Status::Warning => Outcome::Warn,
-            Status::Critical => Outcome::Fail,
-            Status::Unknown => Outcome::Skip,
+            Status::Ok => Verdict::Pass,
+            Status::Warning => Verdict::Warn,
+            Status::Critical => Verdict::Fail,
+            Status::Unknown => Verdict::Skip,
         }
     }
 
     pub fn passes(self) -> bool {
-        matches!(self, Outcome::Pass | Outcome::Warn)
+        matches!(self, Verdict::Pass | Verdict::Warn)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Pass => "pass",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
         }
     }
 }
@@ -56,7 +56,7 @@ pub struct CheckGrade {
     pub requirement: String,
     pub name: String,
     pub status: Status,
-    pub outcome: Outcome,
+    pub outcome: Verdict,
     pub message: String,
     #[serde(with = "secs")]
     pub duration: Duration,
@@ -119,7 +119,7 @@ pub fn harness_checks(run: &SiteRun) -> Vec<CheckGrade> {
                 requirement: "EGI-MONITORING".into(),
                 name: format!("{} finishes in time and cleans up", r.probe),
                 status,
-                outcome: Outcome::from_status(status),
+                outcome: Verdict::from_status(status),
                 message,
                 duration: r.duration,
                 flagged: None,
@@ -142,16 +142,17 @@ fn run_verdict(r: &ProbeResult) -> (Status, String) {
             format!("not deleted: {}", left.join(", ")),
         );
     }
-    let timed_out = r.summary.starts_with("Timeout:")
-        || r.summary.contains("harness deadline")
-        || r.steps.iter().any(|s| s.message == "timed out");
-    if timed_out {
+    if r.outcome.is_timeout() {
         return (
             Status::Critical,
             format!("did not finish within its deadline: {}", r.summary),
         );
     }
-    if r.status == Status::Unknown && r.steps.is_empty() {
+    // Not started (bad arguments), or stopped on the monitor's own trouble
+    // before its first step: nothing of the site was seen.
+    let not_run = matches!(r.outcome, probes::model::Outcome::NotStarted { .. })
+        || (r.status == Status::Unknown && r.steps.is_empty());
+    if not_run {
         return (
             Status::Unknown,
             format!("probe could not run: {}", r.summary),
@@ -291,7 +292,7 @@ fn matching(sel: &Selector, run: &SiteRun, own: &[CheckGrade]) -> Vec<CheckGrade
                     requirement: s.requirement.clone(),
                     name: s.name.clone(),
                     status: s.status,
-                    outcome: Outcome::from_status(s.status),
+                    outcome: Verdict::from_status(s.status),
                     message: s.message.clone(),
                     duration: s.duration,
                     flagged: None,
@@ -361,18 +362,18 @@ fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
         requirement: String::new(),
         name: "no matching check ran".into(),
         status,
-        outcome: Outcome::from_status(status).min_skip(),
+        outcome: Verdict::from_status(status).min_skip(),
         message,
         duration,
         flagged: None,
     }
 }
 
-impl Outcome {
+impl Verdict {
     /// A check that never ran is at best skipped, even if its probe failed.
-    fn min_skip(self) -> Outcome {
+    fn min_skip(self) -> Verdict {
         match self {
-            Outcome::Pass | Outcome::Warn => Outcome::Skip,
+            Verdict::Pass | Verdict::Warn => Verdict::Skip,
             o => o,
         }
     }

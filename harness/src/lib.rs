@@ -2,7 +2,6 @@
 //! in-process, grades them RefStack-style and writes aggregate reports.
 
 pub mod app;
-pub mod catalog;
 pub mod demo;
 pub mod grade;
 pub mod guideline;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use probes::model::Perf;
 use probes::model::{secs, ProbeResult, Status};
-use probes::nagios::Perf;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use probes::secret::Secret;
 use serde::Deserialize;
 
-use crate::catalog;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -109,7 +107,7 @@ impl Profile {
             }
         }
         for name in self.probe.keys().chain(self.skip.iter()) {
-            if catalog::find(name).is_none() {
+            if probes::checks::find(name).is_none() {
                 return Err(format!("unknown probe {name:?}"));
             }
         }
@@ -118,7 +116,8 @@ impl Profile {
                 return Err(format!("external {}: empty command", e.name));
             }
             if let Some(t) = &e.timeout {
-                probes::cli::parse_duration(t).map_err(|x| format!("external {}: {x}", e.name))?;
+                probes::units::parse_duration(t)
+                    .map_err(|x| format!("external {}: {x}", e.name))?;
             }
         }
         Ok(())

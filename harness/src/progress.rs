@@ -1,13 +1,15 @@
-//! Progress on stderr: a bar per site (redrawn in place) on a terminal,
-//! plain lines otherwise, nothing when quiet.
+//! Progress on stderr, fed by events (a probe starts, a stage starts or
+//! ends, a probe finishes): a bar per site on a terminal (indicatif), plain
+//! lines otherwise, nothing when quiet. Nothing polls a probe.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use probes::model::Status;
-
-use crate::catalog::StageSlot;
+use probes::record::{StageEvent, StageSink};
 
 /// Sites shown as bars; beyond this a single overall bar.
 const MAX_BARS: usize = 20;
@@ -16,20 +18,23 @@ const MAX_BARS: usize = 20;
 struct SiteState {
     total: usize,
     done: usize,
-    running: Vec<(String, StageSlot)>,
+    /// Running probes and the stage each is in.
+    running: BTreeMap<String, Option<String>>,
     worst: Option<Status>,
+    bar: Option<ProgressBar>,
+}
+
+enum Mode {
+    Quiet,
+    Lines,
+    Bars(MultiProgress),
 }
 
 pub struct Progress {
     mode: Mode,
-    state: Mutex<(BTreeMap<String, SiteState>, usize)>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Quiet,
-    Lines,
-    Bars,
+    sites: Mutex<BTreeMap<String, SiteState>>,
+    /// The single bar once there are more sites than [`MAX_BARS`].
+    overall: Mutex<Option<ProgressBar>>,
 }
 
 impl Progress {
@@ -37,13 +42,14 @@ impl Progress {
         let mode = if quiet {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
-            Mode::Bars
+            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
         } else {
             Mode::Lines
         };
         Progress {
             mode,
-            state: Mutex::new((BTreeMap::new(), 0)),
+            sites: Mutex::default(),
+            overall: Mutex::default(),
         }
     }
 
@@ -51,108 +57,122 @@ impl Progress {
         Progress::auto(true)
     }
 
+    fn style() -> ProgressStyle {
+        ProgressStyle::with_template("{prefix:30.bold} [{bar:20}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("#>-")
+    }
+
     pub fn site(&self, site: &str, jobs: usize) {
-        if let Ok(mut s) = self.state.lock() {
-            s.0.entry(site.to_string()).or_default().total += jobs;
-        }
-    }
-
-    /// A probe starts; the slot it returns shows its current stage.
-    pub fn started_probe(&self, site: &str, what: &str) -> StageSlot {
-        let slot = StageSlot::default();
-        self.start(site, what, slot.clone());
-        slot
-    }
-
-    pub fn started(&self, site: &str, what: &str) {
-        self.start(site, what, StageSlot::default());
-    }
-
-    /// Redraw the bars (stages move on between events).
-    pub fn tick(&self) {
-        if self.mode == Mode::Bars {
-            if let Ok(mut s) = self.state.lock() {
-                self.draw(&mut s);
+        let Ok(mut sites) = self.sites.lock() else {
+            return;
+        };
+        let n = sites.len();
+        let st = sites.entry(site.to_string()).or_default();
+        st.total += jobs;
+        let Mode::Bars(multi) = &self.mode else {
+            return;
+        };
+        if n < MAX_BARS {
+            let bar = st.bar.get_or_insert_with(|| {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(Progress::style());
+                b.set_prefix(site.to_string());
+                b.enable_steady_tick(Duration::from_millis(500));
+                b
+            });
+            bar.set_length(st.total as u64);
+        } else {
+            // Past MAX_BARS sites: one overall bar instead.
+            for s in sites.values_mut() {
+                if let Some(b) = s.bar.take() {
+                    multi.remove(&b);
+                }
+            }
+            let total: usize = sites.values().map(|s| s.total).sum();
+            if let Ok(mut o) = self.overall.lock() {
+                let bar = o.get_or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new(0));
+                    b.set_style(Progress::style());
+                    b.enable_steady_tick(Duration::from_millis(500));
+                    b
+                });
+                bar.set_prefix(format!("{} sites", sites.len()));
+                bar.set_length(total as u64);
             }
         }
     }
 
-    pub fn is_bars(&self) -> bool {
-        self.mode == Mode::Bars
+    pub fn started(&self, site: &str, what: &str) {
+        self.update(site, |st| {
+            st.running.insert(what.to_string(), None);
+        });
+        if let Mode::Lines = self.mode {
+            eprintln!("fedprobe: {site}: {what} started");
+        }
     }
 
-    fn start(&self, site: &str, what: &str, slot: StageSlot) {
-        let Ok(mut s) = self.state.lock() else { return };
-        if let Some(st) = s.0.get_mut(site) {
-            st.running.push((what.to_string(), slot));
-        }
-        match self.mode {
-            Mode::Lines => eprintln!("fedprobe: {site}: {what} started"),
-            Mode::Bars => self.draw(&mut s),
-            Mode::Quiet => {}
-        }
+    /// Where a probe's stage events go.
+    pub fn sink(self: &Arc<Self>, site: &str, what: &str) -> StageSink {
+        let (me, site, what) = (self.clone(), site.to_string(), what.to_string());
+        Arc::new(move |ev: StageEvent| {
+            let stage = match ev {
+                StageEvent::Started(c) => Some(format!("{} {}", c.id, c.name)),
+                StageEvent::Finished(_) => None,
+            };
+            me.update(&site, |st| {
+                st.running.insert(what.clone(), stage.clone());
+            });
+        })
     }
 
     pub fn finished(&self, site: &str, what: &str, status: Status) {
-        let Ok(mut s) = self.state.lock() else { return };
-        if let Some(st) = s.0.get_mut(site) {
-            st.running.retain(|r| r.0 != what);
+        self.update(site, |st| {
+            st.running.remove(what);
             st.done += 1;
             st.worst = Some(st.worst.map_or(status, |w| w.max(status)));
+        });
+        if let Ok(o) = self.overall.lock() {
+            if let Some(b) = o.as_ref() {
+                b.inc(1);
+            }
         }
-        match self.mode {
-            Mode::Lines => eprintln!("fedprobe: {site}: {what} {status}"),
-            Mode::Bars => self.draw(&mut s),
-            Mode::Quiet => {}
+        if let Mode::Lines = self.mode {
+            eprintln!("fedprobe: {site}: {what} {status}");
         }
     }
 
     pub fn finish(&self) {
-        if self.mode == Mode::Bars {
-            if let Ok(mut s) = self.state.lock() {
-                self.draw(&mut s);
+        if let Ok(sites) = self.sites.lock() {
+            for st in sites.values() {
+                if let Some(b) = &st.bar {
+                    b.finish();
+                }
+            }
+            if let Ok(o) = self.overall.lock() {
+                if let Some(b) = o.as_ref() {
+                    let bad = sites
+                        .values()
+                        .filter(|s| s.worst.is_some_and(|w| w != Status::Ok))
+                        .count();
+                    b.finish_with_message(format!("{bad} site(s) not OK"));
+                }
             }
         }
     }
 
-    fn draw(&self, s: &mut (BTreeMap<String, SiteState>, usize)) {
-        let (sites, drawn) = s;
-        let mut lines = Vec::new();
-        if sites.len() <= MAX_BARS {
-            let w = sites.keys().map(|k| k.len()).max().unwrap_or(4).min(30);
-            for (name, st) in sites.iter() {
-                lines.push(format!(
-                    "{name:w$.w$} {} {}/{} {}",
-                    bar(st.done, st.total),
-                    st.done,
-                    st.total,
-                    label(st)
-                ));
-            }
-        } else {
-            let total: usize = sites.values().map(|s| s.total).sum();
-            let done: usize = sites.values().map(|s| s.done).sum();
-            let running: usize = sites.values().map(|s| s.running.len()).sum();
-            let bad = sites
-                .values()
-                .filter(|s| s.worst.is_some_and(|w| w != Status::Ok))
-                .count();
-            lines.push(format!(
-                "{} sites {} {done}/{total} checks, {running} running, {bad} site(s) not OK",
-                sites.len(),
-                bar(done, total)
-            ));
+    fn update(&self, site: &str, f: impl FnOnce(&mut SiteState)) {
+        let Ok(mut sites) = self.sites.lock() else {
+            return;
+        };
+        let Some(st) = sites.get_mut(site) else {
+            return;
+        };
+        f(st);
+        if let Some(b) = &st.bar {
+            b.set_position(st.done as u64);
+            b.set_message(label(st));
         }
-        let mut err = std::io::stderr().lock();
-        if *drawn > 0 {
-            let _ = write!(err, "\x1b[{}A", *drawn);
-        }
-        for l in &lines {
-            // Never wrap: a wrapped line would break the redraw in place.
-            let _ = writeln!(err, "\x1b[2K{}", probes::text::one_line(l, 150));
-        }
-        let _ = err.flush();
-        *drawn = lines.len();
     }
 }
 
@@ -161,15 +181,9 @@ fn label(st: &SiteState) -> String {
         let now: Vec<String> = st
             .running
             .iter()
-            .map(|(name, slot)| {
-                let stage = slot
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.as_ref().and_then(|r| r.current_stage()));
-                match stage {
-                    Some((c, d)) => format!("{name} {} {} {:.0}s", c.id, c.name, d.as_secs_f64()),
-                    None => name.clone(),
-                }
+            .map(|(name, stage)| match stage {
+                Some(s) => format!("{name} {s}"),
+                None => name.clone(),
             })
             .collect();
         format!("running {}", now.join(", "))
@@ -178,10 +192,4 @@ fn label(st: &SiteState) -> String {
     } else {
         "waiting".into()
     }
-}
-
-fn bar(done: usize, total: usize) -> String {
-    const W: usize = 20;
-    let filled = (done * W).checked_div(total).unwrap_or(W).min(W);
-    format!("[{}{}]", "#".repeat(filled), "-".repeat(W - filled))
 }

@@ -5,21 +5,99 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use probes::model::{ProbeResult, Status};
+use probes::checks::{self, Cancel, Planned};
+use probes::model::Status;
+use probes::probe::Link;
+use probes::runner::Stop;
 use tokio::sync::{oneshot, watch, Semaphore};
 
-use crate::catalog::{self, Cancel};
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
+
+/// One probe of a site's plan: its command line (for display and reports)
+/// and the invocation parsed from it, once, at plan time.
+pub struct ProbePlan {
+    pub name: String,
+    pub argv: Vec<String>,
+    /// The typed invocation, or why the argv does not parse (UNKNOWN at run).
+    pub invocation: Result<Box<dyn Planned>, String>,
+}
+
+impl ProbePlan {
+    /// Parse `argv` (argv[0] is the probe name).
+    pub fn parse(argv: Vec<String>) -> ProbePlan {
+        let name = argv.first().cloned().unwrap_or_default();
+        let invocation = match checks::find(&name) {
+            Some(e) => (e.parse)(&argv),
+            None => Err(format!("unknown probe {name:?}")),
+        };
+        ProbePlan {
+            name,
+            argv,
+            invocation,
+        }
+    }
+}
+
+impl Clone for ProbePlan {
+    fn clone(&self) -> Self {
+        ProbePlan {
+            name: self.name.clone(),
+            argv: self.argv.clone(),
+            invocation: match &self.invocation {
+                Ok(p) => Ok(p.clone_box()),
+                Err(e) => Err(e.clone()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for ProbePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbePlan")
+            .field("argv", &self.argv)
+            .field("parsed", &self.invocation.is_ok())
+            .finish()
+    }
+}
+
+/// A declared dependency between two probes of one site: `to` waits for
+/// `from` to finish and takes what it offers for `link` (the VM probe's
+/// server for check_usage's strong check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chain {
+    pub from: usize,
+    pub to: usize,
+    pub link: Link,
+}
 
 /// What to run for one site.
 #[derive(Debug, Clone)]
 pub struct SitePlan {
     pub site: String,
     pub guideline: String,
-    /// argv per probe; argv[0] is the probe name.
-    pub probes: Vec<Vec<String>>,
+    pub probes: Vec<ProbePlan>,
+    pub chains: Vec<Chain>,
     pub externals: Vec<ExternalPlan>,
+}
+
+impl SitePlan {
+    /// A plan whose chains are found from what the probes want and offer.
+    pub fn new(
+        site: String,
+        guideline: String,
+        probes: Vec<ProbePlan>,
+        externals: Vec<ExternalPlan>,
+    ) -> SitePlan {
+        let chains = chains_of(&probes);
+        SitePlan {
+            site,
+            guideline,
+            probes,
+            chains,
+            externals,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -48,60 +126,36 @@ impl Default for Limits {
 }
 
 enum Job {
-    Probe(Vec<String>),
+    Probe(ProbePlan),
     External(ExternalPlan),
 }
 
-/// The probe whose server check_usage then looks up, and the one that does.
-const VM_PROBE: &str = "check_vm_lifecycle";
-const USAGE_PROBE: &str = "check_usage";
-const SERVER_ID_FLAG: &str = "server-id";
-
-/// Where in a site's probes the VM -> usage chain applies: (vm, usage)
-/// indexes, when both run, check_usage takes `--server-id`, reads the API
-/// and was not given a server already.
-pub fn chain_of(probes: &[Vec<String>]) -> Option<(usize, usize)> {
-    let at = |name: &str| {
-        probes
-            .iter()
-            .position(|a| a.first().is_some_and(|n| n == name))
-    };
-    let (vm, usage) = (at(VM_PROBE)?, at(USAGE_PROBE)?);
-    let accepts =
-        catalog::find(USAGE_PROBE).is_some_and(|e| (e.flags)().iter().any(|f| f == SERVER_ID_FLAG));
-    let argv = &probes[usage];
-    let has = |flag: &str| {
-        argv.iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    };
-    let usable = accepts && has("--endpoint") && !has("--no-api") && !has("--server-id");
-    usable.then_some((vm, usage))
-}
-
-/// The server the VM probe created and saw ACTIVE, if any: a server that
-/// never ran has no usage to compare.
-pub fn created_server(r: &ProbeResult) -> Option<String> {
-    let active = probes::checks::vm_lifecycle::ACTIVE.id;
-    let ran = r
-        .steps
-        .iter()
-        .any(|s| s.check == active && matches!(s.status, Status::Ok | Status::Warning));
-    if !ran {
-        return None;
+/// Every probe that wants something is chained to the first probe of the
+/// site whose kind provides it.
+pub fn chains_of(probes: &[ProbePlan]) -> Vec<Chain> {
+    let mut out = Vec::new();
+    for (to, p) in probes.iter().enumerate() {
+        let Some(link) = p.invocation.as_ref().ok().and_then(|i| i.wants()) else {
+            continue;
+        };
+        let from = probes.iter().position(|q| {
+            q.invocation.is_ok()
+                && checks::find(&q.name).is_some_and(|e| e.provides.contains(&link))
+        });
+        if let Some(from) = from.filter(|f| *f != to) {
+            out.push(Chain { from, to, link });
+        }
     }
-    r.resources
-        .iter()
-        .find(|x| x.kind == "server")
-        .map(|x| x.id.clone())
+    out
 }
 
-/// How a job hooks into the VM -> usage chain.
-enum Link {
-    None,
-    /// The VM probe: report its server when done.
-    Tell(oneshot::Sender<Option<String>>),
-    /// check_usage: wait for the VM probe, then ask for its server.
-    Wait(oneshot::Receiver<Option<String>>),
+/// How a job hooks into its site's chains.
+#[derive(Default)]
+struct Hooks {
+    /// Providers: tell these waiting jobs what this run offers.
+    tell: Vec<(Link, oneshot::Sender<Option<String>>)>,
+    /// Consumers: wait for these before starting.
+    wait: Vec<(Link, oneshot::Receiver<Option<String>>)>,
 }
 
 enum Done {
@@ -121,70 +175,60 @@ pub async fn run_all(
     let mut handles = Vec::new();
     for (si, plan) in plans.iter().enumerate() {
         let site_sem = Arc::new(Semaphore::new(limits.jobs_per_site.max(1)));
+        progress.site(&plan.site, plan.probes.len() + plan.externals.len());
+        let mut hooks: Vec<Hooks> = (0..plan.probes.len() + plan.externals.len())
+            .map(|_| Hooks::default())
+            .collect();
+        for c in &plan.chains {
+            let (tx, rx) = oneshot::channel();
+            hooks[c.from].tell.push((c.link, tx));
+            hooks[c.to].wait.push((c.link, rx));
+        }
         let jobs = plan
             .probes
             .iter()
             .cloned()
             .map(Job::Probe)
             .chain(plan.externals.iter().cloned().map(Job::External));
-        progress.site(&plan.site, plan.probes.len() + plan.externals.len());
-        let chain = chain_of(&plan.probes);
-        let (mut tell, mut wait) = match chain {
-            Some(_) => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some(rx))
-            }
-            None => (None, None),
-        };
-        for (ji, job) in jobs.enumerate() {
+        for ((ji, job), hook) in jobs.enumerate().zip(hooks) {
             let (global, site_sem) = (global.clone(), site_sem.clone());
             let (progress, stop) = (progress.clone(), stop.clone());
             let site = plan.site.clone();
-            let link = match chain {
-                Some((vm, _)) if vm == ji => tell.take().map_or(Link::None, Link::Tell),
-                Some((_, usage)) if usage == ji => wait.take().map_or(Link::None, Link::Wait),
-                _ => Link::None,
-            };
             handles.push(tokio::spawn(async move {
                 let mut job = job;
-                // Wait before taking a slot: the VM probe may need it.
-                let link = match (link, &mut job) {
-                    (Link::Wait(rx), Job::Probe(argv)) => {
-                        if let Ok(Some(id)) = rx.await {
-                            argv.extend([format!("--{SERVER_ID_FLAG}"), id]);
+                // Wait before taking a slot: the provider may need it.
+                for (link, rx) in hook.wait {
+                    if let (Ok(Some(value)), Job::Probe(p)) = (rx.await, &mut job) {
+                        if let Ok(inv) = &mut p.invocation {
+                            let words = inv.give(link, value);
+                            p.argv.extend(words);
                         }
-                        Link::None
                     }
-                    (l, _) => l,
-                };
+                }
                 let _s = site_sem.acquire_owned().await;
                 let _g = global.acquire_owned().await;
                 let done = run_job(&site, job, limits, &progress, stop).await;
-                if let (Link::Tell(tx), Done::Probe(p)) = (link, &done) {
-                    let _ = tx.send(created_server(&p.result));
+                for (link, tx) in hook.tell {
+                    let offered = match &done {
+                        Done::Probe(p) => checks::find(&p.probe).and_then(|e| {
+                            (e.offers)(&p.result)
+                                .into_iter()
+                                .find(|(l, _)| *l == link)
+                                .map(|(_, v)| v)
+                        }),
+                        Done::External(_) => None,
+                    };
+                    let _ = tx.send(offered);
                 }
                 (si, ji, done)
             }));
         }
     }
-    // On a terminal, redraw twice a second: stages move between events.
-    let ticker = progress.is_bars().then(|| {
-        let p = progress.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                p.tick();
-            }
-        })
-    });
     let mut done: BTreeMap<(usize, usize), Done> = BTreeMap::new();
     for h in handles {
         if let Ok((si, ji, d)) = h.await {
             done.insert((si, ji), d);
         }
-    }
-    if let Some(t) = ticker {
-        t.abort();
     }
     progress.finish();
     plans
@@ -214,7 +258,7 @@ pub async fn run_all(
                 }
             }
             if run.started_at == f64::MAX {
-                run.started_at = catalog::now();
+                run.started_at = probes::clock::now_unix();
             } else {
                 run.duration = Duration::from_secs_f64((end - run.started_at).max(0.0));
             }
@@ -227,14 +271,15 @@ async fn run_job(
     site: &str,
     job: Job,
     limits: Limits,
-    progress: &Progress,
+    progress: &Arc<Progress>,
     stop: watch::Receiver<bool>,
 ) -> Done {
     match job {
-        Job::Probe(argv) => {
-            let name = argv.first().cloned().unwrap_or_default();
-            let slot = progress.started_probe(site, &name);
-            let run = run_probe_argv(argv, limits.margin, stop, slot).await;
+        Job::Probe(plan) => {
+            let name = plan.name.clone();
+            progress.started(site, &name);
+            let events = progress.sink(site, &name);
+            let run = run_probe(plan, limits.margin, stop, Some(events)).await;
             progress.finished(site, &name, run.result.status);
             Done::Probe(run)
         }
@@ -247,49 +292,41 @@ async fn run_job(
     }
 }
 
-/// The probe's own `-t` from its argv, if given.
-fn timeout_in(argv: &[String]) -> Option<Duration> {
-    let mut it = argv.iter();
-    while let Some(a) = it.next() {
-        let v = if a == "-t" || a == "--timeout" {
-            it.next().cloned()
-        } else {
-            a.strip_prefix("--timeout=").map(str::to_string)
-        };
-        if let Some(v) = v {
-            return probes::cli::parse_duration(&v).ok();
-        }
-    }
-    None
-}
-
-/// Run one probe in-process from its argv.
-pub async fn run_probe_argv(
-    argv: Vec<String>,
+/// Run one planned probe in-process. The probe keeps its own deadline; the
+/// harness only steps in `margin` past it (or on shutdown).
+pub async fn run_probe(
+    plan: ProbePlan,
     margin: Duration,
     stop: watch::Receiver<bool>,
-    slot: catalog::StageSlot,
+    events: Option<probes::record::StageSink>,
 ) -> ProbeRun {
-    let name = argv.first().cloned().unwrap_or_default();
-    let Some(entry) = catalog::find(&name) else {
-        return ProbeRun {
-            probe: name.clone(),
-            argv: argv.clone(),
-            result: catalog::unknown_result(&name, &name, format!("unknown probe {name:?}")),
-        };
+    let ProbePlan {
+        name,
+        argv,
+        invocation,
+    } = plan;
+    let inv = match invocation {
+        Ok(inv) => inv,
+        Err(why) => {
+            let label = checks::find(&name).map(|e| e.label).unwrap_or("UNKNOWN");
+            return ProbeRun {
+                probe: name.clone(),
+                argv,
+                result: probes::runner::not_started(&name, label, why),
+            };
+        }
     };
-    // The probe keeps its own deadline; the harness only steps in past it.
-    let hard = timeout_in(&argv).unwrap_or(Duration::from_secs(900)) + margin;
+    let hard = inv.timeout() + margin;
     let cancel: Cancel = Box::pin(async move {
         let mut stop = stop;
         tokio::select! {
-            _ = tokio::time::sleep(hard) => format!("harness deadline ({}s)", hard.as_secs()),
-            _ = stop.wait_for(|s| *s) => "harness shutdown".to_string(),
+            _ = tokio::time::sleep(hard) => Stop::Deadline(hard),
+            _ = stop.wait_for(|s| *s) => Stop::Shutdown,
         }
     });
-    let result = (entry.start)(argv.clone(), cancel, slot).await;
+    let result = inv.start(cancel, events).await;
     ProbeRun {
-        probe: entry.name.to_string(),
+        probe: name,
         argv,
         result,
     }
@@ -345,7 +382,7 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
         Ok(Err(e)) => out.summary = format!("waiting for {prog}: {e}"),
         Ok(Ok(o)) => {
             let text = String::from_utf8_lossy(&o.stdout);
-            let parsed = probes::nagios::parse::parse_output(&text);
+            let parsed = probes::render::parse::parse_output(&text);
             out.exit_code = o.status.code();
             out.status = match o.status.code() {
                 Some(c) => Status::from_exit_code(c),
@@ -377,31 +414,49 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+    use probes::model::ResourceKind;
 
-    fn argv(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn plan(v: &[&str]) -> ProbePlan {
+        ProbePlan::parse(v.iter().map(|s| s.to_string()).collect())
     }
 
     #[test]
     fn chains_vm_and_usage_only_when_usage_can_take_the_server() {
-        let vm = argv(&["check_vm_lifecycle", "--endpoint", "k"]);
-        let usage = argv(&["check_usage", "--endpoint", "k"]);
-        let glue = argv(&["check_glue"]);
-        let plan = vec![glue.clone(), usage.clone(), vm.clone()];
-        assert_eq!(chain_of(&plan), Some((2, 1)));
-        assert_eq!(chain_of(&[glue.clone(), usage.clone()]), None);
-        assert_eq!(chain_of(&[vm.clone(), glue]), None);
+        let k = "https://k.example/v3";
+        let vm = || plan(&["check_vm_lifecycle", "--endpoint", k, "--image", "i"]);
+        let usage = || plan(&["check_usage", "--endpoint", k]);
+        let glue = || plan(&["check_glue", "--glue-file", "f"]);
+        let chain = |from, to| Chain {
+            from,
+            to,
+            link: Link::Server,
+        };
+        assert_eq!(chains_of(&[glue(), usage(), vm()]), vec![chain(2, 1)]);
+        assert_eq!(chains_of(&[glue(), usage()]), vec![]);
+        assert_eq!(chains_of(&[vm(), glue()]), vec![]);
         // Without the API part there is nothing to look the server up in.
-        let apel_only = argv(&["check_usage", "--apel-dir", "d"]);
-        assert_eq!(chain_of(&[vm.clone(), apel_only]), None);
-        let no_api = argv(&["check_usage", "--endpoint", "k", "--no-api"]);
-        assert_eq!(chain_of(&[vm.clone(), no_api]), None);
-        let given = argv(&["check_usage", "--endpoint=k", "--server-id=x"]);
-        assert_eq!(chain_of(&[vm, given]), None);
+        let apel_only = plan(&["check_usage", "--apel-dir", "d"]);
+        assert_eq!(chains_of(&[vm(), apel_only]), vec![]);
+        let no_api = plan(&[
+            "check_usage",
+            "--endpoint",
+            k,
+            "--no-api",
+            "--apel-dir",
+            "d",
+        ]);
+        assert_eq!(chains_of(&[vm(), no_api]), vec![]);
+        let given = plan(&[
+            "check_usage",
+            "--endpoint=https://k.example/v3",
+            "--server-id=x",
+        ]);
+        assert_eq!(chains_of(&[vm(), given]), vec![]);
     }
 
-    fn vm_result(active: Status, kinds: &[&str]) -> ProbeResult {
-        let mut r = catalog::unknown_result("check_vm_lifecycle", "VM_LIFECYCLE", String::new());
+    fn vm_result(active: Status, kinds: &[ResourceKind]) -> probes::model::ProbeResult {
+        let mut r =
+            probes::runner::not_started("check_vm_lifecycle", "VM_LIFECYCLE", String::new());
         let c = probes::checks::vm_lifecycle::ACTIVE;
         r.steps.push(probes::model::Step {
             check: c.id.into(),
@@ -410,10 +465,12 @@ mod tests {
             status: active,
             message: String::new(),
             duration: Duration::ZERO,
+            http: None,
+            transport: None,
         });
         for (i, k) in kinds.iter().enumerate() {
             r.resources.push(probes::model::Resource {
-                kind: k.to_string(),
+                kind: k.clone(),
                 id: format!("{k}-{i}"),
                 name: None,
                 cleanup: probes::model::Cleanup::Deleted,
@@ -424,30 +481,32 @@ mod tests {
 
     #[test]
     fn the_server_is_passed_only_when_it_went_active() {
-        let r = vm_result(Status::Ok, &["server request", "server"]);
-        assert_eq!(created_server(&r).as_deref(), Some("server-1"));
+        let offers = checks::find("check_vm_lifecycle").unwrap().offers;
+        let r = vm_result(
+            Status::Ok,
+            &[ResourceKind::ServerRequest, ResourceKind::Server],
+        );
+        assert_eq!(offers(&r), vec![(Link::Server, "server-1".to_string())]);
         assert_eq!(
-            created_server(&vm_result(Status::Ok, &["server request"])),
-            None
+            offers(&vm_result(Status::Ok, &[ResourceKind::ServerRequest])),
+            vec![]
         );
         // A server that went to ERROR never ran: no usage to compare.
         assert_eq!(
-            created_server(&vm_result(Status::Critical, &["server"])),
-            None
+            offers(&vm_result(Status::Critical, &[ResourceKind::Server])),
+            vec![]
         );
     }
 
     #[test]
-    fn finds_probe_timeout() {
-        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            timeout_in(&a(&["p", "--timeout", "90s"])),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            timeout_in(&a(&["p", "-t", "5"])),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(timeout_in(&a(&["p", "--endpoint", "x"])), None);
+    fn the_probe_timeout_is_read_from_the_typed_invocation() {
+        let p = plan(&["check_glue", "--glue-file", "f", "--timeout", "90s"]);
+        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(90));
+        let p = plan(&["check_glue", "--glue-file", "f", "-t", "5"]);
+        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(5));
+        let p = plan(&["check_glue", "--glue-file", "f"]);
+        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(120));
+        assert!(plan(&["check_glue", "--bogus"]).invocation.is_err());
+        assert!(plan(&["check_nothing"]).invocation.is_err());
     }
 }

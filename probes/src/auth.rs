@@ -13,47 +13,21 @@ use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::clients::keystone::{self, Catalog, TokenInfo};
-use crate::http::{build_client, show_url, Http, TlsOptions};
-use crate::model::{CheckId, Status};
+use crate::http::{show_url, Http, TlsOptions};
+use crate::model::Status;
 use crate::secret::Secret;
 use crate::{Ctx, Done, Fail};
 use config::Resolved;
 
-pub const READ_TOKEN: CheckId = CheckId {
-    id: "AUTH-01",
-    requirement: "EOSC-IAAS-AAI",
-    name: "obtain monitor credential",
-};
-pub const EXCHANGE: CheckId = CheckId {
-    id: "AUTH-02",
-    requirement: "EOSC-IAAS-AAI",
-    name: "OIDC token exchange at Keystone",
-};
-pub const PASSWORD: CheckId = CheckId {
-    id: "AUTH-02",
-    requirement: "EOSC-IAAS-AAI",
-    name: "password authentication at Keystone",
-};
-pub const APP_CRED: CheckId = CheckId {
-    id: "AUTH-02",
-    requirement: "EOSC-IAAS-AAI",
-    name: "application credential authentication at Keystone",
-};
-pub const PROJECTS: CheckId = CheckId {
-    id: "AUTH-03",
-    requirement: "EOSC-IAAS-AAI",
-    name: "list projects",
-};
-pub const SCOPE: CheckId = CheckId {
-    id: "AUTH-04",
-    requirement: "EOSC-IAAS-AAI",
-    name: "project-scoped token",
-};
-pub const URL_CHECK: CheckId = CheckId {
-    id: "AUTH-05",
-    requirement: "EOSC-IAAS-API",
-    name: "Keystone URL (https, v3)",
-};
+crate::check_ids! { "EOSC-IAAS-AAI";
+    READ_TOKEN = "AUTH-01", "obtain monitor credential";
+    EXCHANGE = "AUTH-02", "OIDC token exchange at Keystone";
+    PASSWORD = "AUTH-12", "password authentication at Keystone";
+    APP_CRED = "AUTH-13", "application credential authentication at Keystone";
+    PROJECTS = "AUTH-03", "list projects";
+    SCOPE = "AUTH-04", "project-scoped token";
+    URL_CHECK = "AUTH-05", "Keystone URL (https, v3)" @ "EOSC-IAAS-API";
+}
 
 /// How to reach and log in to a site's Keystone. Anything not given here is
 /// taken from `OS_*` variables or a clouds.yaml cloud, as the openstack CLI does.
@@ -134,7 +108,7 @@ pub struct Session {
     pub project_name: String,
     pub catalog: Catalog,
     pub region: Option<String>,
-    /// The HTTP client to use with this cloud: `ctx.http`, or one that also
+    /// The HTTP client to use with this cloud: `ctx.http()`, or one that also
     /// trusts the CA named by OS_CACERT / clouds.yaml `cacert`.
     pub http: Http,
     /// How the login was done, e.g. "OIDC access token via egi.eu/openid".
@@ -144,8 +118,7 @@ pub struct Session {
     pub identity_provider: String,
     /// When the scoped token expires, as Keystone says.
     pub expires_at: Option<String>,
-    /// Time of each login step and of the whole login.
-    pub timings: Vec<(&'static str, Duration)>,
+    /// Time of the whole login.
     pub login_time: Duration,
 }
 
@@ -222,16 +195,6 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Record a failure decided outside a step as that check's result.
-pub fn fail_at(ctx: &Ctx, check: CheckId, f: Fail) -> Fail {
-    ctx.note(check, f.status, f.message.clone());
-    Fail {
-        message: format!("{} {}: {}", check.id, check.name, f.message),
-        recorded: true,
-        ..f
-    }
-}
-
 /// Log in and scope to a project, recording AUTH-05 and AUTH-01..04.
 /// Settings come from `args`, then the process environment (`OS_*`), then clouds.yaml.
 pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Session, Fail> {
@@ -243,16 +206,15 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Session, Fail> {
 /// failure is recorded as AUTH-01 (the monitor's configuration: UNKNOWN).
 pub fn resolve(ctx: &Ctx, args: &AuthArgs) -> Result<Resolved, Fail> {
     let env = |k: &str| std::env::var(k).ok();
-    config::resolve(args, &env).map_err(|f| fail_at(ctx, READ_TOKEN, f))
+    config::resolve(args, &env).map_err(|f| ctx.fail_at(READ_TOKEN, f))
 }
 
 /// [`login`] with settings already resolved.
 pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
     let t_all = Instant::now();
-    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
     let (status, msg) = url_verdict(&plan.keystone, plan.allow_http);
     if status == Status::Critical {
-        return Err(fail_at(ctx, URL_CHECK, Fail::critical(msg)));
+        return Err(ctx.fail_at(URL_CHECK, Fail::critical(msg)));
     }
     ctx.note(URL_CHECK, status, msg);
     ctx.detail(format!(
@@ -270,113 +232,171 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         plan.source
     ));
     let http = session_http(ctx, &plan)?;
-    let endpoint = plan.keystone.clone();
-
-    let t = Instant::now();
     let credential = ctx
         .step(READ_TOKEN, credential::obtain(ctx, &http, &plan))
         .await?;
-    timings.push(("credential", t.elapsed()));
-
-    let t = Instant::now();
-    let (first_token, first_info, method, protocol) = match &credential {
+    let first = match &credential {
         credential::Obtained::Bearer(token, how) => {
-            let (tok, p) = ctx.step(EXCHANGE, exchange(&http, &plan, token)).await?;
-            let method = format!("{how} via {}/{p}", plan.identity_provider);
-            (tok, None, method, Some(p))
+            federated(ctx, &http, &plan, token, how).await?
         }
         credential::Obtained::Password {
             username,
             user_domain,
             password,
-        } => {
-            let direct = plan.project_domain.as_ref().zip(plan.project.as_ref());
-            let (tok, info) = ctx
-                .step(PASSWORD, async {
-                    let scope = direct.map(
-                        |(d, p)| serde_json::json!({"project": {"name": p, "domain": d.json()}}),
-                    );
-                    let out = keystone::password_token(
-                        &http,
-                        &endpoint,
-                        username,
-                        user_domain,
-                        password,
-                        scope,
-                    )
-                    .await?;
-                    Ok(Done::ok(
-                        out,
-                        format!("user {username} (domain {user_domain}) authenticated"),
-                    ))
-                })
-                .await?;
-            let method = format!("password of {username}");
-            let info = if direct.is_some() { Some(info) } else { None };
-            (tok, info, method, None)
-        }
+        } => with_password(ctx, &http, &plan, username, user_domain, password).await?,
         credential::Obtained::AppCred { id, secret } => {
-            let (tok, info) = ctx
-                .step(APP_CRED, async {
-                    let out = keystone::app_cred_token(&http, &endpoint, id, secret).await?;
-                    Ok(Done::ok(
-                        out,
-                        format!("application credential {id} accepted"),
-                    ))
-                })
-                .await?;
-            (
-                tok,
-                Some(info),
-                format!("application credential {id}"),
-                None,
-            )
+            with_app_cred(ctx, &http, &plan, id, secret).await?
         }
     };
-    timings.push(("authenticate", t.elapsed()));
+    let (project, scoped) = match first.scoped {
+        // Application credentials and direct password scoping give a scoped token at once.
+        Some(info) => (already_scoped(ctx, &plan, &info)?, (first.token, info)),
+        None => scope(ctx, &http, &plan, &first.token).await?,
+    };
+    let (token, info) = scoped;
+    Ok(Session {
+        keystone: plan.keystone,
+        token,
+        project_id: project.0,
+        project_name: project.1,
+        catalog: info.catalog,
+        region: plan.region,
+        http,
+        method: first.method,
+        protocol: first.protocol,
+        identity_provider: plan.identity_provider,
+        expires_at: info.expires_at,
+        login_time: t_all.elapsed(),
+    })
+}
 
-    // Application credentials and direct password scoping give a scoped token at once.
-    if let Some(info) = first_info {
-        let project = info.project.clone().ok_or_else(|| {
-            fail_at(
-                ctx,
-                SCOPE,
-                Fail::critical("Keystone issued a token without a project scope"),
+/// What the first authentication gave: a token, scoped already or not.
+struct FirstToken {
+    token: Secret,
+    scoped: Option<TokenInfo>,
+    /// How the login was done, for messages.
+    method: String,
+    protocol: Option<String>,
+}
+
+/// AUTH-02: an OIDC access token exchanged at Keystone's federation API.
+async fn federated(
+    ctx: &Ctx,
+    http: &Http,
+    plan: &Resolved,
+    token: &Secret,
+    how: &str,
+) -> Result<FirstToken, Fail> {
+    let (tok, p) = ctx.step(EXCHANGE, exchange(http, plan, token)).await?;
+    Ok(FirstToken {
+        token: tok,
+        scoped: None,
+        method: format!("{how} via {}/{p}", plan.identity_provider),
+        protocol: Some(p),
+    })
+}
+
+/// AUTH-12: a password login (scoped at once when the project's domain is known).
+async fn with_password(
+    ctx: &Ctx,
+    http: &Http,
+    plan: &Resolved,
+    username: &str,
+    user_domain: &keystone::Domain,
+    password: &Secret,
+) -> Result<FirstToken, Fail> {
+    let direct = plan.project_domain.as_ref().zip(plan.project.as_ref());
+    let (tok, info) = ctx
+        .step(PASSWORD, async {
+            let scope = direct
+                .map(|(d, p)| serde_json::json!({"project": {"name": p, "domain": d.json()}}));
+            let out = keystone::password_token(
+                http,
+                &plan.keystone,
+                username,
+                user_domain,
+                password,
+                scope,
             )
-        })?;
-        let name = project.name.clone().unwrap_or_else(|| project.id.clone());
-        if let Some(w) = &plan.project {
-            if w != &project.id && w != &name {
-                // the monitor asked for a project its credential is not bound to
-                let msg = format!("token is scoped to {name} ({}), not {w}", project.id);
-                return Err(fail_at(ctx, PROJECTS, Fail::unknown(msg)));
-            }
-        }
-        ctx.note(
-            SCOPE,
-            Status::Ok,
-            format!(
-                "scoped to {name} ({}), {} catalog entries",
-                project.id,
-                info.catalog.services.len()
-            ),
-        );
-        return Ok(session(
-            plan,
-            http,
-            method,
-            protocol,
-            (project.id, name),
-            (first_token, info),
-            timings,
-            t_all,
-        ));
-    }
+            .await?;
+            Ok(Done::ok(
+                out,
+                format!("user {username} (domain {user_domain}) authenticated"),
+            ))
+        })
+        .await?;
+    Ok(FirstToken {
+        token: tok,
+        scoped: direct.is_some().then_some(info),
+        method: format!("password of {username}"),
+        protocol: None,
+    })
+}
 
-    let t = Instant::now();
+/// AUTH-13: an application credential (always scoped to its project).
+async fn with_app_cred(
+    ctx: &Ctx,
+    http: &Http,
+    plan: &Resolved,
+    id: &str,
+    secret: &Secret,
+) -> Result<FirstToken, Fail> {
+    let (tok, info) = ctx
+        .step(APP_CRED, async {
+            let out = keystone::app_cred_token(http, &plan.keystone, id, secret).await?;
+            Ok(Done::ok(
+                out,
+                format!("application credential {id} accepted"),
+            ))
+        })
+        .await?;
+    Ok(FirstToken {
+        token: tok,
+        scoped: Some(info),
+        method: format!("application credential {id}"),
+        protocol: None,
+    })
+}
+
+/// AUTH-04 for a token that came scoped: (project id, name).
+fn already_scoped(ctx: &Ctx, plan: &Resolved, info: &TokenInfo) -> Result<(String, String), Fail> {
+    let project = info.project.clone().ok_or_else(|| {
+        ctx.fail_at(
+            SCOPE,
+            Fail::critical("Keystone issued a token without a project scope"),
+        )
+    })?;
+    let name = project.name.clone().unwrap_or_else(|| project.id.clone());
+    if let Some(w) = &plan.project {
+        if w != &project.id && w != &name {
+            // the monitor asked for a project its credential is not bound to
+            let msg = format!("token is scoped to {name} ({}), not {w}", project.id);
+            return Err(ctx.fail_at(PROJECTS, Fail::unknown(msg)));
+        }
+    }
+    ctx.note(
+        SCOPE,
+        Status::Ok,
+        format!(
+            "scoped to {name} ({}), {} catalog entries",
+            project.id,
+            info.catalog.services.len()
+        ),
+    );
+    Ok((project.id, name))
+}
+
+/// AUTH-03 and AUTH-04: pick the project by the rule, scope the token to it.
+async fn scope(
+    ctx: &Ctx,
+    http: &Http,
+    plan: &Resolved,
+    unscoped: &Secret,
+) -> Result<((String, String), (Secret, TokenInfo)), Fail> {
+    let endpoint = &plan.keystone;
     let project = ctx
         .step(PROJECTS, async {
-            let projects = keystone::list_projects(&http, &endpoint, &first_token).await?;
+            let projects = keystone::list_projects(http, endpoint, unscoped).await?;
             let chosen = keystone::pick_project(&projects, plan.project.as_deref())?;
             let msg = format!(
                 "{} project(s); using {} ({})",
@@ -387,13 +407,9 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
             Ok(Done::ok(chosen, msg))
         })
         .await?;
-    timings.push(("projects", t.elapsed()));
-
-    let t = Instant::now();
-    let (token, info): (Secret, TokenInfo) = ctx
+    let scoped = ctx
         .step(SCOPE, async {
-            let (t, info) =
-                keystone::scope_token(&http, &endpoint, &first_token, &project.id).await?;
+            let (t, info) = keystone::scope_token(http, endpoint, unscoped, &project.id).await?;
             let n = info.catalog.services.len();
             Ok(Done::ok(
                 (t, info),
@@ -404,54 +420,16 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
             ))
         })
         .await?;
-    timings.push(("scope", t.elapsed()));
-    Ok(session(
-        plan,
-        http,
-        method,
-        protocol,
-        (project.id, project.name),
-        (token, info),
-        timings,
-        t_all,
-    ))
+    Ok(((project.id, project.name), scoped))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn session(
-    plan: Resolved,
-    http: Http,
-    method: String,
-    protocol: Option<String>,
-    (project_id, project_name): (String, String),
-    (token, info): (Secret, TokenInfo),
-    timings: Vec<(&'static str, Duration)>,
-    started: Instant,
-) -> Session {
-    Session {
-        keystone: plan.keystone,
-        token,
-        project_id,
-        project_name,
-        catalog: info.catalog,
-        region: plan.region,
-        http,
-        method,
-        protocol,
-        identity_provider: plan.identity_provider,
-        expires_at: info.expires_at,
-        timings,
-        login_time: started.elapsed(),
-    }
-}
-
-/// `ctx.http`, or a client that also trusts the cloud's own CA file.
+/// `ctx.http()`, or a client that also trusts the cloud's own CA file.
 fn session_http(ctx: &Ctx, plan: &Resolved) -> Result<Http, Fail> {
     if plan.cacert.is_none() && !plan.insecure {
-        return Ok(ctx.http.clone());
+        return Ok(ctx.http().clone());
     }
     // The cloud's CA is trusted besides, not instead of, --ca-cert/--ca-path.
-    let base = ctx.http.tls();
+    let base = ctx.http().tls();
     let tls = TlsOptions {
         ca_certs: base
             .ca_certs
@@ -462,8 +440,7 @@ fn session_http(ctx: &Ctx, plan: &Resolved) -> Result<Http, Fail> {
         ca_path: base.ca_path.clone(),
         insecure: base.insecure || plan.insecure,
     };
-    let client = build_client(&tls)?;
-    Ok(Http::new(client, ctx.deadline(), ctx.recorder().clone()).with_tls(tls))
+    ctx.http().with_tls(tls)
 }
 
 /// Try each protocol in turn; report every attempt.

@@ -1,22 +1,16 @@
-//! What a probe works with: the HTTP client, the deadline, and the recorder
-//! that collects steps, perfdata and created resources as they happen (so a
-//! deadline or signal in the middle still yields everything done so far).
+//! What a probe works with: the HTTP client bound to the work deadline, the
+//! thresholds, and the recorder behind `step`, `note`, `perf` and `track`.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
 use crate::http::Http;
-use crate::model::{CheckId, Cleanup, Resource, Status, Step};
-use crate::nagios::{Perf, Range};
-
-/// Deletes a created resource and waits until it is gone.
-pub type CleanupFn =
-    Box<dyn FnOnce(Http) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send>;
+use crate::model::{CheckId, Cleanup, Perf, Range, Resource, ResourceKind, Status, Step};
+use crate::record::{Recorder, ResourceId};
 
 /// A step's successful outcome: a value, a status (OK or WARNING) and a message.
 pub struct Done<T> {
@@ -27,19 +21,11 @@ pub struct Done<T> {
 
 impl<T> Done<T> {
     pub fn ok(value: T, message: impl Into<String>) -> Done<T> {
-        Done {
-            value,
-            status: Status::Ok,
-            message: message.into(),
-        }
+        Done::with(Status::Ok, value, message)
     }
 
     pub fn warn(value: T, message: impl Into<String>) -> Done<T> {
-        Done {
-            value,
-            status: Status::Warning,
-            message: message.into(),
-        }
+        Done::with(Status::Warning, value, message)
     }
 
     pub fn with(status: Status, value: T, message: impl Into<String>) -> Done<T> {
@@ -51,159 +37,56 @@ impl<T> Done<T> {
     }
 }
 
-struct Tracked {
-    resource: Resource,
-    cleanup: Option<CleanupFn>,
-    settled: bool,
-    /// A placeholder that turned out not to be needed: not reported.
-    hidden: bool,
-}
-
-#[derive(Default)]
-struct State {
-    steps: Vec<Step>,
-    perf: Vec<Perf>,
-    tracked: Vec<Tracked>,
-    stage: Option<(CheckId, Instant)>,
-    details: Vec<String>,
-    requests: u64,
-}
-
-/// Collects what a probe does. Shared by the probe task and the runner.
-#[derive(Default)]
-pub struct Recorder {
-    state: Mutex<State>,
-    trace: bool,
-}
-
-impl Recorder {
-    pub fn new(trace: bool) -> Arc<Recorder> {
-        Arc::new(Recorder {
-            state: Mutex::default(),
-            trace,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock must not hide the result.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn tracing(&self) -> bool {
-        self.trace
-    }
-
-    pub fn count_request(&self) {
-        self.lock().requests += 1;
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.lock().requests
-    }
-
-    pub fn detail(&self, line: impl Into<String>) {
-        self.lock().details.push(line.into());
-    }
-
-    pub fn current_stage(&self) -> Option<(CheckId, Duration)> {
-        self.lock().stage.map(|(c, t)| (c, t.elapsed()))
-    }
-
-    fn begin(&self, check: CheckId) {
-        self.lock().stage = Some((check, Instant::now()));
-    }
-
-    pub fn push_step(&self, step: Step) {
-        let mut st = self.lock();
-        st.stage = None;
-        st.steps.push(step);
-    }
-
-    pub fn push_perf(&self, p: Perf) {
-        let mut st = self.lock();
-        st.perf.retain(|q| q.label != p.label);
-        st.perf.push(p);
-    }
-
-    pub fn steps(&self) -> Vec<Step> {
-        self.lock().steps.clone()
-    }
-
-    pub fn perfdata(&self) -> Vec<Perf> {
-        self.lock().perf.clone()
-    }
-
-    pub fn details(&self) -> Vec<String> {
-        self.lock().details.clone()
-    }
-
-    pub fn resources(&self) -> Vec<Resource> {
-        self.lock()
-            .tracked
-            .iter()
-            .filter(|t| !t.hidden)
-            .map(|t| t.resource.clone())
-            .collect()
-    }
-
-    /// Cleanups still owed: resources neither deleted by the probe nor settled.
-    pub fn take_pending(&self) -> Vec<(usize, String, CleanupFn)> {
-        let mut st = self.lock();
-        st.tracked
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, t)| !t.settled)
-            .filter_map(|(i, t)| {
-                let label = format!("{} {}", t.resource.kind, t.resource.id);
-                t.cleanup.take().map(|f| (i, label, f))
-            })
-            .collect()
-    }
-
-    pub fn settle(&self, index: usize, outcome: Cleanup) {
-        if let Some(t) = self.lock().tracked.get_mut(index) {
-            t.resource.cleanup = outcome;
-            t.settled = true;
-            t.cleanup = None;
-        }
-    }
-}
-
-/// Handle to a created resource.
-#[derive(Clone, Copy, Debug)]
-pub struct ResourceId(usize);
-
-/// The probe's view: HTTP client bounded by the deadline, plus the recorder.
-#[derive(Clone)]
-pub struct Ctx {
-    pub http: Http,
+/// Settings of one run that a probe reads.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
     pub verbosity: u8,
     /// `-w`/`-c` for the probe's main measured value.
     pub warning: Option<Range>,
     pub critical: Option<Range>,
-    /// `-H`, also the default monitoring host name for tagging resources.
-    pub hostname: Option<String>,
+}
+
+/// The probe's view of its run. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    http: Http,
+    settings: Settings,
     rec: Arc<Recorder>,
 }
 
 impl Ctx {
-    pub fn new(http: Http, rec: Arc<Recorder>, verbosity: u8) -> Ctx {
+    pub fn new(http: Http, rec: Arc<Recorder>, settings: Settings) -> Ctx {
         Ctx {
             http,
-            verbosity,
-            warning: None,
-            critical: None,
-            hostname: None,
+            settings,
             rec,
         }
+    }
+
+    /// The client, bound to the work deadline.
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// Steps recorded so far.
+    pub fn steps(&self) -> Vec<Step> {
+        self.rec.steps()
     }
 
     pub fn deadline(&self) -> Deadline {
         self.http.deadline()
     }
 
-    pub fn recorder(&self) -> &Arc<Recorder> {
-        &self.rec
+    pub fn verbosity(&self) -> u8 {
+        self.settings.verbosity
+    }
+
+    pub fn warning(&self) -> Option<Range> {
+        self.settings.warning
+    }
+
+    pub fn critical(&self) -> Option<Range> {
+        self.settings.critical
     }
 
     /// Run one step: time it, record its outcome, name it if it fails.
@@ -221,21 +104,30 @@ impl Ctx {
                     .push_step(step(check, done.status, done.message, duration));
                 Ok(done.value)
             }
-            Err(mut f) => {
-                if !f.recorded {
-                    self.rec
-                        .push_step(step(check, f.status, f.message.clone(), duration));
-                    f.message = format!("{} {}: {}", check.id, check.name, f.message);
-                    f.recorded = true;
-                }
-                Err(f)
-            }
+            Err(f) => Err(self.record_fail(check, f, duration)),
         }
+    }
+
+    /// Record a failure decided outside a step as `check`'s result (once).
+    pub fn fail_at(&self, check: CheckId, f: Fail) -> Fail {
+        self.record_fail(check, f, Duration::ZERO)
+    }
+
+    fn record_fail(&self, check: CheckId, mut f: Fail, duration: Duration) -> Fail {
+        if !f.recorded {
+            let mut s = step(check, f.status, f.message.clone(), duration);
+            s.http = f.http.clone();
+            s.transport = f.transport;
+            self.rec.push_step(s);
+            f.message = format!("{} {}: {}", check.id, check.name, f.message);
+            f.recorded = true;
+        }
+        f
     }
 
     /// `-w`/`-c` applied to the probe's main measurement.
     pub fn threshold_status(&self, value: f64) -> Status {
-        crate::nagios::verdict(value, self.warning, self.critical)
+        crate::model::verdict(value, self.settings.warning, self.settings.critical)
     }
 
     /// Record a check that needs no waiting (a verdict on data already fetched).
@@ -252,43 +144,45 @@ impl Ctx {
         self.rec.detail(line);
     }
 
-    /// Register a created resource with the code that deletes it. The runner
-    /// calls `cleanup` on every exit path unless the probe settles it first.
-    pub fn track(
+    /// Register a created resource and how to delete it. `delete` gets
+    /// `via` re-bound to the cleanup deadline and the id; the runner calls it
+    /// on every exit path (end, deadline, signal, panic) unless the probe
+    /// settles the resource first.
+    pub fn track<B, F, Fut>(
         &self,
-        kind: &str,
+        kind: ResourceKind,
         id: &str,
         name: Option<&str>,
-        cleanup: CleanupFn,
-    ) -> ResourceId {
-        let mut st = self.rec.lock();
-        st.tracked.push(Tracked {
-            resource: Resource {
-                kind: kind.into(),
+        via: &B,
+        delete: F,
+    ) -> ResourceId
+    where
+        B: WithDeadline,
+        F: FnOnce(B, String) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Fail>> + Send + 'static,
+    {
+        let b = via.clone();
+        let rid = id.to_string();
+        self.rec.track(
+            Resource {
+                kind,
                 id: id.into(),
                 name: name.map(Into::into),
                 cleanup: Cleanup::Leaked,
             },
-            cleanup: Some(cleanup),
-            settled: false,
-            hidden: false,
-        });
-        ResourceId(st.tracked.len() - 1)
+            Box::new(move |d| Box::pin(delete(b.with_deadline(d), rid))),
+        )
     }
 
     /// The probe deleted the resource itself (or failed to, with a reason).
     pub fn settle(&self, id: ResourceId, outcome: Cleanup) {
-        self.rec.settle(id.0, outcome);
+        self.rec.settle(id, outcome);
     }
 
     /// Drop a placeholder (e.g. "whatever this create request made") once the
     /// real resource is tracked: no cleanup, not reported.
     pub fn forget(&self, id: ResourceId) {
-        if let Some(t) = self.rec.lock().tracked.get_mut(id.0) {
-            t.settled = true;
-            t.hidden = true;
-            t.cleanup = None;
-        }
+        self.rec.forget(id);
     }
 }
 
@@ -300,5 +194,7 @@ fn step(check: CheckId, status: Status, message: String, duration: Duration) -> 
         status,
         message,
         duration,
+        http: None,
+        transport: None,
     }
 }

@@ -44,6 +44,12 @@ impl Deadline {
     }
 }
 
+/// Something that sends requests under a deadline and can be re-bound to
+/// another one (the runner's cleanup deadline, a bounded sub-stage).
+pub trait WithDeadline: Clone + Send + Sync + 'static {
+    fn with_deadline(&self, deadline: Deadline) -> Self;
+}
+
 /// How the `-t` budget is split: probe work, then cleanup in what is left.
 /// The reserve is a fifth of the timeout, between 1 s and 60 s.
 pub fn cleanup_reserve(total: Duration) -> Duration {

@@ -1,6 +1,6 @@
-//! Why a step (and so a probe) failed.
+//! Why a step (and so a probe) failed: a verdict with its facts.
 
-use crate::model::Status;
+use crate::model::{HttpFacts, Status, Transport};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailKind {
@@ -17,6 +17,10 @@ pub struct Fail {
     pub status: Status,
     pub kind: FailKind,
     pub message: String,
+    /// The HTTP answer behind the failure, if there was one.
+    pub http: Option<HttpFacts>,
+    /// The transport failure behind it, if there was one.
+    pub transport: Option<Transport>,
     /// Set once a step has recorded this failure, so outer steps do not repeat it.
     pub recorded: bool,
 }
@@ -27,6 +31,8 @@ impl Fail {
             status: Status::Critical,
             kind: FailKind::Site,
             message: message.into(),
+            http: None,
+            transport: None,
             recorded: false,
         }
     }
@@ -51,6 +57,7 @@ impl Fail {
         Fail {
             status: Status::Unknown,
             kind: FailKind::Timeout,
+            transport: Some(Transport::Timeout),
             ..Fail::critical(message)
         }
     }
@@ -58,6 +65,21 @@ impl Fail {
     pub fn with_status(mut self, status: Status) -> Fail {
         self.status = status;
         self
+    }
+
+    pub fn with_http(mut self, facts: HttpFacts) -> Fail {
+        self.http = Some(facts);
+        self
+    }
+
+    pub fn with_transport(mut self, t: Transport) -> Fail {
+        self.transport = Some(t);
+        self
+    }
+
+    /// The HTTP status of the answer that failed, if one did.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http.as_ref().and_then(|h| h.status)
     }
 
     /// Prefix the message with context, e.g. the endpoint tried.
@@ -73,4 +95,24 @@ impl std::fmt::Display for Fail {
     }
 }
 
+impl std::error::Error for Fail {}
+
 pub type Result<T, E = Fail> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_travel_with_the_verdict() {
+        let f = Fail::critical("HTTP 403 Forbidden").with_http(HttpFacts {
+            status: Some(403),
+            method: "PUT".into(),
+            url: "https://image.example/v2/images/x/file".into(),
+        });
+        assert_eq!(f.http_status(), Some(403));
+        let e: &dyn std::error::Error = &f;
+        assert_eq!(e.to_string(), "HTTP 403 Forbidden");
+        assert_eq!(Fail::timeout("t").transport, Some(Transport::Timeout));
+    }
+}

@@ -11,9 +11,10 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use crate::ctx::Recorder;
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
+use crate::model::{HttpFacts, Transport};
+use crate::record::Recorder;
 use crate::text;
 
 pub const USER_AGENT: &str = concat!("fedprobe/", env!("CARGO_PKG_VERSION"));
@@ -185,6 +186,15 @@ pub struct Http {
     tls: Arc<TlsOptions>,
 }
 
+impl WithDeadline for Http {
+    fn with_deadline(&self, deadline: Deadline) -> Http {
+        Http {
+            deadline,
+            ..self.clone()
+        }
+    }
+}
+
 /// A whole answer: status, headers, body (bounded).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -197,19 +207,20 @@ pub struct Reply {
 }
 
 impl Http {
-    pub fn new(client: reqwest::Client, deadline: Deadline, rec: Arc<Recorder>) -> Http {
-        Http {
-            client,
+    /// A client trusting what `tls` says, bound to `deadline`, counting and
+    /// tracing its requests in `rec`. Fails (UNKNOWN) on a bad CA file.
+    pub fn new(tls: TlsOptions, deadline: Deadline, rec: Arc<Recorder>) -> Result<Http, Fail> {
+        Ok(Http {
+            client: build_client(&tls)?,
             deadline,
             rec,
-            tls: Arc::default(),
-        }
+            tls: Arc::new(tls),
+        })
     }
 
-    /// Record the TLS options `client` was built with.
-    pub fn with_tls(mut self, tls: TlsOptions) -> Http {
-        self.tls = Arc::new(tls);
-        self
+    /// The same run's client with other trust settings (e.g. a cloud's own CA).
+    pub fn with_tls(&self, tls: TlsOptions) -> Result<Http, Fail> {
+        Http::new(tls, self.deadline, self.rec.clone())
     }
 
     pub fn tls(&self) -> &TlsOptions {
@@ -221,10 +232,7 @@ impl Http {
     }
 
     pub fn with_deadline(&self, deadline: Deadline) -> Http {
-        Http {
-            deadline,
-            ..self.clone()
-        }
+        WithDeadline::with_deadline(self, deadline)
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -268,6 +276,11 @@ impl Http {
         }
         let (status, headers, body) = out.map_err(|mut f| {
             f.message = format!("{} ({method} {})", f.message, show_url(&url));
+            f.http = Some(HttpFacts {
+                status: None,
+                method: method.to_string(),
+                url: show_url(&url),
+            });
             f
         })?;
         Ok(Reply {
@@ -292,7 +305,8 @@ impl Http {
                 return Err(Fail::critical(format!(
                     "HTTP {status}: body larger than {} MB",
                     MAX_BODY >> 20
-                )));
+                ))
+                .with_transport(Transport::TooLarge));
             }
             body.extend_from_slice(&chunk);
         }
@@ -333,7 +347,16 @@ impl Reply {
             self.describe_body(),
             self.request_line()
         ));
-        Fail::critical(msg)
+        Fail::critical(msg).with_http(self.facts())
+    }
+
+    /// The exchange as facts for a failure.
+    pub fn facts(&self) -> HttpFacts {
+        HttpFacts {
+            status: Some(self.status.as_u16()),
+            method: self.method.to_string(),
+            url: show_url(&self.url),
+        }
     }
 
     /// `GET https://host/path`, for the end of messages.
@@ -359,6 +382,7 @@ impl Reply {
                 self.describe_body(),
                 self.request_line()
             ))
+            .with_http(self.facts())
         })
     }
 
@@ -455,27 +479,39 @@ fn transport(e: reqwest::Error) -> Fail {
         return Fail::timeout("no answer before the deadline");
     }
     if e.is_redirect() {
-        return Fail::critical(format!("redirect loop or too many redirects: {detail}"));
+        return Fail::critical(format!("redirect loop or too many redirects: {detail}"))
+            .with_transport(Transport::TooManyRedirects);
     }
-    let what = if lower.contains("close_notify") || lower.contains("unexpected eof") {
-        "connection closed by the server before the answer was complete"
+    // reqwest's errors are opaque about their cause: classify by the text of
+    // the cause chain, then by reqwest's own flags.
+    let (class, what) = if lower.contains("close_notify") || lower.contains("unexpected eof") {
+        (
+            Transport::Closed,
+            "connection closed by the server before the answer was complete",
+        )
     } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
     {
-        "TLS failure (is the site's CA trusted? see --ca-cert/--ca-path)"
+        (
+            Transport::Tls,
+            "TLS failure (is the site's CA trusted? see --ca-cert/--ca-path)",
+        )
     } else if lower.contains("connection refused") {
-        "connection refused"
+        (Transport::Refused, "connection refused")
     } else if lower.contains("reset") {
-        "connection reset"
+        (Transport::Reset, "connection reset")
     } else if lower.contains("dns") || lower.contains("resolve") || lower.contains("lookup") {
-        "name resolution failed"
+        (Transport::Dns, "name resolution failed")
     } else if e.is_body() || e.is_decode() {
-        "connection broken while reading the answer"
+        (
+            Transport::Broken,
+            "connection broken while reading the answer",
+        )
     } else if e.is_connect() {
-        "cannot connect"
+        (Transport::Connect, "cannot connect")
     } else {
-        "request failed"
+        (Transport::Other, "request failed")
     };
-    Fail::critical(format!("{what}: {}", text::one_line(&detail, 300)))
+    Fail::critical(format!("{what}: {}", text::one_line(&detail, 300))).with_transport(class)
 }
 
 #[cfg(test)]

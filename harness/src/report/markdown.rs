@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::text::md_cell;
 use super::{requirement_status, Report, SiteReport};
-use crate::grade::{CapStatus, Outcome};
+use crate::grade::{CapStatus, Verdict};
 
 /// Trace lines shown per probe; the JSON report keeps them all.
 const MAX_DETAILS: usize = 40;
@@ -46,7 +46,7 @@ pub fn render(r: &Report) -> String {
     for s in r.sites_worst_first() {
         site(&mut o, r, s);
     }
-    probes::secret::scrub(&o)
+    o
 }
 
 fn site(o: &mut String, r: &Report, s: &SiteReport) {
@@ -93,7 +93,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
             for ch in &c.checks {
                 let outcome = match (&ch.flagged, ch.outcome) {
                     (Some(_), _) => "flagged".to_string(),
-                    (None, Outcome::Pass) => "pass".into(),
+                    (None, Verdict::Pass) => "pass".into(),
                     (None, x) => format!("**{}**", x.as_str()),
                 };
                 let ev = match &ch.flagged {
@@ -151,7 +151,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
             let _ = writeln!(
                 o,
                 "  - created {} {}: {:?}",
-                md_cell(&x.kind, 40),
+                md_cell(x.kind.as_str(), 40),
                 md_cell(&x.id, 80),
                 x.cleanup
             );

@@ -1,4 +1,6 @@
 //! Every report is rendered from one [`Report`]: the runs and their grades.
+//! [`Format`] is the one list of formats; secrets are scrubbed once, where a
+//! rendering leaves the process ([`Report::output`], [`Report::write_all`]).
 
 pub mod html;
 pub mod json;
@@ -17,6 +19,51 @@ use serde::{Deserialize, Serialize};
 use crate::grade::{self, SiteGrade};
 use crate::guideline::Guideline;
 use crate::model::SiteRun;
+
+/// The report formats, each with its file name in a report directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Nagios,
+    Json,
+    Junit,
+    Openmetrics,
+    Markdown,
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Format::Nagios,
+        Format::Json,
+        Format::Junit,
+        Format::Openmetrics,
+        Format::Markdown,
+        Format::Html,
+    ];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Nagios => "fedprobe.nagios.txt",
+            Format::Json => "fedprobe.json",
+            Format::Junit => "fedprobe.junit.xml",
+            Format::Openmetrics => "fedprobe.prom",
+            Format::Markdown => "fedprobe-report.md",
+            Format::Html => "fedprobe-report.html",
+        }
+    }
+
+    /// The rendering, not yet scrubbed: use [`Report::output`] to print it.
+    fn render(self, r: &Report) -> String {
+        match self {
+            Format::Nagios => nagios::render(r),
+            Format::Json => json::render(r),
+            Format::Junit => junit::render(r),
+            Format::Openmetrics => metrics::render(r),
+            Format::Markdown => markdown::render(r),
+            Format::Html => html::render(r),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SiteReport {
@@ -90,21 +137,18 @@ impl Report {
         v
     }
 
+    /// The report in `format`, secrets scrubbed: what may leave the process.
+    pub fn output(&self, format: Format) -> String {
+        probes::secret::scrub(&format.render(self))
+    }
+
     /// Write every format into `dir`.
     pub fn write_all(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         std::fs::create_dir_all(dir)?;
-        let files = [
-            ("fedprobe.nagios.txt", nagios::render(self)),
-            ("fedprobe.json", json::render(self)),
-            ("fedprobe.junit.xml", junit::render(self)),
-            ("fedprobe.prom", metrics::render(self)),
-            ("fedprobe-report.md", markdown::render(self)),
-            ("fedprobe-report.html", html::render(self)),
-        ];
         let mut out = Vec::new();
-        for (name, text) in files {
-            let p = dir.join(name);
-            std::fs::write(&p, text)?;
+        for f in Format::ALL {
+            let p = dir.join(f.file_name());
+            std::fs::write(&p, self.output(f))?;
             out.push(p);
         }
         Ok(out)

@@ -1,11 +1,11 @@
 //! One aggregate Nagios result: worst status first line with aggregate
 //! perfdata, per-site and per-check long output, under 16 KB.
 
-use probes::nagios::{self, Perf, Uom};
-use probes::secret;
+use probes::model::{Perf, Uom};
+use probes::render::nagios;
 
 use super::Report;
-use crate::grade::{CapStatus, Outcome};
+use crate::grade::{CapStatus, Verdict};
 
 pub fn render(r: &Report) -> String {
     let status = r.status();
@@ -44,10 +44,10 @@ pub fn render(r: &Report) -> String {
     let mut perf = vec![
         Perf::count("sites", n as u64),
         Perf::count("sites_passed", passed as u64),
-        Perf::count("checks_pass", counts[Outcome::Pass as usize]),
-        Perf::count("checks_warn", counts[Outcome::Warn as usize]),
-        Perf::count("checks_fail", counts[Outcome::Fail as usize]),
-        Perf::count("checks_skip", counts[Outcome::Skip as usize]),
+        Perf::count("checks_pass", counts[Verdict::Pass as usize]),
+        Perf::count("checks_warn", counts[Verdict::Warn as usize]),
+        Perf::count("checks_fail", counts[Verdict::Fail as usize]),
+        Perf::count("checks_skip", counts[Verdict::Skip as usize]),
     ];
     if min_req.is_finite() {
         perf.push(
@@ -126,5 +126,5 @@ pub fn render(r: &Report) -> String {
             format!("{indent}{}", probes::text::one_line(l, 1000))
         })
         .collect();
-    secret::scrub(&nagios::cap(first, &long))
+    nagios::cap(first, &long)
 }

@@ -1,6 +1,6 @@
 //! Making site-supplied text safe for each output: XML (JUnit), HTML,
 //! Markdown, OpenMetrics label values. Secrets are scrubbed once over each
-//! whole rendered document (per string would rebuild the scrubber each time).
+//! whole rendered document, where it leaves the process (report/mod.rs).
 
 /// Remove ANSI escapes and characters XML 1.0 cannot hold; break `]]>`
 /// (it would end a CDATA section). Newlines and tabs are kept.

@@ -25,17 +25,19 @@ fn plugin(dir: &Path, lock: &Path) -> Vec<String> {
 
 fn plans(sites: usize, per_site: usize, cmd: &[String]) -> Vec<SitePlan> {
     (0..sites)
-        .map(|s| SitePlan {
-            site: format!("S{s}"),
-            guideline: "g".into(),
-            probes: vec![],
-            externals: (0..per_site)
-                .map(|i| ExternalPlan {
-                    name: format!("p{i}"),
-                    command: cmd.to_vec(),
-                    timeout: Duration::from_secs(60),
-                })
-                .collect(),
+        .map(|s| {
+            SitePlan::new(
+                format!("S{s}"),
+                "g".into(),
+                vec![],
+                (0..per_site)
+                    .map(|i| ExternalPlan {
+                        name: format!("p{i}"),
+                        command: cmd.to_vec(),
+                        timeout: Duration::from_secs(60),
+                    })
+                    .collect(),
+            )
         })
         .collect()
 }

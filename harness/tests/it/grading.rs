@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use fedprobe::app::{exit_code, FailOn};
-use fedprobe::grade::{grade, CapStatus, Outcome};
+use fedprobe::grade::{grade, CapStatus, Verdict};
 use fedprobe::guideline::Guideline;
 use fedprobe::model::{ProbeRun, SiteRun};
-use probes::model::{Cleanup, ProbeResult, Resource, Status, Step};
+use probes::model::{Cleanup, Outcome, ProbeResult, Resource, ResourceKind, Status, Step};
 
 const G: &str = r#"
 schema = 1
@@ -67,6 +67,8 @@ fn step(check: &str, status: Status) -> Step {
         status,
         message: format!("{check} said {status}"),
         duration: Duration::from_millis(120),
+        http: None,
+        transport: None,
     }
 }
 
@@ -75,6 +77,7 @@ fn result(probe: &str, label: &str, status: Status, steps: Vec<Step>) -> ProbeRe
         probe: probe.into(),
         label: label.into(),
         status,
+        outcome: Outcome::Finished,
         summary: format!("{probe} summary"),
         steps,
         perfdata: vec![],
@@ -156,7 +159,7 @@ fn a_flagged_failure_does_not_fail_its_capability_but_is_recorded() {
     let vm = cap(&sg, "vm");
     assert_eq!(vm.status, CapStatus::Pass);
     let flagged = vm.checks.iter().find(|c| c.check == "VM-09").unwrap();
-    assert_eq!(flagged.outcome, Outcome::Fail);
+    assert_eq!(flagged.outcome, Verdict::Fail);
     assert_eq!(flagged.flagged.as_deref(), Some("known broken upstream"));
     assert!(sg.passed);
     assert_eq!(sg.status, Status::Ok, "flagged checks do not count");
@@ -222,7 +225,7 @@ fn checks_never_reached_fail_with_the_probes_reason() {
     assert_eq!(vm.status, CapStatus::Fail);
     let c = &vm.checks[0];
     assert_eq!(c.check, "check_vm_lifecycle:VM-01");
-    assert_eq!(c.outcome, Outcome::Fail);
+    assert_eq!(c.outcome, Verdict::Fail);
     assert!(c.message.contains("not reached"), "{}", c.message);
     assert!(c.message.contains("after AUTH-02"), "{}", c.message);
     assert!(!sg.passed);
@@ -240,7 +243,7 @@ fn a_placeholder_probe_is_skipped_not_passed() {
     let sg = grade(&g(), &site(rs));
     let vm = cap(&sg, "vm");
     assert_eq!(vm.status, CapStatus::Fail);
-    assert!(vm.checks.iter().all(|c| c.outcome == Outcome::Skip));
+    assert!(vm.checks.iter().all(|c| c.outcome == Verdict::Skip));
     let mon = cap(&sg, "mon");
     assert_eq!(
         mon.status,
@@ -263,12 +266,15 @@ fn a_missing_probe_is_reported() {
 fn leaked_resources_and_timeouts_fail_the_harness_checks() {
     let mut rs = all_ok();
     rs[1].resources.push(Resource {
-        kind: "server".into(),
+        kind: ResourceKind::Server,
         id: "abc".into(),
         name: None,
         cleanup: Cleanup::Failed("HTTP 500".into()),
     });
     rs[0].summary = "Timeout: no result within 60s (-t), stage AUTH-02".into();
+    rs[0].outcome = Outcome::TimedOut {
+        stage: Some("AUTH-02".into()),
+    };
     let sg = grade(&g(), &site(rs));
     let mon = cap(&sg, "mon");
     assert_eq!(mon.status, CapStatus::Fail);
@@ -277,7 +283,7 @@ fn leaked_resources_and_timeouts_fail_the_harness_checks() {
         .iter()
         .find(|c| c.check == "RUN-VM_LIFECYCLE")
         .unwrap();
-    assert_eq!(vm.outcome, Outcome::Fail);
+    assert_eq!(vm.outcome, Verdict::Fail);
     assert!(vm.message.contains("server abc"), "{}", vm.message);
     let auth = mon
         .checks

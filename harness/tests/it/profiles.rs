@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use fedprobe::app::plan_site;
-use fedprobe::catalog;
 use fedprobe::guideline::Guideline;
 use fedprobe::profile::Profile;
 
@@ -28,7 +27,7 @@ fn the_example_profile_parses_and_plans_every_guideline_probe() {
     assert_eq!(p.external.len(), 1);
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_site(&p, &Guideline::embedded(), dir.path()).unwrap();
-    let names: Vec<&str> = plan.probes.iter().map(|a| a[0].as_str()).collect();
+    let names: Vec<&str> = plan.probes.iter().map(|a| a.name.as_str()).collect();
     for n in [
         "check_token_auth",
         "check_vm_lifecycle",
@@ -41,9 +40,9 @@ fn the_example_profile_parses_and_plans_every_guideline_probe() {
     let auth = plan
         .probes
         .iter()
-        .find(|a| a[0] == "check_token_auth")
+        .find(|a| a.name == "check_token_auth")
         .unwrap();
-    let joined = auth.join(" ");
+    let joined = auth.argv.join(" ");
     assert!(
         joined.contains("--endpoint https://keystone.example.org:5000/v3"),
         "{joined}"
@@ -63,10 +62,10 @@ fn the_example_profile_parses_and_plans_every_guideline_probe() {
     let vm = plan
         .probes
         .iter()
-        .find(|a| a[0] == "check_vm_lifecycle")
+        .find(|a| a.name == "check_vm_lifecycle")
         .unwrap();
     assert!(
-        vm.join(" ").contains("--timeout 10m"),
+        vm.argv.join(" ").contains("--timeout 10m"),
         "profile wins: {vm:?}"
     );
     assert_eq!(
@@ -227,9 +226,12 @@ poll = 2
 
 #[tokio::test]
 async fn a_flag_the_probe_does_not_know_is_an_unknown_result_naming_it() {
-    let e = catalog::find("check_token_auth").unwrap();
     let argv = flags(&["check_token_auth", "--no-such-flag", "x"]);
-    let r = (e.start)(argv, Box::pin(std::future::pending()), Default::default()).await;
+    let plan = fedprobe::run::ProbePlan::parse(argv);
+    let (_tx, stop) = tokio::sync::watch::channel(false);
+    let r = fedprobe::run::run_probe(plan, std::time::Duration::from_secs(1), stop, None)
+        .await
+        .result;
     assert_eq!(r.status, probes::model::Status::Unknown);
     assert!(r.summary.contains("--no-such-flag"), "{}", r.summary);
 }

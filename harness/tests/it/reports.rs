@@ -10,8 +10,8 @@ use std::time::Duration;
 use fedprobe::guideline::Guideline;
 use fedprobe::model::{ExternalRun, ProbeRun, SiteRun};
 use fedprobe::report::{self, Report};
+use probes::model::Perf;
 use probes::model::{Cleanup, ProbeResult, Resource, Status, Step};
-use probes::nagios::Perf;
 
 fn hostile() -> String {
     let invalid = String::from_utf8_lossy(&[b'b', b'a', b'd', 0xff, 0xfe, 0xc3, b'(']).into_owned();
@@ -28,6 +28,8 @@ fn step(check: &str, status: Status, msg: &str) -> Step {
         status,
         message: msg.into(),
         duration: Duration::from_millis(1500),
+        http: None,
+        transport: None,
     }
 }
 
@@ -36,6 +38,7 @@ fn result(probe: &str, label: &str, status: Status, steps: Vec<Step>) -> ProbeRe
         probe: probe.into(),
         label: label.into(),
         status,
+        outcome: probes::model::Outcome::Finished,
         summary: format!("{probe}: {}", hostile()),
         steps,
         perfdata: vec![Perf::seconds("total", Duration::from_secs(4))],
@@ -61,7 +64,7 @@ fn site_run(name: &str, broken: bool) -> SiteRun {
         ],
     );
     vm.resources.push(Resource {
-        kind: "server".into(),
+        kind: probes::model::ResourceKind::Server,
         id: "5e2d".into(),
         name: Some("fedprobe-test".into()),
         cleanup: Cleanup::Deleted,
@@ -147,7 +150,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 #[test]
 fn junit_is_schema_valid_whatever_the_messages_hold() {
     let r = report(3);
-    let xml = report::junit::render(&r);
+    let xml = r.output(report::Format::Junit);
     // Structure: a suite per site and capability, requirement ids in names.
     let caps = Guideline::embedded().capabilities.len();
     assert_eq!(
@@ -206,7 +209,7 @@ fn the_unsanitised_crate_output_would_be_invalid() {
 #[test]
 fn openmetrics_passes_promtool() {
     let r = report(4);
-    let text = report::metrics::render(&r);
+    let text = r.output(report::Format::Openmetrics);
     assert!(
         text.contains("probe_success{site=\"SITE-000 <&\\\"'>\",probe=\"check_vm_lifecycle\"} 0"),
         "{text}"
@@ -251,8 +254,12 @@ fn openmetrics_passes_promtool() {
 #[test]
 fn nagios_is_worst_first_and_under_16k_for_many_sites() {
     let r = report(300);
-    let text = report::nagios::render(&r);
-    assert!(text.len() <= probes::nagios::MAX_OUTPUT, "{}", text.len());
+    let text = r.output(report::Format::Nagios);
+    assert!(
+        text.len() <= probes::render::nagios::MAX_OUTPUT,
+        "{}",
+        text.len()
+    );
     let first = text.lines().next().unwrap();
     assert!(
         first.starts_with("FEDPROBE CRITICAL - 0/300 sites pass"),
@@ -265,7 +272,7 @@ fn nagios_is_worst_first_and_under_16k_for_many_sites() {
     assert!(text.contains("more lines cut to stay under 16 KB"));
     let second = text.lines().nth(1).unwrap();
     assert!(second.starts_with("[CRITICAL] SITE-000"), "{second}");
-    let parsed = probes::nagios::parse::parse_output(&text);
+    let parsed = probes::render::parse::parse_output(&text);
     assert!(parsed.bad_perfdata.is_empty(), "{:?}", parsed.bad_perfdata);
     assert!(parsed.perfdata.iter().any(|p| p.label == "checks_fail"));
     assert!(!text.contains('\u{1b}'));
@@ -274,7 +281,7 @@ fn nagios_is_worst_first_and_under_16k_for_many_sites() {
 #[test]
 fn json_has_every_check_and_a_schema() {
     let r = report(2);
-    let v: serde_json::Value = serde_json::from_str(&report::json::render(&r)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.output(report::Format::Json)).unwrap();
     assert_eq!(v["schema"], "fedprobe.harness-report/v1");
     assert_eq!(v["guideline"]["id"], "eosc-iaas-2026.1");
     assert_eq!(v["sites"].as_array().unwrap().len(), 2);
@@ -299,7 +306,7 @@ fn json_has_every_check_and_a_schema() {
 #[test]
 fn markdown_has_a_verdict_and_evidence_per_requirement() {
     let r = report(1);
-    let md = report::markdown::render(&r);
+    let md = r.output(report::Format::Markdown);
     for (id, _) in &r.requirements {
         assert!(md.contains(&format!("### {id}")), "{id}");
     }
@@ -314,13 +321,13 @@ fn markdown_has_a_verdict_and_evidence_per_requirement() {
 #[test]
 fn html_renders_in_chromium_and_its_numbers_match_the_json() {
     let r = report(3);
-    let html = report::html::render(&r);
+    let html = r.output(report::Format::Html);
     assert!(html.contains("<svg class=\"timing\""));
     assert!(
         !html.contains("<html><b>Bad"),
         "site markup must be escaped"
     );
-    let json: serde_json::Value = serde_json::from_str(&report::json::render(&r)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&r.output(report::Format::Json)).unwrap();
     let Some(chromium) = tool("chromium").or_else(|| tool("chromium-browser")) else {
         eprintln!("SKIP html_renders_in_chromium_and_its_numbers_match_the_json: chromium not installed (apt-get install chromium)");
         return;

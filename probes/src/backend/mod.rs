@@ -1,7 +1,9 @@
 //! The seam between probe logic (stages, deadlines, cleanup, reporting) and
 //! a cloud's API. A backend answers plain questions ("find this image",
-//! "create this server", "is it gone?"); the probes in `checks` decide what
-//! is OK. Only OpenStack is implemented; EC2, OpenNebula, Azure or GCE
+//! "create this server", "is it gone?") in cloud-neutral words (phases,
+//! capabilities); the probes in `checks` decide what is OK. A cloud's own
+//! vocabulary (status strings, headers, import method names) stays inside
+//! its backend. Only OpenStack is implemented; EC2, OpenNebula, Azure or GCE
 //! backends implement the same traits.
 
 pub mod openstack;
@@ -10,9 +12,9 @@ pub mod ova;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use crate::deadline::WithDeadline;
 use crate::fail::Fail;
-use crate::http::Http;
-use crate::poll::Backoff;
+use crate::poll::{wait_for, Poll, Wait, Waited};
 
 /// How the operator named the image to boot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,30 +61,47 @@ pub struct ServerSpec {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Where a server is in its life, in any cloud's terms. A server that is
+/// gone is `None` where a backend returns `Option<ServerState>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ServerPhase {
+    /// Being created (Nova BUILD, EC2 pending, ...).
+    #[default]
+    Building,
+    /// Running and usable.
+    Active,
+    /// Failed, with the cloud's reason when it gives one.
+    Error { reason: Option<String> },
+    /// Being deleted, or deleted but still listed.
+    Deleting,
+    /// Anything else (stopped, paused, rebooting...): not what a probe waits for.
+    Other,
+}
+
 /// A server as the probes see it.
 #[derive(Clone, Debug, Default)]
 pub struct ServerState {
     pub id: String,
     pub name: String,
-    /// Upper case: BUILD, ACTIVE, ERROR, ...
-    pub status: String,
-    /// Why it failed, when it did (Nova's `fault.message`).
-    pub fault: Option<String>,
+    pub phase: ServerPhase,
+    /// The cloud's own words for the state, for messages only
+    /// (e.g. `BUILD (task_state spawning)`).
+    pub status_text: String,
     pub metadata: BTreeMap<String, String>,
     /// Unix times, when the cloud says.
     pub created: Option<f64>,
     pub launched_at: Option<f64>,
-    /// Extra state for messages (e.g. `task_state spawning`).
-    pub detail: Option<String>,
+}
+
+/// What every backend is: re-bindable to a deadline (cleanup runs on the
+/// runner's), and describable in one line for the details.
+pub trait Backend: WithDeadline {
+    /// One line for the details (endpoint, API version).
+    fn describe(&self) -> String;
 }
 
 /// VM operations a lifecycle probe needs.
-pub trait Compute: Clone + Send + Sync + 'static {
-    /// The same backend sending through another (deadline-bound) client;
-    /// cleanup runs on the runner's.
-    fn rebind(&self, http: Http) -> Self;
-    /// One line for the details (endpoint, API version).
-    fn describe(&self) -> String;
+pub trait Compute: Backend {
     fn find_image(&self, q: &ImageQuery) -> impl Future<Output = Result<ImageRef, Fail>> + Send;
     /// The named flavor, else the smallest with at least `min_disk_gb`.
     fn pick_flavor(
@@ -114,11 +133,30 @@ pub struct NewImage {
     pub properties: BTreeMap<String, String>,
 }
 
+/// Where an image is in its life, in any cloud's terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ImagePhase {
+    /// Record made, no data yet.
+    #[default]
+    Queued,
+    /// Data arriving or being stored.
+    Saving,
+    /// An import is running.
+    Importing,
+    Active,
+    /// The cloud failed to store the data.
+    Killed,
+    /// Deleted, being deleted, or deactivated.
+    Deleted,
+    Other,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageState {
     pub id: String,
-    /// Lower case: queued, saving, importing, active, killed, ...
-    pub status: String,
+    pub phase: ImagePhase,
+    /// The cloud's own word for the state, for messages only.
+    pub status_text: String,
     pub size: Option<u64>,
     pub checksum: Option<String>,
     pub hash_algo: Option<String>,
@@ -132,10 +170,22 @@ pub enum Transfer {
     Forbidden(String),
 }
 
+/// Whether an image service offers an interoperable import (upload to a
+/// staging area, then import) besides the plain upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Import {
+    /// Offered; `method` names it for messages.
+    Offered { method: String },
+    /// Not offered: `wanted` names the import looked for, `advertised` what
+    /// the service offers instead, for messages.
+    NotOffered {
+        wanted: String,
+        advertised: Vec<String>,
+    },
+}
+
 /// Image-service operations an upload probe needs.
-pub trait ImageStore: Clone + Send + Sync + 'static {
-    fn rebind(&self, http: Http) -> Self;
-    fn describe(&self) -> String;
+pub trait ImageStore: Backend {
     fn create_image(
         &self,
         spec: &NewImage,
@@ -145,14 +195,13 @@ pub trait ImageStore: Clone + Send + Sync + 'static {
         id: &str,
         data: Vec<u8>,
     ) -> impl Future<Output = Result<Transfer, Fail>> + Send;
-    /// Interoperable import methods the service advertises.
-    fn import_methods(&self) -> impl Future<Output = Result<Vec<String>, Fail>> + Send;
-    /// Stage data then import it with `method` (e.g. glance-direct).
+    /// Whether the interoperable import is offered.
+    fn import_support(&self) -> impl Future<Output = Result<Import, Fail>> + Send;
+    /// Stage data, then import it (see [`ImageStore::import_support`]).
     fn stage_and_import(
         &self,
         id: &str,
         data: Vec<u8>,
-        method: &str,
     ) -> impl Future<Output = Result<Transfer, Fail>> + Send;
     /// `None` once the image is gone.
     fn image(&self, id: &str) -> impl Future<Output = Result<Option<ImageState>, Fail>> + Send;
@@ -177,52 +226,23 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, Fail>>,
 {
-    let mut backoff = Backoff::adaptive();
-    let mut polls = 0;
-    loop {
-        polls += 1;
-        if get().await?.is_none() {
-            return Ok(polls);
+    // Bounded by the backend's own deadline: its requests fail when it ends.
+    let polled = wait_for(Wait::until_deadline(), || {
+        let fut = get();
+        async move {
+            Ok(match fut.await? {
+                None => Poll::Ready(()),
+                Some(_) => Poll::Pending("still listed".to_string()),
+            })
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+    })
+    .await?;
+    match polled {
+        Waited::Ready { polls, .. } => Ok(polls),
+        Waited::TimedOut { polls, .. } => Err(Fail::timeout(format!(
+            "still there after {polls} polls when the deadline came"
+        ))),
     }
-}
-
-/// Unix time of an ISO 8601 UTC timestamp as OpenStack writes them
-/// (`2026-11-24T08:00:00Z`, `...00.123456`, `...+00:00`). None if unparsable.
-pub fn parse_utc(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let s = s
-        .strip_suffix('Z')
-        .or_else(|| s.strip_suffix("+00:00"))
-        .unwrap_or(s);
-    let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let min: i64 = t.next()?.parse().ok()?;
-    let sec: f64 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + h * 3600 + min * 60) as f64 + sec)
-}
-
-/// Now as Unix seconds.
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// A short id for this run: time and pid, hex.
@@ -238,16 +258,6 @@ pub fn run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_utc("2000-03-01T00:00:00Z"), Some(951868800.0));
-        assert_eq!(parse_utc("2026-11-24T08:15:29.500000"), Some(1795508129.5));
-        assert_eq!(parse_utc("2026-11-24T08:15:29+00:00"), Some(1795508129.0));
-        assert_eq!(parse_utc("yesterday"), None);
-        assert_eq!(parse_utc("2026-13-01T00:00:00Z"), None);
-    }
 
     #[test]
     fn run_ids_are_short_hex() {

@@ -5,16 +5,20 @@ use reqwest::Url;
 use serde_json::{json, Map, Value};
 
 use super::{
-    parse_utc, Compute, Flavor, ImageQuery, ImageRef, ImageState, ImageStore, NetworkChoice,
-    NewImage, ServerSpec, ServerState, Transfer,
+    Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
+    NetworkChoice, NewImage, ServerPhase, ServerSpec, ServerState, Transfer,
 };
-use crate::auth::Session;
+use crate::auth::{self, AuthArgs, Session};
 use crate::clients::glance::{self, Glance, Image};
 use crate::clients::neutron;
 use crate::clients::nova::{self, Nova};
+use crate::clock::parse_utc;
+use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
 use crate::http::Http;
+use crate::model::Perf;
 use crate::secret::Secret;
+use crate::Ctx;
 
 /// Property holding EGI's appliance attributes as a JSON string.
 pub const APPLIANCE_ATTRIBUTES: &str = "APPLIANCE_ATTRIBUTES";
@@ -34,11 +38,23 @@ pub struct OpenStack {
     max_version: Option<String>,
 }
 
+/// The interoperable import method fedprobe uses (stage, then import).
+const IMPORT_METHOD: &str = "glance-direct";
+
+/// The login prologue of every OpenStack probe: log in (recording AUTH-0x
+/// steps and `auth` perfdata), then the backend on the session's catalog.
+pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<OpenStack, Fail> {
+    let t0 = tokio::time::Instant::now();
+    let session = auth::login(ctx, args).await?;
+    ctx.perf(Perf::seconds("auth", t0.elapsed()));
+    Ok(OpenStack::from_session(&session))
+}
+
 impl OpenStack {
     /// Endpoints from the session's catalog; missing ones fail when used.
-    pub fn new(http: Http, session: &Session) -> OpenStack {
+    pub fn from_session(session: &Session) -> OpenStack {
         OpenStack {
-            http,
+            http: session.http.clone(),
             token: session.token.clone(),
             project_id: session.project_id.clone(),
             compute: session.endpoint("compute").ok(),
@@ -61,7 +77,7 @@ impl OpenStack {
             (_, Some(max)) => Some(fmt_version(max)),
             (_, None) => None,
         };
-        Ok(Compute::describe(self))
+        Ok(Backend::describe(self))
     }
 
     fn nova(&self) -> Result<Nova, Fail> {
@@ -140,33 +156,34 @@ fn choose(matches: Vec<Image>, what: &str, scanned: usize) -> Result<ImageRef, F
     }
 }
 
-impl OpenStack {
-    /// Keep our own client (it may trust the cloud's CA); take `http`'s deadline.
-    fn with_deadline_of(&self, http: &Http) -> Self {
+impl WithDeadline for OpenStack {
+    /// Keep our own client (it may trust the cloud's CA); take the deadline.
+    fn with_deadline(&self, deadline: Deadline) -> Self {
         OpenStack {
-            http: self.http.with_deadline(http.deadline()),
+            http: self.http.with_deadline(deadline),
             ..self.clone()
         }
     }
 }
 
-impl Compute for OpenStack {
-    fn rebind(&self, http: Http) -> Self {
-        self.with_deadline_of(&http)
-    }
-
+impl Backend for OpenStack {
     fn describe(&self) -> String {
-        format!(
-            "compute {} (microversion {}, site max {})",
-            self.compute
-                .as_ref()
+        let url = |u: &Option<Url>| {
+            u.as_ref()
                 .map(|u| u.to_string())
-                .unwrap_or_else(|| "-".into()),
+                .unwrap_or_else(|| "-".into())
+        };
+        format!(
+            "compute {} (microversion {}, site max {}), image {}",
+            url(&self.compute),
             self.microversion.as_deref().unwrap_or("none"),
-            self.max_version.as_deref().unwrap_or("unknown")
+            self.max_version.as_deref().unwrap_or("unknown"),
+            url(&self.image)
         )
     }
+}
 
+impl Compute for OpenStack {
     async fn find_image(&self, q: &ImageQuery) -> Result<ImageRef, Fail> {
         let g = match (self.glance(), q) {
             (Ok(g), _) => g,
@@ -304,29 +321,55 @@ impl Compute for OpenStack {
     }
 }
 
+/// Nova's status words as phases.
 fn state(s: nova::Server) -> ServerState {
+    let status = s.status.to_ascii_uppercase();
+    let phase = match status.as_str() {
+        "BUILD" => ServerPhase::Building,
+        "ACTIVE" => ServerPhase::Active,
+        "ERROR" => ServerPhase::Error {
+            reason: s
+                .fault
+                .and_then(|f| match (f.message, f.code) {
+                    (Some(m), Some(c)) => Some(format!("{m} (code {c})")),
+                    (m, _) => m,
+                })
+                .filter(|m| !m.is_empty()),
+        },
+        "DELETED" | "SOFT_DELETED" => ServerPhase::Deleting,
+        _ => ServerPhase::Other,
+    };
+    let status_text = match &s.task_state {
+        Some(t) => format!("{status} (task_state {t})"),
+        None => status,
+    };
     ServerState {
-        status: s.status.to_ascii_uppercase(),
-        fault: s
-            .fault
-            .and_then(|f| match (f.message, f.code) {
-                (Some(m), Some(c)) => Some(format!("{m} (code {c})")),
-                (m, _) => m,
-            })
-            .filter(|m| !m.is_empty()),
+        phase,
+        status_text,
         created: s.created.as_deref().and_then(parse_utc),
         launched_at: s.launched_at.as_deref().and_then(parse_utc),
-        detail: s.task_state.map(|t| format!("task_state {t}")),
         id: s.id,
         name: s.name,
         metadata: s.metadata,
     }
 }
 
+/// Glance's status words as phases.
 fn image_state(i: Image) -> ImageState {
+    let status = i.status.to_ascii_lowercase();
+    let phase = match status.as_str() {
+        "queued" => ImagePhase::Queued,
+        "saving" | "uploading" => ImagePhase::Saving,
+        "importing" => ImagePhase::Importing,
+        "active" => ImagePhase::Active,
+        "killed" => ImagePhase::Killed,
+        "deleted" | "pending_delete" | "deactivated" => ImagePhase::Deleted,
+        _ => ImagePhase::Other,
+    };
     ImageState {
         id: i.id,
-        status: i.status.to_ascii_lowercase(),
+        phase,
+        status_text: status,
         size: i.size,
         checksum: i.checksum,
         hash_algo: i.os_hash_algo,
@@ -342,20 +385,6 @@ fn transfer(t: glance::Transfer) -> Transfer {
 }
 
 impl ImageStore for OpenStack {
-    fn rebind(&self, http: Http) -> Self {
-        self.with_deadline_of(&http)
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "image {}",
-            self.image
-                .as_ref()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| "-".into())
-        )
-    }
-
     async fn create_image(&self, spec: &NewImage) -> Result<ImageState, Fail> {
         let mut body = Map::new();
         body.insert("name".into(), json!(spec.name));
@@ -374,22 +403,27 @@ impl ImageStore for OpenStack {
         Ok(transfer(self.glance()?.upload(id, data).await?))
     }
 
-    async fn import_methods(&self) -> Result<Vec<String>, Fail> {
-        self.glance()?.import_methods().await
+    async fn import_support(&self) -> Result<Import, Fail> {
+        let methods = self.glance()?.import_methods().await?;
+        Ok(if methods.iter().any(|m| m == IMPORT_METHOD) {
+            Import::Offered {
+                method: IMPORT_METHOD.into(),
+            }
+        } else {
+            Import::NotOffered {
+                wanted: IMPORT_METHOD.into(),
+                advertised: methods,
+            }
+        })
     }
 
-    async fn stage_and_import(
-        &self,
-        id: &str,
-        data: Vec<u8>,
-        method: &str,
-    ) -> Result<Transfer, Fail> {
+    async fn stage_and_import(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
         let g = self.glance()?;
         match transfer(g.stage(id, data).await?) {
             Transfer::Done => {}
             refused => return Ok(refused),
         }
-        g.import(id, method).await?;
+        g.import(id, IMPORT_METHOD).await?;
         Ok(Transfer::Done)
     }
 

@@ -9,42 +9,25 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs};
-use crate::cli::Probe;
 use crate::clients::glue::{self, Item, Rules, ShareInfo};
 use crate::clients::{is_api, ldap, usage as api};
-use crate::model::{CheckId, Status};
-use crate::nagios::{Perf, Range, Uom};
+use crate::model::Status;
+use crate::model::{Perf, Range, Uom};
+use crate::probe::Probe;
 use crate::{Ctx, Done, Fail};
 
-pub const READ: CheckId = CheckId {
-    id: "GLUE-01",
-    requirement: "EOSC-IAAS-INFOSYS",
-    name: "read publication",
-};
-pub const VALIDATE: CheckId = CheckId {
-    id: "GLUE-02",
-    requirement: "EOSC-IAAS-INFOSYS",
-    name: "publication valid",
-};
-pub const IS_SITE: CheckId = CheckId {
-    id: "GLUE-03",
-    requirement: "EOSC-IAAS-INFOSYS",
-    name: "site in the information system",
-};
-pub const PROJECTS: CheckId = CheckId {
-    id: "GLUE-04",
-    requirement: "EOSC-IAAS-INFOSYS",
-    name: "published project matches the site",
-};
-pub const DRIFT: CheckId = CheckId {
-    id: "GLUE-05",
-    requirement: "EOSC-IAAS-INFOSYS",
-    name: "published images and flavors exist",
-};
+crate::check_ids! { "EOSC-IAAS-INFOSYS";
+    READ = "GLUE-01", "read publication";
+    VALIDATE = "GLUE-02", "publication valid";
+    IS_SITE = "GLUE-03", "site in the information system";
+    PROJECTS = "GLUE-04", "published project matches the site";
+    DRIFT = "GLUE-05", "published images and flavors exist";
+}
 
 const SHOW: usize = 30;
 
 #[derive(clap::Args, Clone, Debug, Default)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["glue_file", "glue_url", "is_url", "ldap_url"])))]
 pub struct Args {
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -55,7 +38,7 @@ pub struct Args {
     #[arg(long = "glue-url", value_name = "URL")]
     pub glue_url: Option<Url>,
     /// Information-system API base URL (cloud-info-api)
-    #[arg(long = "is-url", value_name = "URL")]
+    #[arg(long = "is-url", value_name = "URL", requires = "site")]
     pub is_url: Option<Url>,
     /// Site name (GOCDB) in the information system
     #[arg(long = "site", value_name = "NAME")]
@@ -95,21 +78,13 @@ impl Probe for Glue {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
     type Args = Args;
 
+    fn checks() -> Vec<crate::model::CheckId> {
+        crate::auth::ALL.iter().chain(ALL).copied().collect()
+    }
+
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        if args.glue_file.is_none()
-            && args.glue_url.is_none()
-            && args.is_url.is_none()
-            && args.ldap_url.is_none()
-        {
-            return Err(Fail::unknown(
-                "no source: give --glue-file, --glue-url, --is-url or --ldap-url",
-            ));
-        }
         if let Some(u) = &args.ldap_url {
             check_ldap_url(u)?;
-        }
-        if args.is_url.is_some() && args.site.is_none() {
-            return Err(Fail::unknown("--is-url needs --site NAME"));
         }
         let rules = Rules {
             now: crate::checks::usage::now(),
@@ -137,7 +112,11 @@ impl Probe for Glue {
         if let Some(u) = &args.glue_url {
             let doc = ctx
                 .step(READ, async {
-                    let reply = ctx.http.send(ctx.http.get(u.clone())).await?.success()?;
+                    let reply = ctx
+                        .http()
+                        .send(ctx.http().get(u.clone()))
+                        .await?
+                        .success()?;
                     let doc = glue::parse(&reply.body).map_err(|e| {
                         Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
                     })?;
@@ -302,7 +281,7 @@ async fn is_checks(
 ) -> Result<(Published, String), Fail> {
     let found = ctx
         .step(IS_SITE, async {
-            let sites = is_api::sites(&ctx.http, is).await?;
+            let sites = is_api::sites(ctx.http(), is).await?;
             let Some(s) = sites.iter().find(|s| s.name == site || s.id == site) else {
                 return Err(Fail::critical(format!(
                     "site {site} is not listed ({} sites listed; stale or missing publication)",
@@ -340,7 +319,7 @@ async fn is_checks(
         .collect();
     let mut images = Vec::new();
     if let Some(vo) = vo {
-        let project = is_api::vo_project(&ctx.http, is, &found.name, vo).await?;
+        let project = is_api::vo_project(ctx.http(), is, &found.name, vo).await?;
         shares.retain(|s| s.vo.as_deref() != Some(vo));
         shares.push(ShareInfo {
             id: String::new(),
@@ -348,7 +327,7 @@ async fn is_checks(
             project_id: project.id,
             project_name: None,
         });
-        images = is_api::vo_images(&ctx.http, is, &found.name, vo)
+        images = is_api::vo_images(ctx.http(), is, &found.name, vo)
             .await?
             .into_iter()
             .map(|i| Item {
@@ -426,7 +405,7 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
     let nova = session.endpoint("compute")?;
     let glance = session.endpoint("image")?;
     ctx.step(DRIFT, async {
-        let flavors: Vec<Item> = api::flavors(&ctx.http, &nova, &session.token)
+        let flavors: Vec<Item> = api::flavors(ctx.http(), &nova, &session.token)
             .await?
             .into_iter()
             .map(|f| Item {
@@ -434,7 +413,7 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
                 name: f.name,
             })
             .collect();
-        let images: Vec<Item> = api::images(&ctx.http, &glance, &session.token)
+        let images: Vec<Item> = api::images(ctx.http(), &glance, &session.token)
             .await?
             .into_iter()
             .map(|i| Item {

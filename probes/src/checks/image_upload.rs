@@ -9,50 +9,28 @@ use md5::Md5;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::time::Instant;
 
-use crate::auth::{self, AuthArgs};
-use crate::backend::openstack::OpenStack;
+use crate::auth::AuthArgs;
+use crate::backend::openstack;
 use crate::backend::{
-    delete_image_and_wait, now_unix, ova, run_id, ImageState, ImageStore, NewImage, Transfer,
+    delete_image_and_wait, ova, run_id, ImagePhase, ImageState, ImageStore, Import, NewImage,
+    Transfer,
 };
-use crate::cli::{parse_duration, Probe};
-use crate::model::{CheckId, Cleanup, Status};
-use crate::nagios::{Perf, Uom};
-use crate::poll::Backoff;
+use crate::clock::now_unix;
+use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
+use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::probe::Probe;
+use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
 
-const REQ: &str = "EOSC-IAAS-IMAGE";
-pub const CREATE: CheckId = CheckId {
-    id: "IMG-01",
-    requirement: REQ,
-    name: "create image record",
-};
-pub const UPLOAD: CheckId = CheckId {
-    id: "IMG-02",
-    requirement: REQ,
-    name: "upload image data",
-};
-pub const ACTIVE: CheckId = CheckId {
-    id: "IMG-03",
-    requirement: REQ,
-    name: "image becomes active",
-};
-pub const VERIFY: CheckId = CheckId {
-    id: "IMG-04",
-    requirement: REQ,
-    name: "stored size and checksums",
-};
-pub const DOWNLOAD: CheckId = CheckId {
-    id: "IMG-05",
-    requirement: REQ,
-    name: "download matches upload",
-};
-pub const DELETE: CheckId = CheckId {
-    id: "IMG-06",
-    requirement: REQ,
-    name: "delete image",
-};
+crate::check_ids! { "EOSC-IAAS-IMAGE";
+    CREATE = "IMG-01", "create image record";
+    UPLOAD = "IMG-02", "upload image data";
+    ACTIVE = "IMG-03", "image becomes active";
+    VERIFY = "IMG-04", "stored size and checksums";
+    DOWNLOAD = "IMG-05", "download matches upload";
+    DELETE = "IMG-06", "delete image";
+}
 
-pub const IMPORT_METHOD: &str = "glance-direct";
 /// Why a 403 is the site's problem, not the monitor's.
 const POLICY: &str = "the site's policy lets only admins upload images, but the EOSC IaaS \
                       guideline requires users to upload images through the API";
@@ -75,9 +53,9 @@ pub struct Args {
     #[arg(long = "format", value_enum, default_value = "raw")]
     pub format: Format,
     /// Disk size: bytes, or with a suffix (64K, 1M, 1MiB)
-    #[arg(long = "size", value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    #[arg(long = "size", value_name = "BYTES", default_value = "1MiB", value_parser = image_size)]
     pub size: u64,
-    /// Use interoperable import (glance-direct: stage, then import) when advertised
+    /// Use the interoperable import (OpenStack: glance-direct, stage then import) when offered
     #[arg(long = "import")]
     pub import: bool,
     /// Longest wait for the image to become active
@@ -88,22 +66,10 @@ pub struct Args {
     pub poll_interval: Option<Duration>,
 }
 
-/// `1048576`, `64K`, `1M`, `1MiB`, `2MB` (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: not a size"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        _ => return Err(format!("{s:?}: unknown unit (use K or M)")),
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?}: too large"))?;
-    if v == 0 || v > MAX_SIZE {
+/// `--size`: a size (`64K`, `1MiB`) up to [`MAX_SIZE`].
+pub fn image_size(s: &str) -> Result<u64, String> {
+    let v = crate::units::parse_size(s)?;
+    if v > MAX_SIZE {
         return Err(format!("{s:?}: must be between 1 byte and 48 MiB"));
     }
     Ok(v)
@@ -129,6 +95,10 @@ impl Probe for ImageUpload {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
     type Args = Args;
 
+    fn checks() -> Vec<crate::model::CheckId> {
+        crate::auth::ALL.iter().chain(ALL).copied().collect()
+    }
+
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         let plan = Plan {
             format: args.format,
@@ -138,10 +108,7 @@ impl Probe for ImageUpload {
             poll_interval: args.poll_interval,
             run_id: run_id(),
         };
-        let t0 = Instant::now();
-        let session = auth::login(&ctx, &args.auth).await?;
-        ctx.perf(Perf::seconds("auth", t0.elapsed()));
-        let store = OpenStack::new(session.http.clone(), &session);
+        let store = openstack::login(&ctx, &args.auth).await?;
         image_cycle(&ctx, &store, &plan).await
     }
 }
@@ -158,10 +125,10 @@ struct Sent {
 impl Sent {
     fn new(data: Vec<u8>) -> Sent {
         Sent {
-            md5: hex(&Md5::digest(&data)),
-            sha256: hex(&Sha256::digest(&data)),
-            sha384: hex(&Sha384::digest(&data)),
-            sha512: hex(&Sha512::digest(&data)),
+            md5: format!("{:x}", Md5::digest(&data)),
+            sha256: format!("{:x}", Sha256::digest(&data)),
+            sha384: format!("{:x}", Sha384::digest(&data)),
+            sha512: format!("{:x}", Sha512::digest(&data)),
             data,
         }
     }
@@ -175,10 +142,6 @@ impl Sent {
             _ => None,
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The probe logic, for any [`ImageStore`].
@@ -207,30 +170,22 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     let (id, handle) = ctx
         .step(CREATE, async {
             let img = store.create_image(&spec).await.map_err(|f| {
-                if f.message.contains("HTTP 403") {
+                if f.http_status() == Some(403) {
                     f.context(format!("{POLICY}; creating the image record was refused"))
                 } else {
                     f
                 }
             })?;
-            let s = store.clone();
-            let iid = img.id.clone();
             let handle = ctx.track(
-                "image",
+                ResourceKind::Image,
                 &img.id,
                 Some(&name),
-                Box::new(move |http| {
-                    Box::pin(async move {
-                        delete_image_and_wait(&s.rebind(http), &iid)
-                            .await
-                            .map(|_| ())
-                            .map_err(|f| f.message)
-                    })
-                }),
+                store,
+                |s, id| async move { delete_image_and_wait(&s, &id).await.map(drop) },
             );
             let msg = format!(
                 "{} ({name}, {disk_format}/{container}), status {}",
-                img.id, img.status
+                img.id, img.status_text
             );
             Ok(Done::ok((img.id, handle), msg))
         })
@@ -245,7 +200,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
         .step(ACTIVE, wait_active(ctx, store, plan, &id, t_upload))
         .await?;
     let to_active = t_upload.elapsed();
-    ctx.perf(Perf::seconds("active", to_active).thresholds(ctx.warning, ctx.critical));
+    ctx.perf(Perf::seconds("active", to_active).thresholds(ctx.warning(), ctx.critical()));
     ctx.perf(Perf::new("size", sent.data.len() as f64, Uom::Bytes).min(0.0));
 
     ctx.step(VERIFY, async { verify(&stored, &sent) }).await?;
@@ -300,28 +255,24 @@ async fn upload<S: ImageStore>(
 ) -> Result<Done<()>, Fail> {
     let n = sent.data.len();
     let (outcome, how, status) = if plan.import {
-        let methods = store.import_methods().await?;
-        if methods.iter().any(|m| m == IMPORT_METHOD) {
-            let t = store
-                .stage_and_import(id, sent.data.clone(), IMPORT_METHOD)
-                .await?;
-            (
-                t,
-                format!("staged and imported ({IMPORT_METHOD})"),
-                Status::Ok,
-            )
-        } else {
-            let t = store.upload(id, sent.data.clone()).await?;
-            let adv = if methods.is_empty() {
-                "none".to_string()
-            } else {
-                methods.join(", ")
-            };
-            (
-                t,
-                format!("{IMPORT_METHOD} import not advertised (advertised: {adv}); plain upload"),
-                Status::Warning,
-            )
+        match store.import_support().await? {
+            Import::Offered { method } => {
+                let t = store.stage_and_import(id, sent.data.clone()).await?;
+                (t, format!("staged and imported ({method})"), Status::Ok)
+            }
+            Import::NotOffered { wanted, advertised } => {
+                let t = store.upload(id, sent.data.clone()).await?;
+                let adv = if advertised.is_empty() {
+                    "none".to_string()
+                } else {
+                    advertised.join(", ")
+                };
+                (
+                    t,
+                    format!("{wanted} import not advertised (advertised: {adv}); plain upload"),
+                    Status::Warning,
+                )
+            }
         }
     } else {
         let t = store.upload(id, sent.data.clone()).await?;
@@ -342,49 +293,38 @@ async fn wait_active<S: ImageStore>(
     id: &str,
     t0: Instant,
 ) -> Result<Done<ImageState>, Fail> {
-    let left = ctx.deadline().remaining();
-    let reserve = (left / 5).clamp(Duration::from_secs(2), Duration::from_secs(30));
-    let limit = plan.image_timeout.min(left.saturating_sub(reserve));
-    let end = Instant::now() + limit;
-    let mut backoff = Backoff::from_option(plan.poll_interval);
-    let mut polls = 0u64;
-    loop {
-        polls += 1;
-        let Some(img) = store.image(id).await? else {
-            return Err(Fail::critical(format!("image {id} disappeared (404)")));
-        };
-        match img.status.as_str() {
-            "active" => {
-                let msg = format!(
-                    "active after {:.2}s, {polls} status polls",
-                    t0.elapsed().as_secs_f64()
-                );
-                let secs = t0.elapsed().as_secs_f64();
-                let status = ctx.threshold_status(secs);
-                return Ok(Done::with(status, img, msg));
-            }
-            "killed" => {
-                return Err(Fail::critical(format!(
-                    "image {id} went to status killed: the site failed to store the data"
-                )))
-            }
-            "deleted" | "pending_delete" | "deactivated" => {
-                return Err(Fail::critical(format!(
+    let wait = Wait::bounded(ctx.deadline(), plan.image_timeout, plan.poll_interval);
+    let waited = wait_for(wait, || {
+        let fut = store.image(id);
+        async move {
+            let Some(img) = fut.await? else {
+                return Err(Fail::critical(format!("image {id} disappeared (404)")));
+            };
+            match img.phase {
+                ImagePhase::Active => Ok(Poll::Ready(img)),
+                ImagePhase::Killed => Err(Fail::critical(format!(
+                    "image {id} went to status {}: the site failed to store the data",
+                    img.status_text
+                ))),
+                ImagePhase::Deleted => Err(Fail::critical(format!(
                     "image {id} went to status {} while waiting for active",
-                    img.status
-                )))
-            }
-            other => {
-                let now = Instant::now();
-                if now >= end {
-                    return Err(Fail::critical(format!(
-                        "image {id} not active after {:.0}s; last status {other}",
-                        limit.as_secs_f64()
-                    )));
-                }
-                tokio::time::sleep(backoff.next_delay().min(end - now)).await;
+                    img.status_text
+                ))),
+                _ => Ok(Poll::Pending(img.status_text)),
             }
         }
+    })
+    .await?;
+    match waited {
+        Waited::Ready { value, polls } => {
+            let secs = t0.elapsed().as_secs_f64();
+            let msg = format!("active after {secs:.2}s, {polls} status polls");
+            Ok(Done::with(ctx.threshold_status(secs), value, msg))
+        }
+        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+            "image {id} not active after {:.0}s; last status {last}",
+            limit.as_secs_f64()
+        ))),
     }
 }
 
@@ -438,6 +378,7 @@ mod tests {
 
     #[test]
     fn sizes() {
+        use super::image_size as parse_size;
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_size("64K"), Ok(65536));
         assert_eq!(parse_size("1000"), Ok(1000));
@@ -451,7 +392,8 @@ mod tests {
         let sent = Sent::new(b"hello".to_vec());
         let good = ImageState {
             id: "i".into(),
-            status: "active".into(),
+            phase: ImagePhase::Active,
+            status_text: "active".into(),
             size: Some(5),
             checksum: Some("5d41402abc4b2a76b9719d911017c592".into()),
             hash_algo: Some("sha512".into()),

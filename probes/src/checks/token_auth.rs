@@ -1,7 +1,8 @@
 //! check_token_auth: can the monitor log in at a site's Keystone, and does
 //! the site behave like a federated IaaS site must? Steps:
 //! AUTH-05 URL policy, AUTH-10 refresh-token lifetime (when one is used),
-//! AUTH-01..04 login (shared with every probe), AUTH-06 token validation,
+//! AUTH-01..04 login (shared with every probe; AUTH-12/13 for password and
+//! application-credential logins instead of AUTH-02), AUTH-06 token validation,
 //! AUTH-07/08 catalog, AUTH-09 a garbage token is refused, AUTH-11 login time.
 //!
 //! Plain-http Keystone URLs are CRITICAL and no credential is sent to them:
@@ -16,43 +17,21 @@ use sha2::Digest;
 
 use crate::auth::config::{Credential, SecretSource};
 use crate::auth::{self, AuthArgs, Session};
-use crate::cli::Probe;
 use crate::clients::{keystone, oidc};
 use crate::http::show_url;
-use crate::model::{CheckId, Status};
-use crate::nagios::Perf;
+use crate::model::Perf;
+use crate::model::Status;
+use crate::probe::Probe;
 use crate::{Ctx, Done, Fail};
 
-pub const VALIDATE: CheckId = CheckId {
-    id: "AUTH-06",
-    requirement: "EOSC-IAAS-AAI",
-    name: "validate scoped token",
-};
-pub const CATALOG_CORE: CheckId = CheckId {
-    id: "AUTH-07",
-    requirement: "EOSC-IAAS-API",
-    name: "catalog: compute, image, identity",
-};
-pub const CATALOG_EXTRA: CheckId = CheckId {
-    id: "AUTH-08",
-    requirement: "EOSC-IAAS-API",
-    name: "catalog: optional services",
-};
-pub const GARBAGE: CheckId = CheckId {
-    id: "AUTH-09",
-    requirement: "EOSC-IAAS-AAI",
-    name: "invalid token refused",
-};
-pub const REFRESH_LIFETIME: CheckId = CheckId {
-    id: "AUTH-10",
-    requirement: "EOSC-IAAS-AAI",
-    name: "monitor refresh token lifetime",
-};
-pub const LOGIN_TIME: CheckId = CheckId {
-    id: "AUTH-11",
-    requirement: "EOSC-IAAS-AAI",
-    name: "login time",
-};
+crate::check_ids! { "EOSC-IAAS-AAI";
+    VALIDATE = "AUTH-06", "validate scoped token";
+    CATALOG_CORE = "AUTH-07", "catalog: compute, image, identity" @ "EOSC-IAAS-API";
+    CATALOG_EXTRA = "AUTH-08", "catalog: optional services" @ "EOSC-IAAS-API";
+    GARBAGE = "AUTH-09", "invalid token refused";
+    REFRESH_LIFETIME = "AUTH-10", "monitor refresh token lifetime";
+    LOGIN_TIME = "AUTH-11", "login time";
+}
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -86,6 +65,10 @@ impl Probe for TokenAuth {
         -w/-c apply to the login time in seconds.";
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     type Args = Args;
+
+    fn checks() -> Vec<crate::model::CheckId> {
+        crate::auth::ALL.iter().chain(ALL).copied().collect()
+    }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         let _perf = PerfOnExit(ctx.clone());
@@ -181,9 +164,9 @@ fn refresh_lifetime(src: &SecretSource, warn_days: u32, crit_days: u32) -> Resul
 
 fn login_time(ctx: &Ctx, s: &Session) {
     let secs = (s.login_time.as_secs_f64() * 1000.0).round() / 1000.0;
-    ctx.perf(Perf::seconds("login", s.login_time).thresholds(ctx.warning, ctx.critical));
+    ctx.perf(Perf::seconds("login", s.login_time).thresholds(ctx.warning(), ctx.critical()));
     let status = ctx.threshold_status(secs);
-    let limits = match (ctx.warning, ctx.critical) {
+    let limits = match (ctx.warning(), ctx.critical()) {
         (None, None) => String::new(),
         (w, c) => format!(
             " (-w {}, -c {})",
@@ -197,15 +180,17 @@ fn login_time(ctx: &Ctx, s: &Session) {
 /// Perfdata from the recorded steps, so a failed run still reports its timings.
 fn emit_step_perf(ctx: &Ctx) {
     let labels = [
-        ("AUTH-01", "credential"),
-        ("AUTH-02", "authenticate"),
-        ("AUTH-03", "projects"),
-        ("AUTH-04", "scope"),
-        ("AUTH-06", "validate"),
-        ("AUTH-09", "invalid_token"),
+        (auth::READ_TOKEN, "credential"),
+        (auth::EXCHANGE, "authenticate"),
+        (auth::PASSWORD, "authenticate"),
+        (auth::APP_CRED, "authenticate"),
+        (auth::PROJECTS, "projects"),
+        (auth::SCOPE, "scope"),
+        (VALIDATE, "validate"),
+        (GARBAGE, "invalid_token"),
     ];
-    for step in ctx.recorder().steps() {
-        if let Some((_, label)) = labels.iter().find(|(id, _)| *id == step.check) {
+    for step in ctx.steps() {
+        if let Some((_, label)) = labels.iter().find(|(c, _)| c.id == step.check) {
             if !step.duration.is_zero() {
                 ctx.perf(Perf::seconds(*label, step.duration));
             }

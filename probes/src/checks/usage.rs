@@ -12,38 +12,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs, Session};
-use crate::cli::Probe;
 use crate::clients::apel;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
-use crate::model::{CheckId, Status};
-use crate::nagios::{Perf, Range, Uom};
+use crate::model::Status;
+use crate::model::{Perf, Range, Uom};
+use crate::probe::{Link, Probe};
 use crate::{Ctx, Done, Fail};
 
-pub const TENANT_USAGE: CheckId = CheckId {
-    id: "USAGE-01",
-    requirement: "EOSC-IAAS-ACCOUNTING",
-    name: "per-VM usage via the API",
-};
-pub const SERVER_USAGE: CheckId = CheckId {
-    id: "USAGE-02",
-    requirement: "EOSC-IAAS-ACCOUNTING",
-    name: "usage of a known server",
-};
-pub const VOLUME_USAGE: CheckId = CheckId {
-    id: "USAGE-03",
-    requirement: "EOSC-IAAS-ACCOUNTING",
-    name: "block storage usage",
-};
-pub const APEL_RECORDS: CheckId = CheckId {
-    id: "USAGE-04",
-    requirement: "EOSC-IAAS-ACCOUNTING",
-    name: "APEL records well formed",
-};
-pub const FRESHNESS: CheckId = CheckId {
-    id: "USAGE-05",
-    requirement: "EOSC-IAAS-ACCOUNTING",
-    name: "accounting freshness",
-};
+crate::check_ids! { "EOSC-IAAS-ACCOUNTING";
+    TENANT_USAGE = "USAGE-01", "per-VM usage via the API";
+    SERVER_USAGE = "USAGE-02", "usage of a known server";
+    VOLUME_USAGE = "USAGE-03", "block storage usage";
+    APEL_RECORDS = "USAGE-04", "APEL records well formed";
+    FRESHNESS = "USAGE-05", "accounting freshness";
+}
 
 /// Production's policy (check_fedcloud_accnt).
 pub const DEFAULT_WARN_DAYS: f64 = 7.0;
@@ -52,14 +34,15 @@ pub const DEFAULT_CRIT_DAYS: f64 = 30.0;
 const SHOW: usize = 20;
 
 #[derive(clap::Args, Clone, Debug, Default)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["endpoint", "apel_dir", "apel_file", "last_update_url"])))]
 pub struct Args {
     #[command(flatten)]
     pub auth: AuthArgs,
     /// Usage window length back from now (per-VM usage)
-    #[arg(long = "window", value_name = "DURATION", default_value = "1d", value_parser = crate::cli::parse_duration)]
+    #[arg(long = "window", value_name = "DURATION", default_value = "1d", value_parser = crate::units::parse_duration)]
     pub window: Duration,
     /// Require this server in the usage with its flavor's sizes and sane times
-    #[arg(long = "server-id", value_name = "ID")]
+    #[arg(long = "server-id", value_name = "ID", requires = "endpoint")]
     pub server_id: Option<String>,
     /// Servers asked per os-simple-tenant-usage page
     #[arg(long = "usage-page-size", value_name = "N", default_value_t = api::PAGE)]
@@ -96,10 +79,30 @@ impl Probe for Usage {
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
     type Args = Args;
 
+    fn checks() -> Vec<crate::model::CheckId> {
+        crate::auth::ALL.iter().chain(ALL).copied().collect()
+    }
+
+    /// The server the VM probe of the same site created: the strong check.
+    fn wants(args: &Args) -> Option<Link> {
+        let api = args.auth.endpoint.is_some() && !args.no_api;
+        (api && args.server_id.is_none()).then_some(Link::Server)
+    }
+
+    fn give(args: &mut Args, link: Link, value: String) -> Vec<String> {
+        match link {
+            Link::Server => {
+                args.server_id = Some(value.clone());
+                vec!["--server-id".into(), value]
+            }
+        }
+    }
+
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         let api = args.auth.endpoint.is_some() && !args.no_api;
         let apel = args.apel_dir.is_some() || !args.apel_file.is_empty();
         let fresh = args.last_update_url.is_some() || args.apel_dir.is_some();
+        // clap's ArgGroup asks for at least one source; --no-api can still leave none.
         if !api && !apel && !fresh {
             return Err(Fail::unknown(
                 "nothing to check: give --endpoint/--access-token, --apel-dir/--apel-file or --last-update-url",
@@ -159,7 +162,7 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
     let usages = ctx
         .step(TENANT_USAGE, async {
             let (u, pages) = api::tenant_usage(
-                &ctx.http,
+                ctx.http(),
                 &nova,
                 &session.token,
                 &session.project_id,
@@ -211,7 +214,7 @@ async fn until_listed(
         }
         tokio::time::sleep(RELIST_PAUSE).await;
         let again = api::tenant_usage(
-            &ctx.http,
+            ctx.http(),
             nova,
             &session.token,
             &session.project_id,
@@ -234,7 +237,7 @@ async fn until_listed(
 /// A 403 on the project's own usage is a site policy problem: CRITICAL,
 /// with a hint.
 fn forbidden(f: Fail, what: &str) -> Fail {
-    if f.message.contains("HTTP 403") {
+    if f.http_status() == Some(403) {
         Fail::critical(format!("{what} is forbidden by policy: {}", f.message))
     } else {
         f
@@ -258,7 +261,7 @@ pub async fn check_server(
                 usages.len()
             )));
         };
-        let flavors = api::flavors(&ctx.http, nova, &session.token).await?;
+        let flavors = api::flavors(ctx.http(), nova, &session.token).await?;
         let flavor = u
             .flavor
             .as_deref()
@@ -316,7 +319,7 @@ async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
     };
     let s = ctx
         .step(VOLUME_USAGE, async {
-            let s = api::volume_summary(&ctx.http, &cinder, &session.token, &session.project_id)
+            let s = api::volume_summary(ctx.http(), &cinder, &session.token, &session.project_id)
                 .await
                 .map_err(|f| forbidden(f, "reading the volume summary"))?;
             let msg = format!("{} volume(s), {} GB", s.total_count, s.total_size);
@@ -448,10 +451,10 @@ pub fn age_ranges(ctx: &Ctx, args: &Args) -> (Range, Range) {
         inside: false,
     };
     let w = ctx
-        .warning
+        .warning()
         .unwrap_or_else(|| upto(args.warn_days.unwrap_or(DEFAULT_WARN_DAYS)));
     let c = ctx
-        .critical
+        .critical()
         .unwrap_or_else(|| upto(args.crit_days.unwrap_or(DEFAULT_CRIT_DAYS)));
     (w, c)
 }
@@ -462,7 +465,11 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
         .step(FRESHNESS, async {
             let (last, source) = match &args.last_update_url {
                 Some(u) => {
-                    let reply = ctx.http.send(ctx.http.get(u.clone())).await?.success()?;
+                    let reply = ctx
+                        .http()
+                        .send(ctx.http().get(u.clone()))
+                        .await?
+                        .success()?;
                     let t = apel::parse_last_update(&reply.body).map_err(|e| {
                         Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
                     })?;
@@ -487,7 +494,7 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
             }
             // Minutes of clock skew must not read as "outside 0..7 days".
             let age_days = raw.max(0.0);
-            let status = crate::nagios::verdict(age_days, Some(warn), Some(crit));
+            let status = crate::model::verdict(age_days, Some(warn), Some(crit));
             ctx.perf(
                 Perf::new("age_days", (age_days * 1000.0).round() / 1000.0, Uom::None)
                     .thresholds(Some(warn), Some(crit)),

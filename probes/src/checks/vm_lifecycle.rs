@@ -8,60 +8,30 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::auth::{self, AuthArgs};
-use crate::backend::openstack::OpenStack;
+use crate::auth::AuthArgs;
+use crate::backend::openstack;
 use crate::backend::{
-    delete_server_and_wait, now_unix, run_id, Compute, ImageQuery, NetworkChoice, ServerSpec,
+    delete_server_and_wait, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase, ServerSpec,
     ServerState,
 };
-use crate::cli::{parse_duration, Probe};
-use crate::ctx::ResourceId;
-use crate::model::{CheckId, Cleanup, Status};
-use crate::nagios::Perf;
-use crate::poll::Backoff;
+use crate::clock::now_unix;
+use crate::model::{Cleanup, Perf, ProbeResult, ResourceKind, Status};
+use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::probe::{Link, Probe};
+use crate::record::ResourceId;
+use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
 
-const REQ: &str = "EOSC-IAAS-VM";
-pub const API: CheckId = CheckId {
-    id: "VM-01",
-    requirement: REQ,
-    name: "compute API version",
-};
-pub const IMAGE: CheckId = CheckId {
-    id: "VM-02",
-    requirement: REQ,
-    name: "find image",
-};
-pub const FLAVOR: CheckId = CheckId {
-    id: "VM-03",
-    requirement: REQ,
-    name: "pick flavor",
-};
-pub const NETWORK: CheckId = CheckId {
-    id: "VM-04",
-    requirement: REQ,
-    name: "pick network",
-};
-pub const REAP: CheckId = CheckId {
-    id: "VM-05",
-    requirement: REQ,
-    name: "leftovers of earlier runs",
-};
-pub const CREATE: CheckId = CheckId {
-    id: "VM-06",
-    requirement: REQ,
-    name: "create server",
-};
-pub const ACTIVE: CheckId = CheckId {
-    id: "VM-07",
-    requirement: REQ,
-    name: "server becomes ACTIVE",
-};
-pub const DELETE: CheckId = CheckId {
-    id: "VM-08",
-    requirement: REQ,
-    name: "delete server",
-};
+crate::check_ids! { "EOSC-IAAS-VM";
+    API = "VM-01", "compute API version";
+    IMAGE = "VM-02", "find image";
+    FLAVOR = "VM-03", "pick flavor";
+    NETWORK = "VM-04", "pick network";
+    REAP = "VM-05", "leftovers of earlier runs";
+    CREATE = "VM-06", "create server";
+    ACTIVE = "VM-07", "server becomes ACTIVE";
+    DELETE = "VM-08", "delete server";
+}
 
 /// Metadata key production uses for the monitoring host (kept for reaping
 /// its VMs as well as ours).
@@ -75,6 +45,7 @@ pub const PRODUCTION_NAME: &str = "cloudmonprobe-servertest";
 pub const MIN_DISK_GB: u64 = 8;
 
 #[derive(clap::Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("which_image").required(true).multiple(true).args(["image", "registry_image", "appdb_image"])))]
 pub struct Args {
     #[command(flatten)]
     pub auth: AuthArgs,
@@ -93,7 +64,7 @@ pub struct Args {
     /// Longest wait for the server to become ACTIVE
     #[arg(long = "vm-timeout", value_name = "DURATION", default_value = "300", value_parser = parse_duration)]
     pub vm_timeout: Duration,
-    /// Monitoring host name put in the server metadata; default -H, else this machine's name
+    /// Monitoring host name put in the server metadata; default: this machine's name
     #[arg(long = "argo-host-name", value_name = "HOST")]
     pub argo_host_name: Option<String>,
     /// Fixed status poll interval (default: adaptive, 250 ms growing to 2 s)
@@ -117,7 +88,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn from_args(args: &Args, ctx_host: Option<&str>) -> Result<Plan, Fail> {
+    pub fn from_args(args: &Args) -> Result<Plan, Fail> {
         let image = if let Some(i) = &args.image {
             ImageQuery::IdOrName(i.clone())
         } else if let Some(r) = &args.registry_image {
@@ -125,13 +96,13 @@ impl Plan {
         } else if let Some(a) = &args.appdb_image {
             ImageQuery::AppDb(a.clone())
         } else {
+            // clap's ArgGroup makes this unreachable from a command line.
             return Err(Fail::unknown(
                 "one of --image, --registry-image or --appdb-image is required",
             ));
         };
         // Not -H: that names the site, and two monitors probing one site
         // would reap each other's servers. Production tags the monitor's name.
-        let _ = ctx_host;
         let host = args
             .argo_host_name
             .clone()
@@ -165,19 +136,35 @@ impl Probe for VmLifecycle {
     const ABOUT: &'static str = "Create, wait for and delete a VM through the API";
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
     type Args = Args;
+    const PROVIDES: &'static [Link] = &[Link::Server];
+
+    fn checks() -> Vec<crate::model::CheckId> {
+        crate::auth::ALL.iter().chain(ALL).copied().collect()
+    }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        let plan = Plan::from_args(&args, ctx.hostname.as_deref())?;
-        let t0 = Instant::now();
-        let session = auth::login(&ctx, &args.auth).await?;
-        ctx.perf(Perf::seconds("auth", t0.elapsed()));
-        let mut cloud = OpenStack::new(session.http.clone(), &session);
+        let plan = Plan::from_args(&args)?;
+        let mut cloud = openstack::login(&ctx, &args.auth).await?;
         ctx.step(API, async {
             let d = cloud.negotiate_compute().await?;
             Ok(Done::ok((), d))
         })
         .await?;
         lifecycle(&ctx, &cloud, &plan).await
+    }
+
+    /// The server this run created and saw ACTIVE: check_usage looks it up.
+    fn offers(r: &ProbeResult) -> Vec<(Link, String)> {
+        let ran = r
+            .steps
+            .iter()
+            .any(|s| s.check == ACTIVE.id && matches!(s.status, Status::Ok | Status::Warning));
+        r.resources
+            .iter()
+            .filter(|x| ran && x.kind == ResourceKind::Server)
+            .map(|x| (Link::Server, x.id.clone()))
+            .take(1)
+            .collect()
     }
 }
 
@@ -247,8 +234,11 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
                 Err(f) => {
                     // A lost answer (proxy timeout, reset) may hide a created
                     // server: find it by this run's id so it is deleted too.
-                    adopt_orphans(ctx, cloud, plan).await;
-                    ctx.forget(in_flight);
+                    // If that listing fails, the placeholder stays: the
+                    // runner's cleanup lists and deletes by run id at the end.
+                    if adopt_orphans(ctx, cloud, plan).await {
+                        ctx.forget(in_flight);
+                    }
                     return Err(f);
                 }
             };
@@ -264,7 +254,7 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         .step(ACTIVE, wait_active(ctx, cloud, plan, &id, t_create))
         .await?;
     let create_time = t_create.elapsed();
-    ctx.perf(Perf::seconds("create", create_time).thresholds(ctx.warning, ctx.critical));
+    ctx.perf(Perf::seconds("create", create_time).thresholds(ctx.warning(), ctx.critical()));
     ctx.perf(Perf::count("polls", polls));
 
     let t_delete = Instant::now();
@@ -290,54 +280,52 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
 
 /// Register `id` for deletion on every exit path.
 fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> ResourceId {
-    let b = cloud.clone();
-    let sid = id.to_string();
     ctx.track(
-        "server",
+        ResourceKind::Server,
         id,
         Some(name),
-        Box::new(move |http| {
-            Box::pin(async move {
-                delete_server_and_wait(&b.rebind(http), &sid)
-                    .await
-                    .map(|_| ())
-                    .map_err(|f| f.message)
-            })
-        }),
+        cloud,
+        |c, id| async move { delete_server_and_wait(&c, &id).await.map(drop) },
     )
 }
 
 /// Cleanup for a create request whose answer has not come yet: delete
 /// whatever server carries this run's id.
 fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
-    let b = cloud.clone();
-    let run = run.to_string();
     ctx.track(
-        "server request",
+        ResourceKind::ServerRequest,
         &format!("run {run}"),
         None,
-        Box::new(move |http| {
-            Box::pin(async move {
-                let b = b.rebind(http);
-                let found = b.servers_tagged(RUN_KEY).await.map_err(|f| f.message)?;
-                for s in found
-                    .iter()
-                    .filter(|s| s.metadata.get(RUN_KEY) == Some(&run))
-                {
-                    delete_server_and_wait(&b, &s.id)
-                        .await
-                        .map_err(|f| format!("server {}: {}", s.id, f.message))?;
-                }
-                Ok(())
-            })
-        }),
+        cloud,
+        |c, label| async move {
+            let run = label.trim_start_matches("run ");
+            let found = c.servers_tagged(RUN_KEY).await?;
+            for s in found
+                .iter()
+                .filter(|s| s.metadata.get(RUN_KEY).map(String::as_str) == Some(run))
+            {
+                delete_server_and_wait(&c, &s.id)
+                    .await
+                    .map_err(|f| f.context(format!("server {}", s.id)))?;
+            }
+            Ok(())
+        },
     )
 }
 
-/// Track servers carrying this run's id (best effort, after a failed create).
-async fn adopt_orphans<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) {
-    let Ok(found) = cloud.servers_tagged(RUN_KEY).await else {
-        return;
+/// Track servers carrying this run's id (after a failed create). False when
+/// the listing failed: the caller then keeps the run's placeholder cleanup.
+async fn adopt_orphans<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> bool {
+    let found = match cloud.servers_tagged(RUN_KEY).await {
+        Ok(found) => found,
+        Err(f) => {
+            ctx.detail(format!(
+                "create failed and listing this run's servers failed too ({}): \
+                 cleanup will look again",
+                f.message
+            ));
+            return false;
+        }
     };
     for s in found
         .iter()
@@ -349,6 +337,7 @@ async fn adopt_orphans<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) {
         ));
         track_server(ctx, cloud, &s.id, &s.name);
     }
+    true
 }
 
 /// Delete this host's leftovers (WARNING, as production) and other hosts'
@@ -378,8 +367,7 @@ async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>,
         ));
     }
     // Bounded so a stuck delete cannot eat the run.
-    let budget = ctx.deadline().within(Duration::from_secs(120));
-    let bounded = cloud.rebind(ctx.http.with_deadline(budget));
+    let bounded = cloud.with_deadline(ctx.deadline().within(Duration::from_secs(120)));
     let mut failed = Vec::new();
     for s in mine.iter().chain(stale.iter()) {
         if let Err(f) = delete_server_and_wait(&bounded, &s.id).await {
@@ -441,19 +429,67 @@ async fn wait_active<C: Compute>(
     t_create: Instant,
 ) -> Result<Done<(ServerState, u64)>, Fail> {
     // Keep part of what -t leaves for the delete that follows.
-    let left = ctx.deadline().remaining();
-    let reserve = (left / 5).clamp(Duration::from_secs(2), Duration::from_secs(30));
-    let by_t = left.saturating_sub(reserve);
-    let limit = plan.vm_timeout.min(by_t);
-    let end = Instant::now() + limit;
-    let mut backoff = Backoff::from_option(plan.poll_interval);
+    let wait = Wait::bounded(ctx.deadline(), plan.vm_timeout, plan.poll_interval).sleep_first();
+    // The last status seen and when: for the lag diagnostics and messages.
+    let seen: std::sync::Mutex<(String, Option<f64>)> =
+        std::sync::Mutex::new(("none yet".into(), None));
+    let seen = &seen;
     let mut polls = 0u64;
-    let mut last = String::from("none yet");
-    let mut prev_poll: Option<f64> = None;
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            let why = if limit < plan.vm_timeout {
+    let waited = wait_for(wait, || {
+        polls += 1;
+        let n = polls;
+        let fut = cloud.server(id);
+        async move {
+            let (last, prev) = seen.lock().map(|g| g.clone()).unwrap_or_default();
+            let Some(s) = fut.await? else {
+                return Err(Fail::critical(format!(
+                    "server {id} disappeared while waiting (last status {last})"
+                )));
+            };
+            match &s.phase {
+                ServerPhase::Active => {
+                    // Detection lag: at most the time since the previous poll
+                    // saw it not yet active; launched_at gives a second estimate.
+                    let noticed = now_unix();
+                    ctx.detail(format!(
+                        "active lag: noticed {noticed:.3} after {n} polls; previous poll {}; launched_at {}",
+                        prev.map(|p| format!("{:.3}s earlier", noticed - p)).unwrap_or_else(|| "none".into()),
+                        s.launched_at
+                            .map(|at| format!("{at:.3} ({:.3}s before noticed)", noticed - at))
+                            .unwrap_or_else(|| "not reported".into())
+                    ));
+                    Ok(Poll::Ready(s))
+                }
+                ServerPhase::Error { reason } => {
+                    ctx.perf(Perf::count("polls", n));
+                    let fault = reason.as_deref().unwrap_or("no fault message given");
+                    Err(Fail::critical(format!(
+                        "server {id} went to ERROR: {fault}"
+                    )))
+                }
+                _ => {
+                    if let Ok(mut g) = seen.lock() {
+                        *g = (s.status_text.clone(), Some(now_unix()));
+                    }
+                    Ok(Poll::Pending(s.status_text))
+                }
+            }
+        }
+    })
+    .await?;
+    match waited {
+        Waited::Ready { value: s, polls } => {
+            let secs = t_create.elapsed().as_secs_f64();
+            let msg = format!("ACTIVE after {secs:.2}s, {polls} status polls");
+            Ok(Done::with(ctx.threshold_status(secs), (s, polls), msg))
+        }
+        Waited::TimedOut {
+            limit,
+            cut_by_deadline,
+            last,
+            polls,
+        } => {
+            let why = if cut_by_deadline {
                 format!(
                     "{:.0}s (all -t left, --vm-timeout {}s)",
                     limit.as_secs_f64(),
@@ -463,53 +499,9 @@ async fn wait_active<C: Compute>(
                 format!("--vm-timeout {}s", plan.vm_timeout.as_secs())
             };
             ctx.perf(Perf::count("polls", polls));
-            return Err(Fail::critical(format!(
+            Err(Fail::critical(format!(
                 "server {id} not ACTIVE after {why}; last status {last}"
-            )));
-        }
-        tokio::time::sleep(backoff.next_delay().min(end - now)).await;
-        polls += 1;
-        let answered = cloud.server(id).await?;
-        let Some(s) = answered else {
-            return Err(Fail::critical(format!(
-                "server {id} disappeared while waiting (last status {last})"
-            )));
-        };
-        match s.status.as_str() {
-            "ACTIVE" => {
-                // Detection lag: at most the time since the previous poll
-                // saw it not yet ACTIVE; Nova's launched_at gives a second estimate.
-                let noticed = now_unix();
-                let since_prev = prev_poll.map(|p| noticed - p);
-                ctx.detail(format!(
-                    "active lag: noticed {noticed:.3} after {polls} polls; previous poll {}; launched_at {}",
-                    since_prev.map(|d| format!("{d:.3}s earlier")).unwrap_or_else(|| "none".into()),
-                    s.launched_at
-                        .map(|at| format!("{at:.3} ({:.3}s before noticed)", noticed - at))
-                        .unwrap_or_else(|| "not reported".into())
-                ));
-                let msg = format!(
-                    "ACTIVE after {:.2}s, {polls} status polls",
-                    t_create.elapsed().as_secs_f64()
-                );
-                let secs = t_create.elapsed().as_secs_f64();
-                let status = ctx.threshold_status(secs);
-                return Ok(Done::with(status, (s, polls), msg));
-            }
-            "ERROR" => {
-                ctx.perf(Perf::count("polls", polls));
-                let fault = s.fault.unwrap_or_else(|| "no fault message given".into());
-                return Err(Fail::critical(format!(
-                    "server {id} went to ERROR: {fault}"
-                )));
-            }
-            _ => {
-                prev_poll = Some(now_unix());
-                last = match &s.detail {
-                    Some(d) => format!("{} ({d})", s.status),
-                    None => s.status.clone(),
-                };
-            }
+            )))
         }
     }
 }
@@ -545,16 +537,16 @@ mod tests {
             poll_interval: None,
             reap_ttl: Duration::from_secs(86400),
         };
-        let p = Plan::from_args(&a, Some("mon.example")).unwrap();
+        let p = Plan::from_args(&a).unwrap();
         assert_eq!(p.image, ImageQuery::Registry("r".into()));
         // -H names the site, not the monitor: the tag is the machine's name.
         let machine = machine_hostname().unwrap_or_else(|| "unknown-host".into());
         assert_eq!(p.host, machine);
         a.argo_host_name = Some("argo-mon.example".into());
-        let p = Plan::from_args(&a, Some("site.example")).unwrap();
+        let p = Plan::from_args(&a).unwrap();
         assert_eq!(p.host, "argo-mon.example");
         a.registry_image = None;
         a.appdb_image = None;
-        assert!(Plan::from_args(&a, None).is_err());
+        assert!(Plan::from_args(&a).is_err());
     }
 }

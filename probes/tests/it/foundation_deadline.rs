@@ -123,11 +123,12 @@ fn opts(timeout: Duration, grace: Duration) -> RunOptions {
         timeout,
         timeout_status: Status::Unknown,
         cleanup_grace: Some(grace),
-        verbosity: 0,
         tls: Default::default(),
-        warning: None,
-        critical: None,
-        hostname: None,
+        settings: probes::ctx::Settings {
+            verbosity: 0,
+            ..Default::default()
+        },
+        events: None,
     }
 }
 
@@ -139,21 +140,18 @@ const CREATE: probes::CheckId = probes::CheckId {
 
 /// A tracked resource whose cleanup sends `DELETE url` with the runner's client.
 fn track_delete(ctx: &Ctx, url: String) {
+    let http = ctx.http().clone();
     ctx.track(
-        "server",
+        probes::model::ResourceKind::Server,
         "srv-1",
         Some("probe-vm"),
-        Box::new(move |http| {
-            Box::pin(async move {
-                let url = reqwest::Url::parse(&url).map_err(|e| e.to_string())?;
-                let req = http.request(reqwest::Method::DELETE, url);
-                http.send(req)
-                    .await
-                    .and_then(|r| r.success())
-                    .map(|_| ())
-                    .map_err(|f| f.message)
-            })
-        }),
+        &http,
+        move |http, _id| async move {
+            let url =
+                reqwest::Url::parse(&url).map_err(|e| probes::Fail::unknown(e.to_string()))?;
+            let req = http.request(reqwest::Method::DELETE, url);
+            http.send(req).await.and_then(|r| r.success()).map(drop)
+        },
     );
 }
 
@@ -172,7 +170,7 @@ async fn cancel_runs_a_real_http_delete() {
     let cancel = async move {
         signal.notified().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        "SIGTERM".to_string()
+        probes::runner::Stop::Signal("SIGTERM".into())
     };
     let r = execute(
         opts(Duration::from_secs(30), Duration::from_secs(5)),
@@ -218,7 +216,7 @@ async fn cleanup_that_hangs_is_cut_at_the_grace_and_reported() {
         opts(Duration::from_secs(30), Duration::from_secs(2)),
         async {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            "SIGTERM".to_string()
+            probes::runner::Stop::Signal("SIGTERM".into())
         },
         move |ctx: Ctx| async move {
             track_delete(&ctx, url);

@@ -187,11 +187,12 @@ async fn json_body_faults_through_auth_login() {
             timeout: std::time::Duration::from_secs(20),
             timeout_status: Status::Unknown,
             cleanup_grace: None,
-            verbosity: 3,
             tls: Default::default(),
-            warning: None,
-            critical: None,
-            hostname: None,
+            settings: probes::ctx::Settings {
+                verbosity: 3,
+                ..Default::default()
+            },
+            events: None,
         };
         let r = execute(opts, std::future::pending(), move |ctx: Ctx| async move {
             let s = auth::login(&ctx, &args).await?;
@@ -199,7 +200,7 @@ async fn json_body_faults_through_auth_login() {
         })
         .await;
         assert_eq!(r.status, Status::Critical, "{name}: {r:#?}");
-        let out = probes::nagios::render(&r, 3);
+        let out = probes::render::output(&r, probes::render::Format::Nagios, 3);
         let first = out.lines().next().unwrap_or("");
         assert!(
             first.starts_with("TOKEN_AUTH CRITICAL - AUTH-03 list projects: "),

@@ -151,11 +151,12 @@ async fn login_output_never_holds_token_fragments() {
         timeout: std::time::Duration::from_secs(20),
         timeout_status: Status::Unknown,
         cleanup_grace: None,
-        verbosity: 3,
         tls: Default::default(),
-        warning: None,
-        critical: None,
-        hostname: None,
+        settings: probes::ctx::Settings {
+            verbosity: 3,
+            ..Default::default()
+        },
+        events: None,
     };
     let r = execute(opts, std::future::pending(), move |ctx: Ctx| async move {
         let s = auth::login(&ctx, &args).await?;
@@ -165,8 +166,8 @@ async fn login_output_never_holds_token_fragments() {
     // AUTH-04 gets the HTML 400; the earlier steps saw the echoes.
     assert_eq!(r.status, Status::Critical, "{r:#?}");
     assert!(r.steps.iter().any(|s| s.check == "AUTH-03"), "{r:#?}");
-    let text = probes::nagios::render(&r, 3);
-    let json = probes::json::render(&r);
+    let text = probes::render::output(&r, probes::render::Format::Nagios, 3);
+    let json = probes::render::output(&r, probes::render::Format::Json, 3);
     assert!(text.contains("AUTH-04"), "{text}");
     // The hostile echoes reached both outputs, scrubbed.
     assert!(

@@ -7,25 +7,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::Parser;
 use probes::checks::glue::Glue;
-use probes::cli::{run_probe, Common};
 use probes::model::{ProbeResult, Status};
+use probes::probe::run_args;
 use serde_json::{json, Value};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    args: probes::checks::glue::Args,
-}
-
 async fn run(argv: &[String]) -> ProbeResult {
-    let cli =
-        Cli::try_parse_from(std::iter::once("check_glue".to_string()).chain(argv.iter().cloned()))
-            .unwrap();
-    run_probe::<Glue>(&cli.common, cli.args, std::future::pending()).await
+    run_args::<Glue, _>(argv).await
 }
 
 fn repo() -> PathBuf {

@@ -6,26 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::Parser;
 use probes::checks::glue::Glue;
-use probes::cli::{run_probe, Common};
 use probes::model::{ProbeResult, Status};
+use probes::probe::run_args;
 use serde_json::{json, Value};
 use wiremock::matchers::{path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    args: probes::checks::glue::Args,
-}
-
 async fn run(argv: &[&str]) -> ProbeResult {
-    let cli =
-        Cli::try_parse_from(std::iter::once("check_glue").chain(argv.iter().copied())).unwrap();
-    run_probe::<Glue>(&cli.common, cli.args, std::future::pending()).await
+    run_args::<Glue, _>(argv).await
 }
 
 fn repo() -> PathBuf {

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foundation_support::*;
-use probes::nagios::parse::parse_output;
-use probes::nagios::{Range, Uom};
+use probes::model::{Range, Uom};
+use probes::render::parse::parse_output;
 use tokio::io::AsyncBufReadExt;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -140,7 +140,7 @@ struct Expected {
 }
 
 fn expected_from_json(json: &serde_json::Value) -> BTreeMap<String, Expected> {
-    let perf: Vec<probes::nagios::Perf> =
+    let perf: Vec<probes::model::Perf> =
         serde_json::from_value(json["perfdata"].clone()).expect("perfdata in --output json");
     perf.into_iter()
         .map(|p| {

@@ -7,7 +7,8 @@ use fakecloud::{hex, run, FakeCloud};
 use md5::{Digest, Md5};
 use probes::checks::image_upload::ImageUpload;
 use probes::model::Cleanup;
-use probes::{nagios, Status};
+use probes::render::nagios;
+use probes::Status;
 use serde_json::Value;
 
 fn count(calls: &[String], call: &str) -> usize {

@@ -16,6 +16,7 @@ mod glue_sources;
 mod icinga;
 mod image_faults;
 mod image_real;
+mod layers;
 mod token_auth_faults;
 mod token_auth_real;
 mod token_auth_secrets;

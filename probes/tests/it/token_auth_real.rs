@@ -332,7 +332,7 @@ async fn real_password_login() {
     check(
         &r,
         OK,
-        &["[OK] AUTH-02 password authentication", "[OK] AUTH-06"],
+        &["[OK] AUTH-12 password authentication", "[OK] AUTH-06"],
     );
     // password logins do not probe the federation endpoint
     assert!(!r.stdout.contains("AUTH-09"), "{}", r.stdout);
@@ -388,7 +388,7 @@ async fn real_application_credential_login() {
         &r,
         OK,
         &[
-            "[OK] AUTH-02 application credential authentication",
+            "[OK] AUTH-13 application credential authentication",
             "[OK] AUTH-06",
         ],
     );

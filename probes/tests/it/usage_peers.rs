@@ -3,27 +3,15 @@
 
 use std::collections::HashMap;
 
-use clap::Parser;
 use probes::checks::usage::Usage;
-use probes::cli::{run_probe, Common};
 use probes::model::{ProbeResult, Status};
+use probes::probe::run_args;
 
 /// The cASO spool is rewritten by caso.sh: one test at a time uses it.
 static SPOOL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    args: probes::checks::usage::Args,
-}
-
 async fn run(argv: &[String]) -> ProbeResult {
-    let cli =
-        Cli::try_parse_from(std::iter::once("check_usage".to_string()).chain(argv.iter().cloned()))
-            .unwrap();
-    run_probe::<Usage>(&cli.common, cli.args, std::future::pending()).await
+    run_args::<Usage, _>(argv).await
 }
 
 fn peers() -> Option<HashMap<String, String>> {

@@ -6,26 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use clap::Parser;
 use probes::checks::usage::{now, Usage};
-use probes::cli::{run_probe, Common};
 use probes::model::{ProbeResult, Status};
+use probes::probe::run_args;
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    args: probes::checks::usage::Args,
-}
-
 async fn run(argv: &[&str]) -> ProbeResult {
-    let cli =
-        Cli::try_parse_from(std::iter::once("check_usage").chain(argv.iter().copied())).unwrap();
-    run_probe::<Usage>(&cli.common, cli.args, std::future::pending()).await
+    run_args::<Usage, _>(argv).await
 }
 
 fn testdata() -> PathBuf {
@@ -148,7 +137,7 @@ async fn spool_freshness_follows_production_policy() {
         let p = r.perfdata.iter().find(|p| p.label == "age_days").unwrap();
         assert_eq!(
             p.to_string(),
-            format!("age_days={};7;30", probes::nagios::perf::fmt_num(age))
+            format!("age_days={};7;30", probes::text::fmt_num(age))
         );
     }
     // Thresholds overridable: dedicated options and -w/-c.

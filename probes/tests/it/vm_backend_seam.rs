@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use probes::backend::{
-    Compute, Flavor, ImageQuery, ImageRef, NetworkChoice, ServerSpec, ServerState,
+    Backend, Compute, Flavor, ImageQuery, ImageRef, NetworkChoice, ServerPhase, ServerSpec,
+    ServerState,
 };
 use probes::checks::vm_lifecycle::{lifecycle, Plan, HOST_KEY};
-use probes::http::{Http, TlsOptions};
+use probes::ctx::Settings;
+use probes::deadline::{Deadline, WithDeadline};
+use probes::http::TlsOptions;
 use probes::model::Cleanup;
 use probes::runner::{execute, RunOptions};
 use probes::{Fail, Status};
@@ -24,13 +27,19 @@ struct Cloud {
 #[derive(Clone, Default)]
 struct Memory(Arc<Mutex<Cloud>>);
 
-impl Compute for Memory {
-    fn rebind(&self, _http: Http) -> Self {
+impl WithDeadline for Memory {
+    fn with_deadline(&self, _deadline: Deadline) -> Self {
         self.clone()
     }
+}
+
+impl Backend for Memory {
     fn describe(&self) -> String {
         "in-memory cloud".into()
     }
+}
+
+impl Compute for Memory {
     async fn find_image(&self, q: &ImageQuery) -> Result<ImageRef, Fail> {
         match q {
             ImageQuery::AppDb(a) if a == "1017" => Ok(ImageRef {
@@ -59,7 +68,8 @@ impl Compute for Memory {
         let s = ServerState {
             id: id.clone(),
             name: spec.name.clone(),
-            status: "PENDING".into(),
+            phase: ServerPhase::Building,
+            status_text: "pending".into(),
             metadata: spec.metadata.clone(),
             ..Default::default()
         };
@@ -70,7 +80,8 @@ impl Compute for Memory {
         let mut c = self.0.lock().unwrap();
         Ok(c.servers.get_mut(id).map(|(s, left)| {
             if *left == 0 {
-                s.status = "ACTIVE".into();
+                s.phase = ServerPhase::Active;
+                s.status_text = "running".into();
             } else {
                 *left -= 1;
             }
@@ -99,11 +110,12 @@ fn opts() -> RunOptions {
         timeout: Duration::from_secs(20),
         timeout_status: Status::Unknown,
         cleanup_grace: None,
-        verbosity: 1,
         tls: TlsOptions::default(),
-        warning: None,
-        critical: None,
-        hostname: None,
+        settings: Settings {
+            verbosity: 1,
+            ..Default::default()
+        },
+        events: None,
     }
 }
 
@@ -131,7 +143,7 @@ async fn lifecycle_runs_unchanged_on_another_backend() {
             ServerState {
                 id: "i-old".into(),
                 name: "fedprobe-old".into(),
-                status: "ACTIVE".into(),
+                phase: ServerPhase::Active,
                 metadata: meta,
                 ..Default::default()
             },

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
 use md5::Md5;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use probes::cli::{run_probe, Common, Probe};
+use probes::probe::{run_args, Probe};
 use probes::ProbeResult;
 
 pub const ACCESS_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.Qm9yZ1h2VnR3ZkxwTjhr.c2ln";
@@ -408,21 +407,9 @@ impl FakeCloud {
     }
 }
 
-#[derive(Parser)]
-struct Cli<A: clap::Args> {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    args: A,
-}
-
 /// Run probe `P` in-process with `argv` (no program name).
 pub async fn run<P: Probe>(argv: &[String]) -> ProbeResult {
-    let cli = Cli::<P::Args>::try_parse_from(
-        std::iter::once("probe".to_string()).chain(argv.iter().cloned()),
-    )
-    .unwrap_or_else(|e| panic!("bad test argv {argv:?}: {e}"));
-    run_probe::<P>(&cli.common, cli.args, std::future::pending()).await
+    run_args::<P, _>(argv).await
 }
 
 /// A TCP endpoint that resets every connection after reading the request.

@@ -1,16 +1,8 @@
 //! Nagios / Monitoring Plugins output: `LABEL STATUS - summary | perfdata`,
 //! long output after it, never more than 16 KB.
 
-pub mod parse;
-pub mod perf;
-pub mod range;
-
 use crate::model::{Cleanup, ProbeResult};
-use crate::secret;
 use crate::text;
-
-pub use perf::{Perf, Uom};
-pub use range::{verdict, Range};
 
 /// ARGO and most consumers cut plugin output at 16 KB.
 pub const MAX_OUTPUT: usize = 16 * 1024;
@@ -51,7 +43,7 @@ pub fn render(r: &ProbeResult, verbosity: u8) -> String {
         .map(|l| text::one_line(l, 1000))
         .filter(|l| !l.is_empty())
         .collect();
-    secret::scrub(&cap(first, &long))
+    cap(first, &long)
 }
 
 /// The first line: `LABEL STATUS - summary | perfdata`.
@@ -97,7 +89,7 @@ pub fn cap(first: String, long: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Resource, Status, Step};
+    use crate::model::{Outcome, Perf, Resource, ResourceKind, Status, Step, Uom};
     use std::time::Duration;
 
     fn result(steps: usize, msg: &str) -> ProbeResult {
@@ -105,6 +97,7 @@ mod tests {
             probe: "check_test".into(),
             label: "TEST".into(),
             status: Status::Critical,
+            outcome: Outcome::Finished,
             summary: "VM-03 create server: HTTP 502 | <html>".into(),
             steps: (0..steps)
                 .map(|i| Step {
@@ -114,6 +107,8 @@ mod tests {
                     status: Status::Ok,
                     message: msg.into(),
                     duration: Duration::from_millis(1234),
+                    http: None,
+                    transport: None,
                 })
                 .collect(),
             perfdata: vec![
@@ -121,7 +116,7 @@ mod tests {
                 Perf::count("n", 3),
             ],
             resources: vec![Resource {
-                kind: "server".into(),
+                kind: ResourceKind::Server,
                 id: "abc".into(),
                 name: None,
                 cleanup: Cleanup::Deleted,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-use super::perf::fmt_num;
+use crate::text::fmt_num;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Range {
@@ -34,7 +34,7 @@ impl Range {
 
 /// The status of `value` against warning and critical ranges (the Monitoring
 /// Plugins' `get_status`): CRITICAL if `crit` alerts, else WARNING if `warn` does.
-pub fn verdict(value: f64, warn: Option<Range>, crit: Option<Range>) -> crate::model::Status {
+pub fn verdict(value: f64, warn: Option<Range>, crit: Option<Range>) -> super::Status {
     use crate::model::Status;
     if crit.is_some_and(|r| r.alerts(value)) {
         Status::Critical

@@ -2,8 +2,7 @@
 //! exit code, summary = first line before `|`, long output = following lines
 //! up to a `|`, perfdata = both perfdata parts joined.
 
-use super::perf::{Perf, Uom};
-use super::range::Range;
+use crate::model::{Perf, Range, Uom};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginOutput {

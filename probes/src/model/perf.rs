@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::range::Range;
+use crate::text::fmt_num;
 
 /// Units the Monitoring Plugins guidelines allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -126,23 +127,6 @@ impl Perf {
     pub fn max(mut self, max: f64) -> Perf {
         self.max = Some(max);
         self
-    }
-}
-
-/// A number without scientific notation, at most 6 decimals, no trailing zeros.
-pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "U".into();
-    }
-    if v == v.trunc() && v.abs() < 1e18 {
-        return format!("{}", v as i64);
-    }
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
     }
 }
 
