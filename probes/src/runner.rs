@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -49,10 +49,7 @@ where
     B: FnOnce(Ctx) -> F,
     F: Future<Output = Result<String, Fail>> + Send + 'static,
 {
-    let started_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let started_at = crate::clock::now_unix();
     let t0 = Instant::now();
     let total = Deadline::at(t0 + opts.timeout);
     let grace = opts

@@ -188,49 +188,9 @@ where
     }
 }
 
-/// Unix time of an ISO 8601 UTC timestamp as OpenStack writes them
-/// (`2026-11-24T08:00:00Z`, `...00.123456`, `...+00:00`). None if unparsable.
-pub fn parse_utc(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let s = s
-        .strip_suffix('Z')
-        .or_else(|| s.strip_suffix("+00:00"))
-        .unwrap_or(s);
-    let (date, time) = s.split_once(['T', ' '])?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let min: i64 = t.next()?.parse().ok()?;
-    let sec: f64 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
-        return None;
-    }
-    // Howard Hinnant's days_from_civil.
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + h * 3600 + min * 60) as f64 + sec)
-}
-
-/// Now as Unix seconds.
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// A short id for this run: time and pid, hex.
 pub fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = crate::clock::now_nanos();
     let mix = (nanos as u64) ^ ((std::process::id() as u64) << 40);
     format!("{:010x}", mix & 0xff_ffff_ffff)
 }
@@ -238,16 +198,6 @@ pub fn run_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_utc("2000-03-01T00:00:00Z"), Some(951868800.0));
-        assert_eq!(parse_utc("2026-11-24T08:15:29.500000"), Some(1795508129.5));
-        assert_eq!(parse_utc("2026-11-24T08:15:29+00:00"), Some(1795508129.0));
-        assert_eq!(parse_utc("yesterday"), None);
-        assert_eq!(parse_utc("2026-13-01T00:00:00Z"), None);
-    }
 
     #[test]
     fn run_ids_are_short_hex() {

@@ -10,8 +10,10 @@ use reqwest::Url;
 
 use crate::auth::{self, AuthArgs};
 use crate::cli::Probe;
-use crate::clients::glue::{self, Item, Rules, ShareInfo};
-use crate::clients::{is_api, ldap, usage as api};
+use crate::clients::glance::Glance;
+use crate::clients::nova::Nova;
+use crate::clients::{is_api, ldap};
+use crate::formats::glue::{self, Item, Rules, ShareInfo};
 use crate::model::{CheckId, Status};
 use crate::nagios::{Perf, Range, Uom};
 use crate::{Ctx, Done, Fail};
@@ -112,7 +114,7 @@ impl Probe for Glue {
             return Err(Fail::unknown("--is-url needs --site NAME"));
         }
         let rules = Rules {
-            now: crate::checks::usage::now(),
+            now: crate::clock::now_secs(),
             endpoint: args.auth.endpoint.as_ref().map(|u| u.to_string()),
         };
         let mut published = Vec::new();
@@ -426,7 +428,8 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
     let nova = session.endpoint("compute")?;
     let glance = session.endpoint("image")?;
     ctx.step(DRIFT, async {
-        let flavors: Vec<Item> = api::flavors(&ctx.http, &nova, &session.token)
+        let flavors: Vec<Item> = Nova::new(ctx.http.clone(), &nova, session.token.clone(), None)
+            .flavors(&[("is_public", "None")])
             .await?
             .into_iter()
             .map(|f| Item {
@@ -434,7 +437,8 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
                 name: f.name,
             })
             .collect();
-        let images: Vec<Item> = api::images(&ctx.http, &glance, &session.token)
+        let images: Vec<Item> = Glance::new(ctx.http.clone(), &glance, session.token.clone())
+            .images(&[("status", "active")])
             .await?
             .into_iter()
             .map(|i| Item {

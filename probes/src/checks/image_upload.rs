@@ -12,9 +12,10 @@ use tokio::time::Instant;
 use crate::auth::{self, AuthArgs};
 use crate::backend::openstack::OpenStack;
 use crate::backend::{
-    delete_image_and_wait, now_unix, ova, run_id, ImageState, ImageStore, NewImage, Transfer,
+    delete_image_and_wait, ova, run_id, ImageState, ImageStore, NewImage, Transfer,
 };
 use crate::cli::{parse_duration, Probe};
+use crate::clock::now_unix;
 use crate::model::{CheckId, Cleanup, Status};
 use crate::nagios::{Perf, Uom};
 use crate::poll::Backoff;
@@ -158,10 +159,10 @@ struct Sent {
 impl Sent {
     fn new(data: Vec<u8>) -> Sent {
         Sent {
-            md5: hex(&Md5::digest(&data)),
-            sha256: hex(&Sha256::digest(&data)),
-            sha384: hex(&Sha384::digest(&data)),
-            sha512: hex(&Sha512::digest(&data)),
+            md5: format!("{:x}", Md5::digest(&data)),
+            sha256: format!("{:x}", Sha256::digest(&data)),
+            sha384: format!("{:x}", Sha384::digest(&data)),
+            sha512: format!("{:x}", Sha512::digest(&data)),
             data,
         }
     }
@@ -175,10 +176,6 @@ impl Sent {
             _ => None,
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The probe logic, for any [`ImageStore`].

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 use crate::auth::{self, AuthArgs};
 use crate::backend::openstack::OpenStack;
 use crate::backend::{
-    delete_server_and_wait, now_unix, run_id, Compute, ImageQuery, NetworkChoice, ServerSpec,
-    ServerState,
+    delete_server_and_wait, run_id, Compute, ImageQuery, NetworkChoice, ServerSpec, ServerState,
 };
 use crate::cli::{parse_duration, Probe};
+use crate::clock::now_unix;
 use crate::ctx::ResourceId;
 use crate::model::{CheckId, Cleanup, Status};
 use crate::nagios::Perf;

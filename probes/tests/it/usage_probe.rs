@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use probes::checks::usage::{now, Usage};
+use probes::checks::usage::Usage;
 use probes::cli::{run_probe, Common};
+use probes::clock::now_secs as now;
 use probes::model::{ProbeResult, Status};
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
@@ -179,7 +180,7 @@ async fn spool_freshness_follows_production_policy() {
 #[tokio::test]
 async fn last_update_url_json_plain_and_garbage() {
     let server = MockServer::start().await;
-    let ago = |days: i64| probes::clients::usage::nova_time(now() - days * 86400);
+    let ago = |days: i64| probes::clock::nova_time(now() - days * 86400);
     Mock::given(path("/json"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"site": "S", "last_update": ago(2)})),
@@ -208,8 +209,7 @@ async fn last_update_url_json_plain_and_garbage() {
         .await;
     Mock::given(path("/skew"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(probes::clients::usage::nova_time(now() + 120)),
+            ResponseTemplate::new(200).set_body_string(probes::clock::nova_time(now() + 120)),
         )
         .mount(&server)
         .await;
@@ -299,7 +299,7 @@ async fn site(cinder: bool) -> (MockServer, tempfile::NamedTempFile) {
 }
 
 fn server(id: &str, flavor: &str, mem: i64, ended: bool) -> serde_json::Value {
-    let t = |secs: i64| probes::clients::usage::nova_time(now() - secs);
+    let t = |secs: i64| probes::clock::nova_time(now() - secs);
     json!({"instance_id": id, "name": id, "flavor": flavor, "vcpus": 1, "memory_mb": mem,
         "local_gb": 8, "hours": 0.1, "started_at": t(600),
         "ended_at": if ended { json!(t(60)) } else { json!(null) },
