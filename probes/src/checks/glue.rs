@@ -304,7 +304,7 @@ async fn is_checks(
 ) -> Result<(Published, String), Fail> {
     let found = ctx
         .step(IS_SITE, async {
-            let sites = is_api::sites(&ctx.http, is).await?;
+            let sites = is_api::IsApi::new(ctx.http.clone(), is).sites().await?;
             let Some(s) = sites.iter().find(|s| s.name == site || s.id == site) else {
                 return Err(Fail::critical(format!(
                     "site {site} is not listed ({} sites listed; stale or missing publication)",
@@ -342,7 +342,9 @@ async fn is_checks(
         .collect();
     let mut images = Vec::new();
     if let Some(vo) = vo {
-        let project = is_api::vo_project(&ctx.http, is, &found.name, vo).await?;
+        let project = is_api::IsApi::new(ctx.http.clone(), is)
+            .vo_project(&found.name, vo)
+            .await?;
         shares.retain(|s| s.vo.as_deref() != Some(vo));
         shares.push(ShareInfo {
             id: String::new(),
@@ -350,7 +352,8 @@ async fn is_checks(
             project_id: project.id,
             project_name: None,
         });
-        images = is_api::vo_images(&ctx.http, is, &found.name, vo)
+        images = is_api::IsApi::new(ctx.http.clone(), is)
+            .vo_images(&found.name, vo)
             .await?
             .into_iter()
             .map(|i| Item {
