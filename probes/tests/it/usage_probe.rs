@@ -471,3 +471,39 @@ async fn a_server_missing_from_the_first_read_is_asked_for_again() {
         r.details
     );
 }
+
+#[tokio::test]
+async fn usage_next_marker_is_a_query_value_not_a_path() {
+    // A hostile next link: only its marker is used, as one escaped query
+    // value on our own URL; its host, path and other parameters are not.
+    let (s, tok) = site(false).await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(query_param("marker", "../../flavors/8&all_tenants=1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tenant_usage": {"server_usages": []}})),
+        )
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "tenant_usage": {"server_usages": [server("a", "m1.tiny", 512, false)]},
+            "tenant_usage_links": [{"rel": "next",
+                "href": "http://127.0.0.2:9/v2.1/flavors?all_tenants=1&marker=..%2F..%2Fflavors%2F8%26all_tenants%3D1"}]})))
+        .mount(&s)
+        .await;
+    let r = run_owned(api_args(&s, &tok)).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    assert_eq!(perf(&r, "usage_pages"), Some(2.0));
+    for q in s.received_requests().await.unwrap() {
+        let p = q.url.path();
+        assert!(
+            !p.contains("/flavors/8") && !q.url.query_pairs().any(|(k, _)| k == "all_tenants"),
+            "steered: {} {}",
+            q.method,
+            q.url
+        );
+    }
+}
