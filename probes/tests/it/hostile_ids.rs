@@ -249,3 +249,27 @@ async fn glance_next_link_on_the_service_is_followed() {
         "{calls:#?}"
     );
 }
+
+#[tokio::test]
+async fn glance_id_dot_dot_alone_is_refused_at_create() {
+    let c = FakeCloud::start().await;
+    glance_creates(&c, "..").await;
+    let r = run::<ImageUpload>(&c.argv(&["--size", "4K"])).await;
+    let out = valid(&r);
+    assert_eq!(r.status, Status::Critical, "{out}");
+    assert!(r.summary.contains("IMG-01"), "{}", r.summary);
+    assert!(r.summary.contains("\"..\""), "{}", r.summary);
+    let calls = service_calls(&c).await;
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.starts_with("POST /image/v2/images") || c.starts_with("GET /image/v2/")),
+        "{calls:#?}"
+    );
+    assert!(
+        !calls.iter().any(|c| c == "GET /image/v2/images/"
+            || c.starts_with("DELETE")
+            || c.starts_with("PUT")),
+        "{calls:#?}"
+    );
+}
