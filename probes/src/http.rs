@@ -388,48 +388,8 @@ impl Reply {
 
     /// A short, safe description of the body: an HTML page's title, or the start of the text.
     pub fn describe_body(&self) -> String {
-        describe_body(&self.body, self.header("content-type").unwrap_or(""))
+        text::describe_body(&self.body, self.header("content-type").unwrap_or(""))
     }
-}
-
-pub fn describe_body(body: &[u8], content_type: &str) -> String {
-    if body.is_empty() {
-        return "empty body".into();
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-    let lower = text.to_ascii_lowercase();
-    let is_html = content_type.contains("html")
-        || lower.trim_start().starts_with("<!doctype html")
-        || lower.trim_start().starts_with("<html");
-    if is_html {
-        let title = lower
-            .find("<title>")
-            .and_then(|s| lower[s + 7..].find("</title>").map(|e| (s + 7, s + 7 + e)))
-            .map(|(s, e)| text[s..e].trim().to_string())
-            .filter(|t| !t.is_empty());
-        return match title {
-            Some(t) => format!("HTML page \"{}\"", text::one_line(&t, 80)),
-            None => format!("HTML page: {}", text::one_line(&strip_tags(&text), 120)),
-        };
-    }
-    format!("\"{}\"", text::one_line(&text, 160))
-}
-
-fn strip_tags(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 fn json_error(e: &serde_json::Error) -> String {
@@ -517,23 +477,6 @@ fn transport(e: reqwest::Error) -> Fail {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn html_pages_are_summarised_by_title() {
-        let page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>";
-        assert_eq!(
-            describe_body(page, "text/html"),
-            "HTML page \"502 Bad Gateway\""
-        );
-        let untitled = b"<html><body><h1>Service   Unavailable</h1></body></html>";
-        assert_eq!(
-            describe_body(untitled, ""),
-            "HTML page: Service Unavailable"
-        );
-        assert_eq!(describe_body(b"", "application/json"), "empty body");
-        let long = "x".repeat(1000);
-        assert!(describe_body(long.as_bytes(), "text/plain").len() < 200);
-    }
 
     #[test]
     fn urls_lose_query_and_credentials() {

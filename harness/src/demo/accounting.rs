@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(files.len(), 1, "no .tmp left behind: {files:?}");
         assert_eq!(files[0].0, p);
         assert_eq!(secs(files[0].1), last);
-        let r = probes::clients::apel::check_message("demo", &std::fs::read(&p).unwrap());
+        let r = probes::formats::apel::check_message("demo", &std::fs::read(&p).unwrap());
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert_eq!(r.records, 3);
         assert!(r.sites.contains("DEMO-003"));

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let r = probes::clients::apel::check_message("fuzz", data);
+    let r = probes::formats::apel::check_message("fuzz", data);
     // Counts stay consistent whatever comes in.
     assert!(r.bad_records <= r.records);
     for p in &r.problems {

@@ -2,7 +2,8 @@
 //! same values; never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use probes::clients::{glue, ldap};
+use probes::clients::ldap;
+use probes::formats::glue;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = glue::parse(data) else { return };
@@ -21,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = ldap::to_glue(&[e]);
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = glue::parse_time(s);
+        let _ = probes::clock::parse_iso(s);
         let _ = glue::normalise_url(s);
     }
 });

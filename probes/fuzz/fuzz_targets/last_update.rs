@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = probes::clients::apel::parse_last_update(data);
+    let _ = probes::formats::freshness::parse_last_update(data);
 });

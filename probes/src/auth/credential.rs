@@ -134,7 +134,7 @@ fn expiry_note(token: &Secret) -> Result<String, Fail> {
     let Some(exp) = claims.exp else {
         return Ok(", JWT without exp".into());
     };
-    let left = exp - oidc::now_unix();
+    let left = exp - crate::clock::now_unix();
     if left <= 0.0 {
         return Err(Fail::unknown(format!(
             "the monitor's access token expired {} ago (JWT exp, not verified); \
@@ -165,7 +165,7 @@ mod tests {
         let e = expiry_note(&t).unwrap_err();
         assert_eq!(e.status, Status::Unknown);
         assert!(e.message.contains("expired"));
-        let later = oidc::now_unix() as u64 + 7200;
+        let later = crate::clock::now_unix() as u64 + 7200;
         let t = Secret::new(format!(
             "{}.{}.x",
             b("{}"),
@@ -175,7 +175,7 @@ mod tests {
             expiry_note(&t).unwrap().contains("expires in 1h")
                 || expiry_note(&t).unwrap().contains("expires in 2h")
         );
-        let soon = oidc::now_unix() as u64 + 5;
+        let soon = crate::clock::now_unix() as u64 + 5;
         let t = Secret::new(format!(
             "{}.{}.x",
             b("{}"),

@@ -247,10 +247,7 @@ where
 
 /// A short id for this run: time and pid, hex.
 pub fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = crate::clock::now_nanos();
     let mix = (nanos as u64) ^ ((std::process::id() as u64) << 40);
     format!("{:010x}", mix & 0xff_ffff_ffff)
 }

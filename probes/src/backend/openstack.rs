@@ -10,7 +10,7 @@ use super::{
 };
 use crate::auth::{self, AuthArgs, Session};
 use crate::clients::glance::{self, Glance, Image};
-use crate::clients::neutron;
+use crate::clients::neutron::Neutron;
 use crate::clients::nova::{self, Nova};
 use crate::clock::parse_utc;
 use crate::deadline::{Deadline, WithDeadline};
@@ -85,12 +85,12 @@ impl OpenStack {
             .compute
             .clone()
             .ok_or_else(|| Fail::critical("no public compute endpoint in the catalog"))?;
-        Ok(Nova {
-            http: self.http.clone(),
-            url,
-            token: self.token.clone(),
-            microversion: self.microversion.clone(),
-        })
+        Ok(Nova::new(
+            self.http.clone(),
+            &url,
+            self.token.clone(),
+            self.microversion.as_deref(),
+        ))
     }
 
     fn glance(&self) -> Result<Glance, Fail> {
@@ -98,11 +98,7 @@ impl OpenStack {
             .image
             .clone()
             .ok_or_else(|| Fail::critical("no public image endpoint in the catalog"))?;
-        Ok(Glance {
-            http: self.http.clone(),
-            url,
-            token: self.token.clone(),
-        })
+        Ok(Glance::new(self.http.clone(), &url, self.token.clone()))
     }
 
     fn networks_none_allowed(&self) -> bool {
@@ -235,7 +231,7 @@ impl Compute for OpenStack {
             disk_gb: f.disk,
         };
         if let Some(w) = wanted {
-            let all = nova.flavors(None).await?;
+            let all = nova.flavors(&[]).await?;
             let names: Vec<String> = all.iter().map(|f| f.name.clone()).collect();
             return all
                 .into_iter()
@@ -249,7 +245,7 @@ impl Compute for OpenStack {
                 });
         }
         let mut fit: Vec<nova::Flavor> = nova
-            .flavors(Some(min_disk_gb))
+            .flavors(&[("minDisk", &min_disk_gb.to_string())])
             .await?
             .into_iter()
             .filter(|f| f.disk >= min_disk_gb)
@@ -266,7 +262,9 @@ impl Compute for OpenStack {
         let Some(url) = &self.network else {
             return Ok(NetworkChoice::None);
         };
-        let nets = neutron::networks(&self.http, url, &self.token).await?;
+        let nets = Neutron::new(self.http.clone(), url, self.token.clone())
+            .networks()
+            .await?;
         Ok(nets
             .into_iter()
             .find(|n| n.status == "ACTIVE" && n.owner() == Some(self.project_id.as_str()))

@@ -9,8 +9,10 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs};
-use crate::clients::glue::{self, Item, Rules, ShareInfo};
-use crate::clients::{is_api, ldap, usage as api};
+use crate::clients::glance::Glance;
+use crate::clients::nova::Nova;
+use crate::clients::{is_api, ldap};
+use crate::formats::glue::{self, Item, Rules, ShareInfo};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
 use crate::probe::Probe;
@@ -87,7 +89,7 @@ impl Probe for Glue {
             check_ldap_url(u)?;
         }
         let rules = Rules {
-            now: crate::checks::usage::now(),
+            now: crate::clock::now_secs(),
             endpoint: args.auth.endpoint.as_ref().map(|u| u.to_string()),
         };
         let mut published = Vec::new();
@@ -281,7 +283,7 @@ async fn is_checks(
 ) -> Result<(Published, String), Fail> {
     let found = ctx
         .step(IS_SITE, async {
-            let sites = is_api::sites(ctx.http(), is).await?;
+            let sites = is_api::IsApi::new(ctx.http().clone(), is).sites().await?;
             let Some(s) = sites.iter().find(|s| s.name == site || s.id == site) else {
                 return Err(Fail::critical(format!(
                     "site {site} is not listed ({} sites listed; stale or missing publication)",
@@ -319,7 +321,9 @@ async fn is_checks(
         .collect();
     let mut images = Vec::new();
     if let Some(vo) = vo {
-        let project = is_api::vo_project(ctx.http(), is, &found.name, vo).await?;
+        let project = is_api::IsApi::new(ctx.http().clone(), is)
+            .vo_project(&found.name, vo)
+            .await?;
         shares.retain(|s| s.vo.as_deref() != Some(vo));
         shares.push(ShareInfo {
             id: String::new(),
@@ -327,7 +331,8 @@ async fn is_checks(
             project_id: project.id,
             project_name: None,
         });
-        images = is_api::vo_images(ctx.http(), is, &found.name, vo)
+        images = is_api::IsApi::new(ctx.http().clone(), is)
+            .vo_images(&found.name, vo)
             .await?
             .into_iter()
             .map(|i| Item {
@@ -405,7 +410,8 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
     let nova = session.endpoint("compute")?;
     let glance = session.endpoint("image")?;
     ctx.step(DRIFT, async {
-        let flavors: Vec<Item> = api::flavors(ctx.http(), &nova, &session.token)
+        let flavors: Vec<Item> = Nova::new(ctx.http().clone(), &nova, session.token.clone(), None)
+            .flavors(&[("is_public", "None")])
             .await?
             .into_iter()
             .map(|f| Item {
@@ -413,7 +419,8 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
                 name: f.name,
             })
             .collect();
-        let images: Vec<Item> = api::images(ctx.http(), &glance, &session.token)
+        let images: Vec<Item> = Glance::new(ctx.http().clone(), &glance, session.token.clone())
+            .images(&[("status", "active")])
             .await?
             .into_iter()
             .map(|i| Item {

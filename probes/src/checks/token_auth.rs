@@ -140,7 +140,7 @@ fn refresh_lifetime(src: &SecretSource, warn_days: u32, crit_days: u32) -> Resul
             "refresh token is a JWT without exp (does not expire)",
         ));
     };
-    let left = exp - oidc::now_unix();
+    let left = exp - crate::clock::now_unix();
     let days = left / 86400.0;
     if left <= 0.0 {
         return Err(Fail::unknown(format!(
@@ -314,7 +314,7 @@ fn garbage_token() -> String {
     let seed = format!(
         "{}:{}:{:?}",
         std::process::id(),
-        oidc::now_unix(),
+        crate::clock::now_unix(),
         std::time::Instant::now()
     );
     let hex: String = sha2::Sha256::digest(seed.as_bytes())
@@ -370,7 +370,7 @@ mod tests {
         use base64::Engine;
         let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let jwt = |days: f64| {
-            let exp = oidc::now_unix() + days * 86400.0;
+            let exp = crate::clock::now_unix() + days * 86400.0;
             SecretSource::Value(
                 Secret::new(format!(
                     "{}.{}.sig",

@@ -12,8 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs, Session};
-use crate::clients::apel;
+use crate::clients::nova::Nova;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
+use crate::clock::{nova_time, now_secs, unix_of};
+use crate::formats::{apel, freshness};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
 use crate::probe::{Link, Probe};
@@ -148,30 +150,17 @@ impl Probe for Usage {
     }
 }
 
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
     let nova = session.endpoint("compute")?;
-    let end = now() + 3600; // Nova shows running servers only with an end ahead.
+    let end = now_secs() + 3600; // Nova shows running servers only with an end ahead.
     let start = end - 3600 - args.window.as_secs() as i64;
     let usages = ctx
         .step(TENANT_USAGE, async {
-            let (u, pages) = api::tenant_usage(
-                ctx.http(),
-                &nova,
-                &session.token,
-                &session.project_id,
-                start,
-                end,
-                args.page_size,
-            )
-            .await
-            .map_err(|f| forbidden(f, "reading the project's own usage"))?;
+            let (u, pages) =
+                api::TenantUsage::new(ctx.http().clone(), &nova, session.token.clone())
+                    .servers(&session.project_id, start, end, args.page_size)
+                    .await
+                    .map_err(|f| forbidden(f, "reading the project's own usage"))?;
             ctx.perf(Perf::count("servers", u.len() as u64));
             ctx.perf(Perf::count("usage_pages", pages as u64));
             let msg = format!(
@@ -213,16 +202,9 @@ async fn until_listed(
             break;
         }
         tokio::time::sleep(RELIST_PAUSE).await;
-        let again = api::tenant_usage(
-            ctx.http(),
-            nova,
-            &session.token,
-            &session.project_id,
-            start,
-            end,
-            args.page_size,
-        )
-        .await;
+        let again = api::TenantUsage::new(ctx.http().clone(), nova, session.token.clone())
+            .servers(&session.project_id, start, end, args.page_size)
+            .await;
         match again {
             Ok((u, _)) => {
                 ctx.detail(format!("server {id} missing from usage; read it again"));
@@ -261,12 +243,15 @@ pub async fn check_server(
                 usages.len()
             )));
         };
-        let flavors = api::flavors(ctx.http(), nova, &session.token).await?;
+        // Every flavor the project may see: public and private.
+        let flavors = Nova::new(ctx.http().clone(), nova, session.token.clone(), None)
+            .flavors(&[("is_public", "None")])
+            .await?;
         let flavor = u
             .flavor
             .as_deref()
             .and_then(|name| flavors.iter().find(|f| f.name == name || f.id == name));
-        let v = api::judge_server(u, flavor, now());
+        let v = api::judge_server(u, flavor, now_secs());
         if !v.bad.is_empty() {
             return Err(Fail::critical(format!(
                 "server {server_id}: {}",
@@ -319,9 +304,15 @@ async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
     };
     let s = ctx
         .step(VOLUME_USAGE, async {
-            let s = api::volume_summary(ctx.http(), &cinder, &session.token, &session.project_id)
-                .await
-                .map_err(|f| forbidden(f, "reading the volume summary"))?;
+            let s = api::Cinder::new(
+                ctx.http().clone(),
+                &cinder,
+                session.token.clone(),
+                &session.project_id,
+            )?
+            .volume_summary()
+            .await
+            .map_err(|f| forbidden(f, "reading the volume summary"))?;
             let msg = format!("{} volume(s), {} GB", s.total_count, s.total_size);
             Ok(Done::ok(s, msg))
         })
@@ -470,7 +461,7 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
                         .send(ctx.http().get(u.clone()))
                         .await?
                         .success()?;
-                    let t = apel::parse_last_update(&reply.body).map_err(|e| {
+                    let t = freshness::parse_last_update(&reply.body).map_err(|e| {
                         Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
                     })?;
                     (t, crate::http::show_url(u))
@@ -484,11 +475,11 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
                     (t, format!("spool {}", dir.display()))
                 }
             };
-            let raw = (now() - last) as f64 / 86400.0;
+            let raw = (now_secs() - last) as f64 / 86400.0;
             if raw < -1.0 {
                 return Err(Fail::critical(format!(
                     "last update {} is {:.1} days in the future ({source})",
-                    crate::clients::usage::nova_time(last).trim_end_matches(".000000"),
+                    nova_time(last).trim_end_matches(".000000"),
                     -raw
                 )));
             }
@@ -501,7 +492,7 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
             );
             let msg = format!(
                 "last record {} ({:.1} days ago) from {source}",
-                crate::clients::usage::nova_time(last).trim_end_matches(".000000"),
+                nova_time(last).trim_end_matches(".000000"),
                 age_days
             );
             if status == Status::Critical {
@@ -512,7 +503,7 @@ async fn freshness(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
         .await?;
     Ok(format!(
         "accounting updated {:.1} days ago ({source})",
-        (now() - last) as f64 / 86400.0
+        (now_secs() - last) as f64 / 86400.0
     ))
 }
 
@@ -538,8 +529,5 @@ fn newest_message(dir: &Path, site: Option<&str>) -> Result<i64, Fail> {
             None => format!("no message in {}", dir.display()),
         })
     })?;
-    Ok(newest
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0))
+    Ok(unix_of(newest))
 }

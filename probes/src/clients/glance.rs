@@ -2,20 +2,19 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::service::Service;
 use crate::fail::Fail;
 use crate::http::Http;
 use crate::secret::Secret;
 
+/// Glance v2 at a catalog URL given with or without a trailing `/v2`.
 #[derive(Clone)]
 pub struct Glance {
-    pub http: Http,
-    /// The catalog URL, with or without a trailing `/v2`.
-    pub url: Url,
-    pub token: Secret,
+    svc: Service,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -61,65 +60,68 @@ pub enum Transfer {
     Forbidden(String),
 }
 
+/// Images asked per page.
+const PAGE: &str = "200";
+const MAX_PAGES: usize = 1000;
+
 impl Glance {
-    fn base(&self) -> String {
-        let b = self.url.as_str().trim_end_matches('/');
-        b.strip_suffix("/v2").unwrap_or(b).to_string()
+    pub fn new(http: Http, url: &Url, token: Secret) -> Glance {
+        Glance {
+            svc: Service::new(http, url, Some("v2"), Some(token)),
+        }
     }
 
-    fn url(&self, path: &str) -> Result<Url, Fail> {
-        Url::parse(&format!("{}/{}", self.base(), path.trim_start_matches('/')))
-            .map_err(|e| Fail::critical(format!("bad image endpoint {}: {e}", self.url)))
-    }
-
-    fn req(&self, method: Method, url: Url) -> RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("X-Auth-Token", self.token.expose())
+    fn image_url(&self, id: &str, sub: Option<&str>) -> Result<Url, Fail> {
+        match sub {
+            Some(sub) => self.svc.url(&["v2", "images", id, sub]),
+            None => self.svc.url(&["v2", "images", id]),
+        }
     }
 
     /// The image, or `None` on 404.
     pub async fn image(&self, id: &str) -> Result<Option<Image>, Fail> {
-        let url = self.url(&format!("v2/images/{id}"))?;
-        let reply = self.http.send(self.req(Method::GET, url)).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        reply.success()?.json().map(Some)
+        self.svc.get_opt(self.image_url(id, None)?).await
     }
 
     /// Images matching the query pairs, all pages (bounded).
     pub async fn images(&self, query: &[(&str, &str)]) -> Result<Vec<Image>, Fail> {
-        let mut url = self.url("v2/images")?;
+        let mut url = self.svc.url(&["v2", "images"])?;
         url.query_pairs_mut()
-            .append_pair("limit", "200")
+            .append_pair("limit", PAGE)
             .extend_pairs(query);
         let mut out = Vec::new();
-        for _ in 0..50 {
-            let page: Images = self.http.json(self.req(Method::GET, url.clone())).await?;
-            out.extend(page.images);
-            match page.next {
-                Some(next) if !next.is_empty() => url = self.url(&next)?,
-                _ => break,
-            }
-        }
+        self.svc
+            .paged(url, MAX_PAGES, |page: Images| {
+                let empty = page.images.is_empty();
+                out.extend(page.images);
+                // An empty page ends the list even if a `next` is given.
+                page.next.filter(|_| !empty)
+            })
+            .await?;
         Ok(out)
     }
 
+    /// `POST /v2/images`; the id it answers is refused if it cannot name an
+    /// image in a URL.
     pub async fn create(&self, body: &Value) -> Result<Image, Fail> {
         let req = self
-            .req(Method::POST, self.url("v2/images")?)
+            .svc
+            .request(Method::POST, self.svc.url(&["v2", "images"])?)
             .header("Content-Type", "application/json")
             .json(body);
-        self.http.json(req).await
+        let img: Image = self.svc.http.json(req).await?;
+        self.image_url(&img.id, None)
+            .map_err(|f| f.context("POST /v2/images answered"))?;
+        Ok(img)
     }
 
-    async fn put_data(&self, path: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
+    async fn put_data(&self, url: Url, data: Vec<u8>) -> Result<Transfer, Fail> {
         let req = self
-            .req(Method::PUT, self.url(path)?)
+            .svc
+            .request(Method::PUT, url)
             .header("Content-Type", "application/octet-stream")
             .body(data);
-        let reply = self.http.send(req).await?;
+        let reply = self.svc.send(req).await?;
         if reply.status == StatusCode::FORBIDDEN {
             return Ok(Transfer::Forbidden(reply.describe_body()));
         }
@@ -129,33 +131,34 @@ impl Glance {
 
     /// `PUT /v2/images/{id}/file`.
     pub async fn upload(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
-        self.put_data(&format!("v2/images/{id}/file"), data).await
+        self.put_data(self.image_url(id, Some("file"))?, data).await
     }
 
     /// `PUT /v2/images/{id}/stage` (glance-direct, first half).
     pub async fn stage(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
-        self.put_data(&format!("v2/images/{id}/stage"), data).await
+        self.put_data(self.image_url(id, Some("stage"))?, data)
+            .await
     }
 
     /// `POST /v2/images/{id}/import` with a method name.
     pub async fn import(&self, id: &str, method: &str) -> Result<(), Fail> {
         let body = serde_json::json!({"method": {"name": method}});
         let req = self
-            .req(Method::POST, self.url(&format!("v2/images/{id}/import"))?)
+            .svc
+            .request(Method::POST, self.image_url(id, Some("import"))?)
             .json(&body);
-        self.http.send(req).await?.success()?;
+        self.svc.send(req).await?.success()?;
         Ok(())
     }
 
     /// `GET /v2/info/import`: the advertised import methods.
     pub async fn import_methods(&self) -> Result<Vec<String>, Fail> {
-        let req = self.req(Method::GET, self.url("v2/info/import")?);
-        let reply = self.http.send(req).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(Vec::new());
-        }
-        let v: Value = reply.success()?.json()?;
-        Ok(v.pointer("/import-methods/value")
+        let v: Option<Value> = self
+            .svc
+            .get_opt(self.svc.url(&["v2", "info", "import"])?)
+            .await?;
+        Ok(v.as_ref()
+            .and_then(|v| v.pointer("/import-methods/value"))
             .and_then(|m| m.as_array())
             .map(|a| {
                 a.iter()
@@ -166,20 +169,16 @@ impl Glance {
     }
 
     pub async fn download(&self, id: &str) -> Result<Vec<u8>, Fail> {
-        let req = self.req(Method::GET, self.url(&format!("v2/images/{id}/file"))?);
-        let reply = self.http.send(req).await?.success()?;
+        let req = self
+            .svc
+            .request(Method::GET, self.image_url(id, Some("file"))?);
+        let reply = self.svc.send(req).await?.success()?;
         Ok(reply.body)
     }
 
     /// `DELETE`: true if accepted, false if already gone.
     pub async fn delete(&self, id: &str) -> Result<bool, Fail> {
-        let url = self.url(&format!("v2/images/{id}"))?;
-        let reply = self.http.send(self.req(Method::DELETE, url)).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(false);
-        }
-        reply.success()?;
-        Ok(true)
+        self.svc.delete(self.image_url(id, None)?).await
     }
 }
 

@@ -4,6 +4,7 @@
 use reqwest::Url;
 use serde_json::Value;
 
+use super::service::Service;
 use crate::fail::Fail;
 use crate::http::Http;
 
@@ -26,24 +27,6 @@ pub struct Site {
 pub struct Image {
     pub id: String,
     pub name: String,
-}
-
-/// `base` + path segments, each percent-encoded, with a trailing slash when asked.
-fn url(base: &Url, segments: &[&str], slash: bool) -> Result<Url, Fail> {
-    let mut u = base.clone();
-    {
-        let mut p = u
-            .path_segments_mut()
-            .map_err(|_| Fail::unknown(format!("--is-url {base} cannot take a path")))?;
-        p.pop_if_empty();
-        for s in segments {
-            p.push(s);
-        }
-        if slash {
-            p.push("");
-        }
-    }
-    Ok(u)
 }
 
 /// A JSON value that should be an id: strings as they are, numbers as text.
@@ -110,30 +93,59 @@ pub fn parse_images(v: &Value) -> Result<Vec<Image>, String> {
         .collect()
 }
 
-async fn get(http: &Http, u: Url) -> Result<Value, Fail> {
-    let req = http.get(u).header("Accept", "application/json");
-    http.json::<Value>(req).await
-}
-
 fn shape(e: String, what: &str) -> Fail {
     Fail::critical(format!("{what}: unexpected answer: {e}"))
 }
 
-pub async fn sites(http: &Http, base: &Url) -> Result<Vec<Site>, Fail> {
-    let mut u = url(base, &["sites"], true)?;
-    u.set_query(Some("include_projects=true"));
-    let v = get(http, u).await?;
-    parse_sites(&v).map_err(|e| shape(e, "GET /sites/"))
+/// The information-system API at `--is-url`; no token, it is public.
+#[derive(Clone)]
+pub struct IsApi {
+    svc: Service,
 }
 
-pub async fn vo_project(http: &Http, base: &Url, site: &str, vo: &str) -> Result<Project, Fail> {
-    let v = get(http, url(base, &["site", site, vo, "project"], false)?).await?;
-    parse_project(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/project"))
-}
+impl IsApi {
+    pub fn new(http: Http, base: &Url) -> IsApi {
+        IsApi {
+            svc: Service::new(http, base, None, None),
+        }
+    }
 
-pub async fn vo_images(http: &Http, base: &Url, site: &str, vo: &str) -> Result<Vec<Image>, Fail> {
-    let v = get(http, url(base, &["site", site, vo, "images"], false)?).await?;
-    parse_images(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/images"))
+    /// `/site/{site}/{vo}/{what}`, site and VO names escaped.
+    fn site_url(&self, site: &str, vo: &str, what: &str) -> Result<Url, Fail> {
+        self.svc.url(&["site", site, vo, what])
+    }
+
+    /// `/sites/?include_projects=true`: the API answers `/sites/` (with the
+    /// slash) without a redirect.
+    fn sites_url(&self) -> Result<Url, Fail> {
+        let mut u = self.svc.url(&["sites"])?;
+        u.path_segments_mut()
+            .map_err(|_| Fail::unknown("--is-url cannot take a path"))?
+            .push("");
+        u.set_query(Some("include_projects=true"));
+        Ok(u)
+    }
+
+    pub async fn sites(&self) -> Result<Vec<Site>, Fail> {
+        let v: Value = self.svc.get_json(self.sites_url()?).await?;
+        parse_sites(&v).map_err(|e| shape(e, "GET /sites/"))
+    }
+
+    pub async fn vo_project(&self, site: &str, vo: &str) -> Result<Project, Fail> {
+        let v: Value = self
+            .svc
+            .get_json(self.site_url(site, vo, "project")?)
+            .await?;
+        parse_project(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/project"))
+    }
+
+    pub async fn vo_images(&self, site: &str, vo: &str) -> Result<Vec<Image>, Fail> {
+        let v: Value = self
+            .svc
+            .get_json(self.site_url(site, vo, "images")?)
+            .await?;
+        parse_images(&v).map_err(|e| shape(e, "GET /site/{site}/{vo}/images"))
+    }
 }
 
 #[cfg(test)]
@@ -142,17 +154,22 @@ mod tests {
 
     #[test]
     fn urls_encode_segments() {
-        let b = Url::parse("https://is.example.org/api/").unwrap();
+        let http = crate::http::Http::new(
+            Default::default(),
+            crate::deadline::Deadline::after(std::time::Duration::from_secs(1)),
+            crate::record::Recorder::new(false, None),
+        )
+        .unwrap();
+        let is = IsApi::new(http, &Url::parse("https://is.example.org/api/").unwrap());
         assert_eq!(
-            url(&b, &["site", "A B", "vo/x", "project"], false)
-                .unwrap()
-                .as_str(),
+            is.site_url("A B", "vo/x", "project").unwrap().as_str(),
             "https://is.example.org/api/site/A%20B/vo%2Fx/project"
         );
         assert_eq!(
-            url(&b, &["sites"], true).unwrap().as_str(),
-            "https://is.example.org/api/sites/"
+            is.sites_url().unwrap().as_str(),
+            "https://is.example.org/api/sites/?include_projects=true"
         );
+        assert!(is.site_url("..", "vo", "project").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use reqwest::{Method, Url};
 
+use super::service::{self, Service};
 use crate::fail::Fail;
 use crate::http::Http;
 use crate::secret::Secret;
@@ -22,34 +23,18 @@ pub fn federation_auth_url(keystone: &Url, idp: &str, protocol: &str) -> Result<
 }
 
 /// `{keystone root}/v3/{segments...}`, each segment escaped; works for URLs
-/// given with or without `/v3` and with a trailing slash.
+/// given with or without `/v3` and with a trailing slash. The segments come
+/// from the monitor's settings: a bad one is the monitor's problem.
 fn at(keystone: &Url, segments: &[&str]) -> Result<Url, Fail> {
-    let bad = || {
-        Fail::unknown(format!(
-            "bad Keystone URL {}",
-            crate::http::show_url(keystone)
-        ))
-    };
-    let mut url = keystone.clone();
-    url.set_query(None);
-    url.set_fragment(None);
-    let mut parts: Vec<String> = url
-        .path_segments()
-        .ok_or_else(bad)?
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect();
-    if parts.last().map(String::as_str) == Some("v3") {
-        parts.pop();
-    }
-    {
-        let mut p = url.path_segments_mut().map_err(|_| bad())?;
-        p.clear();
-        p.extend(parts.iter().map(String::as_str));
-        p.push("v3");
-        p.extend(segments);
-    }
-    Ok(url)
+    let mut all = vec!["v3"];
+    all.extend_from_slice(segments);
+    service::join(&service::base_url(keystone, Some("v3")), &all)
+        .map_err(|f| Fail::unknown(f.message))
+}
+
+/// Keystone as a [`Service`], sending `token` when given.
+fn keystone_service(http: &Http, keystone: &Url, token: Option<&Secret>) -> Service {
+    Service::new(http.clone(), keystone, Some("v3"), token.cloned())
 }
 
 /// Exchange an OIDC access token for an unscoped Keystone token.
@@ -102,10 +87,9 @@ pub async fn list_projects(
     keystone: &Url,
     token: &Secret,
 ) -> Result<Vec<Project>, Fail> {
-    let req = http
-        .get(v3(keystone, "auth/projects")?)
-        .header("X-Auth-Token", token.expose());
-    let p: Projects = http.json(req).await?;
+    let p: Projects = keystone_service(http, keystone, Some(token))
+        .get_json(v3(keystone, "auth/projects")?)
+        .await?;
     Ok(p.projects)
 }
 
@@ -365,12 +349,11 @@ pub async fn validate_token(
     keystone: &Url,
     token: &Secret,
 ) -> Result<TokenInfo, Fail> {
-    let req = http
-        .get(v3(keystone, "auth/tokens")?)
-        .header("Accept", "application/json")
-        .header("X-Auth-Token", token.expose())
+    let svc = keystone_service(http, keystone, Some(token));
+    let req = svc
+        .json_request(Method::GET, v3(keystone, "auth/tokens")?)
         .header("X-Subject-Token", token.expose());
-    let reply = http.send(req).await?;
+    let reply = svc.send(req).await?;
     if reply.status.as_u16() != 200 {
         return Err(reply.unexpected());
     }

@@ -1,10 +1,9 @@
-pub mod apel;
 pub mod glance;
-pub mod glue;
 pub mod is_api;
 pub mod keystone;
 pub mod ldap;
 pub mod neutron;
 pub mod nova;
 pub mod oidc;
+pub mod service;
 pub mod usage;

@@ -3,6 +3,7 @@
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::service::Service;
 use crate::fail::Fail;
 use crate::http::Http;
 use crate::secret::Secret;
@@ -31,16 +32,25 @@ struct Networks {
     networks: Vec<Network>,
 }
 
-/// `GET /v2.0/networks` on the catalog's `network` endpoint.
-pub async fn networks(http: &Http, base: &Url, token: &Secret) -> Result<Vec<Network>, Fail> {
-    let b = base.as_str().trim_end_matches('/');
-    let b = b.strip_suffix("/v2.0").unwrap_or(b);
-    let url = Url::parse(&format!("{b}/v2.0/networks"))
-        .map_err(|e| Fail::critical(format!("bad network endpoint {base}: {e}")))?;
-    let req = http
-        .get(url)
-        .header("X-Auth-Token", token.expose())
-        .header("Accept", "application/json");
-    let n: Networks = http.json(req).await?;
-    Ok(n.networks)
+/// Neutron at the catalog's `network` endpoint, with or without `/v2.0`.
+#[derive(Clone)]
+pub struct Neutron {
+    svc: Service,
+}
+
+impl Neutron {
+    pub fn new(http: Http, url: &Url, token: Secret) -> Neutron {
+        Neutron {
+            svc: Service::new(http, url, Some("v2.0"), Some(token)),
+        }
+    }
+
+    /// `GET /v2.0/networks`.
+    pub async fn networks(&self) -> Result<Vec<Network>, Fail> {
+        let n: Networks = self
+            .svc
+            .get_json(self.svc.url(&["v2.0", "networks"])?)
+            .await?;
+        Ok(n.networks)
+    }
 }

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde::Deserialize;
 
+use super::service::Service;
 use crate::fail::Fail;
 use crate::http::Http;
 use crate::secret::Secret;
@@ -12,13 +13,6 @@ use crate::secret::Secret;
 /// The microversion we speak when the site offers it: `networks` is then
 /// required and may be `none`/`auto` (2.37).
 pub const MICROVERSION: (u32, u32) = (2, 37);
-
-/// `{base}/{path}` whatever the catalog URL ends with.
-pub fn join(base: &Url, path: &str) -> Result<Url, Fail> {
-    let b = base.as_str().trim_end_matches('/');
-    Url::parse(&format!("{b}/{}", path.trim_start_matches('/')))
-        .map_err(|e| Fail::critical(format!("bad endpoint URL {base}: {e}")))
-}
 
 /// A parsed `X.Y` microversion.
 pub fn parse_version(s: &str) -> Option<(u32, u32)> {
@@ -48,10 +42,7 @@ pub struct Version {
 /// request once negotiated.
 #[derive(Clone)]
 pub struct Nova {
-    pub http: Http,
-    pub url: Url,
-    pub token: Secret,
-    pub microversion: Option<String>,
+    svc: Service,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -131,28 +122,19 @@ struct Link {
 }
 
 impl Nova {
-    fn req(&self, method: Method, url: Url) -> RequestBuilder {
-        let mut r = self
-            .http
-            .request(method, url)
-            .header("X-Auth-Token", self.token.expose())
-            .header("Accept", "application/json");
-        if let Some(v) = &self.microversion {
-            r = r
-                .header("OpenStack-API-Version", format!("compute {v}"))
-                .header("X-OpenStack-Nova-API-Version", v.as_str());
+    pub fn new(http: Http, url: &Url, token: Secret, microversion: Option<&str>) -> Nova {
+        let mut svc = Service::new(http, url, None, Some(token));
+        if let Some(v) = microversion {
+            svc = svc
+                .with_header("OpenStack-API-Version", format!("compute {v}"))
+                .with_header("X-OpenStack-Nova-API-Version", v);
         }
-        r
+        Nova { svc }
     }
 
     /// `GET` on the versioned endpoint: its `version`/`min_version`.
     pub async fn version(&self) -> Result<Version, Fail> {
-        let req = self
-            .http
-            .get(self.url.clone())
-            .header("X-Auth-Token", self.token.expose())
-            .header("Accept", "application/json");
-        let doc: VersionDoc = self.http.json(req).await?;
+        let doc: VersionDoc = self.svc.get_json(self.svc.url(&[])?).await?;
         if let Some(v) = doc.version {
             return Ok(v);
         }
@@ -160,65 +142,63 @@ impl Nova {
         doc.versions
             .into_iter()
             .find(|v| v.id == "v2.1")
-            .ok_or_else(|| Fail::critical(format!("GET {}: no v2.1 version listed", self.url)))
+            .ok_or_else(|| {
+                Fail::critical(format!(
+                    "GET {}: no v2.1 version listed",
+                    crate::http::show_url(self.svc.base())
+                ))
+            })
     }
 
-    pub async fn flavors(&self, min_disk: Option<u64>) -> Result<Vec<Flavor>, Fail> {
-        let mut url = join(&self.url, "flavors/detail")?;
-        if let Some(d) = min_disk {
-            url.query_pairs_mut().append_pair("minDisk", &d.to_string());
+    /// Flavors with details; `query` pairs such as `minDisk` or `is_public`.
+    pub async fn flavors(&self, query: &[(&str, &str)]) -> Result<Vec<Flavor>, Fail> {
+        let mut url = self.svc.url(&["flavors", "detail"])?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
-        let f: Flavors = self.http.json(self.req(Method::GET, url)).await?;
+        let f: Flavors = self.svc.get_json(url).await?;
         Ok(f.flavors)
     }
 
-    /// `POST /servers`; returns the new server's id (202 expected).
+    /// `POST /servers`; returns the new server's id (202 expected). An id
+    /// that cannot name a server in a URL is refused here, before any use.
     pub async fn create_server(&self, body: &serde_json::Value) -> Result<String, Fail> {
         let req = self
-            .req(Method::POST, join(&self.url, "servers")?)
+            .svc
+            .json_request(Method::POST, self.svc.url(&["servers"])?)
             .json(body);
-        let reply = self.http.send(req).await?.success()?;
+        let reply = self.svc.send(req).await?.success()?;
         let c: Created = reply.json()?;
+        self.svc
+            .url(&["servers", &c.server.id])
+            .map_err(|f| f.context("POST /servers answered"))?;
         Ok(c.server.id)
     }
 
     /// The server, or `None` once it is gone (404).
     pub async fn server(&self, id: &str) -> Result<Option<Server>, Fail> {
-        let url = join(&self.url, &format!("servers/{id}"))?;
-        let reply = self.http.send(self.req(Method::GET, url)).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let s: OneServer = reply.success()?.json()?;
-        Ok(Some(s.server))
+        let s: Option<OneServer> = self.svc.get_opt(self.svc.url(&["servers", id])?).await?;
+        Ok(s.map(|s| s.server))
     }
 
     /// `DELETE /servers/{id}`: true if accepted, false if already gone.
     pub async fn delete_server(&self, id: &str) -> Result<bool, Fail> {
-        let url = join(&self.url, &format!("servers/{id}"))?;
-        let reply = self.http.send(self.req(Method::DELETE, url)).await?;
-        if reply.status == StatusCode::NOT_FOUND {
-            return Ok(false);
-        }
-        reply.success()?;
-        Ok(true)
+        self.svc.delete(self.svc.url(&["servers", id])?).await
     }
 
     /// The project's servers with details (metadata included), all pages.
     pub async fn servers_detail(&self) -> Result<Vec<Server>, Fail> {
         let mut out = Vec::new();
-        let mut url = join(&self.url, "servers/detail")?;
-        for _ in 0..50 {
-            let page: Servers = self.http.json(self.req(Method::GET, url.clone())).await?;
-            out.extend(page.servers);
-            match page.servers_links.iter().find(|l| l.rel == "next") {
-                Some(l) => {
-                    url = Url::parse(&l.href)
-                        .map_err(|e| Fail::critical(format!("bad next link {:?}: {e}", l.href)))?
-                }
-                None => break,
-            }
-        }
+        let first = self.svc.url(&["servers", "detail"])?;
+        self.svc
+            .paged(first, 50, |page: Servers| {
+                out.extend(page.servers);
+                page.servers_links
+                    .into_iter()
+                    .find(|l| l.rel == "next")
+                    .map(|l| l.href)
+            })
+            .await?;
         Ok(out)
     }
 }
@@ -228,15 +208,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_parse_and_join() {
+    fn versions_parse() {
         assert_eq!(parse_version("2.104"), Some((2, 104)));
         assert_eq!(parse_version(""), None);
         assert!(parse_version("2.37").unwrap() >= MICROVERSION);
-        let u = Url::parse("https://h:8774/v2.1/").unwrap();
-        assert_eq!(
-            join(&u, "/servers/x").unwrap().as_str(),
-            "https://h:8774/v2.1/servers/x"
-        );
     }
 
     #[test]

@@ -215,14 +215,6 @@ pub fn jwt_claims(token: &Secret) -> Option<Claims> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// Human "3d 4h" / "12m" for a number of seconds (negative: "ago" is the caller's).
 pub fn human_secs(secs: f64) -> String {
     let s = secs.abs().round() as u64;

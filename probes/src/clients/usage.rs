@@ -5,6 +5,9 @@
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::nova::Flavor;
+use super::service::Service;
+use crate::clock::{self, nova_time};
 use crate::fail::Fail;
 use crate::http::Http;
 use crate::secret::Secret;
@@ -41,7 +44,7 @@ pub struct ServerUsage {
 }
 
 #[derive(Deserialize)]
-struct TenantUsage {
+struct UsageBody {
     #[serde(default)]
     server_usages: Vec<ServerUsage>,
 }
@@ -55,180 +58,75 @@ struct Link {
 
 #[derive(Deserialize)]
 struct UsagePage {
-    tenant_usage: TenantUsage,
+    tenant_usage: UsageBody,
     #[serde(default)]
     tenant_usage_links: Vec<Link>,
 }
 
-fn join(base: &Url, rest: &str) -> Result<Url, Fail> {
-    let b = base.as_str().trim_end_matches('/');
-    Url::parse(&format!("{b}/{rest}"))
-        .map_err(|e| Fail::critical(format!("bad service URL {base}: {e}")))
+/// Nova's `os-simple-tenant-usage` at microversion [`NOVA_MICROVERSION`].
+#[derive(Clone)]
+pub struct TenantUsage {
+    svc: Service,
 }
 
-/// Nova times: `2024-01-01T00:00:00.000000` (UTC, no zone).
-pub fn nova_time(epoch: i64) -> String {
-    let days = epoch.div_euclid(86400);
-    let secs = epoch.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// All server usages of `project` in `[start, end]`, following `next` links.
-/// Returns the usages and the number of pages read. `limit` 0: [`PAGE`].
-pub async fn tenant_usage(
-    http: &Http,
-    nova: &Url,
-    token: &Secret,
-    project: &str,
-    start: i64,
-    end: i64,
-    limit: usize,
-) -> Result<(Vec<ServerUsage>, usize), Fail> {
-    let first = join(nova, &format!("os-simple-tenant-usage/{project}"))?;
-    let mut out: Vec<ServerUsage> = Vec::new();
-    let mut marker: Option<String> = None;
-    for page in 1..=MAX_PAGES {
-        let mut u = first.clone();
-        {
-            let mut q = u.query_pairs_mut();
-            q.append_pair("start", &nova_time(start))
-                .append_pair("end", &nova_time(end))
-                .append_pair("detailed", "1")
-                .append_pair(
-                    "limit",
-                    &(if limit == 0 { PAGE } else { limit }).to_string(),
-                );
-            if let Some(m) = &marker {
-                q.append_pair("marker", m);
-            }
-        }
-        let req = http
-            .get(u)
-            .header("X-Auth-Token", token.expose())
-            .header(
+impl TenantUsage {
+    pub fn new(http: Http, nova: &Url, token: Secret) -> TenantUsage {
+        let svc = Service::new(http, nova, None, Some(token))
+            .with_header(
                 "OpenStack-API-Version",
                 format!("compute {NOVA_MICROVERSION}"),
             )
-            .header("X-OpenStack-Nova-API-Version", NOVA_MICROVERSION)
-            .header("Accept", "application/json");
-        let p: UsagePage = http.json(req).await?;
-        let n = p.tenant_usage.server_usages.len();
-        out.extend(p.tenant_usage.server_usages);
-        // The next link's marker, taken from its query: some sites put an
-        // internal host name in the href, so we keep our own base URL.
-        let next = p
-            .tenant_usage_links
-            .iter()
-            .find(|l| l.rel == "next")
-            .and_then(|l| Url::parse(&l.href).ok())
-            .and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "marker")
-                    .map(|(_, v)| v.into_owned())
-            });
-        match next {
-            Some(m) if n > 0 && marker.as_deref() != Some(m.as_str()) => marker = Some(m),
-            Some(m) if n > 0 => {
-                return Err(Fail::critical(format!(
-                    "os-simple-tenant-usage paging loops: next marker {m} repeats"
-                )))
-            }
-            _ => return Ok((out, page)),
-        }
+            .with_header("X-OpenStack-Nova-API-Version", NOVA_MICROVERSION);
+        TenantUsage { svc }
     }
-    Err(Fail::critical(format!(
-        "os-simple-tenant-usage: more than {MAX_PAGES} pages"
-    )))
-}
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Flavor {
-    pub id: String,
-    pub name: String,
-    pub vcpus: i64,
-    pub ram: i64,
-    pub disk: i64,
-}
-
-#[derive(Deserialize)]
-struct Flavors {
-    flavors: Vec<Flavor>,
-}
-
-/// Every flavor the project may see (`is_public=None`: public and private).
-pub async fn flavors(http: &Http, nova: &Url, token: &Secret) -> Result<Vec<Flavor>, Fail> {
-    let u = join(nova, "flavors/detail?is_public=None")?;
-    let req = http
-        .get(u)
-        .header("X-Auth-Token", token.expose())
-        .header("Accept", "application/json");
-    let f: Flavors = http.json(req).await?;
-    Ok(f.flavors)
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct Image {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Images {
-    images: Vec<Image>,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-/// Active images the project sees in Glance v2, following `next`.
-pub async fn images(http: &Http, glance: &Url, token: &Secret) -> Result<Vec<Image>, Fail> {
-    let root = {
-        let s = glance.as_str().trim_end_matches('/');
-        let s = s.strip_suffix("/v2").unwrap_or(s);
-        Url::parse(&format!("{s}/"))
-            .map_err(|e| Fail::critical(format!("bad image URL {glance}: {e}")))?
-    };
-    let mut u = root
-        .join("v2/images?status=active&limit=200")
-        .map_err(|e| Fail::critical(e.to_string()))?;
-    let mut out = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let req = http
-            .get(u.clone())
-            .header("X-Auth-Token", token.expose())
-            .header("Accept", "application/json");
-        let page: Images = http.json(req).await?;
-        let n = page.images.len();
-        out.extend(page.images);
-        match page.next {
-            Some(next) if n > 0 => {
-                u = root
-                    .join(next.trim_start_matches('/'))
-                    .map_err(|e| Fail::critical(format!("bad next link {next}: {e}")))?;
-            }
-            _ => return Ok(out),
-        }
+    /// All server usages of `project` in `[start, end]`, following `next`
+    /// links. Returns the usages and the number of pages read. `limit` 0:
+    /// [`PAGE`].
+    pub async fn servers(
+        &self,
+        project: &str,
+        start: i64,
+        end: i64,
+        limit: usize,
+    ) -> Result<(Vec<ServerUsage>, usize), Fail> {
+        let mut first = self.svc.url(&["os-simple-tenant-usage", project])?;
+        first
+            .query_pairs_mut()
+            .append_pair("start", &nova_time(start))
+            .append_pair("end", &nova_time(end))
+            .append_pair("detailed", "1")
+            .append_pair(
+                "limit",
+                &(if limit == 0 { PAGE } else { limit }).to_string(),
+            );
+        let mut out: Vec<ServerUsage> = Vec::new();
+        let pages = self
+            .svc
+            .paged(first.clone(), MAX_PAGES, |p: UsagePage| {
+                let n = p.tenant_usage.server_usages.len();
+                out.extend(p.tenant_usage.server_usages);
+                // Only the next link's marker is used: some sites put an
+                // internal host name in the href, so we keep our own base URL.
+                let marker = p
+                    .tenant_usage_links
+                    .iter()
+                    .find(|l| l.rel == "next")
+                    .and_then(|l| Url::parse(&l.href).ok())
+                    .and_then(|u| {
+                        u.query_pairs()
+                            .find(|(k, _)| k == "marker")
+                            .map(|(_, v)| v.into_owned())
+                    })
+                    .filter(|_| n > 0)?;
+                let mut next = first.clone();
+                next.query_pairs_mut().append_pair("marker", &marker);
+                Some(next.to_string())
+            })
+            .await
+            .map_err(|f| f.context("os-simple-tenant-usage"))?;
+        Ok((out, pages))
     }
-    Err(Fail::critical("Glance image list: too many pages"))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -237,47 +135,48 @@ pub struct VolumeSummary {
     pub total_count: u64,
 }
 
-/// `GET {cinder}/volumes/summary`; the catalog URL normally ends in the project.
-pub async fn volume_summary(
-    http: &Http,
-    cinder: &Url,
-    token: &Secret,
-    project: &str,
-) -> Result<VolumeSummary, Fail> {
-    let base = cinder.as_str().trim_end_matches('/');
-    let base = if base.ends_with("/v3") {
-        format!("{base}/{project}")
-    } else {
-        base.to_string()
-    };
-    let u = Url::parse(&format!("{base}/volumes/summary"))
-        .map_err(|e| Fail::critical(format!("bad volume URL {cinder}: {e}")))?;
-    let req = http
-        .get(u)
-        .header("X-Auth-Token", token.expose())
-        .header(
+/// Cinder v3 at microversion [`CINDER_MICROVERSION`], for the volume summary.
+#[derive(Clone)]
+pub struct Cinder {
+    svc: Service,
+}
+
+impl Cinder {
+    /// The catalog URL normally ends in the project; a bare `/v3` gets it added.
+    pub fn new(http: Http, cinder: &Url, token: Secret, project: &str) -> Result<Cinder, Fail> {
+        let mut svc = Service::new(http, cinder, None, Some(token)).with_header(
             "OpenStack-API-Version",
             format!("volume {CINDER_MICROVERSION}"),
-        )
-        .header("Accept", "application/json");
-    let v: serde_json::Value = http.json(req).await?;
-    let s = v.get("volume-summary").ok_or_else(|| {
-        Fail::critical(format!(
-            "volumes/summary: no \"volume-summary\" in {}",
-            crate::text::one_line(&v.to_string(), 120)
-        ))
-    })?;
-    let size = s.get("total_size").and_then(|x| x.as_f64());
-    let count = s.get("total_count").and_then(|x| x.as_u64());
-    match (size, count) {
-        (Some(total_size), Some(total_count)) => Ok(VolumeSummary {
-            total_size,
-            total_count,
-        }),
-        _ => Err(Fail::critical(format!(
-            "volumes/summary: total_size/total_count missing or not numbers in {}",
-            crate::text::one_line(&s.to_string(), 120)
-        ))),
+        );
+        if svc.base().path().ends_with("/v3") {
+            let with_project = svc.url(&[project])?;
+            svc = svc.rebase(&with_project);
+        }
+        Ok(Cinder { svc })
+    }
+
+    /// `GET {cinder}/volumes/summary`.
+    pub async fn volume_summary(&self) -> Result<VolumeSummary, Fail> {
+        let url = self.svc.url(&["volumes", "summary"])?;
+        let v: serde_json::Value = self.svc.get_json(url).await?;
+        let s = v.get("volume-summary").ok_or_else(|| {
+            Fail::critical(format!(
+                "volumes/summary: no \"volume-summary\" in {}",
+                crate::text::one_line(&v.to_string(), 120)
+            ))
+        })?;
+        let size = s.get("total_size").and_then(|x| x.as_f64());
+        let count = s.get("total_count").and_then(|x| x.as_u64());
+        match (size, count) {
+            (Some(total_size), Some(total_count)) => Ok(VolumeSummary {
+                total_size,
+                total_count,
+            }),
+            _ => Err(Fail::critical(format!(
+                "volumes/summary: total_size/total_count missing or not numbers in {}",
+                crate::text::one_line(&s.to_string(), 120)
+            ))),
+        }
     }
 }
 
@@ -291,7 +190,7 @@ pub struct Verdict {
 
 /// Judge one server's usage against its flavor and the clock.
 pub fn judge_server(u: &ServerUsage, flavor: Option<&Flavor>, now: i64) -> Verdict {
-    use crate::clients::glue::parse_time;
+    let parse_time = clock::parse_iso;
     let mut v = Verdict::default();
     if let Some(f) = flavor {
         for (what, got, want) in [
@@ -300,7 +199,7 @@ pub fn judge_server(u: &ServerUsage, flavor: Option<&Flavor>, now: i64) -> Verdi
             ("local_gb", u.local_gb, f.disk),
         ] {
             match got {
-                Some(g) if g == want => {}
+                Some(g) if u64::try_from(g) == Ok(want) => {}
                 Some(g) => v
                     .mismatch
                     .push(format!("{what} {g} but flavor {} has {want}", f.name)),
@@ -392,14 +291,6 @@ mod tests {
             vcpus: 1,
             ram: 512,
             disk: 8,
-        }
-    }
-
-    #[test]
-    fn nova_times_round_trip() {
-        assert_eq!(nova_time(0), "1970-01-01T00:00:00.000000");
-        for t in [0, 951782400, 1709208000, 4102444799] {
-            assert_eq!(crate::clients::glue::parse_time(&nova_time(t)), Some(t));
         }
     }
 

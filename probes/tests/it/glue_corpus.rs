@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use probes::clients::glue::{self, parse_time, Rules};
+use probes::clock::parse_iso as parse_time;
+use probes::formats::glue::{self, Rules};
 use probes::model::Status;
 use serde_json::Value;
 

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use probes::clients::{glue, ldap};
+use probes::clients::ldap;
+use probes::formats::glue;
 use serde_json::{json, Value};
 
 struct Rng(u64);
@@ -95,7 +96,8 @@ fn glue_validator_survives_mutated_documents() {
     .unwrap();
     let text = base.to_string();
     let rules = glue::Rules {
-        now: glue::parse_time(base["Share"][0]["CreationTime"].as_str().unwrap()).unwrap() + 60,
+        now: probes::clock::parse_iso(base["Share"][0]["CreationTime"].as_str().unwrap()).unwrap()
+            + 60,
         endpoint: Some("https://cloud.example.org:5000/v3".into()),
     };
     let t0 = Instant::now();

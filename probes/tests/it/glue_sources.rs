@@ -27,7 +27,7 @@ fn fresh_sample() -> Value {
         std::fs::read_to_string(repo().join("testdata/glue/cloud-info-provider-sample.json"))
             .unwrap();
     let mut doc: Value = serde_json::from_str(&text).unwrap();
-    let now = probes::clients::usage::nova_time(probes::checks::usage::now());
+    let now = probes::clock::nova_time(probes::clock::now_secs());
     for list in doc.as_object_mut().unwrap().values_mut() {
         for o in list.as_array_mut().unwrap() {
             o["CreationTime"] = json!(format!("{}+00:00", &now[..19]));

@@ -3,7 +3,7 @@
 
 use crate::fakecloud;
 
-use fakecloud::{hex, run, FakeCloud};
+use fakecloud::{run, FakeCloud};
 use md5::{Digest, Md5};
 use probes::checks::image_upload::ImageUpload;
 use probes::model::Cleanup;
@@ -203,7 +203,7 @@ async fn ova_starts_with_a_valid_ovf_descriptor() {
     assert_eq!(disk_size, 10000);
     // What Glance stored is the whole OVA, and its checksum was checked.
     let stored = c.glance.0.lock().unwrap().images["img-1"].meta["checksum"].clone();
-    assert_eq!(stored, hex(&Md5::digest(tar)));
+    assert_eq!(stored, format!("{:x}", Md5::digest(tar)));
 }
 
 /// The root element, References/File@href and Disk@fileRef, by a real XML parser.

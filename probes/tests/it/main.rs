@@ -13,6 +13,7 @@ mod glue_corpus;
 mod glue_peers;
 mod glue_random;
 mod glue_sources;
+mod hostile_ids;
 mod icinga;
 mod image_faults;
 mod image_real;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use probes::clients::apel::{check_message, Kind, Summary};
+use probes::formats::apel::{check_message, Kind, Summary};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/apel")

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use probes::checks::usage::{now, Usage};
+use probes::checks::usage::Usage;
+use probes::clock::now_secs as now;
 use probes::model::{ProbeResult, Status};
 use probes::probe::run_args;
 use serde_json::json;
@@ -168,7 +169,7 @@ async fn spool_freshness_follows_production_policy() {
 #[tokio::test]
 async fn last_update_url_json_plain_and_garbage() {
     let server = MockServer::start().await;
-    let ago = |days: i64| probes::clients::usage::nova_time(now() - days * 86400);
+    let ago = |days: i64| probes::clock::nova_time(now() - days * 86400);
     Mock::given(path("/json"))
         .respond_with(
             ResponseTemplate::new(200).set_body_json(json!({"site": "S", "last_update": ago(2)})),
@@ -197,8 +198,7 @@ async fn last_update_url_json_plain_and_garbage() {
         .await;
     Mock::given(path("/skew"))
         .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_string(probes::clients::usage::nova_time(now() + 120)),
+            ResponseTemplate::new(200).set_body_string(probes::clock::nova_time(now() + 120)),
         )
         .mount(&server)
         .await;
@@ -288,7 +288,7 @@ async fn site(cinder: bool) -> (MockServer, tempfile::NamedTempFile) {
 }
 
 fn server(id: &str, flavor: &str, mem: i64, ended: bool) -> serde_json::Value {
-    let t = |secs: i64| probes::clients::usage::nova_time(now() - secs);
+    let t = |secs: i64| probes::clock::nova_time(now() - secs);
     json!({"instance_id": id, "name": id, "flavor": flavor, "vcpus": 1, "memory_mb": mem,
         "local_gb": 8, "hours": 0.1, "started_at": t(600),
         "ended_at": if ended { json!(t(60)) } else { json!(null) },
@@ -459,4 +459,40 @@ async fn a_server_missing_from_the_first_read_is_asked_for_again() {
         "{:?}",
         r.details
     );
+}
+
+#[tokio::test]
+async fn usage_next_marker_is_a_query_value_not_a_path() {
+    // A hostile next link: only its marker is used, as one escaped query
+    // value on our own URL; its host, path and other parameters are not.
+    let (s, tok) = site(false).await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(query_param("marker", "../../flavors/8&all_tenants=1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tenant_usage": {"server_usages": []}})),
+        )
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "tenant_usage": {"server_usages": [server("a", "m1.tiny", 512, false)]},
+            "tenant_usage_links": [{"rel": "next",
+                "href": "http://127.0.0.2:9/v2.1/flavors?all_tenants=1&marker=..%2F..%2Fflavors%2F8%26all_tenants%3D1"}]})))
+        .mount(&s)
+        .await;
+    let r = run_owned(api_args(&s, &tok)).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    assert_eq!(perf(&r, "usage_pages"), Some(2.0));
+    for q in s.received_requests().await.unwrap() {
+        let p = q.url.path();
+        assert!(
+            !p.contains("/flavors/8") && !q.url.query_pairs().any(|(k, _)| k == "all_tenants"),
+            "steered: {} {}",
+            q.method,
+            q.url
+        );
+    }
 }

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use probes::clients::apel::{check_message, parse_last_update};
+use probes::formats::apel::check_message;
+use probes::formats::freshness::parse_last_update;
 
 /// xorshift64*: small, deterministic, no dependency.
 struct Rng(u64);

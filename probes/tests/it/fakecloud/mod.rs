@@ -170,16 +170,12 @@ fn store(img: &mut FakeImage, data: Vec<u8>, st: &GlanceState) {
     img.meta["checksum"] = if st.wrong_checksum {
         json!("0123456789abcdef0123456789abcdef")
     } else {
-        json!(hex(&Md5::digest(&data)))
+        json!(format!("{:x}", Md5::digest(&data)))
     };
     img.meta["os_hash_algo"] = json!("sha512");
-    img.meta["os_hash_value"] = json!(hex(&Sha512::digest(&data)));
+    img.meta["os_hash_value"] = json!(format!("{:x}", Sha512::digest(&data)));
     img.meta["status"] = json!(st.after_upload.clone().unwrap_or_else(|| "active".into()));
     img.data = data;
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Respond for Glance {

@@ -121,7 +121,7 @@ pub struct Rules {
 /// Parse bytes as a GLUE JSON document; the error says what is wrong.
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        let head = crate::http::describe_body(bytes, "");
+        let head = crate::text::describe_body(bytes, "");
         format!("not JSON ({e}): {head}")
     })?;
     if !v.is_object() {
@@ -442,7 +442,7 @@ fn check_times<'a>(objects: &dyn Fn(&str) -> &'a Vec<Value>, now: i64, r: &mut R
             let Some(ct) = s(o, "CreationTime") else {
                 continue; // the schema reports it
             };
-            let Some(created) = parse_time(ct) else {
+            let Some(created) = crate::clock::parse_iso(ct) else {
                 r.add(
                     Status::Critical,
                     label(class, o),
@@ -547,74 +547,6 @@ fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// `YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|±HH:MM|±HHMM]` to Unix seconds; no zone
-/// means UTC (cloud-info-provider writes `+00:00`, LDAP often `Z`).
-pub fn parse_time(t: &str) -> Option<i64> {
-    let t = t.trim();
-    let b = t.as_bytes();
-    if b.len() < 19 || !t.is_ascii() {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = &t[r];
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    if b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &t[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.bytes().take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return None;
-        }
-        rest = &frac[n..];
-    }
-    let offset = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let z = rest[1..].replace(':', "");
-            if z.len() != 4 || !z.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let oh: i64 = z[..2].parse().ok()?;
-            let om: i64 = z[2..].parse().ok()?;
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    Some(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset)
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// Published names or IDs missing from what the site lists: `published`
 /// items whose ID and name are both absent from `live`.
 pub fn drift(published: &[Item], live: &[Item]) -> Vec<Item> {
@@ -629,30 +561,6 @@ pub fn drift(published: &[Item], live: &[Item]) -> Vec<Item> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_time("2024-02-29T12:00:00+00:00"), Some(1709208000));
-        assert_eq!(
-            parse_time("2024-02-29T13:00:00.123456+01:00"),
-            Some(1709208000)
-        );
-        assert_eq!(parse_time("2024-02-29 12:00:00"), Some(1709208000));
-        assert_eq!(
-            parse_time("2024-02-29T12:00:00-0130"),
-            Some(1709208000 + 5400)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "2024-13-01T00:00:00Z",
-            "2024-01-01T00:00:00+1",
-            "2024-01-01T00:00:00.Z",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn urls_normalise_default_ports() {
