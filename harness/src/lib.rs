@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod catalog;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod grade;
 pub mod guideline;

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fedprobe::demo::{Demo, DemoOptions, Faults};
+use fakecloud::dates::parse_iso;
+use fedprobe::demo::{Demo, DemoOptions, Fault, Faults};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -448,10 +449,7 @@ async fn catalog_image_filters_and_is_images() {
 
 #[tokio::test]
 async fn faults_error_state_and_5xx() {
-    let f = Faults {
-        error_state: true,
-        ..Faults::default()
-    };
+    let f = Faults::of([Fault::ErrorState]);
     let d = demo(f).await;
     let s = login(&d, 1).await;
     let nova = s.url("compute");
@@ -483,10 +481,7 @@ async fn faults_error_state_and_5xx() {
         .unwrap()
         .contains("No valid host"));
 
-    let f = Faults {
-        http_5xx: true,
-        ..Faults::default()
-    };
+    let f = Faults::of([Fault::Http5xx]);
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let r = s
@@ -538,7 +533,7 @@ async fn upload(s: &Session, data: &[u8]) -> (String, Value) {
 async fn glance_upload_download_delete_and_the_checksum_fault() {
     use md5::Digest;
     let data = b"fedprobe test image \x00\x01\x02".repeat(1000);
-    let md5 = fedprobe::demo::state::hex(&md5::Md5::digest(&data));
+    let md5 = format!("{:x}", md5::Md5::digest(&data));
     let d = demo(Faults::default()).await;
     let s = login(&d, 0).await;
     let glance = s.url("image");
@@ -635,10 +630,7 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    let f = Faults {
-        wrong_checksum: true,
-        ..Faults::default()
-    };
+    let f = Faults::of([Fault::WrongChecksum]);
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let (_, v) = upload(&s, &data).await;
@@ -648,10 +640,7 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
 
 #[tokio::test]
 async fn the_hang_fault_hangs_until_the_client_gives_up() {
-    let f = Faults {
-        hang: true,
-        ..Faults::default()
-    };
+    let f = Faults::of([Fault::Hang]);
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let glance = s.url("image");
@@ -693,7 +682,7 @@ async fn glue_and_the_information_system_and_the_stale_fault() {
     let svc = &glue["CloudComputingService"][0];
     assert_eq!(svc["Type"], "org.cloud.iaas");
     assert_eq!(svc["Validity"], 43200);
-    let created = fedprobe::demo::server::parse_iso(svc["CreationTime"].as_str().unwrap()).unwrap();
+    let created = parse_iso(svc["CreationTime"].as_str().unwrap()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -735,10 +724,7 @@ async fn glue_and_the_information_system_and_the_stale_fault() {
         .unwrap();
     assert_eq!(p["id"], s.project.as_str());
 
-    let f = Faults {
-        stale_glue: true,
-        ..Faults::default()
-    };
+    let f = Faults::of([Fault::StaleGlue]);
     let d = demo(f).await;
     let glue: Value = c
         .get(format!("{}/s0/glue.json", d.base()))
@@ -748,7 +734,7 @@ async fn glue_and_the_information_system_and_the_stale_fault() {
         .json()
         .await
         .unwrap();
-    let created = fedprobe::demo::server::parse_iso(
+    let created = parse_iso(
         glue["CloudComputingService"][0]["CreationTime"]
             .as_str()
             .unwrap(),
