@@ -46,6 +46,15 @@ impl Req {
         serde_json::from_slice(&self.body).ok()
     }
 
+    /// Whether the path ends with these segments (`["auth", "projects"]`).
+    pub fn path_ends_with(&self, tail: &[&str]) -> bool {
+        self.path.len() >= tail.len()
+            && self.path[self.path.len() - tail.len()..]
+                .iter()
+                .zip(tail)
+                .all(|(a, b)| a == b)
+    }
+
     /// The token the client authenticates with.
     pub fn auth_token(&self) -> Option<&str> {
         self.header("x-auth-token")
@@ -91,6 +100,11 @@ pub fn bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r
+}
+
+/// Any status, content type and body: what a test's override answers with.
+pub fn raw(code: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    with_header(bytes(status(code), body), "content-type", content_type)
 }
 
 pub fn empty(status: StatusCode) -> Resp {
@@ -176,6 +190,16 @@ mod tests {
         );
         let r = Req::new(Method::GET, "/", None, h, Bytes::new());
         assert_eq!(r.microversion("compute"), Some((2, 47)));
+        assert!(r.path_ends_with(&[]));
+        let r = Req::new(
+            Method::GET,
+            "/s0/identity/v3/auth/projects",
+            None,
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        assert!(r.path_ends_with(&["auth", "projects"]));
+        assert!(!r.path_ends_with(&["v3", "projects"]));
         assert_eq!(r.microversion("volume"), None);
         assert_eq!(parse_version("3.x"), None);
     }
