@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use strum::{EnumMessage, IntoEnumIterator};
+use strum::EnumMessage;
 
 #[derive(
     Debug,
@@ -50,14 +50,6 @@ impl Fault {
 
     pub fn help(self) -> &'static str {
         self.get_documentation().unwrap_or_default()
-    }
-
-    /// Every fault name, comma-separated (for messages).
-    pub fn names() -> String {
-        Fault::iter()
-            .map(Fault::name)
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 
@@ -109,20 +101,12 @@ impl Faults {
     pub fn iter(&self) -> impl Iterator<Item = Fault> + '_ {
         self.on.iter().copied()
     }
-
-    /// Switch a fault on by its name.
-    pub fn set(&mut self, name: &str) -> Result<(), String> {
-        let f = name
-            .parse::<Fault>()
-            .map_err(|_| format!("unknown fault {name:?}; known: {}", Fault::names()))?;
-        self.on.insert(f);
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
 
     #[test]
     fn names_parse_back_and_carry_help() {
@@ -132,21 +116,28 @@ mod tests {
         }
         assert_eq!(Fault::Http5xx.name(), "5xx");
         assert_eq!(Fault::SlowBoot.to_string(), "slow-boot");
+        let names: Vec<&str> = Fault::iter().map(Fault::name).collect();
         assert_eq!(
-            Fault::names(),
-            "slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token, stale-accounting"
+            names,
+            [
+                "slow-boot",
+                "error-state",
+                "wrong-checksum",
+                "stale-glue",
+                "5xx",
+                "hang",
+                "bad-token",
+                "stale-accounting"
+            ]
         );
+        assert!("fire".parse::<Fault>().is_err());
     }
 
     #[test]
-    fn set_by_name() {
-        let mut f = Faults::default();
-        f.set("hang").unwrap();
+    fn faults_switched_on() {
+        let f = Faults::of([Fault::Hang]).with_slow_boot(Duration::from_secs(9));
         assert!(f.has(Fault::Hang) && !f.has(Fault::BadToken));
-        let e = f.set("fire").unwrap_err();
-        assert!(
-            e.contains("unknown fault \"fire\"") && e.contains("stale-accounting"),
-            "{e}"
-        );
+        assert_eq!(f.iter().collect::<Vec<_>>(), [Fault::Hang]);
+        assert_eq!(f.slow_boot, Duration::from_secs(9));
     }
 }
