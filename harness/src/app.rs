@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use probes::model::Status;
 use tokio::sync::watch;
 
-use crate::demo::{Demo, DemoOptions, Faults};
+#[cfg(feature = "demo")]
+use crate::demo::{Demo, DemoOptions, Fault, Faults};
 use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
 use crate::profile::Profile;
 use crate::progress::Progress;
@@ -43,6 +44,7 @@ pub enum Command {
     /// Print the embedded guideline
     Guideline,
     /// Start the embedded reference cloud, run the whole guideline, write reports
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -93,6 +95,7 @@ pub struct RunArgs {
     pub out: Output,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Number of virtual sites served by the one process
@@ -101,9 +104,9 @@ pub struct DemoArgs {
     /// Time a new VM stays in BUILD
     #[arg(long, default_value = "1s", value_parser = probes::units::parse_duration)]
     pub boot_delay: Duration,
-    /// Switch a fault on (repeatable): slow-boot, error-state, wrong-checksum, stale-glue, 5xx, hang, bad-token, stale-accounting
-    #[arg(long = "fault", value_name = "NAME")]
-    pub faults: Vec<String>,
+    /// Switch a fault on (repeatable)
+    #[arg(long = "fault", value_name = "NAME", value_enum)]
+    pub faults: Vec<Fault>,
     /// Boot time under the slow-boot fault
     #[arg(long, default_value = "300s", value_parser = probes::units::parse_duration)]
     pub slow_boot: Duration,
@@ -447,6 +450,7 @@ fn cmd_check_against(file: &str, report: &std::path::Path) -> Result<u8, String>
 }
 
 /// Parse `PROBE:FLAG=VALUE`.
+#[cfg(feature = "demo")]
 fn probe_opt(s: &str) -> Result<(String, String, String), String> {
     let (probe, rest) = s
         .split_once(':')
@@ -464,11 +468,10 @@ fn probe_opt(s: &str) -> Result<(String, String, String), String> {
     ))
 }
 
+#[cfg(feature = "demo")]
 pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
-    let mut faults = Faults::default();
-    for f in &a.faults {
-        faults.set(f, a.slow_boot)?;
-    }
+    let faults = Faults::of(a.faults.iter().copied()).with_slow_boot(a.slow_boot);
+    let fault_names: Vec<&str> = faults.iter().map(Fault::name).collect();
     let opts: Vec<(String, String, String)> = a
         .probe_opts
         .iter()
@@ -488,10 +491,10 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
             demo.sites(),
             demo.base(),
             demo.token_file.display(),
-            if a.faults.is_empty() {
+            if fault_names.is_empty() {
                 "none".to_string()
             } else {
-                a.faults.join(", ")
+                fault_names.join(", ")
             }
         );
     }
@@ -538,6 +541,7 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
             print!("{}", crate::guideline::DEFAULT_TEXT);
             Ok(0)
         }
+        #[cfg(feature = "demo")]
         Command::Demo(a) => cmd_demo(a).await,
     }
 }

@@ -2,6 +2,7 @@
 //! in-process, grades them RefStack-style and writes aggregate reports.
 
 pub mod app;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod grade;
 pub mod guideline;

@@ -2,6 +2,7 @@
 //! its own): one build, one link, shared support modules.
 
 mod concurrency;
+#[cfg(feature = "demo")]
 mod demo;
 mod grading;
 mod profiles;

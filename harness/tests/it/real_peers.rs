@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use fedprobe::demo::{Demo, DemoOptions};
+use fakecloud::{FakeCloud, Options};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -262,7 +262,7 @@ async fn the_demo_answers_in_the_real_services_shapes() {
         return;
     };
     let real = login(c, &p["KEYSTONE_URL"], &at, &p["OPS_PROJECT_NAME"]).await;
-    let d = Demo::start(DemoOptions::default()).await.unwrap();
+    let d = FakeCloud::start(Options::default()).await.unwrap();
     let demo = login(
         probes::http::build_client(&Default::default()).unwrap(),
         &d.keystone(0),
@@ -406,9 +406,9 @@ async fn the_demo_lifecycles_match_the_real_services() {
         return;
     };
     let real = login(c, &p["KEYSTONE_URL"], &at, &p["OPS_PROJECT_NAME"]).await;
-    let d = Demo::start(DemoOptions {
+    let d = FakeCloud::start(Options {
         boot_delay: std::time::Duration::from_millis(300),
-        ..DemoOptions::default()
+        ..Options::default()
     })
     .await
     .unwrap();

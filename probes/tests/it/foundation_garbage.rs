@@ -3,13 +3,16 @@
 //! HTTP-level faults hit the exchange (AUTH-02); JSON-body faults hit the
 //! project list (AUTH-03), after a good exchange.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::foundation_support;
 
 use foundation_support::*;
 use probes::auth::{self, AuthArgs};
 use probes::runner::{execute, RunOptions};
 use probes::{Ctx, Status};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "gBq7Lw2Zt9Xr4Np8Kd1Vc6Hm";
@@ -104,50 +107,48 @@ async fn connection_reset() {
     );
 }
 
-/// JSON-body faults on `GET /v3/auth/projects` after a good exchange.
-fn body_faults() -> Vec<(&'static str, ResponseTemplate, &'static str)> {
-    let json = "application/json";
+/// JSON-body faults on `GET /v3/auth/projects` after a good exchange:
+/// (name, body answered with 200 application/json, what the probe says).
+fn body_faults() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
         (
             "truncated",
-            ResponseTemplate::new(200).set_body_raw("{\"projects\": [{\"id\": \"p1\", \"na", json),
+            "{\"projects\": [{\"id\": \"p1\", \"na",
             "truncated JSON",
         ),
         (
             "wrong types",
-            ResponseTemplate::new(200)
-                .set_body_raw("{\"projects\": {\"id\": 17, \"name\": [true]}}", json),
+            "{\"projects\": {\"id\": 17, \"name\": [true]}}",
             "wrong JSON shape",
         ),
-        (
-            "empty body",
-            ResponseTemplate::new(200).set_body_raw("", json),
-            "empty body",
-        ),
+        ("empty body", "", "empty body"),
     ]
 }
 
-async fn projects_answer(resp: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/v3/auth/projects"))
-        .respond_with(resp)
-        .mount(&server)
-        .await;
-    mount_login(&server, TOKEN, "Uq3Mz8Rt1Wx6Lp4Nd9Kb2Ys").await;
-    server
+/// The demo site's Keystone with `body` as its project list; the flag
+/// says whether the list was asked for.
+async fn projects_answer(body: &'static str) -> (fakecloud::FakeCloud, Arc<AtomicBool>) {
+    let asked = Arc::new(AtomicBool::new(false));
+    let seen = asked.clone();
+    let hook: fakecloud::Override = Arc::new(move |r: &fakecloud::Req| {
+        (r.method == "GET" && r.path_ends_with(&["v3", "auth", "projects"])).then(|| {
+            seen.store(true, Ordering::SeqCst);
+            fakecloud::http::raw(200, "application/json", body)
+        })
+    });
+    (fake_keystone(Some(hook)).await, asked)
 }
 
 #[tokio::test]
 async fn json_body_faults_through_the_binary() {
-    for (name, resp, what) in body_faults() {
-        let server = projects_answer(resp).await;
-        let endpoint = format!("{}/v3", server.uri());
+    for (name, body, what) in body_faults() {
+        let (site, asked) = projects_answer(body).await;
+        let endpoint = site.keystone(0);
         let dir = tempfile::tempdir().unwrap();
-        let token = token_file(&dir, TOKEN);
+        let token = token_file(&dir, &site.cloud.access_token);
         let r = run(&probe_args(&endpoint, &token, &["-t", "20"])).await;
         r.assert_well_formed("TOKEN_AUTH");
-        if !saw(&server, "/v3/auth/projects").await {
+        if !asked.load(Ordering::SeqCst) {
             // check_token_auth stops after the exchange in this version; the
             // same faults are covered in-process below through auth::login.
             eprintln!(
@@ -171,12 +172,12 @@ async fn json_body_faults_through_the_binary() {
 
 #[tokio::test]
 async fn json_body_faults_through_auth_login() {
-    for (name, resp, what) in body_faults() {
-        let server = projects_answer(resp).await;
+    for (name, body, what) in body_faults() {
+        let (site, _) = projects_answer(body).await;
         let dir = tempfile::tempdir().unwrap();
         let args = AuthArgs {
-            endpoint: Some(format!("{}/v3", server.uri()).parse().unwrap()),
-            access_token: Some(token_file(&dir, TOKEN)),
+            endpoint: Some(site.keystone(0).parse().unwrap()),
+            access_token: Some(token_file(&dir, &site.cloud.access_token)),
             identity_provider: "egi.eu".into(),
             protocol: Some("openid".into()),
             ..AuthArgs::default()

@@ -2,9 +2,9 @@
 //! links it answers go into URLs as one escaped path segment (or are refused),
 //! never as a path of their own.
 
-use crate::fakecloud;
+use crate::mockcloud;
 
-use fakecloud::{run, FakeCloud};
+use mockcloud::{run, MockCloud};
 use probes::checks::image_upload::ImageUpload;
 use probes::checks::vm_lifecycle::VmLifecycle;
 use probes::render::nagios;
@@ -13,7 +13,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-fn vm_argv(c: &FakeCloud) -> Vec<String> {
+fn vm_argv(c: &MockCloud) -> Vec<String> {
     c.argv(&[
         "--registry-image",
         "registry.egi.eu/egi_vm_images/monitoring:1.0",
@@ -23,7 +23,7 @@ fn vm_argv(c: &FakeCloud) -> Vec<String> {
 }
 
 /// Nova answers a create with `id`, ahead of the stateful fake.
-async fn nova_creates(c: &FakeCloud, id: &str) {
+async fn nova_creates(c: &MockCloud, id: &str) {
     Mock::given(method("POST"))
         .and(path("/compute/v2.1/servers"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({"server": {"id": id}})))
@@ -33,7 +33,7 @@ async fn nova_creates(c: &FakeCloud, id: &str) {
 }
 
 /// Glance answers an image create with `id`, ahead of the stateful fake.
-async fn glance_creates(c: &FakeCloud, id: &str) {
+async fn glance_creates(c: &MockCloud, id: &str) {
     Mock::given(method("POST"))
         .and(path("/image/v2/images"))
         .respond_with(
@@ -46,7 +46,7 @@ async fn glance_creates(c: &FakeCloud, id: &str) {
 }
 
 /// Every request after login, as `METHOD path?query`.
-async fn service_calls(c: &FakeCloud) -> Vec<String> {
+async fn service_calls(c: &MockCloud) -> Vec<String> {
     c.requests()
         .await
         .iter()
@@ -66,7 +66,7 @@ fn valid(r: &ProbeResult) -> String {
 
 #[tokio::test]
 async fn nova_id_with_dot_dot_stays_under_servers() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     nova_creates(&c, "../flavors/8").await;
     let r = run::<VmLifecycle>(&vm_argv(&c)).await;
     let out = valid(&r);
@@ -85,7 +85,7 @@ async fn nova_id_with_dot_dot_stays_under_servers() {
 
 #[tokio::test]
 async fn nova_id_with_query_and_fragment_is_one_segment() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     nova_creates(&c, "x?all_tenants=1#y").await;
     let r = run::<VmLifecycle>(&vm_argv(&c)).await;
     let out = valid(&r);
@@ -104,7 +104,7 @@ async fn nova_id_with_query_and_fragment_is_one_segment() {
 
 #[tokio::test]
 async fn nova_id_with_escapes_is_escaped_again() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     nova_creates(&c, "a%2F..%2Fflavors").await;
     let r = run::<VmLifecycle>(&vm_argv(&c)).await;
     let out = valid(&r);
@@ -118,7 +118,7 @@ async fn nova_id_with_escapes_is_escaped_again() {
 #[tokio::test]
 async fn nova_id_dot_dot_alone_is_refused() {
     for id in ["..", ".", ""] {
-        let c = FakeCloud::start().await;
+        let c = MockCloud::start().await;
         nova_creates(&c, id).await;
         let r = run::<VmLifecycle>(&vm_argv(&c)).await;
         let out = valid(&r);
@@ -144,7 +144,7 @@ async fn nova_id_dot_dot_alone_is_refused() {
 
 #[tokio::test]
 async fn glance_id_cannot_climb_out_of_images() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     glance_creates(&c, "../../v3/x").await;
     let r = run::<ImageUpload>(&c.argv(&["--size", "4K"])).await;
     let out = valid(&r);
@@ -165,7 +165,7 @@ async fn glance_id_cannot_climb_out_of_images() {
 }
 
 /// Glance lists a first page whose `next` points at `next`.
-async fn glance_pages_to(c: &FakeCloud, next: &str) {
+async fn glance_pages_to(c: &MockCloud, next: &str) {
     Mock::given(method("GET"))
         .and(path("/image/v2/images"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -185,7 +185,7 @@ async fn glance_next_link_must_stay_on_the_image_service() {
         "//127.0.0.2:9/image/v2/images?steered",
         "http://127.0.0.2:9/image/v2/images?steered",
     ] {
-        let c = FakeCloud::start().await;
+        let c = MockCloud::start().await;
         glance_pages_to(&c, next).await;
         let r = run::<VmLifecycle>(&vm_argv(&c)).await;
         let out = valid(&r);
@@ -208,7 +208,7 @@ async fn nova_servers_links_must_stay_on_the_compute_service() {
         "http://127.0.0.2:9/compute/v2.1/servers/detail?marker=x",
         "https://127.0.0.1:9/compute/v2.1/servers/detail?marker=x",
     ] {
-        let c = FakeCloud::start().await;
+        let c = MockCloud::start().await;
         Mock::given(method("GET"))
             .and(path("/compute/v2.1/servers/detail"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -227,7 +227,7 @@ async fn nova_servers_links_must_stay_on_the_compute_service() {
 
 #[tokio::test]
 async fn glance_next_link_on_the_service_is_followed() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     // The first page points at the second with a marker; the fake's own
     // listing (lower priority) answers the marker request.
     Mock::given(method("GET"))
@@ -253,7 +253,7 @@ async fn glance_next_link_on_the_service_is_followed() {
 
 #[tokio::test]
 async fn glance_id_dot_dot_alone_is_refused_at_create() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     glance_creates(&c, "..").await;
     let r = run::<ImageUpload>(&c.argv(&["--size", "4K"])).await;
     let out = valid(&r);

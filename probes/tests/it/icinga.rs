@@ -20,8 +20,6 @@ use foundation_support::*;
 use probes::model::{Range, Uom};
 use probes::render::parse::parse_output;
 use tokio::io::AsyncBufReadExt;
-use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TEST: &str = "icinga_parses_probe_perfdata_and_state";
 const HOST: &str = "site-a";
@@ -29,7 +27,6 @@ const COMMAND: &str = "fedprobe_token_auth";
 const WARNING: &str = "10";
 const CRITICAL: &str = "20";
 const BOUND: Duration = Duration::from_secs(60);
-const ACCESS: &str = "Jt5Rw8Qz2Lp6Xn9Vb3Kc7Hd";
 
 fn icinga_binary() -> Option<PathBuf> {
     ["/usr/sbin/icinga2", "/usr/bin/icinga2"]
@@ -387,21 +384,18 @@ async fn icinga_parses_probe_perfdata_and_state() {
         return;
     };
     // Two sites: one accepts the federated login, one refuses it.
-    let good = MockServer::start().await;
-    mount_login(&good, ACCESS, "Pz4Hv7Nq1Tk8Wm3Xc6Rb9Lg").await;
-    let refusing = MockServer::start().await;
-    Mock::given(path(EXCHANGE_PATH))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .set_body_raw("{\"error\": {\"code\": 401, \"message\": \"The request you have made requires authentication.\"}}", "application/json"),
-        )
-        .mount(&refusing)
-        .await;
-    let ok_endpoint = format!("{}/v3", good.uri());
-    let denied_endpoint = format!("{}/v3", refusing.uri());
+    let good = fake_keystone(None).await;
+    let refusing = fakecloud::FakeCloud::start(fakecloud::Options {
+        faults: fakecloud::Faults::of([fakecloud::Fault::BadToken]),
+        ..fakecloud::Options::default()
+    })
+    .await
+    .expect("start fakecloud");
+    let ok_endpoint = good.keystone(0);
+    let denied_endpoint = refusing.keystone(0);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let token = token_file(&dir, ACCESS);
+    let token = token_file(&dir, &good.cloud.access_token);
     let record_dir = dir.path().join("records");
     std::fs::create_dir_all(&record_dir).unwrap();
 

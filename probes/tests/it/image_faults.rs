@@ -1,10 +1,10 @@
 //! check_image_upload against a wiremock Glance: wrong checksum, 403 on
 //! upload, killed images, import advertised or not, OVA layout.
 
-use crate::fakecloud;
+use crate::mockcloud;
 
-use fakecloud::{run, FakeCloud};
 use md5::{Digest, Md5};
+use mockcloud::{run, MockCloud};
 use probes::checks::image_upload::ImageUpload;
 use probes::model::Cleanup;
 use probes::render::nagios;
@@ -17,7 +17,7 @@ fn count(calls: &[String], call: &str) -> usize {
 
 #[tokio::test]
 async fn raw_upload_is_verified_downloaded_and_deleted() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let r = run::<ImageUpload>(&c.argv(&["--size", "64K"])).await;
     let out = nagios::render(&r, 2);
     assert_eq!(r.status, Status::Ok, "{out}");
@@ -53,7 +53,7 @@ async fn raw_upload_is_verified_downloaded_and_deleted() {
 
 #[tokio::test]
 async fn wrong_checksum_is_critical_and_image_is_deleted() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().wrong_checksum = true;
     let r = run::<ImageUpload>(&c.argv(&["--size", "4K"])).await;
     assert_eq!(r.status, Status::Critical);
@@ -69,7 +69,7 @@ async fn wrong_checksum_is_critical_and_image_is_deleted() {
 
 #[tokio::test]
 async fn forbidden_upload_is_explained_and_cleaned_up() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().forbid_upload = true;
     let r = run::<ImageUpload>(&c.argv(&[])).await;
     assert_eq!(r.status, Status::Critical);
@@ -95,7 +95,7 @@ async fn forbidden_upload_is_explained_and_cleaned_up() {
 
 #[tokio::test]
 async fn killed_image_is_critical() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().after_upload = Some("killed".into());
     let r = run::<ImageUpload>(&c.argv(&["--size", "1K"])).await;
     assert_eq!(r.status, Status::Critical);
@@ -110,7 +110,7 @@ async fn killed_image_is_critical() {
 
 #[tokio::test]
 async fn stuck_in_saving_times_out_critical() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().after_upload = Some("saving".into());
     let r = run::<ImageUpload>(&c.argv(&["--size", "1K", "--image-timeout", "1"])).await;
     assert_eq!(r.status, Status::Critical);
@@ -125,7 +125,7 @@ async fn stuck_in_saving_times_out_critical() {
 
 #[tokio::test]
 async fn glance_direct_import_when_advertised() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().import_methods = vec!["glance-direct".into(), "web-download".into()];
     let r = run::<ImageUpload>(&c.argv(&["--size", "8K", "--import"])).await;
     assert_eq!(r.status, Status::Ok, "{}", nagios::render(&r, 1));
@@ -144,7 +144,7 @@ async fn glance_direct_import_when_advertised() {
 
 #[tokio::test]
 async fn import_not_advertised_is_reported() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.glance.0.lock().unwrap().import_methods = vec!["web-download".into()];
     let r = run::<ImageUpload>(&c.argv(&["--size", "8K", "--import"])).await;
     assert_eq!(r.status, Status::Warning);
@@ -162,7 +162,7 @@ async fn import_not_advertised_is_reported() {
 
 #[tokio::test]
 async fn ova_starts_with_a_valid_ovf_descriptor() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let r = run::<ImageUpload>(&c.argv(&["--format", "ova", "--size", "10000"])).await;
     assert_eq!(r.status, Status::Ok, "{}", nagios::render(&r, 1));
     let reqs = c.requests().await;
@@ -241,7 +241,7 @@ fn parse_ovf(xml: &str) -> (String, Option<String>, Option<String>) {
 async fn html_502_on_create_names_stage_and_creates_nothing() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, ResponseTemplate};
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("POST"))
         .and(path("/image/v2/images"))
         .respond_with(ResponseTemplate::new(502).set_body_raw(
@@ -266,7 +266,7 @@ async fn html_502_on_create_names_stage_and_creates_nothing() {
 async fn truncated_json_while_waiting_is_critical_and_deletes() {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, ResponseTemplate};
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/image/v2/images/img-1"))
         .respond_with(

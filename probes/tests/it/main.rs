@@ -1,8 +1,9 @@
 //! All integration tests of this crate in one binary (as cargo-nextest organises
 //! its own): one build, one link, shared support modules.
 
-mod fakecloud;
 mod foundation_support;
+mod keystone_mock;
+mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 

@@ -14,6 +14,8 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::keystone_mock::{access_token, mount_site, Site, PROJECT_ID};
+
 async fn run(argv: &[&str]) -> ProbeResult {
     run_args::<Usage, _>(argv).await
 }
@@ -238,43 +240,25 @@ async fn nothing_to_check_is_unknown() {
     assert_eq!(r.status, Status::Unknown);
 }
 
-/// A scripted Keystone (federated login, catalog) in front of scripted
+/// The shared wiremock Keystone (keystone_mock) in front of scripted
 /// Nova/Cinder; `cinder` false leaves the volume service out of the catalog.
 async fn site(cinder: bool) -> (MockServer, tempfile::NamedTempFile) {
     let s = MockServer::start().await;
     let base = s.uri();
-    Mock::given(method("POST"))
-        .and(path(
-            "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth",
-        ))
-        .respond_with(
-            ResponseTemplate::new(201).insert_header("X-Subject-Token", "unscoped-token-0001"),
-        )
-        .mount(&s)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/auth/projects"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"projects": [{"id": "p1", "name": "ops", "enabled": true}]})),
-        )
-        .mount(&s)
-        .await;
     let mut catalog = vec![json!({"type": "compute", "endpoints": [
         {"interface": "public", "region": "R", "url": format!("{base}/compute/v2.1")}]})];
     if cinder {
         catalog.push(json!({"type": "volumev3", "endpoints": [
-            {"interface": "public", "region": "R", "url": format!("{base}/volume/v3/p1")}]}));
+            {"interface": "public", "region": "R", "url": format!("{base}/volume/v3/{PROJECT_ID}")}]}));
     }
-    Mock::given(method("POST"))
-        .and(path("/v3/auth/tokens"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header("X-Subject-Token", "scoped-token-00001")
-                .set_body_json(json!({"token": {"catalog": catalog}})),
-        )
-        .mount(&s)
-        .await;
+    mount_site(
+        &s,
+        Site {
+            catalog: Some(json!(catalog)),
+            ..Site::default()
+        },
+    )
+    .await;
     Mock::given(method("GET"))
         .and(path("/compute/v2.1/flavors/detail"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"flavors": [
@@ -283,8 +267,13 @@ async fn site(cinder: bool) -> (MockServer, tempfile::NamedTempFile) {
         .mount(&s)
         .await;
     let tok = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tok.path(), "access-token-000001").unwrap();
+    std::fs::write(tok.path(), access_token()).unwrap();
     (s, tok)
+}
+
+/// Nova's usage URL path for the monitor's project.
+fn usage_path() -> String {
+    format!("/compute/v2.1/os-simple-tenant-usage/{PROJECT_ID}")
 }
 
 fn server(id: &str, flavor: &str, mem: i64, ended: bool) -> serde_json::Value {
@@ -292,14 +281,14 @@ fn server(id: &str, flavor: &str, mem: i64, ended: bool) -> serde_json::Value {
     json!({"instance_id": id, "name": id, "flavor": flavor, "vcpus": 1, "memory_mb": mem,
         "local_gb": 8, "hours": 0.1, "started_at": t(600),
         "ended_at": if ended { json!(t(60)) } else { json!(null) },
-        "state": if ended { "terminated" } else { "active" }, "tenant_id": "p1", "uptime": 540})
+        "state": if ended { "terminated" } else { "active" }, "tenant_id": PROJECT_ID, "uptime": 540})
 }
 
 async fn usage_pages(s: &MockServer, servers: Vec<serde_json::Value>) {
     // Two pages: the first links to the second with a marker.
     let (a, b) = servers.split_at(servers.len() / 2);
     Mock::given(method("GET"))
-        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(path(usage_path()))
         .and(query_param("marker", "m-1"))
         .and(header("OpenStack-API-Version", "compute 2.40"))
         .respond_with(
@@ -308,11 +297,11 @@ async fn usage_pages(s: &MockServer, servers: Vec<serde_json::Value>) {
         .mount(s)
         .await;
     Mock::given(method("GET"))
-        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(path(usage_path()))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "tenant_usage": {"server_usages": a},
             "tenant_usage_links": [{"rel": "next",
-                "href": "http://internal-nova:8774/v2.1/os-simple-tenant-usage/p1?limit=1&marker=m-1"}]})))
+                "href": format!("http://internal-nova:8774/v2.1/os-simple-tenant-usage/{PROJECT_ID}?limit=1&marker=m-1")}]})))
         .mount(s)
         .await;
 }
@@ -345,7 +334,7 @@ async fn api_usage_paging_server_and_volumes() {
     )
     .await;
     Mock::given(method("GET"))
-        .and(path("/volume/v3/p1/volumes/summary"))
+        .and(path(format!("/volume/v3/{PROJECT_ID}/volumes/summary")))
         .and(header("OpenStack-API-Version", "volume 3.12"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"volume-summary": {"total_size": 30, "total_count": 2, "metadata": {}}}),
@@ -411,7 +400,7 @@ async fn api_size_mismatch_warns_missing_server_is_critical() {
 async fn api_forbidden_usage_is_critical() {
     let (s, tok) = site(false).await;
     Mock::given(method("GET"))
-        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(path(usage_path()))
         .respond_with(ResponseTemplate::new(403).set_body_json(
             json!({"forbidden": {"code": 403, "message": "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show"}}),
         ))
@@ -428,9 +417,9 @@ async fn a_server_missing_from_the_first_read_is_asked_for_again() {
     // Nova on MariaDB: launched_at rounded up past `end` (capped at now)
     // hides a server launched under a second ago; the next read lists it.
     let (s, tok) = site(false).await;
-    let usage = "/compute/v2.1/os-simple-tenant-usage/p1";
+    let usage = usage_path();
     Mock::given(method("GET"))
-        .and(path(usage))
+        .and(path(usage.as_str()))
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"tenant_usage": {"server_usages": [server("a", "m1.tiny", 512, false)]}}),
         ))
@@ -440,7 +429,7 @@ async fn a_server_missing_from_the_first_read_is_asked_for_again() {
         .mount(&s)
         .await;
     Mock::given(method("GET"))
-        .and(path(usage))
+        .and(path(usage.as_str()))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tenant_usage": {
             "server_usages": [server("a", "m1.tiny", 512, false), server("vm-1", "m1.probe", 512, true)]}})))
         .expect(1)

@@ -1,9 +1,9 @@
 //! check_vm_lifecycle against a wiremock OpenStack: the faults a real Nova
 //! will not produce on demand, and the cleanup promises around them.
 
-use crate::fakecloud;
+use crate::mockcloud;
 
-use fakecloud::{run, FakeCloud};
+use mockcloud::{run, MockCloud};
 use probes::checks::vm_lifecycle::VmLifecycle;
 use probes::model::Cleanup;
 use probes::render::nagios;
@@ -14,7 +14,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 const HOST: &str = "mon.test.example";
 
-fn argv(c: &FakeCloud, extra: &[&str]) -> Vec<String> {
+fn argv(c: &MockCloud, extra: &[&str]) -> Vec<String> {
     let mut v = vec![
         "--registry-image",
         "registry.egi.eu/egi_vm_images/monitoring:1.0",
@@ -30,7 +30,7 @@ fn count(calls: &[String], call: &str) -> usize {
 
 #[tokio::test]
 async fn happy_path_creates_tags_waits_and_deletes() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.nova.0.lock().unwrap().script = vec!["BUILD".into(), "BUILD".into(), "ACTIVE".into()];
     let r = run::<VmLifecycle>(&argv(&c, &["-w", "60", "-c", "120"])).await;
     let out = nagios::render(&r, 2);
@@ -78,7 +78,7 @@ async fn happy_path_creates_tags_waits_and_deletes() {
 
 #[tokio::test]
 async fn error_state_reports_nova_fault_and_deletes() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     {
         let mut n = c.nova.0.lock().unwrap();
         n.script = vec!["BUILD".into(), "ERROR".into()];
@@ -100,7 +100,7 @@ async fn error_state_reports_nova_fault_and_deletes() {
 
 #[tokio::test]
 async fn never_active_hits_vm_timeout_and_deletes() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.nova.0.lock().unwrap().script = vec!["BUILD".into()];
     let r = run::<VmLifecycle>(&argv(&c, &["--vm-timeout", "2"])).await;
     assert_eq!(r.status, Status::Critical, "{}", r.summary);
@@ -124,7 +124,7 @@ async fn never_active_hits_vm_timeout_and_deletes() {
 
 #[tokio::test]
 async fn html_502_names_stage_and_page() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/compute/v2.1/flavors/detail"))
         .respond_with(ResponseTemplate::new(502).set_body_raw(
@@ -148,7 +148,7 @@ async fn html_502_names_stage_and_page() {
 
 #[tokio::test]
 async fn truncated_json_while_polling_is_critical_and_cleans_up() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/compute/v2.1/servers/srv-1"))
         .respond_with(
@@ -172,8 +172,8 @@ async fn truncated_json_while_polling_is_critical_and_cleans_up() {
 
 #[tokio::test]
 async fn connection_reset_is_critical_at_compute_stage() {
-    let reset = fakecloud::resetting_endpoint().await;
-    let c = FakeCloud::start_with(Some(reset)).await;
+    let reset = mockcloud::resetting_endpoint().await;
+    let c = MockCloud::start_with(Some(reset)).await;
     let r = run::<VmLifecycle>(&argv(&c, &[])).await;
     eprintln!("{}", nagios::render(&r, 1));
     assert_eq!(r.status, Status::Critical, "{}", r.summary);
@@ -191,7 +191,7 @@ async fn connection_reset_is_critical_at_compute_stage() {
 
 #[tokio::test]
 async fn reaps_own_leftover_and_stale_probes_but_not_others() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -240,7 +240,7 @@ async fn reaps_own_leftover_and_stale_probes_but_not_others() {
 
 #[tokio::test]
 async fn critical_threshold_on_create_time() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let r = run::<VmLifecycle>(&argv(&c, &["-c", "@0:1000"])).await;
     assert_eq!(r.status, Status::Critical, "{}", r.summary);
     assert!(r.summary.starts_with("VM-07"), "{}", r.summary);
@@ -253,7 +253,7 @@ async fn critical_threshold_on_create_time() {
 
 #[tokio::test]
 async fn image_lookup_by_appdb_id_and_missing_image() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let mut a = c.argv(&["--appdb-image", "1017", "--argo-host-name", HOST]);
     let r = run::<VmLifecycle>(&a).await;
     assert_eq!(r.status, Status::Ok, "{}", r.summary);
@@ -271,7 +271,7 @@ async fn image_lookup_by_appdb_id_and_missing_image() {
 
 #[tokio::test]
 async fn missing_image_option_is_unknown_without_network() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     let r = run::<VmLifecycle>(&c.argv(&[])).await;
     assert_eq!(r.status, Status::Unknown);
     assert!(r.summary.contains("--appdb-image"), "{}", r.summary);
@@ -293,14 +293,14 @@ fn posted_server(reqs: &[wiremock::Request]) -> (Value, String) {
 
 #[tokio::test]
 async fn boots_on_the_projects_first_active_network() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/network/v2.0/networks"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"networks": [
             {"id": "net-public", "name": "public", "status": "ACTIVE", "project_id": "admin-project"},
-            {"id": "net-down", "name": "mine-down", "status": "DOWN", "project_id": fakecloud::PROJECT_ID},
-            {"id": "net-ok", "name": "mine", "status": "ACTIVE", "tenant_id": fakecloud::PROJECT_ID},
-            {"id": "net-ok2", "name": "mine2", "status": "ACTIVE", "project_id": fakecloud::PROJECT_ID}]})))
+            {"id": "net-down", "name": "mine-down", "status": "DOWN", "project_id": mockcloud::PROJECT_ID},
+            {"id": "net-ok", "name": "mine", "status": "ACTIVE", "tenant_id": mockcloud::PROJECT_ID},
+            {"id": "net-ok2", "name": "mine2", "status": "ACTIVE", "project_id": mockcloud::PROJECT_ID}]})))
         .with_priority(1)
         .mount(&c.server)
         .await;
@@ -312,7 +312,7 @@ async fn boots_on_the_projects_first_active_network() {
 
 #[tokio::test]
 async fn old_nova_gets_its_own_version_and_no_networks_field() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/compute/v2.1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
@@ -330,7 +330,7 @@ async fn old_nova_gets_its_own_version_and_no_networks_field() {
 
 #[tokio::test]
 async fn wait_is_cut_by_what_minus_t_leaves_and_still_deletes() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     c.nova.0.lock().unwrap().script = vec!["BUILD".into()];
     let mut a = argv(&c, &[]);
     a[1] = "6".into(); // -t 6, --vm-timeout stays 300
@@ -347,7 +347,7 @@ async fn wait_is_cut_by_what_minus_t_leaves_and_still_deletes() {
 
 #[tokio::test]
 async fn hung_nova_hits_minus_t_unknown_and_runner_deletes() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("GET"))
         .and(path("/compute/v2.1/servers/srv-1"))
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(30)))
@@ -369,7 +369,7 @@ async fn hung_nova_hits_minus_t_unknown_and_runner_deletes() {
 
 #[tokio::test]
 async fn binary_prints_nagios_and_exits_critical_on_error_state() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     {
         let mut n = c.nova.0.lock().unwrap();
         n.script = vec!["ERROR".into()];
@@ -393,15 +393,17 @@ async fn binary_prints_nagios_and_exits_critical_on_error_state() {
 }
 
 fn assert_no_fragment(text: &str) {
-    for w in fakecloud::ACCESS_TOKEN.as_bytes().windows(10) {
+    for w in mockcloud::access_token().as_bytes().windows(10) {
         let piece = std::str::from_utf8(w).unwrap();
         assert!(!text.contains(piece), "token piece {piece:?} in output");
     }
-    assert!(!text.contains("gAAAAA"), "keystone token in output");
+    for keystone_token in ["gAAAAA", mockcloud::UNSCOPED, mockcloud::SCOPED] {
+        assert!(!text.contains(keystone_token), "keystone token in output");
+    }
 }
 
 /// Nova accepts the server, but the proxy in front answers 504.
-struct LostAnswer(fakecloud::Nova);
+struct LostAnswer(mockcloud::Nova);
 
 impl wiremock::Respond for LostAnswer {
     fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
@@ -415,7 +417,7 @@ impl wiremock::Respond for LostAnswer {
 
 #[tokio::test]
 async fn server_created_behind_a_lost_answer_is_found_and_deleted() {
-    let c = FakeCloud::start().await;
+    let c = MockCloud::start().await;
     Mock::given(method("POST"))
         .and(path("/compute/v2.1/servers"))
         .respond_with(LostAnswer(c.nova.clone()))

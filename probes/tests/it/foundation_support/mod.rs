@@ -1,6 +1,6 @@
 //! Shared by the foundation robustness tests: run the real `check_token_auth`
 //! binary, raw TCP fixtures for faults wiremock cannot produce (hangs,
-//! trickles, resets), and a wiremock "Keystone" that answers the login.
+//! trickles, resets), and the demo site's Keystone (fakecloud) for the login.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_check_token_auth");
 pub const EXCHANGE_PATH: &str = "/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth";
@@ -178,73 +176,13 @@ pub async fn resetting_server() -> String {
     .await
 }
 
-/// A wiremock Keystone that accepts the federated login of `access` (and
-/// refuses any other bearer token with 401): exchange 201 with
-/// `X-Subject-Token`, one "ops" project, a scoped token whose catalog has
-/// compute, image, identity, network and volume, and token validation.
-/// Mounted mocks win in order, so a test can mount its faults first.
-pub async fn mount_login(server: &MockServer, access: &str, unscoped: &str) {
-    let base = server.uri();
-    let endpoint = |t: &str, path: &str| {
-        serde_json::json!({"type": t, "endpoints": [{
-            "interface": "public", "region": "RegionOne", "region_id": "RegionOne",
-            "url": format!("{base}{path}")}]})
-    };
-    let token = serde_json::json!({"token": {
-        "methods": ["token"],
-        "project": {"id": "p-ops-1", "name": "ops", "domain": {"id": "default"}},
-        "expires_at": "2099-01-01T00:00:00.000000Z",
-        "catalog": [endpoint("compute", "/compute/v2.1"), endpoint("image", "/image"),
-                    endpoint("identity", "/v3"), endpoint("network", "/network"),
-                    endpoint("volumev3", "/volume/v3")]}});
-    Mock::given(method("POST"))
-        .and(path(EXCHANGE_PATH))
-        .and(header("authorization", format!("Bearer {access}").as_str()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header("X-Subject-Token", unscoped)
-                .set_body_json(serde_json::json!({"token": {"methods": ["openid"]}})),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(EXCHANGE_PATH))
-        .respond_with(
-            ResponseTemplate::new(401)
-                .insert_header("WWW-Authenticate", "Bearer error=\"invalid_token\"")
-                .set_body_raw("{\"error\": \"invalid_token\"}", "application/json"),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/auth/projects"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "projects": [{"id": "p-ops-1", "name": "ops", "enabled": true}]
-        })))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/v3/auth/tokens"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header("X-Subject-Token", format!("{unscoped}-scoped"))
-                .set_body_json(token.clone()),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/v3/auth/tokens"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(token))
-        .mount(server)
-        .await;
-}
-
-/// Whether the server saw a request for `p`.
-pub async fn saw(server: &MockServer, p: &str) -> bool {
-    server
-        .received_requests()
+/// The demo site's Keystone (fakecloud, on 127.0.0.1), which logs in the
+/// monitor holding `access_token` of its cloud: federated exchange, the
+/// project list, a scoped token with a full catalog, token validation.
+/// `hook` answers first, for a test that puts a fault at one path.
+/// The endpoint is `keystone(0)`.
+pub async fn fake_keystone(hook: Option<fakecloud::Override>) -> fakecloud::FakeCloud {
+    fakecloud::FakeCloud::start_with(fakecloud::Options::default(), hook)
         .await
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.url.path() == p)
+        .expect("start fakecloud on 127.0.0.1")
 }

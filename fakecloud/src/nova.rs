@@ -1,26 +1,24 @@
-//! Demo Nova (servers, flavors, simple-tenant-usage), Neutron networks, Cinder summary.
+//! Nova: servers (BUILD -> ACTIVE -> gone, faults), flavors, limits and
+//! os-simple-tenant-usage, by microversion.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::server::*;
-use super::state::{new_id, Server, Site};
+use crate::dates::{iso, iso_secs, nova_time, parse_iso, unix, unix_rounded};
+use crate::faults::Fault;
+use crate::fixtures::{flavor, new_id, stable_id, Flavor, FLAVORS};
+use crate::http::{
+    bytes, empty, not_found, nova_error, parse_version, reply, unauthorized, with_header, Req, Resp,
+};
+use crate::state::{Cloud, Server, Site};
 
-pub(super) const FLAVORS: [(&str, &str, u32, u32, u32); 3] = [
-    ("1", "m1.tiny", 1, 512, 1),
-    ("2", "m1.small", 1, 2048, 20),
-    ("3", "m1.medium", 2, 4096, 40),
-];
-
-fn flavor_json(base: &str, f: &(&str, &str, u32, u32, u32)) -> Value {
-    json!({"id": f.0, "name": f.1, "vcpus": f.2, "ram": f.3, "disk": f.4, "OS-FLV-EXT-DATA:ephemeral": 0,
+fn flavor_json(base: &str, f: &Flavor) -> Value {
+    json!({"id": f.id, "name": f.name, "vcpus": f.vcpus, "ram": f.ram_mb, "disk": f.disk_gb, "OS-FLV-EXT-DATA:ephemeral": 0,
         "swap": 0, "rxtx_factor": 1.0, "os-flavor-access:is_public": true, "OS-FLV-DISABLED:disabled": false,
         "description": null, "extra_specs": {},
-        "links": [{"rel": "self", "href": format!("{base}/flavors/{}", f.0)}]})
+        "links": [{"rel": "self", "href": format!("{base}/flavors/{}", f.id)}]})
 }
 
 fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32)) -> Value {
@@ -33,30 +31,22 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
         _ => ("active", Value::Null),
     };
     let launched = if status == "ACTIVE" || s.deleted.is_some() {
-        Value::from(
-            iso_secs(rounded(s.created_at + s.boot))
-                .trim_end_matches('Z')
-                .to_string()
-                + ".000000",
-        )
+        Value::from(nova_time(unix_rounded(s.created_at + s.boot)))
     } else {
         Value::Null
     };
-    let flavor = FLAVORS
-        .iter()
-        .find(|f| f.0 == s.flavor)
-        .unwrap_or(&FLAVORS[0]);
+    let flavor = flavor(&s.flavor);
     let mut v = json!({
         "id": s.id, "name": s.name, "status": status, "tenant_id": tenant,
-        "user_id": super::state::stable_id("monitoring-user"), "metadata": s.metadata,
-        "hostId": if status == "ACTIVE" { super::state::stable_id(&s.id) } else { String::new() },
+        "user_id": stable_id("monitoring-user"), "metadata": s.metadata,
+        "hostId": if status == "ACTIVE" { stable_id(&s.id) } else { String::new() },
         "image": {"id": s.image, "links": [{"rel": "bookmark", "href": format!("{base}/images/{}", s.image)}]},
         // Before 2.47 a server names its flavor; from 2.47 it embeds it.
         "flavor": if mv >= (2, 47) {
-            json!({"vcpus": flavor.2, "ram": flavor.3, "disk": flavor.4, "ephemeral": 0, "swap": 0,
-                "original_name": flavor.1, "extra_specs": {}})
+            json!({"vcpus": flavor.vcpus, "ram": flavor.ram_mb, "disk": flavor.disk_gb, "ephemeral": 0, "swap": 0,
+                "original_name": flavor.name, "extra_specs": {}})
         } else {
-            json!({"id": flavor.0, "links": [{"rel": "bookmark", "href": format!("{base}/flavors/{}", flavor.0)}]})
+            json!({"id": flavor.id, "links": [{"rel": "bookmark", "href": format!("{base}/flavors/{}", flavor.id)}]})
         },
         "config_drive": "", "description": null, "tags": [], "os-extended-volumes:volumes_attached": [],
         "created": iso(s.created_at), "updated": iso(SystemTime::now()),
@@ -64,7 +54,7 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
         "accessIPv4": "", "accessIPv6": "", "progress": if status == "ACTIVE" { 100 } else { 0 },
         "OS-EXT-STS:vm_state": vm_state, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": if status == "ACTIVE" { 1 } else { 0 },
         "OS-SRV-USG:launched_at": launched,
-        "OS-SRV-USG:terminated_at": s.deleted.map(|(_, t)| iso_secs(rounded(t))),
+        "OS-SRV-USG:terminated_at": s.deleted.map(|(_, t)| iso_secs(unix_rounded(t))),
         "OS-EXT-AZ:availability_zone": "nova", "OS-DCF:diskConfig": "MANUAL",
         "key_name": null, "security_groups": [{"name": "default"}], "locked": false,
         "links": [{"rel": "self", "href": format!("{base}/servers/{}", s.id)}],
@@ -76,8 +66,8 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
     v
 }
 
-pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
-    let root = format!("{}/s{i}/compute", c.base);
+pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
+    let root = format!("{}/compute", c.site_base(i));
     let base = format!("{root}/v2.1");
     let version = json!({"id": "v2.1", "status": "CURRENT", "version": "2.96", "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z", "links": [{"rel": "self", "href": format!("{base}/")}]});
@@ -92,10 +82,10 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["v2.1"]) => return reply(StatusCode::OK, json!({"version": version})),
         _ => {}
     }
-    let Ok(mut site) = c.sites[i].lock() else {
+    let Some(mut site) = c.site(i) else {
         return nova_error(500, "computeFault", "state lock poisoned");
     };
-    if !authed(&site, r) {
+    if !site.scoped(r.auth_token()) {
         return unauthorized();
     }
     let tenant = site.project_id("ops");
@@ -104,12 +94,10 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         return not_found();
     };
     let microversion = r
-        .header("openstack-api-version")
-        .and_then(|h| h.trim().strip_prefix("compute "))
-        .or_else(|| r.header("x-openstack-nova-api-version"))
-        .and_then(|v| {
-            let (a, b) = v.trim().split_once('.')?;
-            Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
+        .microversion("compute")
+        .or_else(|| {
+            r.header("x-openstack-nova-api-version")
+                .and_then(parse_version)
         })
         .unwrap_or((2, 1));
     match (&r.method, rest) {
@@ -121,7 +109,7 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 .unwrap_or(0);
             let fl: Vec<Value> = FLAVORS
                 .iter()
-                .filter(|f| f.4 >= min_disk)
+                .filter(|f| f.disk_gb >= min_disk)
                 .map(|f| flavor_json(&base, f))
                 .collect();
             reply(StatusCode::OK, json!({"flavors": fl}))
@@ -130,13 +118,13 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
             let fl: Vec<Value> = FLAVORS
                 .iter()
                 .map(|f| {
-                    json!({"id": f.0, "name": f.1, "description": null,
-                "links": [{"rel": "self", "href": format!("{base}/flavors/{}", f.0)}]})
+                    json!({"id": f.id, "name": f.name, "description": null,
+                "links": [{"rel": "self", "href": format!("{base}/flavors/{}", f.id)}]})
                 })
                 .collect();
             reply(StatusCode::OK, json!({"flavors": fl}))
         }
-        (&Method::GET, ["flavors", id]) => match FLAVORS.iter().find(|f| f.0 == *id) {
+        (&Method::GET, ["flavors", id]) => match FLAVORS.iter().find(|f| f.id == *id) {
             Some(f) => reply(StatusCode::OK, json!({"flavor": flavor_json(&base, f)})),
             None => nova_error(
                 404,
@@ -167,7 +155,7 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 .server_order
                 .iter()
                 .filter_map(|id| site.servers.get(id))
-                .filter(|s| !s.gone(now) || since.is_some_and(|t| s.deleted.is_some_and(|(_, d)| secs_of(d) >= t)))
+                .filter(|s| !s.gone(now) || since.is_some_and(|t| s.deleted.is_some_and(|(_, d)| unix(d) >= t)))
                 .filter(|s| name.is_none_or(|n| s.name.contains(n)))
                 .map(|s| if detail { server_json(&base, s, &tenant, now, microversion) } else {
                     json!({"id": s.id, "name": s.name, "links": [{"rel": "self", "href": format!("{base}/servers/{}", s.id)}]})
@@ -208,7 +196,7 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
             "Policy doesn't allow os_compute_api:os-simple-tenant-usage:list to be performed.",
         ),
         (&Method::GET, ["os-simple-tenant-usage", project]) => {
-            if *project != tenant && !VOS.iter().any(|v| site.project_id(v) == *project) {
+            if *project != tenant && site.vo_of(project).is_none() {
                 return nova_error(403, "forbidden", "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show to be performed.");
             }
             usage(&site, project, r, now)
@@ -217,18 +205,12 @@ pub(super) fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
     }
 }
 
-pub(super) fn secs_of(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)) -> Resp {
-    if c.faults.http_5xx {
-        let mut resp = Response::new(Full::new(Bytes::from_static(
-            b"<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request.</p><hr><address>Apache/2.4.62 (Debian) Server</address></body></html>",
-        )));
-        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    if c.fault(Fault::Http5xx) {
+        let resp = bytes(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &b"<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request.</p><hr><address>Apache/2.4.62 (Debian) Server</address></body></html>"[..],
+        );
         return with_header(resp, "content-type", "text/html; charset=iso-8859-1");
     }
     let Some(body) = r.json() else {
@@ -253,7 +235,7 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
             )
         }
     };
-    if !FLAVORS.iter().any(|f| f.0 == flavor) {
+    if !FLAVORS.iter().any(|f| f.id == flavor) {
         return nova_error(
             400,
             "badRequest",
@@ -287,7 +269,11 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
         );
     }
     let id = new_id();
-    let boot = c.faults.slow_boot.unwrap_or(c.boot_delay);
+    let boot = if c.fault(Fault::SlowBoot) {
+        c.faults.slow_boot
+    } else {
+        c.boot_delay
+    };
     site.servers.insert(
         id.clone(),
         Server {
@@ -303,7 +289,7 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
             created: Instant::now(),
             created_at: SystemTime::now(),
             boot,
-            error: c.faults.error_state,
+            error: c.fault(Fault::ErrorState),
             deleted: None,
         },
     );
@@ -317,19 +303,12 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
     with_header(resp, "location", &href)
 }
 
-/// MariaDB DATETIME: a time stored to the nearest second.
-fn rounded(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64().round() as i64)
-        .unwrap_or(0)
-}
-
 /// os-simple-tenant-usage as Nova computes it: `end` capped at now; a server
 /// counts from launched_at and, once deleted, lists as terminated with
 /// ended_at (its flavor's sizes throughout). launched_at is stored rounded,
 /// so a server launched under a second ago can be missing, as on real sites.
 fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
-    let wall_now = secs_of(SystemTime::now());
+    let wall_now = unix(SystemTime::now());
     let start = r
         .query
         .get("start")
@@ -350,27 +329,24 @@ fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
     {
         let status = s.status(now);
         let launched =
-            (!matches!(status, "BUILD" | "ERROR")).then(|| rounded(s.created_at + s.boot));
+            (!matches!(status, "BUILD" | "ERROR")).then(|| unix_rounded(s.created_at + s.boot));
         // terminated_at is set when the deletion completes (vm_state deleted).
         let ended = s
             .deleted
             .filter(|_| status == "DELETED")
-            .map(|(_, t)| rounded(t));
+            .map(|(_, t)| unix_rounded(t));
         if launched.is_some_and(|l| l > end) || ended.is_some_and(|e| e < start) {
             continue;
         }
-        let began = launched.unwrap_or_else(|| secs_of(s.created_at));
+        let began = launched.unwrap_or_else(|| unix(s.created_at));
         let from = began.max(start) as f64;
         let to = ended.unwrap_or(wall_now).min(end) as f64;
         let hours = ((to - from).max(0.0) + 0.5) / 3600.0;
-        let f = FLAVORS
-            .iter()
-            .find(|f| f.0 == s.flavor)
-            .unwrap_or(&FLAVORS[0]);
+        let f = flavor(&s.flavor);
         hours_t += hours;
-        vcpu_t += hours * f.2 as f64;
-        mem_t += hours * f.3 as f64;
-        disk_t += hours * f.4 as f64;
+        vcpu_t += hours * f64::from(f.vcpus);
+        mem_t += hours * f64::from(f.ram_mb);
+        disk_t += hours * f64::from(f.disk_gb);
         let state = match status {
             "DELETED" => "terminated",
             "ERROR" => "error",
@@ -378,87 +354,18 @@ fn usage(site: &Site, project: &str, r: &Req, now: Instant) -> Resp {
             _ => "active",
         };
         rows.push(
-            json!({"instance_id": s.id, "name": s.name, "flavor": f.1, "vcpus": f.2,
-            "memory_mb": f.3, "local_gb": f.4, "hours": hours,
-            "started_at": iso_secs(began).trim_end_matches('Z').to_string() + ".000000",
-            "ended_at": ended.map(|e| iso_secs(e).trim_end_matches('Z').to_string() + ".000000"),
+            json!({"instance_id": s.id, "name": s.name, "flavor": f.name, "vcpus": f.vcpus,
+            "memory_mb": f.ram_mb, "local_gb": f.disk_gb, "hours": hours,
+            "started_at": nova_time(began),
+            "ended_at": ended.map(nova_time),
             "state": state, "uptime": (to - from).max(0.0) as i64, "tenant_id": project}),
         );
     }
     reply(
         StatusCode::OK,
-        json!({"tenant_usage": {"server_usages": rows, "start": iso_secs(start).trim_end_matches('Z').to_string() + ".000000",
-            "stop": iso_secs(end).trim_end_matches('Z').to_string() + ".000000", "tenant_id": project,
+        json!({"tenant_usage": {"server_usages": rows, "start": nova_time(start),
+            "stop": nova_time(end), "tenant_id": project,
             "total_hours": hours_t, "total_vcpus_usage": vcpu_t, "total_memory_mb_usage": mem_t,
             "total_local_gb_usage": disk_t}}),
     )
-}
-
-pub(super) fn neutron(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
-    let base = format!("{}/s{i}/network", c.base);
-    if r.method == Method::GET && rest.is_empty() {
-        return reply(
-            StatusCode::OK,
-            json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v2.0/")}]}]}),
-        );
-    }
-    let Ok(site) = c.sites[i].lock() else {
-        return not_found();
-    };
-    if !authed(&site, r) {
-        return unauthorized();
-    }
-    match (&r.method, rest) {
-        (&Method::GET, ["v2.0", "networks"]) => {
-            let pid = site.project_id("ops");
-            let net = |name: &str, project: &str, external: bool| {
-                json!({"id": super::state::stable_id(&format!("{}-{name}", site.name)), "name": name,
-                    "status": "ACTIVE", "admin_state_up": true, "shared": external, "router:external": external,
-                    "project_id": project, "tenant_id": project, "subnets": [super::state::stable_id(&format!("{name}-subnet"))],
-                    "mtu": 1450, "availability_zones": ["nova"], "ipv4_address_scope": null, "ipv6_address_scope": null,
-                    "created_at": iso(SystemTime::now()), "updated_at": iso(SystemTime::now()), "revision_number": 1, "tags": []})
-            };
-            reply(
-                StatusCode::OK,
-                json!({"networks": [net("private", &pid, false), net("public", "admin", true)]}),
-            )
-        }
-        _ => not_found(),
-    }
-}
-
-pub(super) fn cinder(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
-    let Ok(site) = c.sites[i].lock() else {
-        return not_found();
-    };
-    if !authed(&site, r) {
-        return unauthorized();
-    }
-    let mv = r
-        .header("openstack-api-version")
-        .and_then(|h| h.trim().strip_prefix("volume "))
-        .and_then(|v| {
-            let (a, b) = v.trim().split_once('.')?;
-            Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
-        })
-        .unwrap_or((3, 0));
-    match (&r.method, rest) {
-        (&Method::GET, ["v3", project, "volumes", "summary"]) if mv >= (3, 12) => {
-            if !VOS.iter().any(|v| site.project_id(v) == *project) {
-                return nova_error(
-                    403,
-                    "forbidden",
-                    "Policy doesn't allow volume_extension:volume_summary to be performed.",
-                );
-            }
-            reply(
-                StatusCode::OK,
-                json!({"volume-summary": {"total_size": 0, "total_count": 0, "metadata": {}}}),
-            )
-        }
-        (&Method::GET, ["v3", _, "volumes"]) | (&Method::GET, ["v3", _, "volumes", "detail"]) => {
-            reply(StatusCode::OK, json!({"volumes": []}))
-        }
-        _ => nova_error(404, "itemNotFound", "The resource could not be found."),
-    }
 }

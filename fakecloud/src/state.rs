@@ -1,65 +1,70 @@
-//! The demo cloud's state: per virtual site, tokens, servers and images.
+//! The cloud's state: per virtual site, tokens, servers and images.
 //! Time-driven states (BUILD -> ACTIVE, deleting -> gone) are computed from
 //! timestamps when read, so 500 sites need no timers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
 use md5::{Digest, Md5};
 
-/// Switchable faults (all sites).
-#[derive(Debug, Clone, Default)]
-pub struct Faults {
-    /// Boot takes this long instead of the normal boot delay.
-    pub slow_boot: Option<Duration>,
-    /// New servers go to ERROR with a fault.
-    pub error_state: bool,
-    /// Glance records a checksum that does not match the uploaded data.
-    pub wrong_checksum: bool,
-    /// GLUE objects are older than their Validity; the IS API drops the site.
-    pub stale_glue: bool,
-    /// Nova `POST /servers` answers 503 with an HTML page.
-    pub http_5xx: bool,
-    /// Glance image data upload (`PUT .../file`, `.../stage`) never answers.
-    pub hang: bool,
-    /// Keystone rejects the federated token exchange (401).
-    pub bad_token: bool,
-    /// The site's accounting was last updated 40 days ago (spool and portal).
-    pub stale_accounting: bool,
+use crate::faults::{Fault, Faults};
+use crate::fixtures;
+
+/// One process serving any number of virtual sites.
+pub struct Cloud {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// What the OIDC provider issues and Keystone accepts.
+    pub access_token: String,
+    pub client_secret: String,
+    pub boot_delay: Duration,
+    pub faults: Faults,
+    pub sites: Vec<Mutex<Site>>,
+    pub started: SystemTime,
 }
 
-pub const FAULT_NAMES: [&str; 8] = [
-    "slow-boot",
-    "error-state",
-    "wrong-checksum",
-    "stale-glue",
-    "5xx",
-    "hang",
-    "bad-token",
-    "stale-accounting",
-];
-
-impl Faults {
-    pub fn set(&mut self, name: &str, slow: Duration) -> Result<(), String> {
-        match name {
-            "slow-boot" => self.slow_boot = Some(slow),
-            "error-state" => self.error_state = true,
-            "wrong-checksum" => self.wrong_checksum = true,
-            "stale-glue" => self.stale_glue = true,
-            "5xx" => self.http_5xx = true,
-            "hang" => self.hang = true,
-            "bad-token" => self.bad_token = true,
-            "stale-accounting" => self.stale_accounting = true,
-            other => {
-                return Err(format!(
-                    "unknown fault {other:?}; known: {}",
-                    FAULT_NAMES.join(", ")
-                ))
-            }
+impl Cloud {
+    pub fn new(base: String, sites: usize, boot_delay: Duration, faults: Faults) -> Cloud {
+        let seed = fixtures::new_id().replace('-', "");
+        Cloud {
+            base,
+            // Secrets are scrubbed by any 8-byte window: no words shared
+            // with flag names ("-access-" would hide "--access-token").
+            access_token: format!("demoAT{seed}"),
+            client_secret: format!("demoCS{}", &fixtures::new_id()[..8]),
+            boot_delay,
+            faults,
+            sites: (0..sites.max(1))
+                .map(|i| Mutex::new(Site::new(i, site_name(i))))
+                .collect(),
+            started: SystemTime::now(),
         }
-        Ok(())
     }
+
+    pub fn fault(&self, f: Fault) -> bool {
+        self.faults.has(f)
+    }
+
+    /// Site `i`'s state, `None` if out of range or its lock is poisoned.
+    pub fn site(&self, i: usize) -> Option<MutexGuard<'_, Site>> {
+        self.sites.get(i)?.lock().ok()
+    }
+
+    /// `{base}/s{i}`: where site `i`'s services live.
+    pub fn site_base(&self, i: usize) -> String {
+        format!("{}/s{i}", self.base)
+    }
+
+    /// Site `i`'s Keystone v3 URL.
+    pub fn keystone(&self, i: usize) -> String {
+        format!("{}/identity/v3", self.site_base(i))
+    }
+}
+
+/// The name of virtual site `i`.
+pub fn site_name(i: usize) -> String {
+    format!("DEMO-{i:03}")
 }
 
 pub struct Server {
@@ -131,47 +136,27 @@ impl Image {
             None => self.status,
         }
     }
+
+    /// The APPLIANCE_ATTRIBUTES property (a JSON text), parsed.
+    pub fn appliance_attributes(&self) -> Option<serde_json::Value> {
+        self.props
+            .get("APPLIANCE_ATTRIBUTES")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| serde_json::from_str(s).ok())
+    }
 }
 
 pub struct Site {
     pub index: usize,
     pub name: String,
+    /// Project-scoped tokens.
     pub tokens: HashSet<String>,
-    /// Unscoped tokens (federation exchange) -> user.
+    /// Unscoped tokens (federation exchange).
     pub unscoped: HashSet<String>,
     pub servers: HashMap<String, Server>,
     pub server_order: Vec<String>,
     pub images: HashMap<String, Image>,
     pub image_order: Vec<String>,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(1);
-
-/// A fresh UUID-shaped id (not cryptographic: a fixture).
-pub fn new_id() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let h = hex(&Md5::digest(format!("{n}-{t}-{}", std::process::id())));
-    format!(
-        "{}-{}-4{}-a{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-/// A deterministic id from a seed (project ids, network ids).
-pub fn stable_id(seed: &str) -> String {
-    hex(&Md5::digest(seed.as_bytes()))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl Site {
@@ -187,15 +172,7 @@ impl Site {
             image_order: vec![],
         };
         let data = b"demo base image".to_vec();
-        let id = stable_id(&format!("{}-base-image", s.name));
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            &id[0..8],
-            &id[8..12],
-            &id[12..16],
-            &id[16..20],
-            &id[20..32]
-        );
+        let id = fixtures::base_image_id(&s.name);
         let mut props = serde_json::Map::new();
         props.insert(
             "APPLIANCE_ATTRIBUTES".into(),
@@ -210,8 +187,8 @@ impl Site {
         props.insert("os_distro".into(), "ubuntu".into());
         props.insert("os_version".into(), "22.04".into());
         props.insert("architecture".into(), "x86_64".into());
-        let checksum = hex(&Md5::digest(&data));
-        let sha = hex(&sha2::Sha512::digest(&data));
+        let checksum = format!("{:x}", Md5::digest(&data));
+        let sha = format!("{:x}", sha2::Sha512::digest(&data));
         s.images.insert(
             id.clone(),
             Image {
@@ -235,7 +212,25 @@ impl Site {
         s
     }
 
-    pub fn project_id(&self, name: &str) -> String {
-        stable_id(&format!("{}-project-{name}", self.name))
+    pub fn project_id(&self, vo: &str) -> String {
+        fixtures::project_id(&self.name, vo)
+    }
+
+    /// The VO whose project has this id.
+    pub fn vo_of(&self, project_id: &str) -> Option<&'static str> {
+        fixtures::VOS
+            .iter()
+            .find(|v| self.project_id(v) == project_id)
+            .copied()
+    }
+
+    /// A project-scoped token of this site.
+    pub fn scoped(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| self.tokens.contains(t))
+    }
+
+    /// Any token of this site, scoped or not.
+    pub fn known(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| self.tokens.contains(t) || self.unscoped.contains(t))
     }
 }

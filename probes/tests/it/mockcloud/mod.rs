@@ -1,6 +1,7 @@
 //! A stateful OpenStack stand-in on one wiremock server, for faults the real
-//! services will not produce on demand: Keystone federation/projects/tokens
-//! (catalog pointing back here), Nova, Glance and Neutron.
+//! services will not produce on demand: scripted Nova, Glance and Neutron
+//! behind the shared wiremock Keystone (keystone_mock, catalog pointing back
+//! here).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -16,8 +17,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use probes::probe::{run_args, Probe};
 use probes::ProbeResult;
 
-pub const ACCESS_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.Qm9yZ1h2VnR3ZkxwTjhr.c2ln";
-pub const PROJECT_ID: &str = "p-ops-1";
+pub use crate::keystone_mock::{access_token, PROJECT_ID, SCOPED, UNSCOPED};
+use crate::keystone_mock::{mount_site, Site};
 
 #[derive(Clone, Debug)]
 pub struct FakeServer {
@@ -257,7 +258,7 @@ impl Respond for Glance {
     }
 }
 
-pub struct FakeCloud {
+pub struct MockCloud {
     pub server: MockServer,
     pub nova: Nova,
     pub glance: Glance,
@@ -265,57 +266,30 @@ pub struct FakeCloud {
     pub token_file: PathBuf,
 }
 
-impl FakeCloud {
+impl MockCloud {
     /// Keystone, Nova, Glance and Neutron on one mock server. `compute`
     /// overrides the catalog's compute URL (e.g. a socket that resets).
-    pub async fn start_with(compute: Option<String>) -> FakeCloud {
+    pub async fn start_with(compute: Option<String>) -> MockCloud {
         let server = MockServer::start().await;
         let base = server.uri();
         let compute = compute.unwrap_or_else(|| format!("{base}/compute/v2.1"));
-        Mock::given(method("POST"))
-            .and(path(
-                "/identity/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth",
-            ))
-            .respond_with(
-                ResponseTemplate::new(201)
-                    .insert_header(
-                        "X-Subject-Token",
-                        "gAAAAABk9x2Qv7LmZpR4tW8yN1cF3hJ6sD0aE5uI",
-                    )
-                    .set_body_json(json!({"token": {"methods": ["mapped"]}})),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path("/identity/v3/auth/projects"))
-            .respond_with(j(
-                200,
-                json!({"projects": [
-                    {"id": "p-other", "name": "vo.example", "enabled": true},
-                    {"id": PROJECT_ID, "name": "ops", "enabled": true}]}),
-            ))
-            .mount(&server)
-            .await;
         let ep = |t: &str, url: String| {
             json!({"type": t, "name": t, "endpoints": [
                 {"interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": url}]})
         };
-        Mock::given(method("POST"))
-            .and(path("/identity/v3/auth/tokens"))
-            .respond_with(
-                ResponseTemplate::new(201)
-                    .insert_header(
-                        "X-Subject-Token",
-                        "gAAAAABq3Rt8Wm1Xn6Yb2Vc7Zl4Kp9Jh0Gf5Ds2A",
-                    )
-                    .set_body_json(json!({"token": {"catalog": [
-                        ep("compute", compute),
-                        ep("image", format!("{base}/image")),
-                        ep("network", format!("{base}/network")),
-                    ]}})),
-            )
-            .mount(&server)
-            .await;
+        let catalog = json!([
+            ep("compute", compute),
+            ep("image", format!("{base}/image")),
+            ep("network", format!("{base}/network")),
+        ]);
+        mount_site(
+            &server,
+            Site {
+                catalog: Some(catalog),
+                ..Site::default()
+            },
+        )
+        .await;
         Mock::given(method("GET"))
             .and(path("/network/v2.0/networks"))
             .respond_with(j(200, json!({"networks": []})))
@@ -342,8 +316,8 @@ impl FakeCloud {
             .await;
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
-        std::fs::write(&token_file, ACCESS_TOKEN).unwrap();
-        FakeCloud {
+        std::fs::write(&token_file, access_token()).unwrap();
+        MockCloud {
             server,
             nova,
             glance,
@@ -352,12 +326,12 @@ impl FakeCloud {
         }
     }
 
-    pub async fn start() -> FakeCloud {
-        FakeCloud::start_with(None).await
+    pub async fn start() -> MockCloud {
+        MockCloud::start_with(None).await
     }
 
     pub fn keystone(&self) -> String {
-        format!("{}/identity/v3", self.server.uri())
+        format!("{}/v3", self.server.uri())
     }
 
     /// The probe's usual arguments against this cloud, plus `extra`.

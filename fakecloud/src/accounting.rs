@@ -1,33 +1,29 @@
-//! Demo accounting: an APEL spool per site as cASO leaves it (dirq
+//! Accounting: an APEL spool per site as cASO leaves it (dirq
 //! QueueSimple layout, v0.4 cloud messages with cASO's sorted keys) and a
 //! last-update endpoint like an accounting portal's.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use hyper::StatusCode;
 use serde_json::json;
 
-use super::nova::FLAVORS;
-use super::server::{iso_secs, not_found, reply, Cloud, Resp};
-use super::state::{stable_id, Site};
+use crate::dates::{iso_secs, unix};
+use crate::faults::Fault;
+use crate::fixtures::{base_image_id, stable_id, stable_uuid, FLAVORS};
+use crate::http::{not_found, reply, Resp};
+use crate::state::{Cloud, Site};
 
 /// cASO runs hourly: the newest record is about an hour old.
 const CASO_LAG: i64 = 3600;
 /// The `stale-accounting` fault: nothing published for 40 days.
 pub const STALE_DAYS: i64 = 40;
 
-fn secs(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// When the site's accounting was last updated (Unix seconds).
 pub fn last_update(c: &Cloud) -> i64 {
-    let started = secs(c.started);
-    if c.faults.stale_accounting {
+    let started = unix(c.started);
+    if c.fault(Fault::StaleAccounting) {
         started - STALE_DAYS * 86_400
     } else {
         started - CASO_LAG
@@ -39,24 +35,12 @@ pub fn spool_dir(root: &Path, i: usize) -> PathBuf {
     root.join("apel").join(format!("s{i}"))
 }
 
-fn uuid(seed: &str) -> String {
-    let h = stable_id(seed);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 /// One v0.4 message for the servers the site's ops project ran in the few
 /// hours before `last`: completed ones and one still running then.
 pub fn cloud_message(site: &Site, last: i64) -> String {
     let project = site.project_id("ops");
     let user = stable_id(&format!("{}-monitoring-user-sha", site.name));
-    let image = uuid(&format!("{}-base-image", site.name));
+    let image = base_image_id(&site.name);
     let mut out = String::from("APEL-cloud-message: v0.4\n");
     let runs: [(usize, i64, Option<i64>); 3] = [
         (0, last - 3 * 3600, Some(last - 2 * 3600)),
@@ -64,7 +48,8 @@ pub fn cloud_message(site: &Site, last: i64) -> String {
         (1, last - 6 * 3600, None),
     ];
     for (n, (flavor, start, end)) in runs.iter().enumerate() {
-        let (_, _, vcpus, ram, disk) = FLAVORS[*flavor];
+        let f = &FLAVORS[*flavor];
+        let (vcpus, ram, disk) = (f.vcpus, f.ram_mb, f.disk_gb);
         let wall = end.unwrap_or(last) - start;
         if n > 0 {
             out.push_str("%%\n");
@@ -74,7 +59,7 @@ pub fn cloud_message(site: &Site, last: i64) -> String {
             ("CloudComputeService", "demo-compute".to_string()),
             ("CloudType", "caso/5.2.2 (OpenStack)".into()),
             ("CpuCount", vcpus.to_string()),
-            ("CpuDuration", (wall * vcpus as i64).to_string()),
+            ("CpuDuration", (wall * i64::from(vcpus)).to_string()),
             ("Disk", disk.to_string()),
             ("EndTime", end.unwrap_or(0).to_string()),
             ("FQAN", "ops".into()),
@@ -96,7 +81,10 @@ pub fn cloud_message(site: &Site, last: i64) -> String {
                 }
                 .into(),
             ),
-            ("VMUUID", uuid(&format!("{}-past-server-{n}", site.name))),
+            (
+                "VMUUID",
+                stable_uuid(&format!("{}-past-server-{n}", site.name)),
+            ),
             ("WallDuration", wall.to_string()),
         ];
         for (k, v) in fields {
@@ -124,11 +112,11 @@ pub fn write_spool(dir: &Path, site: &Site, last: i64) -> std::io::Result<PathBu
 }
 
 /// `GET /sN/accounting/last-update`: the site's newest accounting record.
-pub(super) fn last_update_endpoint(c: &Cloud, i: usize, rest: &[&str]) -> Resp {
+pub fn last_update_endpoint(c: &Cloud, i: usize, rest: &[&str]) -> Resp {
     if rest != ["last-update"] {
         return not_found();
     }
-    let Ok(site) = c.sites[i].lock() else {
+    let Some(site) = c.site(i) else {
         return not_found();
     };
     reply(
@@ -142,18 +130,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spool_messages_pass_the_validator() {
+    fn spool_file_is_where_dirq_puts_it() {
         let site = Site::new(3, "DEMO-003".into());
         let dir = tempfile::tempdir().unwrap();
         let last = 1_790_000_000;
         let p = write_spool(dir.path(), &site, last).unwrap();
-        let files = probes::checks::usage::spool_files(dir.path()).unwrap();
-        assert_eq!(files.len(), 1, "no .tmp left behind: {files:?}");
-        assert_eq!(files[0].0, p);
-        assert_eq!(secs(files[0].1), last);
-        let r = probes::formats::apel::check_message("demo", &std::fs::read(&p).unwrap());
-        assert!(r.problems.is_empty(), "{:?}", r.problems);
-        assert_eq!(r.records, 3);
-        assert!(r.sites.contains("DEMO-003"));
+        let minute = last - last % 60;
+        assert_eq!(
+            p.parent().unwrap(),
+            dir.path().join(format!("{minute:08x}"))
+        );
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [p.file_name().unwrap()], "no .tmp left behind");
+        let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+        assert_eq!(unix(modified), last);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("APEL-cloud-message: v0.4\n"), "{text}");
+        assert_eq!(text.matches("SiteName: DEMO-003\n").count(), 3);
+        assert_eq!(text.matches("\n%%\n").count(), 2);
     }
 }

@@ -1,26 +1,30 @@
-//! Demo GLUE 2.1 cloud JSON and the information-system API.
+//! GLUE 2.1 cloud JSON as cloud-info-provider publishes it, and the
+//! information-system API.
 
 use std::time::{Duration, SystemTime};
 
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use super::nova::FLAVORS;
-use super::server::*;
+use crate::dates::iso;
+use crate::faults::Fault;
+use crate::fixtures::{FLAVORS, VOS};
+use crate::http::{not_found, reply, Resp};
+use crate::state::Cloud;
 
 fn glue_creation(c: &Cloud) -> SystemTime {
-    if c.faults.stale_glue {
+    if c.fault(Fault::StaleGlue) {
         SystemTime::now() - Duration::from_secs(2 * 86_400)
     } else {
         c.started
     }
 }
 
-pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
-    let Ok(site) = c.sites[i].lock() else {
+pub fn glue(c: &Cloud, i: usize) -> Resp {
+    let Some(site) = c.site(i) else {
         return not_found();
     };
-    let keystone = format!("{}/s{i}/identity/v3", c.base);
+    let keystone = c.keystone(i);
     let created = iso(glue_creation(c));
     let svc_id = format!("{keystone}_cloud.compute");
     let ep_id = format!("{keystone}_OpenStack_v3");
@@ -99,12 +103,7 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
             o["OSVersion"] = json!("22.04");
             o["Description"] = json!(img.name);
             o["AccessInfo"] = json!("none");
-            o["OtherInfo"] = img
-                .props
-                .get("APPLIANCE_ATTRIBUTES")
-                .and_then(Value::as_str)
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or(json!({}));
+            o["OtherInfo"] = img.appliance_attributes().unwrap_or(json!({}));
             o["Associations"] = json!({"CloudComputingService": [svc_id]});
             o
         })
@@ -112,11 +111,11 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
     let flavors: Vec<Value> = FLAVORS
         .iter()
         .map(|f| {
-            let mut o = obj(f.0, f.1);
+            let mut o = obj(f.id, f.name);
             o["Platform"] = json!("amd64");
-            o["CPU"] = json!(f.2);
-            o["RAM"] = json!(f.3);
-            o["Disk"] = json!(f.4);
+            o["CPU"] = json!(f.vcpus);
+            o["RAM"] = json!(f.ram_mb);
+            o["Disk"] = json!(f.disk_gb);
             // As cloud-info-provider publishes it.
             o["NetworkIn"] = json!("UNKNOWN");
             o["NetworkOut"] = json!(true);
@@ -146,9 +145,9 @@ pub(super) fn glue(c: &Cloud, i: usize) -> Resp {
 }
 
 fn is_site(c: &Cloud, i: usize, with_projects: bool) -> Option<Value> {
-    let site = c.sites[i].lock().ok()?;
+    let site = c.site(i)?;
     let mut v = json!({"id": format!("{}G0", 1000 + i), "name": site.name,
-        "url": format!("{}/s{i}/identity/v3", c.base), "state": "", "hostname": "127.0.0.1"});
+        "url": c.keystone(i), "state": "", "hostname": "127.0.0.1"});
     if with_projects {
         v["projects"] = VOS
             .iter()
@@ -159,7 +158,7 @@ fn is_site(c: &Cloud, i: usize, with_projects: bool) -> Option<Value> {
 }
 
 fn is_images(c: &Cloud, i: usize) -> Value {
-    let Ok(site) = c.sites[i].lock() else {
+    let Some(site) = c.site(i) else {
         return json!([]);
     };
     site.image_order
@@ -167,12 +166,7 @@ fn is_images(c: &Cloud, i: usize) -> Value {
         .filter_map(|id| site.images.get(id))
         .filter(|img| img.visibility == "public")
         .map(|img| {
-            let attrs: Value = img
-                .props
-                .get("APPLIANCE_ATTRIBUTES")
-                .and_then(Value::as_str)
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or(json!({}));
+            let attrs = img.appliance_attributes().unwrap_or(json!({}));
             json!({"appdb_id": attrs["eu.egi.cloud.image_ref"], "id": img.id, "name": img.name,
                 "mpuri": "https://registry.egi.eu/egi_vm_images/ubuntu", "version": attrs["eu.egi.cloud.tag"],
                 "site": site.name})
@@ -180,9 +174,9 @@ fn is_images(c: &Cloud, i: usize) -> Value {
         .collect()
 }
 
-pub(super) fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
+pub fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
     // Stale publications drop out of the information system.
-    let visible = !c.faults.stale_glue;
+    let visible = !c.fault(Fault::StaleGlue);
     let find = |name: &str| {
         c.sites
             .iter()

@@ -1,15 +1,17 @@
-//! Demo Glance v2: images, data upload/download, interoperable import.
+//! Glance v2: images, data upload and download, interoperable import.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Method, Response, StatusCode};
+use hyper::{Method, StatusCode};
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
-use super::server::*;
-use super::state::{hex, new_id, Image};
+use crate::dates::iso;
+use crate::faults::Fault;
+use crate::fixtures::new_id;
+use crate::http::{bytes, empty, glance_error, reply, with_header, Req, Resp};
+use crate::state::{Cloud, Image};
 
 fn image_json(img: &Image, now: Instant) -> Value {
     let status = img.current_status(now);
@@ -39,18 +41,18 @@ fn image_json(img: &Image, now: Instant) -> Value {
 }
 
 fn store_data(c: &Cloud, img: &mut Image, data: Bytes) {
-    let good = hex(&Md5::digest(&data));
-    img.checksum = Some(if c.faults.wrong_checksum {
-        hex(&Md5::digest(format!("corrupted-{good}").as_bytes()))
+    let good = format!("{:x}", Md5::digest(&data));
+    img.checksum = Some(if c.fault(Fault::WrongChecksum) {
+        format!("{:x}", Md5::digest(format!("corrupted-{good}").as_bytes()))
     } else {
         good
     });
-    img.sha512 = Some(hex(&sha2::Sha512::digest(&data)));
+    img.sha512 = Some(format!("{:x}", sha2::Sha512::digest(&data)));
     img.data = Some(data.to_vec());
 }
 
-pub(super) async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
-    let base = format!("{}/s{i}/image", c.base);
+pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
+    let base = format!("{}/image", c.site_base(i));
     if r.method == Method::GET && rest.is_empty() {
         return reply(
             StatusCode::MULTIPLE_CHOICES,
@@ -58,7 +60,7 @@ pub(super) async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp 
                 {"id": "v2.9", "status": "SUPPORTED", "links": [{"rel": "self", "href": format!("{base}/v2/")}]}]}),
         );
     }
-    let hangs = c.faults.hang
+    let hangs = c.fault(Fault::Hang)
         && r.method == Method::PUT
         && matches!(
             rest,
@@ -69,10 +71,10 @@ pub(super) async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp 
         tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
         return glance_error(504, "Gateway Timeout");
     }
-    let Ok(mut site) = c.sites[i].lock() else {
+    let Some(mut site) = c.site(i) else {
         return glance_error(500, "state lock poisoned");
     };
-    if !authed(&site, r) {
+    if !site.scoped(r.auth_token()) {
         return glance_error(401, "This server could not verify that you are authorized to access the document you requested.");
     }
     let now = Instant::now();
@@ -238,8 +240,7 @@ pub(super) async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp 
         (&Method::GET, ["v2", "images", id, "file"]) => match site.images.get(*id) {
             Some(img) => match &img.data {
                 Some(d) if img.current_status(now) == "active" => {
-                    let mut resp = Response::new(Full::new(Bytes::from(d.clone())));
-                    *resp.status_mut() = StatusCode::OK;
+                    let resp = bytes(StatusCode::OK, Bytes::from(d.clone()));
                     let resp = with_header(resp, "content-type", "application/octet-stream");
                     match &img.checksum {
                         Some(sum) => with_header(resp, "content-md5", sum),

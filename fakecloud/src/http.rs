@@ -1,0 +1,206 @@
+//! The leaf every service builds on: the parsed request, replies in the
+//! shapes OpenStack services answer with, and their error bodies.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::HeaderValue;
+use hyper::{HeaderMap, Method, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub type Resp = Response<Full<Bytes>>;
+
+/// A request with its body read and its path split into decoded segments.
+pub struct Req {
+    pub method: Method,
+    pub path: Vec<String>,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    /// `raw_path` as on the wire (percent-encoded), `raw_query` without `?`.
+    pub fn new(
+        method: Method,
+        raw_path: &str,
+        raw_query: Option<&str>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Req {
+        Req {
+            method,
+            path: split_path(raw_path),
+            query: parse_query(raw_query.unwrap_or("")),
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// Whether the path ends with these segments (`["auth", "projects"]`).
+    pub fn path_ends_with(&self, tail: &[&str]) -> bool {
+        self.path.len() >= tail.len()
+            && self.path[self.path.len() - tail.len()..]
+                .iter()
+                .zip(tail)
+                .all(|(a, b)| a == b)
+    }
+
+    /// The token the client authenticates with.
+    pub fn auth_token(&self) -> Option<&str> {
+        self.header("x-auth-token")
+    }
+
+    /// The `OpenStack-API-Version: <service> X.Y` microversion, if given.
+    pub fn microversion(&self, service: &str) -> Option<(u32, u32)> {
+        self.header("openstack-api-version")
+            .and_then(|h| h.trim().strip_prefix(service))
+            .and_then(|v| parse_version(v.trim()))
+    }
+}
+
+/// `2.37` as `(2, 37)`.
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.trim().split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Path segments, percent-decoded, empty ones dropped.
+pub fn split_path(raw: &str) -> Vec<String> {
+    raw.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// An `application/x-www-form-urlencoded` query or form body.
+pub fn parse_query(q: &str) -> HashMap<String, String> {
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+pub fn reply(status: StatusCode, body: Value) -> Resp {
+    let r = bytes(status, Bytes::from(body.to_string()));
+    with_header(r, "content-type", "application/json")
+}
+
+pub fn bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Any status, content type and body: what a test's override answers with.
+pub fn raw(code: u16, content_type: &str, body: impl Into<Bytes>) -> Resp {
+    with_header(bytes(status(code), body), "content-type", content_type)
+}
+
+pub fn empty(status: StatusCode) -> Resp {
+    bytes(status, Bytes::new())
+}
+
+pub fn with_header(mut r: Resp, name: &'static str, value: &str) -> Resp {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+pub fn keystone_error(code: u16, title: &str, message: &str) -> Resp {
+    reply(
+        status(code),
+        json!({"error": {"code": code, "title": title, "message": message}}),
+    )
+}
+
+pub fn unauthorized() -> Resp {
+    keystone_error(
+        401,
+        "Unauthorized",
+        "The request you have made requires authentication.",
+    )
+}
+
+pub fn not_found() -> Resp {
+    keystone_error(404, "Not Found", "The resource could not be found.")
+}
+
+/// Nova and Cinder: `{"itemNotFound": {"code": 404, "message": ...}}`.
+pub fn nova_error(code: u16, kind: &str, message: &str) -> Resp {
+    reply(
+        status(code),
+        json!({kind: {"code": code, "message": message}}),
+    )
+}
+
+/// Glance answers errors as an HTML-ish text page.
+pub fn glance_error(code: u16, message: &str) -> Resp {
+    let page = format!(
+        "<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
+    );
+    with_header(
+        bytes(status(code), page),
+        "content-type",
+        "text/html; charset=UTF-8",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_unescape() {
+        assert_eq!(parse_query("k=a%3Ab+c%2")["k"], "a:b c%2");
+        assert_eq!(parse_query("a=1&b&&c=%41")["b"], "");
+        assert_eq!(parse_query("a=1&b&&c=%41")["c"], "A");
+        assert!(parse_query("").is_empty());
+    }
+
+    #[test]
+    fn path_segments_are_decoded_one_by_one() {
+        assert_eq!(
+            split_path("/s0/image/v2/images/a%2Fb//file"),
+            ["s0", "image", "v2", "images", "a/b", "file"]
+        );
+    }
+
+    #[test]
+    fn microversions() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "openstack-api-version",
+            HeaderValue::from_static("compute 2.47"),
+        );
+        let r = Req::new(Method::GET, "/", None, h, Bytes::new());
+        assert_eq!(r.microversion("compute"), Some((2, 47)));
+        assert!(r.path_ends_with(&[]));
+        let r = Req::new(
+            Method::GET,
+            "/s0/identity/v3/auth/projects",
+            None,
+            HeaderMap::new(),
+            Bytes::new(),
+        );
+        assert!(r.path_ends_with(&["auth", "projects"]));
+        assert!(!r.path_ends_with(&["v3", "projects"]));
+        assert_eq!(r.microversion("volume"), None);
+        assert_eq!(parse_version("3.x"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! fakecloud: an emulated OpenStack federated cloud served in-process on
+//! loopback (plain http on 127.0.0.1): Keystone with OIDC federation and
+//! its OIDC provider, Nova, Neutron, Cinder, Glance, GLUE JSON, the
+//! information-system API and accounting, in the shapes the real services
+//! answer with. Any number of virtual sites, switchable faults. A fixture
+//! for demos, benchmarks and tests, not a substitute for the real services.
+//!
+//! Layering (each module imports only those below it):
+//! `lib` (listener) -> `router` -> services (`keystone nova neutron cinder
+//! glance infosys accounting`) -> `state` -> {`http`, `fixtures`, `faults`,
+//! `dates`}.
+
+pub mod accounting;
+mod cinder;
+pub mod dates;
+pub mod faults;
+pub mod fixtures;
+mod glance;
+pub mod http;
+mod infosys;
+mod keystone;
+mod neutron;
+mod nova;
+pub mod router;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+pub use faults::{Fault, Faults};
+pub use http::{Req, Resp};
+pub use router::Override;
+pub use state::{site_name, Cloud};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sites: usize,
+    /// Time a new server stays in BUILD.
+    pub boot_delay: Duration,
+    pub faults: Faults,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sites: 1,
+            boot_delay: Duration::from_secs(1),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// A running fake cloud; dropping it stops the server.
+pub struct FakeCloud {
+    pub addr: SocketAddr,
+    pub cloud: Arc<Cloud>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl FakeCloud {
+    /// Serve on 127.0.0.1 at a free port.
+    pub async fn start(opts: Options) -> std::io::Result<FakeCloud> {
+        FakeCloud::start_with(opts, None).await
+    }
+
+    /// As [`start`](Self::start), asking `hook` first for every request.
+    pub async fn start_with(opts: Options, hook: Option<Override>) -> std::io::Result<FakeCloud> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let cloud = Arc::new(Cloud::new(
+            format!("http://{addr}"),
+            opts.sites,
+            opts.boot_delay,
+            opts.faults,
+        ));
+        let (shutdown, rx) = watch::channel(false);
+        tokio::spawn(serve(listener, cloud.clone(), hook, rx));
+        Ok(FakeCloud {
+            addr,
+            cloud,
+            shutdown,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> &str {
+        &self.cloud.base
+    }
+
+    pub fn sites(&self) -> usize {
+        self.cloud.sites.len()
+    }
+
+    /// Site `i`'s Keystone v3 URL.
+    pub fn keystone(&self, i: usize) -> String {
+        self.cloud.keystone(i)
+    }
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Accept until told to stop; each connection also ends on stop.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    cloud: Arc<Cloud>,
+    hook: Option<Override>,
+    rx: watch::Receiver<bool>,
+) {
+    let mut stop = rx.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors, say: do not spin while it lasts.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (c, h, mut stop) = (cloud.clone(), hook.clone(), rx.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| router::handle(c.clone(), h.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}

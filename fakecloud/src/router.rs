@@ -1,0 +1,74 @@
+//! Which service answers which path. Virtual site N lives under `/sN/...`;
+//! the OIDC provider under `/oidc`, the IS API under `/is`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use crate::http::{empty, not_found, Req, Resp};
+use crate::state::Cloud;
+use crate::{accounting, cinder, glance, infosys, keystone, neutron, nova};
+
+/// Largest request body accepted (image uploads).
+const MAX_BODY: usize = 256 * 1024 * 1024;
+
+/// A test's hook, asked first: `Some` answers instead of the emulation.
+pub type Override = Arc<dyn Fn(&Req) -> Option<Resp> + Send + Sync>;
+
+pub async fn handle(
+    cloud: Arc<Cloud>,
+    hook: Option<Override>,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(empty(StatusCode::PAYLOAD_TOO_LARGE)),
+    };
+    let r = Req::new(
+        parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        parts.headers,
+        body,
+    );
+    if let Some(resp) = hook.as_ref().and_then(|h| h(&r)) {
+        return Ok(resp);
+    }
+    Ok(route(&cloud, &r).await)
+}
+
+/// `sN` as the index of an existing site.
+fn site_index(c: &Cloud, seg: &str) -> Option<usize> {
+    seg.strip_prefix('s')?
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i < c.sites.len())
+}
+
+pub async fn route(c: &Cloud, r: &Req) -> Resp {
+    let p: Vec<&str> = r.path.iter().map(String::as_str).collect();
+    match p.as_slice() {
+        ["oidc", rest @ ..] => keystone::oidc(c, r, rest),
+        ["is", rest @ ..] => infosys::is_api(c, rest),
+        [site, service, rest @ ..] => {
+            let Some(i) = site_index(c, site) else {
+                return not_found();
+            };
+            match *service {
+                "identity" => keystone::keystone(c, i, r, rest),
+                "compute" => nova::nova(c, i, r, rest),
+                "network" => neutron::neutron(c, i, r, rest),
+                "image" => glance::glance(c, i, r, rest).await,
+                "volume" => cinder::cinder(c, i, r, rest),
+                "glue.json" => infosys::glue(c, i),
+                "accounting" => accounting::last_update_endpoint(c, i, rest),
+                _ => not_found(),
+            }
+        }
+        _ => not_found(),
+    }
+}
