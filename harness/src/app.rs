@@ -204,6 +204,7 @@ pub fn plan_site(
         if let Ok(inv) = &mut plan.invocation {
             if !own && !p.defaults.contains_key("verbose") {
                 inv.common_mut().verbose = 3;
+                plan.argv.push("-vvv".into());
             }
         }
         probes_argv.push(plan);
