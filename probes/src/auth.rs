@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::clients::keystone::{self, Catalog, TokenInfo};
+use crate::clients::keystone::{self, Catalog, Keystone, TokenInfo};
 use crate::http::{show_url, Http, TlsOptions};
 use crate::model::Status;
 use crate::secret::Secret;
@@ -310,15 +310,9 @@ async fn with_password(
         .step(PASSWORD, async {
             let scope = direct
                 .map(|(d, p)| serde_json::json!({"project": {"name": p, "domain": d.json()}}));
-            let out = keystone::password_token(
-                http,
-                &plan.keystone,
-                username,
-                user_domain,
-                password,
-                scope,
-            )
-            .await?;
+            let out = Keystone::new(http.clone(), plan.keystone.clone())
+                .password_token(username, user_domain, password, scope)
+                .await?;
             Ok(Done::ok(
                 out,
                 format!("user {username} (domain {user_domain}) authenticated"),
@@ -343,7 +337,9 @@ async fn with_app_cred(
 ) -> Result<FirstToken, Fail> {
     let (tok, info) = ctx
         .step(APP_CRED, async {
-            let out = keystone::app_cred_token(http, &plan.keystone, id, secret).await?;
+            let out = Keystone::new(http.clone(), plan.keystone.clone())
+                .app_cred_token(id, secret)
+                .await?;
             Ok(Done::ok(
                 out,
                 format!("application credential {id} accepted"),
@@ -393,10 +389,10 @@ async fn scope(
     plan: &Resolved,
     unscoped: &Secret,
 ) -> Result<((String, String), (Secret, TokenInfo)), Fail> {
-    let endpoint = &plan.keystone;
+    let keystone = Keystone::new(http.clone(), plan.keystone.clone());
     let project = ctx
         .step(PROJECTS, async {
-            let projects = keystone::list_projects(http, endpoint, unscoped).await?;
+            let projects = keystone.list_projects(unscoped).await?;
             let chosen = keystone::pick_project(&projects, plan.project.as_deref())?;
             let msg = format!(
                 "{} project(s); using {} ({})",
@@ -409,7 +405,7 @@ async fn scope(
         .await?;
     let scoped = ctx
         .step(SCOPE, async {
-            let (t, info) = keystone::scope_token(http, endpoint, unscoped, &project.id).await?;
+            let (t, info) = keystone.scope_token(unscoped, &project.id).await?;
             let n = info.catalog.services.len();
             Ok(Done::ok(
                 (t, info),
@@ -451,7 +447,9 @@ async fn exchange(
 ) -> Result<Done<(Secret, String)>, Fail> {
     let mut attempts = Vec::new();
     for p in &plan.protocols {
-        match keystone::exchange_oidc(http, &plan.keystone, &plan.identity_provider, p, token).await
+        match Keystone::new(http.clone(), plan.keystone.clone())
+            .exchange_oidc(&plan.identity_provider, p, token)
+            .await
         {
             Ok(t) => {
                 attempts.push(format!("{p}: unscoped token"));

@@ -2,12 +2,19 @@
 //! Every string handed to junit-report is made XML-safe first: the crate
 //! writes control characters and `]]>` through as they are.
 
-use junit_report::{Duration, ReportBuilder, TestCase, TestSuiteBuilder};
+use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteBuilder};
 use probes::model::Status;
 
 use super::text::{xml_line, xml_safe};
 use super::Report;
 use crate::grade::Verdict;
+
+/// When the site's run started (the crate's default would be "now", which
+/// makes the same report render differently each time).
+fn started(unix: f64) -> OffsetDateTime {
+    let nanos = (unix * 1e9) as i128;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
 
 fn dur(d: std::time::Duration) -> Duration {
     Duration::milliseconds(d.as_millis().min(i64::MAX as u128) as i64)
@@ -19,6 +26,7 @@ pub fn render(r: &Report) -> String {
         let site = xml_line(&s.run.site, 200);
         for c in &s.grade.capabilities {
             let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / {}", c.id), 300));
+            suite.set_timestamp(started(s.run.started_at));
             suite.set_system_out(&xml_safe(&format!(
                 "{} capability ({}), requirement {}: {}\nresult: {:?}\nfix: {}",
                 c.level.as_str(),
@@ -67,6 +75,7 @@ pub fn render(r: &Report) -> String {
         }
         if !s.run.externals.is_empty() {
             let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / external"), 300));
+            suite.set_timestamp(started(s.run.started_at));
             for e in &s.run.externals {
                 let name = xml_line(&e.name, 200);
                 let msg = xml_line(&e.summary, 2000);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fedprobe::guideline::Guideline;
 use fedprobe::model::{ExternalRun, ProbeRun, SiteRun};
-use fedprobe::report::{self, Report};
+use fedprobe::report::{self, Format, Report};
 use probes::model::Perf;
 use probes::model::{Cleanup, ProbeResult, Resource, Status, Step};
 
@@ -430,5 +430,16 @@ fn no_report_format_shows_a_known_secret() {
         if f.extension().is_none_or(|e| e != "prom") {
             assert!(text.contains("***"), "{}", f.display());
         }
+    }
+}
+
+/// Every format's exact text for a small report, as snapshots
+/// (harness/tests/it/snapshots): a change of any report shows in review.
+#[test]
+fn exact_text_of_every_format() {
+    let r = report(2);
+    for f in Format::ALL {
+        let text = r.output(f).replace(env!("CARGO_PKG_VERSION"), "[version]");
+        insta::assert_snapshot!(format!("report_{}", f.file_name()), text);
     }
 }

@@ -41,23 +41,23 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
         }
         Credential::RefreshToken { refresh, client } => {
             let rt = refresh.load("refresh token")?;
-            let (endpoint, c) = oidc_client(ctx, http, client).await?;
-            let tokens = oidc::refresh_grant(http, &endpoint, &c, &rt, &client.scope).await?;
+            let op = oidc_client(ctx, http, client).await?;
+            let tokens = op.refresh_grant(&rt, &client.scope).await?;
             let msg = format!(
                 "OIDC refresh-token grant at {}{}{src}",
-                show_url(&endpoint),
+                show_url(op.endpoint()),
                 expiry_note(&tokens.access_token)?
             );
             let how = "OIDC refresh token".to_string();
             Ok(Done::ok(Obtained::Bearer(tokens.access_token, how), msg))
         }
         Credential::ClientCredentials(client) => {
-            let (endpoint, c) = oidc_client(ctx, http, client).await?;
-            let tokens = oidc::client_credentials(http, &endpoint, &c, &client.scope).await?;
+            let op = oidc_client(ctx, http, client).await?;
+            let tokens = op.client_credentials(&client.scope).await?;
             let msg = format!(
                 "OIDC client_credentials grant for {} at {}{}{src}",
-                c.id,
-                show_url(&endpoint),
+                op.client_id(),
+                show_url(op.endpoint()),
                 expiry_note(&tokens.access_token)?
             );
             let how = "OIDC client credentials".to_string();
@@ -95,18 +95,19 @@ async fn oidc_client(
     ctx: &Ctx,
     http: &Http,
     client: &OidcClient,
-) -> Result<(Url, oidc::Client), Fail> {
+) -> Result<oidc::TokenClient, Fail> {
     let secret = client.secret.load("OIDC client secret")?;
     let endpoint = match &client.endpoint {
         TokenEndpoint::Explicit(u) => u.clone(),
         TokenEndpoint::Discover(u) => {
             let issuer = strip_well_known(u);
-            let e = oidc::discover_token_endpoint(http, &issuer).await?;
+            let e = oidc::TokenClient::discover(http, &issuer).await?;
             ctx.detail(format!("OIDC discovery: token endpoint {}", show_url(&e)));
             e
         }
     };
-    Ok((
+    Ok(oidc::TokenClient::new(
+        http.clone(),
         endpoint,
         oidc::Client {
             id: client.id.clone(),

@@ -17,7 +17,8 @@ use sha2::Digest;
 
 use crate::auth::config::{Credential, SecretSource};
 use crate::auth::{self, AuthArgs, Session};
-use crate::clients::{keystone, oidc};
+use crate::clients::keystone::{self, Keystone};
+use crate::clients::oidc;
 use crate::http::show_url;
 use crate::model::Perf;
 use crate::model::Status;
@@ -199,7 +200,9 @@ fn emit_step_perf(ctx: &Ctx) {
 }
 
 async fn validate(s: &Session) -> Result<Done<()>, Fail> {
-    let info = keystone::validate_token(&s.http, &s.keystone, &s.token).await?;
+    let info = Keystone::new(s.http.clone(), s.keystone.clone())
+        .validate_token(&s.token)
+        .await?;
     let scoped_to = info.project.map(|p| p.id);
     if scoped_to.as_deref() != Some(s.project_id.as_str()) {
         return Err(Fail::critical(format!(
@@ -326,14 +329,9 @@ fn garbage_token() -> String {
 
 async fn garbage_refused(s: &Session) -> Result<Done<()>, Fail> {
     let protocol = s.protocol.as_deref().unwrap_or("openid");
-    let reply = keystone::federation_reply(
-        &s.http,
-        &s.keystone,
-        &s.identity_provider,
-        protocol,
-        &garbage_token(),
-    )
-    .await?;
+    let reply = Keystone::new(s.http.clone(), s.keystone.clone())
+        .federation_reply(&s.identity_provider, protocol, &garbage_token())
+        .await?;
     let code = reply.status.as_u16();
     let www = reply.header("www-authenticate").unwrap_or("").to_string();
     let says_invalid = www.contains("invalid_token") || reply.text().contains("invalid_token");

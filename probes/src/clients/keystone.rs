@@ -38,7 +38,7 @@ fn keystone_service(http: &Http, keystone: &Url, token: Option<&Secret>) -> Serv
 }
 
 /// Exchange an OIDC access token for an unscoped Keystone token.
-pub async fn exchange_oidc(
+async fn exchange_oidc(
     http: &Http,
     keystone: &Url,
     idp: &str,
@@ -63,6 +63,95 @@ pub async fn exchange_oidc(
     subject_token(&reply.success()?)
 }
 
+/// A site's Keystone v3: the one client for its identity API.
+#[derive(Clone)]
+pub struct Keystone {
+    http: Http,
+    url: Url,
+}
+
+impl Keystone {
+    pub fn new(http: Http, url: Url) -> Keystone {
+        Keystone { http, url }
+    }
+
+    pub async fn exchange_oidc(
+        &self,
+        idp: &str,
+        protocol: &str,
+        access_token: &Secret,
+    ) -> Result<Secret, Fail> {
+        exchange_oidc(&self.http, &self.url, idp, protocol, access_token).await
+    }
+
+    pub async fn list_projects(&self, token: &Secret) -> Result<Vec<Project>, Fail> {
+        list_projects(&self.http, &self.url, token).await
+    }
+
+    pub async fn issue_token(
+        &self,
+        identity: serde_json::Value,
+        scope: Option<serde_json::Value>,
+    ) -> Result<(Secret, TokenInfo), Fail> {
+        issue_token(&self.http, &self.url, identity, scope).await
+    }
+
+    pub async fn scoped_token(
+        &self,
+        unscoped: &Secret,
+        project_id: &str,
+    ) -> Result<(Secret, Catalog), Fail> {
+        scoped_token(&self.http, &self.url, unscoped, project_id).await
+    }
+
+    pub async fn scope_token(
+        &self,
+        unscoped: &Secret,
+        project_id: &str,
+    ) -> Result<(Secret, TokenInfo), Fail> {
+        scope_token(&self.http, &self.url, unscoped, project_id).await
+    }
+
+    pub async fn password_token(
+        &self,
+        username: &str,
+        user_domain: &Domain,
+        password: &Secret,
+        scope: Option<serde_json::Value>,
+    ) -> Result<(Secret, TokenInfo), Fail> {
+        password_token(
+            &self.http,
+            &self.url,
+            username,
+            user_domain,
+            password,
+            scope,
+        )
+        .await
+    }
+
+    pub async fn app_cred_token(
+        &self,
+        id: &str,
+        secret: &Secret,
+    ) -> Result<(Secret, TokenInfo), Fail> {
+        app_cred_token(&self.http, &self.url, id, secret).await
+    }
+
+    pub async fn validate_token(&self, token: &Secret) -> Result<TokenInfo, Fail> {
+        validate_token(&self.http, &self.url, token).await
+    }
+
+    pub async fn federation_reply(
+        &self,
+        idp: &str,
+        protocol: &str,
+        bogus_bearer: &str,
+    ) -> Result<crate::http::Reply, Fail> {
+        federation_reply(&self.http, &self.url, idp, protocol, bogus_bearer).await
+    }
+}
+
 #[derive(Clone, Debug, serde::Deserialize)]
 pub struct Project {
     pub id: String,
@@ -82,11 +171,7 @@ fn v3(keystone: &Url, path: &str) -> Result<Url, Fail> {
 }
 
 /// Projects the (unscoped) token may scope to.
-pub async fn list_projects(
-    http: &Http,
-    keystone: &Url,
-    token: &Secret,
-) -> Result<Vec<Project>, Fail> {
+async fn list_projects(http: &Http, keystone: &Url, token: &Secret) -> Result<Vec<Project>, Fail> {
     let p: Projects = keystone_service(http, keystone, Some(token))
         .get_json(v3(keystone, "auth/projects")?)
         .await?;
@@ -220,7 +305,7 @@ struct TokenFields {
 
 /// `POST /v3/auth/tokens` with any identity and optional scope: the token
 /// (X-Subject-Token) and what its body says.
-pub async fn issue_token(
+async fn issue_token(
     http: &Http,
     keystone: &Url,
     identity: serde_json::Value,
@@ -268,7 +353,7 @@ fn subject_token(reply: &crate::http::Reply) -> Result<Secret, Fail> {
 }
 
 /// Exchange an unscoped token for a project-scoped one with its catalog.
-pub async fn scoped_token(
+async fn scoped_token(
     http: &Http,
     keystone: &Url,
     unscoped: &Secret,
@@ -279,7 +364,7 @@ pub async fn scoped_token(
 }
 
 /// Like [`scoped_token`], with everything the body says.
-pub async fn scope_token(
+async fn scope_token(
     http: &Http,
     keystone: &Url,
     unscoped: &Secret,
@@ -317,7 +402,7 @@ impl std::fmt::Display for Domain {
 
 /// Password authentication: unscoped (the caller then lists projects and
 /// scopes like any other login), or scoped at once when `scope` is given.
-pub async fn password_token(
+async fn password_token(
     http: &Http,
     keystone: &Url,
     username: &str,
@@ -332,7 +417,7 @@ pub async fn password_token(
 
 /// Application credential authentication: the token is bound to the
 /// credential's project already.
-pub async fn app_cred_token(
+async fn app_cred_token(
     http: &Http,
     keystone: &Url,
     id: &str,
@@ -344,11 +429,7 @@ pub async fn app_cred_token(
 }
 
 /// `GET /v3/auth/tokens`: Keystone confirms the token is valid (200).
-pub async fn validate_token(
-    http: &Http,
-    keystone: &Url,
-    token: &Secret,
-) -> Result<TokenInfo, Fail> {
+async fn validate_token(http: &Http, keystone: &Url, token: &Secret) -> Result<TokenInfo, Fail> {
     let svc = keystone_service(http, keystone, Some(token));
     let req = svc
         .json_request(Method::GET, v3(keystone, "auth/tokens")?)
@@ -370,7 +451,7 @@ pub async fn validate_token(
 
 /// Send a made-up bearer token (not a secret) to the federation URL and
 /// return whatever came back, for checking that a bad token is refused.
-pub async fn federation_reply(
+async fn federation_reply(
     http: &Http,
     keystone: &Url,
     idp: &str,

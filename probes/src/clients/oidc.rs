@@ -22,7 +22,7 @@ struct Discovery {
 }
 
 /// `{issuer}/.well-known/openid-configuration` -> the token endpoint.
-pub async fn discover_token_endpoint(http: &Http, issuer: &Url) -> Result<Url, Fail> {
+async fn discover_token_endpoint(http: &Http, issuer: &Url) -> Result<Url, Fail> {
     let base = issuer.as_str().trim_end_matches('/');
     let url = Url::parse(&format!("{base}/.well-known/openid-configuration"))
         .map_err(|e| Fail::unknown(format!("bad --oidc-issuer {issuer}: {e}")))?;
@@ -74,7 +74,56 @@ struct ErrorReply {
 }
 
 /// `grant_type=refresh_token`, as production's fetch-access-token does.
-pub async fn refresh_grant(
+/// An OP's token endpoint and the confidential client that uses it: the one
+/// client for the monitor's own OIDC grants.
+#[derive(Clone)]
+pub struct TokenClient {
+    http: Http,
+    endpoint: Url,
+    client: Client,
+}
+
+impl TokenClient {
+    pub fn new(http: Http, endpoint: Url, client: Client) -> TokenClient {
+        TokenClient {
+            http,
+            endpoint,
+            client,
+        }
+    }
+
+    /// Where the token endpoint is, found by discovery on `issuer`.
+    pub async fn discover(http: &Http, issuer: &Url) -> Result<Url, Fail> {
+        discover_token_endpoint(http, issuer).await
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client.id
+    }
+
+    /// `grant_type=refresh_token`.
+    pub async fn refresh_grant(&self, refresh_token: &Secret, scope: &str) -> Result<Tokens, Fail> {
+        refresh_grant(
+            &self.http,
+            &self.endpoint,
+            &self.client,
+            refresh_token,
+            scope,
+        )
+        .await
+    }
+
+    /// `grant_type=client_credentials` (automation accounts).
+    pub async fn client_credentials(&self, scope: &str) -> Result<Tokens, Fail> {
+        client_credentials(&self.http, &self.endpoint, &self.client, scope).await
+    }
+}
+
+async fn refresh_grant(
     http: &Http,
     token_endpoint: &Url,
     client: &Client,
@@ -89,8 +138,7 @@ pub async fn refresh_grant(
     token_request(http, token_endpoint, client, &form, "refresh-token grant").await
 }
 
-/// `grant_type=client_credentials` (automation accounts).
-pub async fn client_credentials(
+async fn client_credentials(
     http: &Http,
     token_endpoint: &Url,
     client: &Client,

@@ -175,4 +175,22 @@ mod tests {
         assert!(out.len() < 1000);
         assert!(out.trim_end().ends_with("n=3;;;0"));
     }
+
+    /// The exact text at each verbosity, and the JSON form, as snapshots
+    /// (probes/src/render/snapshots): a change of format shows in review.
+    #[test]
+    fn exact_output_at_each_verbosity() {
+        let mut r = result(2, "ok \u{1b}[1mbold\u{1b}[0m | pipe");
+        r.steps[1].status = Status::Critical;
+        r.steps[1].http = Some(crate::model::HttpFacts {
+            status: Some(502),
+            method: "POST".into(),
+            url: "https://nova.example/v2.1/servers".into(),
+        });
+        for v in 0..=3 {
+            insta::assert_snapshot!(format!("nagios_v{v}"), render(&r, v));
+        }
+        let json = crate::render::json::render(&r).replace(env!("CARGO_PKG_VERSION"), "[version]");
+        insta::assert_snapshot!("json", json);
+    }
 }
