@@ -3,7 +3,8 @@
 #   5443 https / 5001 http -> keystone :5000; mod_auth_openidc (OAuth 2.0 resource server mode)
 #        validates the bearer JWT on the OS-FEDERATION auth path against the OP's JWKS and passes
 #        the claims to keystone as OIDC-<claim> headers
-#   8784 https -> nova-api :8774, 9393 https -> glance :9292, 9697 https -> neutron :9696
+#   8784 https -> nova-api :8774, 9393 https -> glance :9292, 9697 https -> neutron :9696,
+#   8786 https -> cinder-api :8776, 8090 https -> swift proxy :8080
 set -e
 . "$(dirname "$0")/lib.sh"
 D=$P/apache; mkdir -p "$D"
@@ -34,6 +35,7 @@ LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so
 LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
 LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+LoadModule env_module /usr/lib/apache2/modules/mod_env.so
 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
 LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
 LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
@@ -90,6 +92,20 @@ Listen 127.0.0.1:$NEUTRON_TLS_PORT
   ProxyPass / http://127.0.0.1:$NEUTRON_PORT/ timeout=120
   ProxyPassReverse / http://127.0.0.1:$NEUTRON_PORT/
 </VirtualHost>
+Listen 127.0.0.1:$CINDER_TLS_PORT
+<VirtualHost 127.0.0.1:$CINDER_TLS_PORT>
+  $TLS
+  ProxyPass / http://127.0.0.1:$CINDER_PORT/ timeout=120
+  ProxyPassReverse / http://127.0.0.1:$CINDER_PORT/
+</VirtualHost>
+Listen 127.0.0.1:$SWIFT_TLS_PORT
+<VirtualHost 127.0.0.1:$SWIFT_TLS_PORT>
+  $TLS
+  # stream chunked uploads to swift as they come instead of spooling them to compute a length
+  SetEnv proxy-sendchunked 1
+  ProxyPass / http://127.0.0.1:$SWIFT_PORT/ timeout=300
+  ProxyPassReverse / http://127.0.0.1:$SWIFT_PORT/
+</VirtualHost>
 EOC
 chmod 600 "$D/httpd.conf"
 /usr/sbin/apache2 -f "$D/httpd.conf" -t > "$LOG/apache-configtest.log" 2>&1 || fail_with_log "apache config" "$LOG/apache-configtest.log"
@@ -100,4 +116,4 @@ cp "$D/httpd.pid" "$RUN/apache.pid"
 wait_http "apache->keystone (https)" "https://127.0.0.1:$KS_APACHE_TLS_PORT/v3" 50 0.2 apache "$LOG/apache-error.log"
 curl -m 5 -sf --cacert "$P/tls/ca.pem" "https://127.0.0.1:$KS_APACHE_TLS_PORT/v3" -o /dev/null \
   || fail_with_log "apache->keystone (https, CA-verified)" "$LOG/apache-error.log"
-log "apache up (pid $(cat "$D/httpd.pid")): keystone https :$KS_APACHE_TLS_PORT http :$KS_APACHE_HTTP_PORT, nova :$NOVA_TLS_PORT, glance :$GLANCE_TLS_PORT, neutron :$NEUTRON_TLS_PORT"
+log "apache up (pid $(cat "$D/httpd.pid")): keystone https :$KS_APACHE_TLS_PORT http :$KS_APACHE_HTTP_PORT, nova :$NOVA_TLS_PORT, glance :$GLANCE_TLS_PORT, neutron :$NEUTRON_TLS_PORT, cinder :$CINDER_TLS_PORT, swift :$SWIFT_TLS_PORT"
