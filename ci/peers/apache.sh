@@ -5,9 +5,18 @@
 #        the claims to keystone as OIDC-<claim> headers
 #   8784 https -> nova-api :8774, 9393 https -> glance :9292, 9697 https -> neutron :9696,
 #   8786 https -> cinder-api :8776, 8090 https -> swift proxy :8080
+#   apache.sh          write the config and start
+#   apache.sh reload   write the config again and reload the running Apache gracefully (keeps
+#                      the crypto passphrase), e.g. after adding a vhost to running peers
 set -e
 . "$(dirname "$0")/lib.sh"
 D=$P/apache; mkdir -p "$D"
+MODE=${1:-start}
+PASSPHRASE=$(gen_secret)
+if [ "$MODE" = reload ]; then
+  [ -s "$D/httpd.pid" ] && kill -0 "$(cat "$D/httpd.pid")" 2>/dev/null || die "apache is not running"
+  PASSPHRASE=$(awk '$1 == "OIDCCryptoPassphrase" {print $2}' "$D/httpd.conf")
+fi
 FED_PATH=/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth
 TLS="SSLEngine on
   SSLCertificateFile $P/tls/server.crt
@@ -56,7 +65,7 @@ CustomLog $LOG/apache-access.log simple
 
 # mod_auth_openidc as OAuth 2.0 resource server: bearer JWTs validated against the OP's JWKS
 # (fetched over https, verified with the local CA)
-OIDCCryptoPassphrase $(gen_secret)
+OIDCCryptoPassphrase $PASSPHRASE
 OIDCCABundlePath $P/tls/ca.pem
 OIDCOAuthSSLValidateServer On
 OIDCOAuthVerifyJwksUri $OIDC_ISSUER/jwks
@@ -109,6 +118,10 @@ Listen 127.0.0.1:$SWIFT_TLS_PORT
 EOC
 chmod 600 "$D/httpd.conf"
 /usr/sbin/apache2 -f "$D/httpd.conf" -t > "$LOG/apache-configtest.log" 2>&1 || fail_with_log "apache config" "$LOG/apache-configtest.log"
+if [ "$MODE" = reload ]; then
+  /usr/sbin/apache2 -f "$D/httpd.conf" -k graceful || fail_with_log "apache graceful" "$LOG/apache-error.log"
+  log "apache reloaded (pid $(cat "$D/httpd.pid"))"; exit 0
+fi
 /usr/sbin/apache2 -f "$D/httpd.conf" -k start > "$LOG/apache-start.log" 2>&1 || fail_with_log apache "$LOG/apache-start.log" "$LOG/apache-error.log"
 for i in $(seq 1 50); do [ -s "$D/httpd.pid" ] && break; sleep 0.1; done
 [ -s "$D/httpd.pid" ] || fail_with_log apache "$LOG/apache-error.log"
