@@ -79,7 +79,8 @@ region_name = RegionOne
 endpoint_override = http://127.0.0.1:$NEUTRON_PORT
 $AUTH
 [cinder]
-# attach/detach talk to cinder's internal (http) endpoint: the public one is https with the local CA
+# nova-api, -conductor and -compute call cinder on its internal (http) endpoint: the public one
+# is https with the local CA
 catalog_info = volumev3::internalURL
 os_region_name = RegionOne
 [service_user]
