@@ -3,10 +3,20 @@
 #   5443 https / 5001 http -> keystone :5000; mod_auth_openidc (OAuth 2.0 resource server mode)
 #        validates the bearer JWT on the OS-FEDERATION auth path against the OP's JWKS and passes
 #        the claims to keystone as OIDC-<claim> headers
-#   8784 https -> nova-api :8774, 9393 https -> glance :9292, 9697 https -> neutron :9696
+#   8784 https -> nova-api :8774, 9393 https -> glance :9292, 9697 https -> neutron :9696,
+#   8786 https -> cinder-api :8776, 8090 https -> swift proxy :8080
+#   apache.sh          write the config and start
+#   apache.sh reload   write the config again and reload the running Apache gracefully (keeps
+#                      the crypto passphrase), e.g. after adding a vhost to running peers
 set -e
 . "$(dirname "$0")/lib.sh"
 D=$P/apache; mkdir -p "$D"
+MODE=${1:-start}
+PASSPHRASE=$(gen_secret)
+if [ "$MODE" = reload ]; then
+  [ -s "$D/httpd.pid" ] && kill -0 "$(cat "$D/httpd.pid")" 2>/dev/null || die "apache is not running"
+  PASSPHRASE=$(awk '$1 == "OIDCCryptoPassphrase" {print $2}' "$D/httpd.conf")
+fi
 FED_PATH=/v3/OS-FEDERATION/identity_providers/egi.eu/protocols/openid/auth
 TLS="SSLEngine on
   SSLCertificateFile $P/tls/server.crt
@@ -34,6 +44,7 @@ LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
 LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so
 LoadModule authn_core_module /usr/lib/apache2/modules/mod_authn_core.so
 LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+LoadModule env_module /usr/lib/apache2/modules/mod_env.so
 LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
 LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
 LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
@@ -54,7 +65,7 @@ CustomLog $LOG/apache-access.log simple
 
 # mod_auth_openidc as OAuth 2.0 resource server: bearer JWTs validated against the OP's JWKS
 # (fetched over https, verified with the local CA)
-OIDCCryptoPassphrase $(gen_secret)
+OIDCCryptoPassphrase $PASSPHRASE
 OIDCCABundlePath $P/tls/ca.pem
 OIDCOAuthSSLValidateServer On
 OIDCOAuthVerifyJwksUri $OIDC_ISSUER/jwks
@@ -90,9 +101,27 @@ Listen 127.0.0.1:$NEUTRON_TLS_PORT
   ProxyPass / http://127.0.0.1:$NEUTRON_PORT/ timeout=120
   ProxyPassReverse / http://127.0.0.1:$NEUTRON_PORT/
 </VirtualHost>
+Listen 127.0.0.1:$CINDER_TLS_PORT
+<VirtualHost 127.0.0.1:$CINDER_TLS_PORT>
+  $TLS
+  ProxyPass / http://127.0.0.1:$CINDER_PORT/ timeout=120
+  ProxyPassReverse / http://127.0.0.1:$CINDER_PORT/
+</VirtualHost>
+Listen 127.0.0.1:$SWIFT_TLS_PORT
+<VirtualHost 127.0.0.1:$SWIFT_TLS_PORT>
+  $TLS
+  # stream chunked uploads to swift as they come instead of spooling them to compute a length
+  SetEnv proxy-sendchunked 1
+  ProxyPass / http://127.0.0.1:$SWIFT_PORT/ timeout=300
+  ProxyPassReverse / http://127.0.0.1:$SWIFT_PORT/
+</VirtualHost>
 EOC
 chmod 600 "$D/httpd.conf"
 /usr/sbin/apache2 -f "$D/httpd.conf" -t > "$LOG/apache-configtest.log" 2>&1 || fail_with_log "apache config" "$LOG/apache-configtest.log"
+if [ "$MODE" = reload ]; then
+  /usr/sbin/apache2 -f "$D/httpd.conf" -k graceful || fail_with_log "apache graceful" "$LOG/apache-error.log"
+  log "apache reloaded (pid $(cat "$D/httpd.pid"))"; exit 0
+fi
 /usr/sbin/apache2 -f "$D/httpd.conf" -k start > "$LOG/apache-start.log" 2>&1 || fail_with_log apache "$LOG/apache-start.log" "$LOG/apache-error.log"
 for i in $(seq 1 50); do [ -s "$D/httpd.pid" ] && break; sleep 0.1; done
 [ -s "$D/httpd.pid" ] || fail_with_log apache "$LOG/apache-error.log"
@@ -100,4 +129,4 @@ cp "$D/httpd.pid" "$RUN/apache.pid"
 wait_http "apache->keystone (https)" "https://127.0.0.1:$KS_APACHE_TLS_PORT/v3" 50 0.2 apache "$LOG/apache-error.log"
 curl -m 5 -sf --cacert "$P/tls/ca.pem" "https://127.0.0.1:$KS_APACHE_TLS_PORT/v3" -o /dev/null \
   || fail_with_log "apache->keystone (https, CA-verified)" "$LOG/apache-error.log"
-log "apache up (pid $(cat "$D/httpd.pid")): keystone https :$KS_APACHE_TLS_PORT http :$KS_APACHE_HTTP_PORT, nova :$NOVA_TLS_PORT, glance :$GLANCE_TLS_PORT, neutron :$NEUTRON_TLS_PORT"
+log "apache up (pid $(cat "$D/httpd.pid")): keystone https :$KS_APACHE_TLS_PORT http :$KS_APACHE_HTTP_PORT, nova :$NOVA_TLS_PORT, glance :$GLANCE_TLS_PORT, neutron :$NEUTRON_TLS_PORT, cinder :$CINDER_TLS_PORT, swift :$SWIFT_TLS_PORT"

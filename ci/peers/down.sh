@@ -3,7 +3,8 @@
 #   - apache through its own pid file (apache2 -f <our config> -k stop)
 #   - rabbitmq through rabbitmqctl stop, then epmd by the pid of the process listening on 4369
 #   - everything else: SIGTERM to the process group of the recorded pid (each was started with
-#     setsid, so gunicorn workers and children go too), SIGKILL after 15 s
+#     setsid, so gunicorn workers and children go too, cinder-volume's privsep helper too),
+#     SIGKILL after 15 s; then cinder's bind mount is undone
 # Then prints which peer ports are still open.
 . "$(dirname "$0")/lib.sh"
 set +e
@@ -60,6 +61,9 @@ for f in "$RUN"/*.pid; do
   log "down: $name ($pid) stopped"
   rm -f "$f"
 done
+
+# cinder's bind mount (after cinder-volume has stopped using it)
+umount_under_p
 
 sleep 0.5
 open=""

@@ -6,7 +6,8 @@ set -e
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$CACHE" "$LOG"
 
-APT_PKGS="mariadb-server rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates"
+# nfs-common: mount.nfs, which cinder's NFS driver insists on at start-up; qemu-utils: qemu-img (cinder)
+APT_PKGS="mariadb-server rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates nfs-common qemu-utils"
 
 install_apt() {
   # apt must never start the distro daemons (they would listen on all interfaces)
@@ -26,17 +27,17 @@ install_apt() {
     || { tail -30 "$LOG/apt-install.log"; die "apt-get install failed"; }
 }
 
-# make_venv DIR LOCKFILE LOGNAME PKGS... : (re)create venv unless its stamp matches the lock file
+# make_venv DIR "LOCKFILE..." LOGNAME PKGS... : (re)create venv unless its stamp matches the lock files
 make_venv() {
-  local dir=$1 lock=$2 logname=$3; shift 3
-  local stamp; stamp=$( (cat "$lock" 2>/dev/null; echo "$*"; python3 --version) | sha256sum | cut -c1-16)
+  local dir=$1 locks=$2 logname=$3; shift 3
+  local stamp lock; stamp=$( (cat $locks 2>/dev/null; echo "$*"; python3 --version) | sha256sum | cut -c1-16)
   if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ] && [ -x "$dir/bin/gunicorn" ]; then
     log "venv $dir: cached"; return 0
   fi
   rm -rf "$dir"
   python3 -m venv "$dir"
   "$dir/bin/pip" install -q --upgrade pip > "$LOG/$logname.log" 2>&1
-  local c=(); [ -f "$lock" ] && c=(-c "$lock")
+  local c=(); for lock in $locks; do [ -f "$lock" ] && c+=(-c "$lock"); done
   "$dir/bin/pip" install --progress-bar off "${c[@]}" "$@" >> "$LOG/$logname.log" 2>&1 \
     || { tail -30 "$LOG/$logname.log"; echo "pip install into $dir failed" >&2; return 1; }
   echo "$stamp" > "$dir/.stamp"
@@ -44,14 +45,19 @@ make_venv() {
 }
 
 install_python() {
-  # two venvs in parallel: neutron pins some libraries differently from nova/keystone/glance
+  # three venvs in parallel: neutron pins some libraries differently from nova/keystone/glance;
+  # cinder + swift have their own venv (same pins as venv-os plus their own), so adding or
+  # upgrading them never rebuilds the venv the core services run from
   make_venv "$OS_VENV" "$PEERS_SRC/requirements-os.lock" pip-os keystone glance nova openstack-placement gunicorn PyMySQL &
   local a=$!
   make_venv "$NT_VENV" "$PEERS_SRC/requirements-neutron.lock" pip-neutron neutron gunicorn &
   local b=$!
+  make_venv "$ST_VENV" "$PEERS_SRC/requirements-os.lock $PEERS_SRC/requirements-storage.lock" pip-storage $STORAGE_PKGS &
+  local s=$!
   local rc=0
   wait $a || rc=1
   wait $b || rc=1
+  wait $s || rc=1
   return $rc
 }
 
@@ -75,7 +81,8 @@ install_node() {
 case "${1:-all}" in
   apt) install_apt ;;
   python) install_python ;;
+  storage) make_venv "$ST_VENV" "$PEERS_SRC/requirements-os.lock $PEERS_SRC/requirements-storage.lock" pip-storage $STORAGE_PKGS ;;
   node) install_node ;;
   all) install_apt; install_python; install_node ;;
-  *) die "usage: install.sh apt|python|node|all" ;;
+  *) die "usage: install.sh apt|python|node|all|storage" ;;
 esac

@@ -17,6 +17,8 @@ RUN=$P/run
 LOG=$P/log
 OS_VENV=$CACHE/venv-os
 NT_VENV=$CACHE/venv-neutron
+ST_VENV=$CACHE/venv-storage   # cinder + swift
+STORAGE_PKGS="cinder swift keystonemiddleware gunicorn PyMySQL"
 NODE_DIR=$CACHE/oidc-node
 export PYTHONWARNINGS=ignore
 
@@ -32,11 +34,19 @@ GLANCE_PORT=9292
 GLANCE_TLS_PORT=9393
 NEUTRON_PORT=9696
 NEUTRON_TLS_PORT=9697
+CINDER_PORT=8776
+CINDER_TLS_PORT=8786
+SWIFT_PORT=8080         # swift proxy
+SWIFT_TLS_PORT=8090
+SWIFT_OBJECT_PORT=6200
+SWIFT_CONTAINER_PORT=6201
+SWIFT_ACCOUNT_PORT=6202
 RABBIT_PORT=5672        # + epmd 4369, erlang distribution 25672
 MARIADB_PORT=3306
-ALL_PORTS="$MARIADB_PORT $KS_PORT $KS_APACHE_HTTP_PORT $KS_APACHE_TLS_PORT $OP_PORT $NOVA_PORT $NOVA_TLS_PORT $PLACEMENT_PORT $GLANCE_PORT $GLANCE_TLS_PORT $NEUTRON_PORT $NEUTRON_TLS_PORT $RABBIT_PORT 25672 4369"
+ALL_PORTS="$MARIADB_PORT $KS_PORT $KS_APACHE_HTTP_PORT $KS_APACHE_TLS_PORT $OP_PORT $NOVA_PORT $NOVA_TLS_PORT $PLACEMENT_PORT $GLANCE_PORT $GLANCE_TLS_PORT $NEUTRON_PORT $NEUTRON_TLS_PORT $CINDER_PORT $CINDER_TLS_PORT $SWIFT_PORT $SWIFT_TLS_PORT $SWIFT_OBJECT_PORT $SWIFT_CONTAINER_PORT $SWIFT_ACCOUNT_PORT $RABBIT_PORT 25672 4369"
 export P KS_PORT KS_APACHE_HTTP_PORT KS_APACHE_TLS_PORT OP_PORT NOVA_PORT NOVA_TLS_PORT PLACEMENT_PORT \
-  GLANCE_PORT GLANCE_TLS_PORT NEUTRON_PORT NEUTRON_TLS_PORT RABBIT_PORT MARIADB_PORT
+  GLANCE_PORT GLANCE_TLS_PORT NEUTRON_PORT NEUTRON_TLS_PORT CINDER_PORT CINDER_TLS_PORT SWIFT_PORT SWIFT_TLS_PORT \
+  SWIFT_OBJECT_PORT SWIFT_CONTAINER_PORT SWIFT_ACCOUNT_PORT RABBIT_PORT MARIADB_PORT
 
 export KS=http://127.0.0.1:$KS_PORT/v3
 export OIDC_ISSUER=https://127.0.0.1:$OP_PORT
@@ -114,3 +124,30 @@ subject_token() { awk -F': ' 'tolower($1)=="x-subject-token"{print $2}' | tr -d 
 
 # random secret (alnum, 32 chars, no trailing newline: secret files hold exactly the secret)
 gen_secret() { python3 -c 'import secrets,string,sys; sys.stdout.write("".join(secrets.choice(string.ascii_letters+string.digits) for _ in range(32)))'; }
+
+# stop_pids NAME... : SIGTERM the process groups of these recorded pids (started by start_bg),
+# SIGKILL after 15 s, remove their pid files. (down.sh stops everything; this stops a few.)
+stop_pids() {
+  local name pid i
+  for name in "$@"; do
+    [ -f "$RUN/$name.pid" ] && kill -TERM -- "-$(cat "$RUN/$name.pid")" 2>/dev/null
+  done
+  for name in "$@"; do
+    [ -f "$RUN/$name.pid" ] || continue
+    pid=$(cat "$RUN/$name.pid")
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { log "$name ($pid) ignored SIGTERM, SIGKILL"; kill -KILL -- "-$pid" 2>/dev/null; }
+    rm -f "$RUN/$name.pid"
+  done
+  return 0
+}
+
+# umount_under_p : undo every mount below $P (cinder's bind mount), deepest first, so that no
+# rm -rf of the state dir ever deletes through a mount
+umount_under_p() {
+  local m
+  for m in $(awk -v p="$P/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$m" && log "umounted $m"
+  done
+  return 0
+}

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Placement (8778) + nova-api (8774, https front 8784) + nova-conductor/scheduler/compute with
 # compute_driver = fake.SmallFakeDriver, all from PyPI, MariaDB (mariadb.sh), RabbitMQ for RPC.
+# Volumes (cinder.sh) attach to the fake servers; nova sends cinder a service token.
 # nova-compute with the fake driver cannot restart on old state: up.sh always wipes $P/nova.
 #   nova.sh prepare   config + database syncs (needs nothing running: up.sh overlaps it with keystone)
 #   nova.sh start     start the services and wait for the fake compute node to be usable
@@ -76,6 +77,18 @@ auth_url = http://127.0.0.1:$KS_PORT/v3
 username = nova
 region_name = RegionOne
 endpoint_override = http://127.0.0.1:$NEUTRON_PORT
+$AUTH
+[cinder]
+# nova-api, -conductor and -compute call cinder on its internal (http) endpoint: the public one
+# is https with the local CA
+catalog_info = volumev3::internalURL
+os_region_name = RegionOne
+[service_user]
+# a service token next to the user's on calls to cinder & co. Cinder refuses a detach
+# (attachment delete) from nova without it (409 ConflictNovaUsingAttachment, OSSA-2023-003)
+send_service_user_token = true
+auth_url = http://127.0.0.1:$KS_PORT
+username = nova
 $AUTH
 [oslo_concurrency]
 lock_path = $D/state

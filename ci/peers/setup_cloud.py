@@ -3,6 +3,8 @@
 
   setup_cloud.py keystone   service users + catalog, projects, federation (IdP egi.eu, mapping,
                             protocol openid), password user probe-user + application credential
+  setup_cloud.py storage    only the cinder and swift service users + catalog entries (to add
+                            them to running peers; `keystone` does it too)
   setup_cloud.py fixture    public image egi-monitoring (ad:appid, APPLIANCE_ATTRIBUTES),
                             flavors m1.probe and m1.tiny
   setup_cloud.py env        write $P/peers.env (KEY=VALUE lines) and $P/clouds.yaml
@@ -80,7 +82,54 @@ def admin_token():
     return password_token("admin", secret("admin_password"), "admin")
 
 
-def keystone():
+# Service users + catalog. Public endpoints are the Apache TLS fronts (as on production sites),
+# internal/admin stay plain http for service-to-service traffic.
+# (user, service name, type, public url, internal url)
+SERVICES = [
+    ("glance", "glance", "image", f"https://127.0.0.1:{ENV['GLANCE_TLS_PORT']}", f"http://127.0.0.1:{ENV['GLANCE_PORT']}"),
+    ("nova", "nova", "compute", f"https://127.0.0.1:{ENV['NOVA_TLS_PORT']}/v2.1", f"http://127.0.0.1:{ENV['NOVA_PORT']}/v2.1"),
+    ("placement", "placement", "placement", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}"),
+    ("neutron", "neutron", "network", f"https://127.0.0.1:{ENV['NEUTRON_TLS_PORT']}", f"http://127.0.0.1:{ENV['NEUTRON_PORT']}"),
+]
+# keystone substitutes the project id of the token's scope for %(project_id)s
+CINDER_PUB = f"https://127.0.0.1:{ENV['CINDER_TLS_PORT']}/v3/%(project_id)s"
+CINDER_INT = f"http://127.0.0.1:{ENV['CINDER_PORT']}/v3/%(project_id)s"
+STORAGE_SERVICES = [
+    # nova looks cinder up as volumev3, openstacksdk and newer clients as block-storage
+    ("cinder", "cinderv3", "volumev3", CINDER_PUB, CINDER_INT),
+    ("cinder", "cinder", "block-storage", CINDER_PUB, CINDER_INT),
+    ("swift", "swift", "object-store", f"https://127.0.0.1:{ENV['SWIFT_TLS_PORT']}/v1/AUTH_%(project_id)s",
+     f"http://127.0.0.1:{ENV['SWIFT_PORT']}/v1/AUTH_%(project_id)s"),
+]
+
+
+def ensure_user(t, name, password, email=None):
+    us = call("GET", f"{KS}/users?name={name}&domain_id=default", t)[2]["users"]
+    if us:
+        return us[0]["id"]
+    u = {"name": name, "password": password, "domain_id": "default"}
+    if email:
+        u["email"] = email
+    return call("POST", f"{KS}/users", t, {"user": u})[2]["user"]["id"]
+
+
+def register_services(t, roles, service_pid, services):
+    """service users (roles admin + service on project service) and their catalog entries"""
+    svc_pw = secret("service_password")
+    existing = {s["type"]: s["id"] for s in call("GET", f"{KS}/services", t)[2]["services"]}
+    for uname, name, stype, public, internal in services:
+        uid = ensure_user(t, uname, svc_pw)
+        for role in ("admin", "service"):
+            call("PUT", f"{KS}/projects/{service_pid}/users/{uid}/roles/{roles[role]}", t)
+        if stype in existing:
+            continue
+        sid = call("POST", f"{KS}/services", t, {"service": {"name": name, "type": stype}})[2]["service"]["id"]
+        for iface, url in (("public", public), ("internal", internal), ("admin", internal)):
+            call("POST", f"{KS}/endpoints", t, {"endpoint": {"service_id": sid, "interface": iface, "url": url,
+                                                             "region_id": "RegionOne"}})
+
+
+def keystone(only_storage=False):
     t = admin_token()
     g = lambda path: call("GET", f"{KS}{path}", t)[2]
     post = lambda path, body: call("POST", f"{KS}{path}", t, body)[2]
@@ -98,36 +147,13 @@ def keystone():
                                                "description": description}})["project"]["id"]
 
     service_pid = project("service", "OpenStack service users")
-    svc_pw = secret("service_password")
 
-    def user(name, password, email=None):
-        us = g(f"/users?name={name}&domain_id=default")["users"]
-        if us:
-            return us[0]["id"]
-        u = {"name": name, "password": password, "domain_id": "default"}
-        if email:
-            u["email"] = email
-        return post("/users", {"user": u})["user"]["id"]
-
-    # service users + catalog. Public endpoints are the Apache TLS fronts (as on production sites),
-    # internal/admin stay plain http for service-to-service traffic.
-    services = [
-        ("glance", "image", f"https://127.0.0.1:{ENV['GLANCE_TLS_PORT']}", f"http://127.0.0.1:{ENV['GLANCE_PORT']}"),
-        ("nova", "compute", f"https://127.0.0.1:{ENV['NOVA_TLS_PORT']}/v2.1", f"http://127.0.0.1:{ENV['NOVA_PORT']}/v2.1"),
-        ("placement", "placement", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}", f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}"),
-        ("neutron", "network", f"https://127.0.0.1:{ENV['NEUTRON_TLS_PORT']}", f"http://127.0.0.1:{ENV['NEUTRON_PORT']}"),
-    ]
-    existing = {s["type"]: s["id"] for s in g("/services")["services"]}
-    for name, stype, public, internal in services:
-        uid = user(name, svc_pw)
-        put(f"/projects/{service_pid}/users/{uid}/roles/{roles['admin']}")
-        put(f"/projects/{service_pid}/users/{uid}/roles/{roles['service']}")
-        if stype in existing:
-            continue
-        sid = post("/services", {"service": {"name": name, "type": stype}})["service"]["id"]
-        for iface, url in (("public", public), ("internal", internal), ("admin", internal)):
-            post("/endpoints", {"endpoint": {"service_id": sid, "interface": iface, "url": url,
-                                             "region_id": "RegionOne"}})
+    if only_storage:
+        # cinder + swift on top of running peers (cinder.sh/swift.sh started by hand)
+        register_services(t, roles, service_pid, STORAGE_SERVICES)
+        print("setup_cloud: cinder and swift registered")
+        return
+    register_services(t, roles, service_pid, SERVICES + STORAGE_SERVICES)
 
     vo_pid = project("vo.access.egi.eu", "EGI access VO (fedprobe peers)")
     ops_pid = project("ops.vo.example", "ops VO: the project monitoring uses (name contains 'ops')")
@@ -158,7 +184,7 @@ def keystone():
 
     # password user + application credential (member of ops.vo.example)
     pw = secret("probe_user_password")
-    puid = user("probe-user", pw, "probe-user@fedprobe.test")
+    puid = ensure_user(t, "probe-user", pw, "probe-user@fedprobe.test")
     put(f"/projects/{ops_pid}/users/{puid}/roles/{roles['member']}")
     ut = password_token("probe-user", pw, "ops.vo.example")
     for ac in call("GET", f"{KS}/users/{puid}/application_credentials", ut)[2]["application_credentials"]:
@@ -222,6 +248,8 @@ def write_env():
     t = admin_token()
     nova_direct = f"http://127.0.0.1:{ENV['NOVA_PORT']}"
     ver = call("GET", f"{nova_direct}/v2.1/", t)[2]["version"]
+    cinder_direct = f"http://127.0.0.1:{ENV['CINDER_PORT']}"
+    cver = [v for v in call("GET", f"{cinder_direct}/", t, expect=(200, 300))[2]["versions"] if v["id"] == "v3.0"][0]
     env = {
         "FEDPROBE_PEERS_DIR": P,
         "PEERS_LOG_DIR": os.path.join(P, "log"),
@@ -264,6 +292,15 @@ def write_env():
         "GLANCE_DIRECT_URL": f"http://127.0.0.1:{ENV['GLANCE_PORT']}",
         "NEUTRON_DIRECT_URL": f"http://127.0.0.1:{ENV['NEUTRON_PORT']}",
         "PLACEMENT_URL": f"http://127.0.0.1:{ENV['PLACEMENT_PORT']}",
+        # cinder and swift: the catalog URLs are these plus /<project id> and /AUTH_<project id>
+        "CINDER_URL": f"https://127.0.0.1:{ENV['CINDER_TLS_PORT']}/v3",
+        "CINDER_DIRECT_URL": f"{cinder_direct}/v3",
+        "CINDER_MIN_MICROVERSION": cver["min_version"],
+        "CINDER_MAX_MICROVERSION": cver["version"],
+        "CINDER_EXPORT_DIR": os.path.join(P, "cinder", "nfs-export"),  # holds volume-<id> files
+        "SWIFT_URL": f"https://127.0.0.1:{ENV['SWIFT_TLS_PORT']}/v1",
+        "SWIFT_DIRECT_URL": f"http://127.0.0.1:{ENV['SWIFT_PORT']}/v1",
+        "SWIFT_DEVICES_DIR": os.path.join(P, "swift", "node"),  # d1/objects/... (the one device)
         "ADMIN_USER": "admin",
         "ADMIN_PROJECT_NAME": "admin",
         "ADMIN_PASSWORD_FILE": sec("admin_password"),
@@ -339,4 +376,5 @@ clouds:
 
 
 if __name__ == "__main__":
-    {"keystone": keystone, "fixture": fixture, "env": write_env}[sys.argv[1]]()
+    {"keystone": keystone, "storage": lambda: keystone(only_storage=True), "fixture": fixture,
+     "env": write_env}[sys.argv[1]]()

@@ -12,7 +12,21 @@ T0=$(date +%s)
 STEP=""
 ok()   { echo "smoke: ok   $STEP${1:+ ($1)}"; }
 fail() { echo "smoke: FAIL $STEP: $*" >&2; [ -n "${BODY:-}" ] && echo "  body: $(head -c 600 "$BODY")" >&2; exit 1; }
-TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+TMP=$(mktemp -d)
+# what a failed run leaves behind is deleted again (best effort, bounded): the server (which
+# detaches the volume), then the volume, then the object and its container
+SID="" VID="" CONT=""
+cleanup() {
+  local i k=(-s -m 20 --cacert "$CA_CERT" -o /dev/null -H "X-Auth-Token: ${ST:-}")
+  if [ -n "$SID" ]; then
+    curl "${k[@]}" -X DELETE "$NOVA_URL/servers/$SID"
+    for i in $(seq 1 30); do [ "$(curl "${k[@]}" -w '%{http_code}' "$NOVA_URL/servers/$SID")" = 404 ] && break; sleep 1; done
+  fi
+  [ -n "$VID" ] && curl "${k[@]}" -X DELETE "$CINDER/volumes/$VID"
+  [ -n "$CONT" ] && { curl "${k[@]}" -X DELETE "$SWIFT/$CONT/blob.bin"; curl "${k[@]}" -X DELETE "$SWIFT/$CONT"; }
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
 BODY=$TMP/body; HDRS=$TMP/hdrs
 C=(curl -s -m 30 --cacert "$CA_CERT" -D "$HDRS" -o "$BODY" -w '%{http_code}')
 j() { python3 -c "import json,sys; d=json.load(open('$BODY')); print($1)"; }
@@ -72,6 +86,13 @@ CAT_GLANCE=$(j '[e["url"] for s in d["token"]["catalog"] if s["type"]=="image" f
 [ "$CAT_NOVA" = "$NOVA_URL" ] && [ "$CAT_GLANCE" = "$GLANCE_URL" ] || fail "catalog $CAT_NOVA $CAT_GLANCE"
 ok "roles $(j '[r["name"] for r in d["token"]["roles"]]'), public compute $CAT_NOVA"
 
+STEP="catalog: volumev3, block-storage, object-store"
+pub() { j '[e["url"] for s in d["token"]["catalog"] if s["type"]=="'"$1"'" for e in s["endpoints"] if e["interface"]=="public"][0]' 2>/dev/null; }
+CINDER=$(pub volumev3); CAT_BS=$(pub block-storage); SWIFT=$(pub object-store)
+[ "$CINDER" = "$CINDER_URL/$PID" ] && [ "$CAT_BS" = "$CINDER" ] && [ "$SWIFT" = "$SWIFT_URL/AUTH_$PID" ] \
+  || fail "volumev3 '$CINDER', block-storage '$CAT_BS', object-store '$SWIFT'"
+ok "$CINDER, $SWIFT"
+
 STEP="password login (probe-user) on $KEYSTONE_URL"
 PW=$(cat "$PASSWORD_FILE")
 code=$("${C[@]}" -X POST -H 'Content-Type: application/json' "$KEYSTONE_URL/auth/tokens" \
@@ -119,12 +140,48 @@ done
 j '[s["instance_id"] for s in d["tenant_usage"].get("server_usages",[])]' | grep -q "$SID" || fail "server not in usage"
 ok "after $i request(s)"
 
+VH=(-H "X-Auth-Token: $ST" -H 'Content-Type: application/json' -H 'OpenStack-API-Version: volume 3.44')
+# wait_volume STATUS|gone SECONDS : poll the volume $VID
+wait_volume() {
+  local i s=""
+  for ((i = 0; i < $2; i++)); do
+    code=$("${C[@]}" "${VH[@]}" "$CINDER/volumes/$VID")
+    [ "$1" = gone ] && [ "$code" = 404 ] && return 0
+    [ "$code" = 200 ] || fail "HTTP $code"
+    s=$(j 'd["volume"]["status"]'); [ "$s" = "$1" ] && return 0
+    case "$s" in error*) fail "volume $s" ;; esac
+    sleep 1
+  done
+  fail "volume still ${s:-HTTP $code} after $2 s (want $1)"
+}
+STEP="cinder create volume"
+code=$("${C[@]}" "${VH[@]}" -X POST "$CINDER/volumes" -d '{"volume":{"size":1,"name":"fedprobe-smoke"}}')
+[ "$code" = 202 ] || fail "HTTP $code"; VID=$(j 'd["volume"]["id"]'); ok "$VID"
+STEP="volume available, backing file on the NFS share"; B0=$(date +%s)
+wait_volume available 60
+[ -f "$CINDER_EXPORT_DIR/volume-$VID" ] || fail "no $CINDER_EXPORT_DIR/volume-$VID"
+ok "$(( $(date +%s) - B0 ))s, $(stat -c '%s bytes apparent, %b blocks' "$CINDER_EXPORT_DIR/volume-$VID")"
+STEP="attach volume to the server (nova)"
+code=$("${C[@]}" "${NH[@]}" -X POST "$NOVA_URL/servers/$SID/os-volume_attachments" -d "{\"volumeAttachment\":{\"volumeId\":\"$VID\"}}")
+[ "$code" = 200 ] || fail "HTTP $code"; ok "device $(j 'd["volumeAttachment"]["device"]')"
+STEP="volume in-use, attached to the server"; B0=$(date +%s)
+wait_volume in-use 60
+[ "$(j 'd["volume"]["attachments"][0]["server_id"]')" = "$SID" ] || fail "attachments $(j 'd["volume"]["attachments"]')"
+ok "$(( $(date +%s) - B0 ))s"
+STEP="detach volume (nova, with its service token)"; B0=$(date +%s)
+code=$("${C[@]}" "${NH[@]}" -X DELETE "$NOVA_URL/servers/$SID/os-volume_attachments/$VID"); [ "$code" = 202 ] || fail "HTTP $code"
+wait_volume available 60; ok "available after $(( $(date +%s) - B0 ))s"
+STEP="delete volume"
+code=$("${C[@]}" "${VH[@]}" -X DELETE "$CINDER/volumes/$VID"); [ "$code" = 202 ] || fail "HTTP $code"
+wait_volume gone 60
+[ ! -e "$CINDER_EXPORT_DIR/volume-$VID" ] || fail "backing file still there"; VID=""; ok "404, backing file gone"
+
 STEP="delete server"
 code=$("${C[@]}" "${NH[@]}" -X DELETE "$NOVA_URL/servers/$SID"); [ "$code" = 204 ] || fail "HTTP $code"
 for i in $(seq 1 60); do
   code=$("${C[@]}" "${NH[@]}" "$NOVA_URL/servers/$SID"); [ "$code" = 404 ] && break; sleep 1
 done
-[ "$code" = 404 ] || fail "still HTTP $code"; ok "404"
+[ "$code" = 404 ] || fail "still HTTP $code"; SID=""; ok "404"
 
 GH=(-H "X-Auth-Token: $ST")
 STEP="glance create private image"
@@ -144,6 +201,26 @@ code=$(curl -s -m 30 --cacert "$CA_CERT" "${GH[@]}" -o "$TMP/dl.raw" -w '%{http_
 STEP="glance delete"
 code=$("${C[@]}" "${GH[@]}" -X DELETE "$GLANCE_URL/v2/images/$IID"); [ "$code" = 204 ] || fail "HTTP $code"
 code=$("${C[@]}" "${GH[@]}" "$GLANCE_URL/v2/images/$IID"); [ "$code" = 404 ] || fail "after delete HTTP $code"; ok "404"
+
+SH=(-H "X-Auth-Token: $ST")
+STEP="swift create container"
+CONT=fedprobe-smoke-$$
+code=$("${C[@]}" "${SH[@]}" -X PUT "$SWIFT/$CONT"); [ "$code" = 201 ] || fail "HTTP $code"; ok "$CONT"
+STEP="swift put object"
+head -c 1048576 /dev/urandom > "$TMP/obj"; MD5=$(md5sum < "$TMP/obj" | cut -d' ' -f1)
+code=$("${C[@]}" "${SH[@]}" -X PUT -H "ETag: $MD5" -T "$TMP/obj" "$SWIFT/$CONT/blob.bin"); [ "$code" = 201 ] || fail "HTTP $code"
+[ "$(hdr ETag)" = "$MD5" ] || fail "ETag $(hdr ETag) != md5 $MD5"; ok "1 MiB, ETag = md5"
+STEP="swift get object"
+code=$(curl -s -m 30 --cacert "$CA_CERT" "${SH[@]}" -D "$HDRS" -o "$TMP/obj.back" -w '%{http_code}' "$SWIFT/$CONT/blob.bin")
+[ "$code" = 200 ] || fail "HTTP $code"
+cmp -s "$TMP/obj" "$TMP/obj.back" || fail "object content differs"
+[ "$(hdr ETag)" = "$MD5" ] || fail "ETag $(hdr ETag)"; ok "same bytes, same ETag"
+STEP="swift list container"
+code=$("${C[@]}" "${SH[@]}" "$SWIFT/$CONT"); [ "$code" = 200 ] && [ "$(cat "$BODY")" = blob.bin ] || fail "HTTP $code"; ok
+STEP="swift delete object and container"
+code=$("${C[@]}" "${SH[@]}" -X DELETE "$SWIFT/$CONT/blob.bin"); [ "$code" = 204 ] || fail "object: HTTP $code"
+code=$("${C[@]}" "${SH[@]}" -X DELETE "$SWIFT/$CONT"); [ "$code" = 204 ] || fail "container: HTTP $code"
+code=$("${C[@]}" "${SH[@]}" -I "$SWIFT/$CONT"); [ "$code" = 404 ] || fail "container after delete: HTTP $code"; CONT=""; ok "404"
 
 STEP="neutron (https front)"
 code=$("${C[@]}" -H "X-Auth-Token: $ST" "$NEUTRON_URL/v2.0/networks"); [ "$code" = 200 ] || fail "HTTP $code"; ok "$NEUTRON_KIND"

@@ -25,8 +25,10 @@ if [ -n "$busy" ]; then
   ss -ltnpH | grep -E ":($(echo $busy | tr ' ' '|')) " >&2 || true
   die "ports$busy are in use by processes up.sh did not record; stop them first"
 fi
-# fresh service state at every up (nova-compute with the fake driver cannot restart on old state)
+# fresh service state at every up (nova-compute with the fake driver cannot restart on old state);
+# a bind mount left by an interrupted run goes first, so rm -rf never deletes through it
 mkdir -p "$P"
+umount_under_p
 find "$P" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
 mkdir -p "$CACHE" "$RUN" "$LOG" "$P/secrets"
 chmod 755 "$P"; chmod 700 "$P/secrets"
@@ -69,11 +71,13 @@ chmod 600 "$P"/secrets/*
 
 phase tls bash "$HERE/tls.sh"
 phase base run_parallel mariadb="bash $HERE/mariadb.sh" rabbitmq="bash $HERE/rabbitmq.sh" oidc="bash $HERE/oidc.sh"
-# keystone and the database syncs of glance/neutron/nova need only MariaDB
+# keystone, the database syncs of glance/neutron/nova/cinder and the swift rings need only MariaDB (or nothing)
 phase keystone+db-sync run_parallel keystone="bash $HERE/keystone.sh" \
-  nova-db="bash $HERE/nova.sh prepare" neutron-db="bash $HERE/neutron.sh prepare" glance-db="bash $HERE/glance.sh prepare"
+  nova-db="bash $HERE/nova.sh prepare" neutron-db="bash $HERE/neutron.sh prepare" glance-db="bash $HERE/glance.sh prepare" \
+  cinder-db="bash $HERE/cinder.sh prepare" swift-rings="bash $HERE/swift.sh prepare"
 phase keystone-setup+apache run_parallel setup="python3 $HERE/setup_cloud.py keystone" apache="bash $HERE/apache.sh"
-phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $HERE/neutron.sh start" nova="bash $HERE/nova.sh start"
+phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $HERE/neutron.sh start" nova="bash $HERE/nova.sh start" \
+  cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
 phase env python3 "$HERE/setup_cloud.py" env
 

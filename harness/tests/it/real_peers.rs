@@ -88,6 +88,8 @@ env = "FEDPROBE_TEST_PEERS_TOKEN"
 [defaults]
 ca-cert = "{ca}"
 identity-provider = "{idp}"
+[probe.check_token_auth]
+optional-services = "network,volume,object-store,orchestration"
 "#,
             ops = p["OPS_PROJECT_NAME"],
             k = p["KEYSTONE_URL"],
@@ -121,16 +123,23 @@ identity-provider = "{idp}"
         .iter()
         .find(|p| p["probe"] == "check_token_auth")
         .unwrap();
-    // The peers run no block-storage service: AUTH-08 warns about exactly that.
+    // The peers run Cinder and Swift (https fronts) but no orchestration service: AUTH-08
+    // sees the first two and warns about exactly the third.
     assert_eq!(auth["result"]["status"], "WARNING", "{}", auth["result"]);
     let steps = auth["result"]["steps"].as_array().unwrap();
     let not_ok: Vec<&Value> = steps.iter().filter(|s| s["status"] != "OK").collect();
     assert_eq!(not_ok.len(), 1, "{not_ok:?}");
     assert_eq!(not_ok[0]["check"], "AUTH-08");
-    assert!(not_ok[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("volume: missing"));
+    let msg = not_ok[0]["message"].as_str().unwrap();
+    assert!(msg.contains("orchestration: missing"), "{msg}");
+    assert!(
+        msg.contains(&format!("volume: {}/", p["CINDER_URL"])),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("object-store: {}/AUTH_", p["SWIFT_URL"])),
+        "{msg}"
+    );
     let caps = site["grade"]["capabilities"].as_array().unwrap();
     let id = caps
         .iter()
