@@ -439,3 +439,65 @@ async fn server_created_behind_a_lost_answer_is_found_and_deleted() {
         1
     );
 }
+
+/// Nova creates the server but answers 500.
+struct CreatedThen500(mockcloud::Nova);
+
+impl wiremock::Respond for CreatedThen500 {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.0.respond(req);
+        ResponseTemplate::new(500).set_body_json(
+            json!({"computeFault": {"code": 500, "message": "Unexpected API Error."}}),
+        )
+    }
+}
+
+/// The create answers 500 though the server exists, and the listing that
+/// should find it fails too: the run's cleanup still finds it at the end,
+/// deletes it and names it.
+#[tokio::test]
+async fn create_error_and_failed_listing_still_delete_the_server() {
+    let c = MockCloud::start().await;
+    Mock::given(method("POST"))
+        .and(path("/compute/v2.1/servers"))
+        .respond_with(CreatedThen500(c.nova.clone()))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    // VM-05 lists first (fine); the listing right after the create fails.
+    let lists = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = lists.clone();
+    let nova = c.nova.clone();
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/servers/detail"))
+        .respond_with(move |req: &wiremock::Request| {
+            if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                ResponseTemplate::new(500).set_body_string("listing broke")
+            } else {
+                wiremock::Respond::respond(&nova, req)
+            }
+        })
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    let out = nagios::render(&r, 1);
+    assert_eq!(r.status, Status::Critical, "{out}");
+    assert!(r.summary.starts_with("VM-06 create server:"), "{out}");
+    assert!(r.summary.contains("500"), "{out}");
+    assert!(
+        lists.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "{out}"
+    );
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1,
+        "{out}"
+    );
+    assert!(c.nova.0.lock().unwrap().servers["srv-1"].deleted);
+    assert!(out.contains("created server srv-1: deleted"), "{out}");
+    assert!(
+        r.resources.iter().all(|x| x.cleanup == Cleanup::Deleted),
+        "{out}"
+    );
+}
