@@ -15,6 +15,7 @@ mod glue_peers;
 mod glue_random;
 mod glue_sources;
 mod hostile_ids;
+mod hostile_stages;
 mod icinga;
 mod image_faults;
 mod image_real;
