@@ -10,6 +10,7 @@ mod token_auth_support;
 mod foundation_deadline;
 mod foundation_garbage;
 mod foundation_secrets;
+mod fuzz_answers;
 mod glue_corpus;
 mod glue_peers;
 mod glue_random;
