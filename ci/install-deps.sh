@@ -3,6 +3,8 @@
 # as root. Idempotent: when everything is present it only checks and returns.
 #
 #   icinga2-bin                        probes/tests/icinga.rs (a real Icinga 2 runs the probes)
+#   monitoring-plugins-basic           harness/tests/it/demo.rs (check_http, check_tcp as externals)
+#   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
 #   prometheus                         promtool, for OpenMetrics output checks
 #   chromium                           HTML report checks
@@ -13,8 +15,9 @@
 # Quiet: apt's output goes to a log, shown only when something fails.
 set -euo pipefail
 
-PKGS="icinga2-bin libxml2-utils prometheus chromium hyperfine time
-      ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server"
+PKGS="icinga2-bin monitoring-plugins-basic libxml2-utils prometheus chromium hyperfine time
+      ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server
+      python3-venv"
 LOG=${FEDPROBE_DEPS_LOG:-/tmp/fedprobe-install-deps.log}
 t0=$(date +%s%N)
 

@@ -3,15 +3,20 @@
 # OIDC provider, Apache+mod_auth_openidc, slapd...), run `cargo test --workspace`, and
 # always stop the peers again. Exit code: cargo test's.
 #
+# The real producers (ci/producers/cloud_info.sh, caso.sh) then run against the peers, so
+# the tests of their output have fresh output to read.
+#
 # A peer that does not come up is reported loudly here and the tests that need it skip
-# with a reason (they print `SKIP <test>: <reason>`); they never silently pass.
+# with a reason (they print `SKIP <test>: <reason>`); they never silently pass. A SKIP
+# line that ci/skip-allowlist.txt does not list fails the run, even when cargo test passed.
 #
 #   FEDPROBE_PEERS_ENV   facts about the peers (default /tmp/fedprobe-peers/peers.env)
 #   FEDPROBE_NO_PEERS=1  do not start or stop peers (use the ones already running)
+#   FEDPROBE_NO_PRODUCERS=1  do not run the producers (their last output is used)
 #   arguments replace `--workspace` for cargo test, e.g. `ci/test.sh -p probes --test icinga`
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 
 say() { echo "[ci/test] $*" >&2; }
 loud() {
@@ -68,6 +73,17 @@ else
   loud "no $FEDPROBE_PEERS_ENV: tests against real services will SKIP"
 fi
 
+if [ "${FEDPROBE_NO_PRODUCERS:-0}" != 1 ] && [ -f "$FEDPROBE_PEERS_ENV" ]; then
+  for producer in cloud_info caso; do
+    t=$(date +%s)
+    if bash "ci/producers/$producer.sh" >&2; then
+      say "ci/producers/$producer.sh ok in $(elapsed "$t")"
+    else
+      loud "ci/producers/$producer.sh FAILED: the tests of its output will SKIP (and fail the run)"
+    fi
+  done
+fi
+
 t=$(date +%s)
 LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
 # --show-output: the SKIP lines of passing tests are printed, not swallowed.
@@ -82,6 +98,14 @@ if [ -n "$skips" ]; then
   loud "$(printf '%s\n' "$skips" | wc -l) SKIP/NOTE line(s) from the tests:"
   printf '%s\n' "$skips" >&2
 fi
+if ! unlisted=$(bash ci/skip-gate.sh ci/skip-allowlist.txt < "$LOG"); then
+  loud "ci/skip-allowlist.txt is malformed: every line needs ' -- ' and a reason"
+  rc=1
+elif [ -n "$unlisted" ]; then
+  loud "$(printf '%s\n' "$unlisted" | wc -l) SKIP line(s) not on ci/skip-allowlist.txt: the run FAILS"
+  printf '%s\n' "$unlisted" >&2
+  [ "$rc" = 0 ] && rc=1
+fi
 rm -f "$LOG"
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
-exit $rc
+exit "$rc"

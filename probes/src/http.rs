@@ -56,9 +56,33 @@ fn new_client(config: rustls::ClientConfig) -> Result<reqwest::Client, Fail> {
         .user_agent(USER_AGENT)
         .use_preconfigured_tls(config)
         .connect_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(redirect_policy())
         .build()
         .map_err(|e| Fail::unknown(format!("cannot build HTTP client: {}", chain(&e))))
+}
+
+/// At most 5 redirects, and only on the same host and port (or to https
+/// on the same host): reqwest strips `Authorization` on a cross-host
+/// redirect but not `X-Auth-Token`, so a hostile site could collect it.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let to = attempt.url();
+        let same_host = to.host_str() == first.host_str();
+        let same_origin = same_host && to.port_or_known_default() == first.port_or_known_default();
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects (more than 5)")
+        } else if same_origin || (same_host && to.scheme() == "https") {
+            attempt.follow()
+        } else {
+            let target = show_url(to);
+            attempt.error(format!(
+                "redirect to another host not followed ({target}): it would be sent the token"
+            ))
+        }
+    })
 }
 
 fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
@@ -439,7 +463,7 @@ fn transport(e: reqwest::Error) -> Fail {
         return Fail::timeout("no answer before the deadline");
     }
     if e.is_redirect() {
-        return Fail::critical(format!("redirect loop or too many redirects: {detail}"))
+        return Fail::critical(format!("redirect refused: {detail}"))
             .with_transport(Transport::TooManyRedirects);
     }
     // reqwest's errors are opaque about their cause: classify by the text of

@@ -209,6 +209,21 @@ fn assemble(
         }
         End::TimedOut => {
             push_stage_step(opts.timeout_status, "timed out".into());
+            // No stage running: a request cut by the deadline has just
+            // recorded its stage's failure (the same event): name that stage.
+            let cut = stage.is_none().then(|| failed_stage(&steps)).flatten();
+            let (stage_id, stage_name) = match cut {
+                Some(id) => {
+                    let name = steps
+                        .iter()
+                        .rev()
+                        .find(|s| s.check == id)
+                        .map(|s| format!("{id} {}", s.name))
+                        .unwrap_or_else(|| id.clone());
+                    (Some(id), name)
+                }
+                None => (stage_id, stage_name),
+            };
             (
                 Outcome::TimedOut { stage: stage_id },
                 opts.timeout_status,

@@ -38,6 +38,18 @@ crate::check_ids! { "EOSC-IAAS-VM";
 pub const HOST_KEY: &str = "argo-mon-host";
 pub const RUN_KEY: &str = "fedprobe-run";
 pub const CREATED_KEY: &str = "fedprobe-created";
+/// Unix time by which the run that created the server is over, cleanup
+/// included: before it, another run of the same host leaves it alone.
+pub const UNTIL_KEY: &str = "fedprobe-until";
+/// Which process created the server ([`run_owner`]): on the same machine a
+/// dead owner's server is a leftover at once, before its `fedprobe-until`.
+pub const OWNER_KEY: &str = "fedprobe-owner";
+/// How long a server of this host without `fedprobe-until` (production's
+/// `novaprobe`, older fedprobe) may still belong to a live run, counted from
+/// its creation: ARGO's `-t 300` for the VM check plus [`CLOCK_SLACK`].
+pub const LEGACY_RUN_BOUND: Duration = Duration::from_secs(360);
+/// Slack for the clocks of monitoring machines sharing one host name.
+pub const CLOCK_SLACK: Duration = Duration::from_secs(60);
 /// Name prefix of our servers, and the fixed name production uses.
 pub const NAME_PREFIX: &str = "fedprobe-";
 pub const PRODUCTION_NAME: &str = "cloudmonprobe-servertest";
@@ -85,6 +97,8 @@ pub struct Plan {
     pub host: String,
     pub reap_ttl: Duration,
     pub run_id: String,
+    /// Unix time by which this run is over, cleanup included (`fedprobe-until`).
+    pub ends_by: f64,
 }
 
 impl Plan {
@@ -116,6 +130,8 @@ impl Plan {
             host,
             reap_ttl: args.reap_ttl,
             run_id: run_id(),
+            // run() sets it from the real -t; this is for callers without one.
+            ends_by: now_unix() + 2.0 * VmLifecycle::DEFAULT_TIMEOUT.as_secs_f64(),
         })
     }
 }
@@ -143,7 +159,11 @@ impl Probe for VmLifecycle {
     }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        let plan = Plan::from_args(&args)?;
+        let mut plan = Plan::from_args(&args)?;
+        // At the body's start the work deadline is -t minus the cleanup
+        // grace, and the grace is at most half of -t: twice the work time
+        // bounds the whole run.
+        plan.ends_by = now_unix() + 2.0 * ctx.deadline().remaining().as_secs_f64();
         let mut cloud = openstack::login(&ctx, &args.auth).await?;
         ctx.step(API, async {
             let d = cloud.negotiate_compute().await?;
@@ -216,6 +236,13 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         CREATED_KEY.to_string(),
         format!("{}", now_unix().floor() as u64),
     );
+    metadata.insert(
+        UNTIL_KEY.to_string(),
+        format!("{}", plan.ends_by.ceil() as u64),
+    );
+    if let Some(owner) = run_owner(std::process::id()) {
+        metadata.insert(OWNER_KEY.to_string(), owner);
+    }
     let spec = ServerSpec {
         name: name.clone(),
         image_id: image.id.clone(),
@@ -290,8 +317,9 @@ fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> Resou
 }
 
 /// Cleanup for a create request whose answer has not come yet: delete
-/// whatever server carries this run's id.
+/// whatever server carries this run's id, each reported under its own id.
 fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
+    let owner = ctx.clone();
     ctx.track(
         ResourceKind::ServerRequest,
         &format!("run {run}"),
@@ -304,9 +332,23 @@ fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
                 .iter()
                 .filter(|s| s.metadata.get(RUN_KEY).map(String::as_str) == Some(run))
             {
-                delete_server_and_wait(&c, &s.id)
-                    .await
-                    .map_err(|f| f.context(format!("server {}", s.id)))?;
+                // Listed as its own resource, settled here: nothing left owed.
+                let rid = owner.track(
+                    ResourceKind::Server,
+                    &s.id,
+                    Some(&s.name),
+                    &c,
+                    |_, _| async { Ok(()) },
+                );
+                let deleted = delete_server_and_wait(&c, &s.id).await;
+                owner.settle(
+                    rid,
+                    match &deleted {
+                        Ok(_) => Cleanup::Deleted,
+                        Err(f) => Cleanup::Failed(f.message.clone()),
+                    },
+                );
+                deleted.map_err(|f| f.context(format!("server {}", s.id)))?;
             }
             Ok(())
         },
@@ -341,15 +383,23 @@ async fn adopt_orphans<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> bool {
 }
 
 /// Delete this host's leftovers (WARNING, as production) and other hosts'
-/// probe servers older than the TTL. Nothing else is touched.
+/// probe servers older than the TTL. Nothing else is touched, and never a
+/// server a run still going may own (another scheduler, a retry).
 async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>, Fail> {
     let tagged = cloud.servers_tagged(HOST_KEY).await?;
     let now = now_unix();
     let mut mine = Vec::new();
     let mut stale = Vec::new();
+    let mut live = 0;
     let mut kept = 0;
     for s in tagged {
-        if s.metadata.get(HOST_KEY) == Some(&plan.host) {
+        if may_be_running(&s, now) {
+            if s.metadata.get(HOST_KEY) == Some(&plan.host) {
+                live += 1;
+            } else {
+                kept += 1;
+            }
+        } else if s.metadata.get(HOST_KEY) == Some(&plan.host) {
             mine.push(s);
         } else if is_probe_name(&s.name) && age(&s, now) > Some(plan.reap_ttl.as_secs_f64()) {
             stale.push(s);
@@ -357,11 +407,16 @@ async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>,
             kept += 1;
         }
     }
+    let alone = if live > 0 {
+        format!("{live} server(s) of {} runs still going and ", plan.host)
+    } else {
+        String::new()
+    };
     if mine.is_empty() && stale.is_empty() {
         return Ok(Done::ok(
             (),
             format!(
-                "none for {} ({kept} other monitoring server(s) left alone)",
+                "none for {} ({alone}{kept} other monitoring server(s) left alone)",
                 plan.host
             ),
         ));
@@ -397,6 +452,12 @@ async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>,
             ids(&stale)
         ));
     }
+    if live > 0 {
+        msg.push(format!(
+            "{live} server(s) of {} runs still going left alone",
+            plan.host
+        ));
+    }
     if !failed.is_empty() {
         msg.push(format!("could not delete {}", failed.join("; ")));
     }
@@ -406,6 +467,74 @@ async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>,
         Status::Warning
     };
     Ok(Done::with(status, (), msg.join("; ")))
+}
+
+/// Whether the run that created `s` may still be going: before its
+/// `fedprobe-until` (plus clock slack) unless its owner process is seen dead
+/// on this machine; without that key, within [`LEGACY_RUN_BOUND`] of its
+/// creation. A server with no time at all is not a live run's.
+fn may_be_running(s: &ServerState, now: f64) -> bool {
+    let until = s
+        .metadata
+        .get(UNTIL_KEY)
+        .and_then(|u| u.parse::<f64>().ok());
+    match until {
+        Some(until) => {
+            now <= until + CLOCK_SLACK.as_secs_f64()
+                && !s.metadata.get(OWNER_KEY).is_some_and(|o| owner_gone(o))
+        }
+        None => age(s, now).is_some_and(|a| a <= LEGACY_RUN_BOUND.as_secs_f64()),
+    }
+}
+
+/// This machine's boot and PID namespace, and `pid`'s start time:
+/// `boot/pidns/pid.start`. A PID alone could be reused, or belong to another
+/// container sharing the kernel.
+pub fn run_owner(pid: u32) -> Option<String> {
+    let (boot, ns) = process_space()?;
+    let start = start_time(pid)?;
+    Some(format!("{boot}/{ns}/{pid}.{start}"))
+}
+
+fn process_space() -> Option<(String, String)> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let ns: String = ns
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    Some((boot.trim().to_string(), ns))
+}
+
+/// Start time of a live (not zombie) process, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
+    }
+    fields.get(19).map(|s| s.to_string())
+}
+
+/// True only when `owner` names a process of this machine and namespace
+/// that is no longer there.
+fn owner_gone(owner: &str) -> bool {
+    let mut parts = owner.splitn(3, '/');
+    let (Some(boot), Some(ns), Some(proc_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some((pid, start)) = proc_.split_once('.') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    match process_space() {
+        Some((b, n)) if b == boot && n == ns => start_time(pid).as_deref() != Some(start),
+        _ => false,
+    }
 }
 
 fn is_probe_name(name: &str) -> bool {
@@ -522,6 +651,64 @@ mod tests {
         assert_eq!(age(&s, 1500.0), Some(500.0));
         s.metadata.insert(CREATED_KEY.into(), "1400".into());
         assert_eq!(age(&s, 1500.0), Some(100.0));
+    }
+
+    #[test]
+    fn live_runs_are_told_from_leftovers() {
+        let now = 10_000.0;
+        let server = |meta: &[(&str, String)], created: Option<f64>| ServerState {
+            created,
+            metadata: meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        let me = run_owner(std::process::id()).expect("this process on Linux");
+        let until = |t: f64| (UNTIL_KEY, format!("{t}"));
+        // Before its run's end, with this (live) process as owner: running.
+        assert!(may_be_running(
+            &server(&[until(now + 100.0), (OWNER_KEY, me.clone())], None),
+            now
+        ));
+        // Past the end and the clock slack: a leftover.
+        assert!(!may_be_running(
+            &server(&[until(now - 61.0), (OWNER_KEY, me)], None),
+            now
+        ));
+        // Before the end, owner on another machine: cannot tell, so running.
+        let elsewhere = (OWNER_KEY, "other-boot/1/42.7".to_string());
+        assert!(may_be_running(
+            &server(&[until(now + 100.0), elsewhere], None),
+            now
+        ));
+        // Garbage owner: cannot tell.
+        assert!(may_be_running(
+            &server(&[until(now + 100.0), (OWNER_KEY, "x".into())], None),
+            now
+        ));
+        // Without our keys: Nova's creation time and the legacy bound.
+        assert!(may_be_running(&server(&[], Some(now - 300.0)), now));
+        assert!(!may_be_running(&server(&[], Some(now - 361.0)), now));
+        assert!(!may_be_running(&server(&[], None), now));
+    }
+
+    #[test]
+    fn a_dead_owner_on_this_machine_is_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let owner = run_owner(child.id()).expect("a sleeping child");
+        assert!(!owner_gone(&owner), "{owner}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(owner_gone(&owner), "{owner}");
+        let me = run_owner(std::process::id()).unwrap();
+        assert!(!owner_gone(&me));
+        // Same machine, a different start time (a reused PID): gone.
+        let (head, _) = me.rsplit_once('.').unwrap();
+        assert!(owner_gone(&format!("{head}.1")));
     }
 
     #[test]

@@ -128,6 +128,7 @@ fn plan() -> Plan {
         host: "mon.example".into(),
         reap_ttl: Duration::from_secs(86400),
         run_id: "0000000abc".into(),
+        ends_by: probes::clock::now_unix() + 60.0,
     }
 }
 

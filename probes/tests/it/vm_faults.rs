@@ -439,3 +439,163 @@ async fn server_created_behind_a_lost_answer_is_found_and_deleted() {
         1
     );
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn nova_time(secs: u64) -> String {
+    probes::clock::nova_time(secs as i64)
+}
+
+/// This host's servers: a leftover past its run's end is reaped, one whose
+/// run may still be going is not, whatever created it.
+#[tokio::test]
+async fn reaps_only_servers_whose_run_is_over() {
+    use probes::checks::vm_lifecycle::{run_owner, OWNER_KEY, UNTIL_KEY};
+    let c = MockCloud::start().await;
+    let now = unix_now();
+    let meta = |until: u64, owner: &str| {
+        json!({"argo-mon-host": HOST, "fedprobe-created": (now - 30).to_string(),
+               UNTIL_KEY: until.to_string(), OWNER_KEY: owner})
+    };
+    let elsewhere = "another-boot-id/4026531836/4242.123";
+    // Its run ended two minutes ago (killed on another machine): leftover.
+    c.add_server(
+        "past-end",
+        "fedprobe-0000000001",
+        meta(now - 120, elsewhere),
+        &nova_time(now - 30),
+    );
+    // Its run may still be going on another machine: left alone.
+    c.add_server(
+        "live-elsewhere",
+        "fedprobe-0000000002",
+        meta(now + 600, elsewhere),
+        &nova_time(now - 30),
+    );
+    // A live process of this machine owns it (this test): left alone.
+    let me = run_owner(std::process::id()).unwrap();
+    c.add_server(
+        "live-here",
+        "fedprobe-0000000003",
+        meta(now + 600, &me),
+        &nova_time(now - 30),
+    );
+    // Its owner on this machine is dead (SIGKILL): leftover before its end.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let dead = run_owner(child.id()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    c.add_server(
+        "dead-here",
+        "fedprobe-0000000004",
+        meta(now + 600, &dead),
+        &nova_time(now - 30),
+    );
+    // Production novaprobe servers (no fedprobe keys): Nova's created time.
+    c.add_server(
+        "novaprobe-fresh",
+        "cloudmonprobe-servertest",
+        json!({"argo-mon-host": HOST}),
+        &nova_time(now - 60),
+    );
+    c.add_server(
+        "novaprobe-old",
+        "cloudmonprobe-servertest",
+        json!({"argo-mon-host": HOST}),
+        &nova_time(now - 3600),
+    );
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    let out = nagios::render(&r, 1);
+    assert_eq!(r.status, Status::Warning, "{out}");
+    let calls = c.calls().await;
+    for gone in ["past-end", "dead-here", "novaprobe-old"] {
+        let del = format!("DELETE /compute/v2.1/servers/{gone}");
+        assert_eq!(count(&calls, &del), 1, "{gone}: {out}");
+        assert!(out.contains(gone), "{out}");
+    }
+    for kept in ["live-elsewhere", "live-here", "novaprobe-fresh"] {
+        let del = format!("DELETE /compute/v2.1/servers/{kept}");
+        assert_eq!(count(&calls, &del), 0, "{kept}: {out}");
+    }
+    assert!(
+        out.contains("3 server(s) of mon.test.example runs still going"),
+        "{out}"
+    );
+    // The run's own server carries when its run is over, and who owns it.
+    let (body, _) = posted_server(&c.requests().await);
+    let m = &body["server"]["metadata"];
+    let until: u64 = m[UNTIL_KEY].as_str().unwrap().parse().unwrap();
+    assert!(until >= now + 30 && until <= now + 2 * 30 + 5, "{m}");
+    assert_eq!(m[OWNER_KEY], json!(me), "{m}");
+    assert_eq!(count(&calls, "DELETE /compute/v2.1/servers/srv-1"), 1);
+}
+
+/// Nova creates the server but answers 500.
+struct CreatedThen500(mockcloud::Nova);
+
+impl wiremock::Respond for CreatedThen500 {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let _ = self.0.respond(req);
+        ResponseTemplate::new(500).set_body_json(
+            json!({"computeFault": {"code": 500, "message": "Unexpected API Error."}}),
+        )
+    }
+}
+
+/// The create answers 500 though the server exists, and the listing that
+/// should find it fails too: the run's cleanup still finds it at the end,
+/// deletes it and names it.
+#[tokio::test]
+async fn create_error_and_failed_listing_still_delete_the_server() {
+    let c = MockCloud::start().await;
+    Mock::given(method("POST"))
+        .and(path("/compute/v2.1/servers"))
+        .respond_with(CreatedThen500(c.nova.clone()))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    // VM-05 lists first (fine); the listing right after the create fails.
+    let lists = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = lists.clone();
+    let nova = c.nova.clone();
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/servers/detail"))
+        .respond_with(move |req: &wiremock::Request| {
+            if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                ResponseTemplate::new(500).set_body_string("listing broke")
+            } else {
+                wiremock::Respond::respond(&nova, req)
+            }
+        })
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    let out = nagios::render(&r, 1);
+    assert_eq!(r.status, Status::Critical, "{out}");
+    assert!(r.summary.starts_with("VM-06 create server:"), "{out}");
+    assert!(r.summary.contains("500"), "{out}");
+    assert!(
+        lists.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "{out}"
+    );
+    assert_eq!(
+        count(&c.calls().await, "DELETE /compute/v2.1/servers/srv-1"),
+        1,
+        "{out}"
+    );
+    assert!(c.nova.0.lock().unwrap().servers["srv-1"].deleted);
+    assert!(out.contains("created server srv-1: deleted"), "{out}");
+    assert!(
+        r.resources.iter().all(|x| x.cleanup == Cleanup::Deleted),
+        "{out}"
+    );
+}

@@ -250,3 +250,82 @@ async fn next_run_reaps_what_a_killed_run_left() {
     let left = servers_of(&s.peers, &admin, &host).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// The first server of `host` to appear in Nova (admin view), within 60 s.
+async fn first_server_of(p: &Peers, admin: &str, host: &str) -> Option<String> {
+    for _ in 0..240 {
+        if let Some(srv) = servers_of(p, admin, host).await.first() {
+            return srv["id"].as_str().map(String::from);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Two runs of one monitoring host overlap (a retry over a scheduled run,
+/// two schedulers): the second must not reap the first's live server.
+#[tokio::test]
+async fn overlapping_runs_of_one_host_leave_each_other_alone() {
+    let Some(s) = setup("overlapping_runs_of_one_host_leave_each_other_alone").await else {
+        return;
+    };
+    let host = format!("real-overlap-{}", std::process::id());
+    let admin = s.peers.admin_token().await;
+    // A long first poll keeps the first run in VM-07 while the second runs.
+    let first = tokio::process::Command::new(BIN)
+        .args(argo_args(&s, &host, &["--poll-interval", "8"]))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let first_id = first_server_of(&s.peers, &admin, &host)
+        .await
+        .expect("the first run's server appeared in Nova");
+    let (code, second_out, _, _) = run_bin(BIN, &argo_args(&s, &host, &[])).await;
+    let first_out = tokio::time::timeout(Duration::from_secs(120), first.wait_with_output())
+        .await
+        .expect("first run ends")
+        .unwrap();
+    let first_text = String::from_utf8_lossy(&first_out.stdout);
+    assert_eq!(code, 0, "second run: {second_out}");
+    assert!(second_out.contains("[OK] VM-05"), "{second_out}");
+    assert!(
+        !second_out.contains(&first_id.to_string()),
+        "the second run touched the first's server {first_id}: {second_out}"
+    );
+    assert_eq!(first_out.status.code(), Some(0), "first run: {first_text}");
+    assert!(
+        first_text.contains("[OK] VM-08 delete server"),
+        "{first_text}"
+    );
+    assert!(
+        first_text.contains(&format!("created server {first_id}: deleted")),
+        "{first_text}"
+    );
+    let left = servers_of(&s.peers, &admin, &host).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Two monitoring hosts probe the same project at the same moment.
+#[tokio::test]
+async fn simultaneous_runs_of_two_hosts_leave_each_other_alone() {
+    let Some(s) = setup("simultaneous_runs_of_two_hosts_leave_each_other_alone").await else {
+        return;
+    };
+    let a = format!("real-twin-a-{}", std::process::id());
+    let b = format!("real-twin-b-{}", std::process::id());
+    let (args_a, args_b) = (argo_args(&s, &a, &[]), argo_args(&s, &b, &[]));
+    let ((code_a, out_a, _, _), (code_b, out_b, _, _)) =
+        tokio::join!(run_bin(BIN, &args_a), run_bin(BIN, &args_b));
+    assert_eq!(code_a, 0, "{out_a}");
+    assert_eq!(code_b, 0, "{out_b}");
+    for out in [&out_a, &out_b] {
+        assert!(out.contains("[OK] VM-05"), "{out}");
+        assert!(out.contains("[OK] VM-08 delete server"), "{out}");
+    }
+    let admin = s.peers.admin_token().await;
+    for host in [&a, &b] {
+        let left = servers_of(&s.peers, &admin, host).await;
+        assert!(left.is_empty(), "left behind by {host}: {left:?}");
+    }
+}

@@ -270,8 +270,15 @@ impl MockCloud {
     /// Keystone, Nova, Glance and Neutron on one mock server. `compute`
     /// overrides the catalog's compute URL (e.g. a socket that resets).
     pub async fn start_with(compute: Option<String>) -> MockCloud {
+        MockCloud::start_at(None, compute).await
+    }
+
+    /// As [`MockCloud::start_with`]; `services` replaces this server's URL
+    /// in the catalog's compute, image and network entries (a front that
+    /// forwards here).
+    pub async fn start_at(services: Option<String>, compute: Option<String>) -> MockCloud {
         let server = MockServer::start().await;
-        let base = server.uri();
+        let base = services.unwrap_or_else(|| server.uri());
         let compute = compute.unwrap_or_else(|| format!("{base}/compute/v2.1"));
         let ep = |t: &str, url: String| {
             json!({"type": t, "name": t, "endpoints": [

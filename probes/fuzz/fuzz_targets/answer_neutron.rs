@@ -1,0 +1,8 @@
+//! Any bytes as the HTTP answer (status byte, body) to every call of the Neutron client.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../src/answers.rs"]
+mod answers;
+
+fuzz_target!(|data: &[u8]| answers::run(answers::Client::Neutron, data));
