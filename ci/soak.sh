@@ -3,7 +3,7 @@
 # through a proxy that resets 6% of the TLS tunnels to Nova at a random point, then one clean run.
 # Passes when every status is a right one (OK, WARNING for a reaped leftover, CRITICAL naming the
 # cut transport), nothing is left in Nova and the probe's peak RSS stays under 64 MB; appends the
-# numbers to BENCHMARKS.md. The CI phase of ci/test.sh runs the same test with 20 runs.
+# numbers to BENCHMARKS.md. The CI phase of ci/test.sh runs the same test with 12 runs.
 #
 #   ci/soak.sh [RUNS]     FEDPROBE_PEERS_ENV as for ci/test.sh; FEDPROBE_SOAK_SEED to replay
 # It starts and stops no peer.
