@@ -45,6 +45,8 @@ case "$cmd" in
   alive) leader >/dev/null ;;
   stop | kill)
     pid=$(leader) || { log "ctl: $name is not running"; exit 0; }
+    # never break what cannot be mended: peers from an up.sh older than start_bg's records
+    [ -f "$RUN/$name.cmd" ] && [ -f "$RUN/$name.env" ] || die "no $RUN/$name.cmd: started by an older up.sh, not stopping it"
     if [ "$cmd" = kill ]; then
       kill -KILL -- "-$pid" 2>/dev/null
     else
