@@ -74,6 +74,10 @@ fail_with_log() {
 start_bg() {
   local name=$1 logf=$2; shift 2
   mkdir -p "$RUN" "$(dirname "$logf")"
+  # how to start it again (ctl.sh start NAME), recorded before the service can rename itself
+  # (gunicorn and oslo.service rewrite their argv); NUL-separated: cwd, log, argv...
+  printf '%s\0' "$PWD" "$logf" "$@" > "$RUN/$name.cmd"
+  (umask 077; env -0 > "$RUN/$name.env")
   set +m
   setsid "$@" >"$logf" 2>&1 < /dev/null &
   echo $! > "$RUN/$name.pid"

@@ -446,6 +446,7 @@ async fn exchange(
     token: &Secret,
 ) -> Result<Done<(Secret, String)>, Fail> {
     let mut attempts = Vec::new();
+    let mut first: Option<Fail> = None;
     for p in &plan.protocols {
         match Keystone::new(http.clone(), plan.keystone.clone())
             .exchange_oidc(&plan.identity_provider, p, token)
@@ -463,14 +464,24 @@ async fn exchange(
             Err(f) if f.kind == crate::fail::FailKind::Timeout => {
                 return Err(f.context(format!("protocol {p}")));
             }
-            Err(f) => attempts.push(format!("{p}: {}", f.message)),
+            Err(f) => {
+                attempts.push(format!("{p}: {}", f.message));
+                first.get_or_insert(f);
+            }
         }
     }
-    Err(Fail::critical(format!(
+    // The facts (HTTP status, transport) of the first protocol's answer stay
+    // with the verdict: graders read them, not the joined text.
+    let mut fail = Fail::critical(format!(
         "identity provider {}: {}",
         plan.identity_provider,
         attempts.join("; ")
-    )))
+    ));
+    if let Some(f) = first {
+        fail.http = f.http;
+        fail.transport = f.transport;
+    }
+    Err(fail)
 }
 
 #[cfg(test)]

@@ -162,15 +162,12 @@ async fn calls(client: Client, base: &str) {
     let token = Secret::new("t0ken");
     match client {
         Client::Keystone => {
-            let k = url("/v3");
-            check("projects", keystone::list_projects(&http, &k, &token).await);
-            check(
-                "validate",
-                keystone::validate_token(&http, &k, &token).await,
-            );
+            let k = keystone::Keystone::new(http, url("/v3"));
+            check("projects", k.list_projects(&token).await);
+            check("validate", k.validate_token(&token).await);
             let id = serde_json::json!({"methods": ["token"], "token": {"id": "t"}});
-            check("issue", keystone::issue_token(&http, &k, id, None).await);
-            let ex = keystone::exchange_oidc(&http, &k, "egi.eu", "openid", &token).await;
+            check("issue", k.issue_token(id, None).await);
+            let ex = k.exchange_oidc("egi.eu", "openid", &token).await;
             check("exchange", ex);
         }
         Client::Nova => {
@@ -209,19 +206,13 @@ async fn calls(client: Client, base: &str) {
                 id: "fedprobe".into(),
                 secret: Secret::new("s3cret"),
             };
-            let t = url("/token");
             check(
                 "discover",
-                oidc::discover_token_endpoint(&http, &url("/")).await,
+                oidc::TokenClient::discover(&http, &url("/")).await,
             );
-            check(
-                "refresh",
-                oidc::refresh_grant(&http, &t, &c, &token, "openid").await,
-            );
-            check(
-                "client",
-                oidc::client_credentials(&http, &t, &c, "openid").await,
-            );
+            let op = oidc::TokenClient::new(http, url("/token"), c);
+            check("refresh", op.refresh_grant(&token, "openid").await);
+            check("client", op.client_credentials("openid").await);
         }
         Client::IsApi => {
             let api = is_api::IsApi::new(http, &url("/"));

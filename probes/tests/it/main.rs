@@ -1,12 +1,14 @@
 //! All integration tests of this crate in one binary (as cargo-nextest organises
 //! its own): one build, one link, shared support modules.
 
+mod faults;
 mod foundation_support;
 mod keystone_mock;
 mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 
+mod fault_matrix;
 mod foundation_deadline;
 mod foundation_garbage;
 mod foundation_secrets;

@@ -330,6 +330,29 @@ async fn wrong_identity_provider_is_critical_and_named() {
     );
 }
 
+/// Both protocols failing still leaves the HTTP facts on the AUTH-02 step
+/// (graders read `http.status`, not the joined text).
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_exchange_keeps_the_http_facts() {
+    let f = fixture(Site::default()).await;
+    federation_answers(
+        &f.server,
+        keystone_error(404, "Could not find Identity Provider: nope.idp."),
+    )
+    .await;
+    let r = f
+        .run(&["--identity-provider", "nope.idp", "--output", "json"])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON result");
+    let step = v["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["check"] == "AUTH-02"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(step["status"], "CRITICAL", "{}", r.stdout);
+    assert_eq!(step["http"]["status"], 404, "{}", r.stdout);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn openid_fails_oidc_works_both_reported() {
     let f = fixture(Site {
