@@ -456,7 +456,7 @@ async fn usage_next_marker_is_a_query_value_not_a_path() {
     // value on our own URL; its host, path and other parameters are not.
     let (s, tok) = site(false).await;
     Mock::given(method("GET"))
-        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(path(format!("/compute/v2.1/os-simple-tenant-usage/{PROJECT_ID}")))
         .and(query_param("marker", "../../flavors/8&all_tenants=1"))
         .respond_with(
             ResponseTemplate::new(200)
@@ -465,7 +465,7 @@ async fn usage_next_marker_is_a_query_value_not_a_path() {
         .mount(&s)
         .await;
     Mock::given(method("GET"))
-        .and(path("/compute/v2.1/os-simple-tenant-usage/p1"))
+        .and(path(format!("/compute/v2.1/os-simple-tenant-usage/{PROJECT_ID}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "tenant_usage": {"server_usages": [server("a", "m1.tiny", 512, false)]},
             "tenant_usage_links": [{"rel": "next",
