@@ -7,6 +7,7 @@ mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 
+mod dropin;
 mod foundation_deadline;
 mod foundation_garbage;
 mod foundation_secrets;
