@@ -8,6 +8,7 @@
 #
 #   FEDPROBE_PEERS_ENV   facts about the peers (default /tmp/fedprobe-peers/peers.env)
 #   FEDPROBE_NO_PEERS=1  do not start or stop peers (use the ones already running)
+#   FEDPROBE_SKIP_PACKAGE=1  skip building and installing the packages (whole runs only)
 #   arguments replace `--workspace` for cargo test, e.g. `ci/test.sh -p probes --test icinga`
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,4 +85,16 @@ if [ -n "$skips" ]; then
 fi
 rm -f "$LOG"
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
+
+# The packages, in a whole run: built (ci/package.sh), installed with dpkg, the installed
+# novaprobe run against the peers while they are still up, purged (ci/package-test.sh).
+if [ $# -eq 0 ] && [ "${FEDPROBE_SKIP_PACKAGE:-0}" != 1 ]; then
+  t=$(date +%s)
+  if bash ci/package.sh && bash ci/package-test.sh; then
+    say "packages built, installed, run and purged in $(elapsed "$t")"
+  else
+    loud "packages FAILED after $(elapsed "$t") (ci/package.sh, ci/package-test.sh)"
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
 exit $rc
