@@ -13,7 +13,7 @@ PEERS_ENV=${FEDPROBE_PEERS_ENV:-/tmp/fedprobe-peers/peers.env}
 say() { echo "[package-test] $*" >&2; }
 fail() { say "FAILED: $*"; exit 1; }
 
-deb=$(ls "$OUT"/fedprobe_*.deb 2>/dev/null | head -1)
+deb=$(ls "$OUT"/fedprobe_*.deb 2>/dev/null | head -1 || true)
 [ -n "$deb" ] || fail "no .deb in $OUT (run ci/package.sh)"
 [ "$(id -u)" = 0 ] || fail "dpkg -i needs root"
 if dpkg-query -W -f='${Status}' fedprobe 2>/dev/null | grep -q 'install ok installed'; then
@@ -44,7 +44,7 @@ for want in /usr/bin/fedprobe \
   grep -qx "$want" <<< "$files" || fail "$want is not in the package"
   [ -e "$want" ] || fail "$want is not installed"
 done
-[ "$(readlink /usr/lib/nagios/plugins/novaprobe)" = /usr/libexec/argo/probes/fedcloud/novaprobe ] ||
+[ "$(readlink -f /usr/lib/nagios/plugins/novaprobe)" = /usr/libexec/argo/probes/fedcloud/novaprobe ] ||
   fail "/usr/lib/nagios/plugins/novaprobe does not link to the probe"
 /usr/lib/nagios/plugins/novaprobe --version >/dev/null || fail "novaprobe --version"
 man -l /usr/share/man/man1/novaprobe.1.gz 2>/dev/null | grep -q -- '--appdb-image' ||
@@ -88,7 +88,7 @@ for d in /usr/libexec/argo/probes/fedcloud /usr/share/fedprobe /etc/fedprobe; do
   [ ! -e "$d" ] || fail "$d is left after dpkg -P"
 done
 
-rpmfile=$(ls "$OUT"/fedprobe-*.rpm 2>/dev/null | head -1)
+rpmfile=$(ls "$OUT"/fedprobe-*.rpm 2>/dev/null | head -1 || true)
 if [ -n "$rpmfile" ] && command -v rpm >/dev/null; then
   list=$(rpm -qpl "$rpmfile" 2>/dev/null)
   for want in /usr/bin/fedprobe /usr/libexec/argo/probes/fedcloud/novaprobe \
