@@ -13,6 +13,8 @@
 #   FEDPROBE_PEERS_ENV   facts about the peers (default /tmp/fedprobe-peers/peers.env)
 #   FEDPROBE_NO_PEERS=1  do not start or stop peers (use the ones already running)
 #   FEDPROBE_NO_PRODUCERS=1  do not run the producers (their last output is used)
+#   FEDPROBE_PACKAGE=1   also build, install, run and purge the packages (off by default:
+#                        ci/package.sh's rpm, cargo-deny and SBOM steps are not verified yet)
 #   arguments replace `--workspace` for cargo test, e.g. `ci/test.sh -p probes --test icinga`
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -108,6 +110,18 @@ elif [ -n "$unlisted" ]; then
 fi
 rm -f "$LOG"
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
+
+# The packages, in a whole run: built (ci/package.sh), installed with dpkg, the installed
+# novaprobe run against the peers while they are still up, purged (ci/package-test.sh).
+if [ $# -eq 0 ] && [ "${FEDPROBE_PACKAGE:-0}" = 1 ]; then
+  t=$(date +%s)
+  if bash ci/package.sh && bash ci/package-test.sh; then
+    say "packages built, installed, run and purged in $(elapsed "$t")"
+  else
+    loud "packages FAILED after $(elapsed "$t") (ci/package.sh, ci/package-test.sh)"
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
 
 # --- fault matrix (issue 9): it stops and starts real peers, so it runs alone, after the rest,
 # one test at a time; docs/verdicts.md is rewritten from its output when all of it passed.

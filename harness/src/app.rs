@@ -46,6 +46,12 @@ pub enum Command {
     /// Start the embedded reference cloud, run the whole guideline, write reports
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// Write man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenDocs {
+        /// Output directory: man/man1 and completions/{bash,zsh,fish} under it
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -544,5 +550,11 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         #[cfg(feature = "demo")]
         Command::Demo(a) => cmd_demo(a).await,
+        Command::GenDocs { dir } => {
+            for name in crate::gendocs::write(&dir)? {
+                println!("{name}");
+            }
+            Ok(0)
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod app;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod gendocs;
 pub mod grade;
 pub mod guideline;
 pub mod model;

@@ -4,6 +4,7 @@
 mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
+mod engines;
 mod grading;
 mod profiles;
 mod real_peers;

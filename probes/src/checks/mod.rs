@@ -3,6 +3,7 @@
 //! (blackbox_exporter's table of probers). Protocol clients live in
 //! `clients`, rendering in `render`; this layer only decides what to check.
 
+pub mod dropin;
 pub mod glue;
 pub mod image_upload;
 pub mod token_auth;

@@ -127,8 +127,18 @@ impl IsApi {
     }
 
     pub async fn sites(&self) -> Result<Vec<Site>, Fail> {
-        let v: Value = self.svc.get_json(self.sites_url()?).await?;
+        let v = self.sites_json().await?;
         parse_sites(&v).map_err(|e| shape(e, "GET /sites/"))
+    }
+
+    /// The `/sites/` answer as sent, for a caller that caches it.
+    pub async fn sites_json(&self) -> Result<Value, Fail> {
+        self.svc.get_json(self.sites_url()?).await
+    }
+
+    /// Parse an answer of [`IsApi::sites_json`].
+    pub fn parse_sites_answer(v: &Value) -> Result<Vec<Site>, Fail> {
+        parse_sites(v).map_err(|e| shape(e, "GET /sites/"))
     }
 
     pub async fn vo_project(&self, site: &str, vo: &str) -> Result<Project, Fail> {

@@ -273,18 +273,7 @@ async fn start_icinga(bin: &Path, dir: &Path, config: &Path) -> Daemon {
         cmd.arg(format!("-D{constant}={}", d.display()));
     }
     // Icinga drops privileges to RunAsUser; run as whoever runs the test.
-    let user = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "root".into());
-    let group = std::process::Command::new("id")
-        .arg("-gn")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "root".into());
-    cmd.arg(format!("-DRunAsUser={user}"))
-        .arg(format!("-DRunAsGroup={group}"));
+    cmd.args(run_as());
     let log = std::fs::File::create(dir.join("icinga2.out")).expect("log file");
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
@@ -585,4 +574,180 @@ async fn icinga_parses_probe_perfdata_and_state() {
             "{svc}: Icinga states {states:?}, want {want_state}"
         );
     }
+}
+
+/// Icinga 2 runs the probes through the CheckCommands the packages ship
+/// (packaging/icinga2/fedprobe-commands.conf, `PluginDir` pointing at the
+/// built binaries): the whole file passes Icinga's own validation, and the
+/// states Icinga forwards are the probes' verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icinga_runs_the_shipped_check_commands() {
+    const TEST: &str = "icinga_runs_the_shipped_check_commands";
+    let Some(icinga) = icinga_binary() else {
+        eprintln!("SKIP {TEST}: icinga2 is not installed (apt-get install icinga2-bin, see ci/install-deps.sh)");
+        return;
+    };
+    let good = fake_keystone(None).await;
+    let refusing = fakecloud::FakeCloud::start(fakecloud::Options {
+        faults: fakecloud::Faults::of([fakecloud::Fault::BadToken]),
+        ..fakecloud::Options::default()
+    })
+    .await
+    .expect("start fakecloud");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = token_file(&dir, &good.cloud.access_token);
+    let plugin_dir = Path::new(BIN).parent().expect("target dir");
+    let (port, lines) = graphite_listener().await;
+    // service, command, state wanted, vars
+    type Service<'a> = (&'a str, &'a str, i64, Vec<(&'a str, String)>);
+    let services: Vec<Service> = vec![
+        (
+            "token_ok",
+            "fedprobe_token_auth",
+            0,
+            vec![
+                ("endpoint", good.keystone(0)),
+                ("access_token", token.display().to_string()),
+            ],
+        ),
+        (
+            "token_denied",
+            "fedprobe_token_auth",
+            2,
+            vec![
+                ("endpoint", refusing.keystone(0)),
+                ("access_token", token.display().to_string()),
+            ],
+        ),
+        (
+            "infoprovider",
+            "fedprobe_cloudinfo",
+            0,
+            vec![
+                ("endpoint", good.keystone(0)),
+                ("is_endpoint", format!("{}/is", good.base())),
+                ("is_cache", dir.path().join("is.json").display().to_string()),
+                ("is_cache_ttl", "600".into()),
+            ],
+        ),
+        (
+            "infoprovider_missing",
+            "fedprobe_cloudinfo",
+            2,
+            vec![
+                ("endpoint", "https://not-listed.example.org/v3".into()),
+                ("is_endpoint", format!("{}/is", good.base())),
+                (
+                    "is_cache",
+                    dir.path().join("is2.json").display().to_string(),
+                ),
+            ],
+        ),
+    ];
+    let mut conf = format!(
+        "include <itl>\nconst PluginDir = {:?}\ninclude {:?}\n\
+         object CheckerComponent \"checker\" {{ }}\n\
+         object GraphiteWriter \"graphite\" {{\n  host = \"127.0.0.1\"\n  port = {port}\n  enable_send_metadata = true\n}}\n\
+         object Host \"{HOST}\" {{\n  check_command = \"dummy\"\n  check_interval = 1h\n}}\n",
+        plugin_dir.display().to_string(),
+        repo_file("packaging/icinga2/fedprobe-commands.conf")
+            .display()
+            .to_string(),
+    );
+    for (svc, command, _, vars) in &services {
+        conf.push_str(&format!(
+            "object Service {svc:?} {{\n  host_name = \"{HOST}\"\n  check_command = {command:?}\n  \
+             check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n  vars.{command}_timeout = 20\n"
+        ));
+        for (k, v) in vars {
+            conf.push_str(&format!("  vars.{command}_{k} = {v:?}\n"));
+        }
+        conf.push_str("}\n");
+    }
+    let config = dir.path().join("icinga2.conf");
+    std::fs::write(&config, &conf).unwrap();
+
+    // Icinga's own validation of the shipped file and these services.
+    for d in ["data", "cache", "log", "run", "spool"] {
+        std::fs::create_dir_all(dir.path().join(d)).expect("icinga dir");
+    }
+    let check = std::process::Command::new(&icinga)
+        .args(["daemon", "-C", "-c"])
+        .arg(&config)
+        .args([
+            format!("-DDataDir={}", dir.path().join("data").display()),
+            format!("-DCacheDir={}", dir.path().join("cache").display()),
+            format!("-DLogDir={}", dir.path().join("log").display()),
+            format!("-DInitRunDir={}", dir.path().join("run").display()),
+            format!("-DSpoolDir={}", dir.path().join("spool").display()),
+        ])
+        // Icinga drops privileges to RunAsUser: stay whoever runs the test.
+        .args(run_as())
+        .output()
+        .expect("icinga2 daemon -C");
+    assert!(
+        check.status.success(),
+        "icinga2 daemon -C refused the shipped commands:\n{}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let mut daemon = start_icinga(&icinga, dir.path(), &config).await;
+    let state_of = |got: &[(String, f64)], svc: &str, command: &str| -> Vec<f64> {
+        let path = format!("icinga2.{HOST}.services.{svc}.{command}.metadata.state");
+        got.iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let t0 = Instant::now();
+    let complete = loop {
+        let got = lines.lock().unwrap().clone();
+        if services
+            .iter()
+            .all(|(svc, command, _, _)| !state_of(&got, svc, command).is_empty())
+        {
+            break true;
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!(
+                "icinga2 exited early ({status}):\n{}",
+                icinga_log(dir.path())
+            );
+        }
+        if t0.elapsed() > BOUND {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let got = lines.lock().unwrap().clone();
+    daemon.stop().await;
+    assert!(
+        complete,
+        "Icinga did not report every service within {BOUND:?}; got {got:#?}\n{}",
+        icinga_log(dir.path())
+    );
+    for (svc, command, want, _) in &services {
+        let states = state_of(&got, svc, command);
+        assert!(
+            states.iter().all(|s| key(*s) == key(*want as f64)),
+            "{svc} ({command}): Icinga states {states:?}, want {want}\n{}",
+            icinga_log(dir.path())
+        );
+    }
+}
+
+/// `-DRunAsUser=`/`-DRunAsGroup=` of whoever runs the test.
+fn run_as() -> [String; 2] {
+    let id = |flag: &str| {
+        std::process::Command::new("id")
+            .arg(flag)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|_| "root".into())
+    };
+    [
+        format!("-DRunAsUser={}", id("-un")),
+        format!("-DRunAsGroup={}", id("-gn")),
+    ]
 }

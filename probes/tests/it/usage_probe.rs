@@ -456,7 +456,9 @@ async fn usage_next_marker_is_a_query_value_not_a_path() {
     // value on our own URL; its host, path and other parameters are not.
     let (s, tok) = site(false).await;
     Mock::given(method("GET"))
-        .and(path(format!("/compute/v2.1/os-simple-tenant-usage/{PROJECT_ID}")))
+        .and(path(format!(
+            "/compute/v2.1/os-simple-tenant-usage/{PROJECT_ID}"
+        )))
         .and(query_param("marker", "../../flavors/8&all_tenants=1"))
         .respond_with(
             ResponseTemplate::new(200)

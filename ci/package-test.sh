@@ -1,0 +1,106 @@
+#!/bin/bash
+# Install the .deb from ci/package.sh with dpkg, run the installed novaprobe with ARGO's
+# command line against the real peers (ci/peers), check the man pages, completions and
+# engine files are where the package says, purge it and check nothing is left. The .rpm
+# is listed with `rpm -qpl` when rpm is installed. Needs root.
+#
+#   FEDPROBE_PEERS_ENV   facts about the peers (default /tmp/fedprobe-peers/peers.env)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=target/package
+PEERS_ENV=${FEDPROBE_PEERS_ENV:-/tmp/fedprobe-peers/peers.env}
+say() { echo "[package-test] $*" >&2; }
+fail() { say "FAILED: $*"; exit 1; }
+
+deb=$(ls "$OUT"/fedprobe_*.deb 2>/dev/null | head -1 || true)
+[ -n "$deb" ] || fail "no .deb in $OUT (run ci/package.sh)"
+[ "$(id -u)" = 0 ] || fail "dpkg -i needs root"
+if dpkg-query -W -f='${Status}' fedprobe 2>/dev/null | grep -q 'install ok installed'; then
+  fail "fedprobe is installed already; this test installs and purges it itself"
+fi
+
+work=$(mktemp -d /tmp/fedprobe-package-test.XXXXXX)
+purge() {
+  dpkg -P fedprobe >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap purge EXIT
+
+say "dpkg -i $deb"
+dpkg -i "$deb" >&2
+files=$(dpkg -L fedprobe)
+for want in /usr/bin/fedprobe \
+  /usr/libexec/argo/probes/fedcloud/novaprobe \
+  /usr/libexec/argo/probes/fedcloud/cloudinfo \
+  /usr/libexec/argo/probes/fedcloud/check_vm_lifecycle \
+  /usr/lib/nagios/plugins/check_vm_lifecycle \
+  /usr/share/man/man1/novaprobe.1.gz /usr/share/man/man1/fedprobe-run.1.gz \
+  /usr/share/bash-completion/completions/fedprobe \
+  /usr/share/fedprobe/icinga2/fedprobe-commands.conf \
+  /usr/share/fedprobe/sensu/checks.json \
+  /usr/share/fedprobe/guidelines/eosc-iaas-2026.1.toml \
+  /etc/fedprobe/sites/example.toml; do
+  grep -qx "$want" <<< "$files" || fail "$want is not in the package"
+  [ -e "$want" ] || fail "$want is not installed"
+done
+[ "$(readlink -f /usr/lib/nagios/plugins/novaprobe)" = /usr/libexec/argo/probes/fedcloud/novaprobe ] ||
+  fail "/usr/lib/nagios/plugins/novaprobe does not link to the probe"
+/usr/lib/nagios/plugins/novaprobe --version >/dev/null || fail "novaprobe --version"
+man -l /usr/share/man/man1/novaprobe.1.gz 2>/dev/null | grep -q -- '--appdb-image' ||
+  fail "the novaprobe man page does not document --appdb-image"
+fedprobe guideline | cmp -s - /usr/share/fedprobe/guidelines/eosc-iaas-2026.1.toml ||
+  fail "the installed guideline is not the embedded one"
+
+if [ -f "$PEERS_ENV" ]; then
+  get() { sed -n "s/^$1=//p" "$PEERS_ENV" | tail -1; }
+  secret=$(cat "$(get OIDC_CLIENT_SECRET_FILE)")
+  token_url=$(get OIDC_TOKEN_ENDPOINT)
+  [ -n "$token_url" ] || token_url="$(get OIDC_ISSUER)/token"
+  scope=$(get OIDC_SCOPES | tr ',' ' ')
+  # An access token from the real OIDC provider, into a file as ARGO keeps it.
+  curl -fsS --cacert "$(get CA_CERT)" -u "$(get OIDC_CLIENT_ID):$secret" \
+    --data-urlencode grant_type=client_credentials --data-urlencode "scope=${scope:-openid}" \
+    "$token_url" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' \
+    > "$work/oidc" || fail "no access token from the peers' OIDC provider"
+  host="package-test-$$"
+  set +e
+  out=$(/usr/libexec/argo/probes/fedcloud/novaprobe -t 300 -v --access-token "$work/oidc" \
+    --appdb-image "$(get IMAGE_APPDB_ID)" --endpoint "$(get KEYSTONE_URL)" \
+    --region "$(get REGION)" --cert "$(get CA_CERT)" --argo-host-name "$host")
+  rc=$?
+  set -e
+  printf '%s\n' "$out" | head -3 >&2
+  [ "$rc" = 0 ] || fail "installed novaprobe exit $rc against the real peers"
+  grep -q '^VM_LIFECYCLE OK - Compute instance=' <<< "$out" || fail "unexpected novaprobe output"
+  if grep -qF "$(cat "$work/oidc")" <<< "$out"; then fail "the token is in the output"; fi
+else
+  say "SKIP installed novaprobe against the real peers: no $PEERS_ENV"
+fi
+
+say "dpkg -P fedprobe"
+dpkg -P fedprobe >&2
+for f in $files; do
+  # Directories shared with other packages (/usr, /usr/lib/nagios/plugins ...) stay.
+  if [ -e "$f" ] && [ ! -d "$f" ]; then fail "$f is left after dpkg -P"; fi
+done
+for d in /usr/libexec/argo/probes/fedcloud /usr/share/fedprobe /etc/fedprobe; do
+  [ ! -e "$d" ] || fail "$d is left after dpkg -P"
+done
+
+rpmfile=$(ls "$OUT"/fedprobe-*.rpm 2>/dev/null | head -1 || true)
+if [ -n "$rpmfile" ] && command -v rpm >/dev/null; then
+  list=$(rpm -qpl "$rpmfile" 2>/dev/null)
+  for want in /usr/bin/fedprobe /usr/libexec/argo/probes/fedcloud/novaprobe \
+    /usr/share/man/man1/novaprobe.1.gz /etc/fedprobe/sites/example.toml; do
+    grep -qx "$want" <<< "$list" || fail "$want is not in $rpmfile"
+  done
+  rpm -qpc "$rpmfile" 2>/dev/null | grep -qx /etc/fedprobe/sites/example.toml ||
+    fail "the sample profile is not a config file in the .rpm"
+  rpm -qp --scripts "$rpmfile" 2>/dev/null | grep -q 'ln -sfn /usr/libexec/argo/probes/fedcloud/$b /usr/lib64/nagios/plugins/$b' ||
+    fail "the .rpm does not link the probes into /usr/lib64/nagios/plugins"
+  say "rpm -qpl: $(wc -l <<< "$list") files"
+else
+  say "SKIP .rpm check: ${rpmfile:-no .rpm} / rpm ${rpmfile:+not installed}"
+fi
+say "ok"
