@@ -11,7 +11,7 @@ use crate::dates::iso;
 use crate::faults::Fault;
 use crate::fixtures::new_id;
 use crate::http::{bytes, empty, glance_error, reply, with_header, Req, Resp};
-use crate::state::{Cloud, Image};
+use crate::state::{Cloud, Image, ImageData};
 
 fn image_json(img: &Image, now: Instant) -> Value {
     let status = img.current_status(now);
@@ -22,7 +22,7 @@ fn image_json(img: &Image, now: Instant) -> Value {
         "checksum": if status == "active" { img.checksum.clone() } else { None },
         "os_hash_algo": if status == "active" { Some("sha512") } else { None },
         "os_hash_value": if status == "active" { img.sha512.clone() } else { None },
-        "size": if status == "active" { img.data.as_ref().map(|d| d.len()) } else { None },
+        "size": if status == "active" { img.data.as_ref().map(ImageData::len) } else { None },
         "virtual_size": null, "min_disk": 0, "min_ram": 0, "tags": [],
         "created_at": iso(img.created_at), "updated_at": iso(SystemTime::now()),
         "self": format!("/v2/images/{}", img.id), "file": format!("/v2/images/{}/file", img.id),
@@ -48,7 +48,7 @@ fn store_data(c: &Cloud, img: &mut Image, data: Bytes) {
         good
     });
     img.sha512 = Some(format!("{:x}", sha2::Sha512::digest(&data)));
-    img.data = Some(data.to_vec());
+    img.data = Some(ImageData::new(data));
 }
 
 pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
@@ -240,7 +240,10 @@ pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["v2", "images", id, "file"]) => match site.images.get(*id) {
             Some(img) => match &img.data {
                 Some(d) if img.current_status(now) == "active" => {
-                    let resp = bytes(StatusCode::OK, Bytes::from(d.clone()));
+                    let Ok(data) = d.read() else {
+                        return glance_error(500, "image data unreadable");
+                    };
+                    let resp = bytes(StatusCode::OK, data);
                     let resp = with_header(resp, "content-type", "application/octet-stream");
                     match &img.checksum {
                         Some(sum) => with_header(resp, "content-md5", sum),

@@ -119,13 +119,83 @@ pub struct Image {
     pub visibility: String,
     pub protected: bool,
     pub props: serde_json::Map<String, serde_json::Value>,
-    pub data: Option<Vec<u8>>,
+    pub data: Option<ImageData>,
     pub checksum: Option<String>,
     pub sha512: Option<String>,
     pub created_at: SystemTime,
     pub status: &'static str,
     pub importing_since: Option<Instant>,
     pub owner: String,
+}
+
+/// An image's bytes. Large ones live in an unlinked temporary file (the
+/// demo serves a thousand sites uploading at once: page cache, not the
+/// process's memory), freed with the handle, even if the process dies.
+pub enum ImageData {
+    Memory(bytes::Bytes),
+    File { file: std::fs::File, len: u64 },
+}
+
+/// Images up to this size stay in memory.
+const IN_MEMORY: usize = 64 * 1024;
+
+impl ImageData {
+    pub fn new(data: bytes::Bytes) -> ImageData {
+        if data.len() <= IN_MEMORY {
+            return ImageData::Memory(data);
+        }
+        match unlinked_file(&data) {
+            Ok(file) => ImageData::File {
+                file,
+                len: data.len() as u64,
+            },
+            // No usable temp dir: keep serving from memory.
+            Err(_) => ImageData::Memory(data),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            ImageData::Memory(b) => b.len() as u64,
+            ImageData::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, read back for one answer.
+    pub fn read(&self) -> std::io::Result<bytes::Bytes> {
+        match self {
+            ImageData::Memory(b) => Ok(b.clone()),
+            ImageData::File { file, len } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; *len as usize];
+                file.read_exact_at(&mut buf, 0)?;
+                Ok(buf.into())
+            }
+        }
+    }
+}
+
+fn unlinked_file(data: &[u8]) -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "fakecloud-image-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let _ = std::fs::remove_file(&path);
+    file.write_all(data)?;
+    Ok(file)
 }
 
 impl Image {
@@ -171,7 +241,7 @@ impl Site {
             images: HashMap::new(),
             image_order: vec![],
         };
-        let data = b"demo base image".to_vec();
+        let data = bytes::Bytes::from_static(b"demo base image");
         let id = fixtures::base_image_id(&s.name);
         let mut props = serde_json::Map::new();
         props.insert(
@@ -199,7 +269,7 @@ impl Site {
                 visibility: "public".into(),
                 protected: true,
                 props,
-                data: Some(data),
+                data: Some(ImageData::new(data)),
                 checksum: Some(checksum),
                 sha512: Some(sha),
                 created_at: SystemTime::now(),

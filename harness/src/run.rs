@@ -324,12 +324,36 @@ pub async fn run_probe(
             _ = stop.wait_for(|s| *s) => Stop::Shutdown,
         }
     });
-    let result = inv.start(cancel, events).await;
+    let mut result = inv.start(cancel, events).await;
+    bound_details(&mut result.details, MAX_DETAILS);
     ProbeRun {
         probe: name,
         argv,
         result,
     }
+}
+
+/// Evidence lines kept per result. Probes run at `-vvv` here, and a
+/// thousand sites' traces held until the reports are out cost more memory
+/// than the runs; the first lines (what was asked) and the last (where it
+/// ended) are what a reader needs.
+pub const MAX_DETAILS: usize = 120;
+
+/// Keep the first and last lines of `details` within `max`, saying how many
+/// were left out between them.
+pub fn bound_details(details: &mut Vec<String>, max: usize) {
+    if details.len() <= max || max < 2 {
+        return;
+    }
+    let tail = max / 4;
+    let head = max - tail - 1;
+    let omitted = details.len() - head - tail;
+    details.drain(head..head + omitted);
+    details.insert(
+        head,
+        format!("[... {omitted} evidence lines left out: the harness keeps {max} per result ...]"),
+    );
+    details.shrink_to_fit();
 }
 
 /// Run a Nagios-compatible plugin: status from the exit code, text parsed
@@ -415,6 +439,21 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
 mod tests {
     use super::*;
     use probes::model::ResourceKind;
+
+    #[test]
+    fn evidence_is_bounded_keeping_both_ends() {
+        let mut d: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        bound_details(&mut d, 120);
+        assert_eq!(d.len(), 120);
+        assert_eq!(d[0], "line 0");
+        assert_eq!(d[88], "line 88");
+        assert!(d[89].contains("881 evidence lines left out"), "{}", d[89]);
+        assert_eq!(d[90], "line 970");
+        assert_eq!(d[119], "line 999");
+        let mut short: Vec<String> = (0..5).map(|i| i.to_string()).collect();
+        bound_details(&mut short, 120);
+        assert_eq!(short.len(), 5);
+    }
 
     fn plan(v: &[&str]) -> ProbePlan {
         ProbePlan::parse(v.iter().map(|s| s.to_string()).collect())

@@ -219,6 +219,9 @@ impl WithDeadline for Http {
     }
 }
 
+/// Where a streamed answer goes, piece by piece; false stops reading.
+pub type Sink<'a> = &'a mut (dyn FnMut(&[u8]) -> bool + Send);
+
 /// A whole answer: status, headers, body (bounded).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -227,7 +230,102 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// Bytes handed to a sink instead of kept in `body` ([`Http::send_into`]).
+    pub streamed: u64,
     pub elapsed: Duration,
+}
+
+/// What came back, before it becomes a [`Reply`].
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    streamed: u64,
+}
+
+/// A request body produced while it is sent: the probe pushes chunks into
+/// the [`BodySender`], the connection pulls them from here. The channel
+/// holds a few chunks, so memory stays bounded whatever the length. The
+/// length is declared up front (Content-Length); a producer that stops
+/// short makes the request fail rather than send a truncated body.
+pub struct BodyStream {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    len: u64,
+    left: u64,
+}
+
+pub struct BodySender {
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+}
+
+/// A streamed body of exactly `len` bytes and the handle that feeds it.
+pub fn body_channel(len: u64) -> (BodySender, BodyStream) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    (BodySender { tx }, BodyStream { rx, len, left: len })
+}
+
+impl BodySender {
+    /// Queue a chunk; waits while the connection is behind. False when the
+    /// request is over (refused early, failed, deadline): stop producing.
+    pub async fn send(&self, chunk: bytes::Bytes) -> bool {
+        self.tx.send(chunk).await.is_ok()
+    }
+}
+
+impl BodyStream {
+    /// The declared length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// As a reqwest body, with its Content-Length.
+    pub fn into_body(self) -> reqwest::Body {
+        reqwest::Body::wrap(self)
+    }
+}
+
+impl http_body::Body for BodyStream {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => {
+                let n = chunk.len() as u64;
+                if n > self.left {
+                    return Poll::Ready(Some(Err(std::io::Error::other(
+                        "body longer than declared",
+                    ))));
+                }
+                self.left -= n;
+                Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+            }
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(format!(
+                "body ended {} bytes short",
+                self.left
+            ))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 impl Http {
@@ -274,10 +372,23 @@ impl Http {
     /// Send and read the whole body, within the deadline. Any HTTP status is
     /// returned; transport problems become a [`Fail`].
     pub async fn send(&self, req: RequestBuilder) -> Result<Reply, Fail> {
+        self.send_with(req, None).await
+    }
+
+    /// Send and hand a 2xx body to `sink` piece by piece as it arrives (the
+    /// reply's `body` stays empty, `streamed` counts the bytes); `sink`
+    /// returns false to stop reading. Any other status is read whole
+    /// (bounded) for its message. Within the deadline, like [`Http::send`].
+    pub async fn send_into(&self, req: RequestBuilder, sink: Sink<'_>) -> Result<Reply, Fail> {
+        self.send_with(req, Some(sink)).await
+    }
+
+    async fn send_with(&self, req: RequestBuilder, sink: Option<Sink<'_>>) -> Result<Reply, Fail> {
         let left = self.deadline.remaining();
         if left.is_zero() {
             return Err(Fail::timeout("deadline reached before the request"));
         }
+        // reqwest's timeout covers the whole exchange, a streamed body included.
         let req = req
             .timeout(left)
             .build()
@@ -285,11 +396,11 @@ impl Http {
         let (method, url) = (req.method().clone(), req.url().clone());
         let t0 = Instant::now();
         self.rec.count_request();
-        let out = self.exchange(req).await;
+        let out = self.exchange(req, sink).await;
         let elapsed = t0.elapsed();
         if self.rec.tracing() {
             let what = match &out {
-                Ok((s, _, b)) => format!("{} ({} bytes)", s, b.len()),
+                Ok(a) => format!("{} ({} bytes)", a.status, a.body.len() as u64 + a.streamed),
                 Err(f) => f.message.clone(),
             };
             self.rec.detail(format!(
@@ -298,7 +409,7 @@ impl Http {
                 elapsed.as_secs_f64()
             ));
         }
-        let (status, headers, body) = out.map_err(|mut f| {
+        let a = out.map_err(|mut f| {
             f.message = format!("{} ({method} {})", f.message, show_url(&url));
             f.http = Some(HttpFacts {
                 status: None,
@@ -310,9 +421,10 @@ impl Http {
         Ok(Reply {
             method,
             url,
-            status,
-            headers,
-            body,
+            status: a.status,
+            headers: a.headers,
+            body: a.body,
+            streamed: a.streamed,
             elapsed,
         })
     }
@@ -320,21 +432,36 @@ impl Http {
     async fn exchange(
         &self,
         req: reqwest::Request,
-    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Fail> {
+        sink: Option<Sink<'_>>,
+    ) -> Result<Answer, Fail> {
         let mut resp = self.client.execute(req).await.map_err(transport)?;
         let (status, headers) = (resp.status(), resp.headers().clone());
-        let mut body = Vec::new();
+        let mut a = Answer {
+            status,
+            headers,
+            body: Vec::new(),
+            streamed: 0,
+        };
+        // Only a 2xx body is the payload; anything else is a message.
+        let mut sink = sink.filter(|_| status.is_success());
         while let Some(chunk) = resp.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_BODY {
+            if let Some(sink) = sink.as_mut() {
+                a.streamed += chunk.len() as u64;
+                if !sink(&chunk) {
+                    break;
+                }
+                continue;
+            }
+            if a.body.len() + chunk.len() > MAX_BODY {
                 return Err(Fail::critical(format!(
                     "HTTP {status}: body larger than {} MB",
                     MAX_BODY >> 20
                 ))
                 .with_transport(Transport::TooLarge));
             }
-            body.extend_from_slice(&chunk);
+            a.body.extend_from_slice(&chunk);
         }
-        Ok((status, headers, body))
+        Ok(a)
     }
 
     /// Send, require a 2xx, parse JSON into `T`.

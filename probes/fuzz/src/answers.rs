@@ -185,8 +185,15 @@ async fn calls(client: Client, base: &str) {
             check("image", g.image("i1").await);
             check("create", g.create(&serde_json::json!({})).await);
             check("methods", g.import_methods().await);
-            check("download", g.download("i1").await);
-            check("upload", g.upload("i1", vec![0; 16]).await);
+            let mut seen = 0usize;
+            let mut sink = |b: &[u8]| {
+                seen += b.len();
+                seen < (1 << 26)
+            };
+            check("download", g.download("i1", &mut sink).await);
+            let (tx, body) = probes::http::body_channel(16);
+            tokio::spawn(async move { tx.send(vec![0u8; 16].into()).await });
+            check("upload", g.upload("i1", body).await);
         }
         Client::Neutron => {
             let n = neutron::Neutron::new(http, &url("/"), token);

@@ -8,12 +8,14 @@
 
 pub mod openstack;
 pub mod ova;
+pub mod payload;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::deadline::WithDeadline;
 use crate::fail::Fail;
+use crate::http::BodyStream;
 use crate::poll::{wait_for, Poll, Wait, Waited};
 
 /// How the operator named the image to boot.
@@ -184,7 +186,12 @@ pub enum Import {
     },
 }
 
-/// Image-service operations an upload probe needs.
+/// Where downloaded data goes, piece by piece; false stops the download.
+pub use crate::http::Sink;
+
+/// Image-service operations an upload probe needs. Data moves as streams:
+/// an upload takes a [`BodyStream`] the caller feeds while it is sent, a
+/// download hands each piece to a sink, so no image is held whole.
 pub trait ImageStore: Backend {
     fn create_image(
         &self,
@@ -193,7 +200,7 @@ pub trait ImageStore: Backend {
     fn upload(
         &self,
         id: &str,
-        data: Vec<u8>,
+        body: BodyStream,
     ) -> impl Future<Output = Result<Transfer, Fail>> + Send;
     /// Whether the interoperable import is offered.
     fn import_support(&self) -> impl Future<Output = Result<Import, Fail>> + Send;
@@ -201,11 +208,12 @@ pub trait ImageStore: Backend {
     fn stage_and_import(
         &self,
         id: &str,
-        data: Vec<u8>,
+        body: BodyStream,
     ) -> impl Future<Output = Result<Transfer, Fail>> + Send;
     /// `None` once the image is gone.
     fn image(&self, id: &str) -> impl Future<Output = Result<Option<ImageState>, Fail>> + Send;
-    fn download(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, Fail>> + Send;
+    /// The image's data into `sink`; returns the bytes received.
+    fn download(&self, id: &str, sink: Sink<'_>) -> impl Future<Output = Result<u64, Fail>> + Send;
     fn delete_image(&self, id: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
 }
 

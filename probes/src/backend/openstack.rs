@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
-    NetworkChoice, NewImage, ServerPhase, ServerSpec, ServerState, Transfer,
+    NetworkChoice, NewImage, ServerPhase, ServerSpec, ServerState, Sink, Transfer,
 };
 use crate::auth::{self, AuthArgs, Session};
 use crate::clients::glance::{self, Glance, Image};
@@ -15,7 +15,7 @@ use crate::clients::nova::{self, Nova};
 use crate::clock::parse_utc;
 use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
-use crate::http::Http;
+use crate::http::{BodyStream, Http};
 use crate::model::Perf;
 use crate::secret::Secret;
 use crate::Ctx;
@@ -397,8 +397,8 @@ impl ImageStore for OpenStack {
         ))
     }
 
-    async fn upload(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
-        Ok(transfer(self.glance()?.upload(id, data).await?))
+    async fn upload(&self, id: &str, body: BodyStream) -> Result<Transfer, Fail> {
+        Ok(transfer(self.glance()?.upload(id, body).await?))
     }
 
     async fn import_support(&self) -> Result<Import, Fail> {
@@ -415,9 +415,9 @@ impl ImageStore for OpenStack {
         })
     }
 
-    async fn stage_and_import(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
+    async fn stage_and_import(&self, id: &str, body: BodyStream) -> Result<Transfer, Fail> {
         let g = self.glance()?;
-        match transfer(g.stage(id, data).await?) {
+        match transfer(g.stage(id, body).await?) {
             Transfer::Done => {}
             refused => return Ok(refused),
         }
@@ -429,8 +429,8 @@ impl ImageStore for OpenStack {
         Ok(self.glance()?.image(id).await?.map(image_state))
     }
 
-    async fn download(&self, id: &str) -> Result<Vec<u8>, Fail> {
-        self.glance()?.download(id).await
+    async fn download(&self, id: &str, sink: Sink<'_>) -> Result<u64, Fail> {
+        self.glance()?.download(id, sink).await
     }
 
     async fn delete_image(&self, id: &str) -> Result<bool, Fail> {

@@ -2,6 +2,8 @@
 //! and an OVA (DMTF DSP0243): a ustar archive whose first member is the OVF
 //! descriptor, followed by the disk it references. Clouds that import
 //! appliances (Glance `ova`, EC2 ImportImage) take the same package.
+//! The probe streams it ([`super::payload::Payload::ova`]); the whole-buffer
+//! forms here are the reference the stream is tested against.
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), the same every run.
 pub fn disk_bytes(len: usize) -> Vec<u8> {
@@ -25,7 +27,7 @@ pub const OVF_NAME: &str = "fedprobe.ovf";
 pub const DISK_NAME: &str = "fedprobe-disk1.img";
 
 /// The OVF descriptor for one raw disk of `disk_len` bytes.
-pub fn ovf_descriptor(disk_len: usize) -> String {
+pub fn ovf_descriptor(disk_len: u64) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
@@ -75,7 +77,7 @@ pub fn ovf_descriptor(disk_len: usize) -> String {
 
 /// An OVA holding the descriptor and `disk`.
 pub fn ova(disk: &[u8]) -> Vec<u8> {
-    let ovf = ovf_descriptor(disk.len());
+    let ovf = ovf_descriptor(disk.len() as u64);
     let mut out = Vec::with_capacity(disk.len() + ovf.len() + 4096);
     tar_member(&mut out, OVF_NAME, ovf.as_bytes());
     tar_member(&mut out, DISK_NAME, disk);
@@ -85,15 +87,30 @@ pub fn ova(disk: &[u8]) -> Vec<u8> {
 
 /// One ustar member: header block, data, zero padding to 512.
 fn tar_member(out: &mut Vec<u8>, name: &str, data: &[u8]) {
+    out.extend_from_slice(&tar_header(name, data.len() as u64));
+    out.extend_from_slice(data);
+    out.extend(std::iter::repeat_n(0u8, padding(data.len() as u64)));
+}
+
+/// Zero bytes after a member of `len` bytes, up to the next 512 boundary.
+pub fn padding(len: u64) -> usize {
+    ((512 - len % 512) % 512) as usize
+}
+
+/// The ustar header block of a member of `len` bytes (up to 8 GiB - 1 in
+/// the octal field; larger disks use the base-256 form GNU tar reads).
+pub fn tar_header(name: &str, len: u64) -> [u8; 512] {
     let mut h = [0u8; 512];
     put(&mut h[0..100], name.as_bytes());
     put(&mut h[100..108], b"0000644\0");
     put(&mut h[108..116], b"0000000\0");
     put(&mut h[116..124], b"0000000\0");
-    put(
-        &mut h[124..136],
-        format!("{:011o}\0", data.len()).as_bytes(),
-    );
+    if len < 1 << 33 {
+        put(&mut h[124..136], format!("{len:011o}\0").as_bytes());
+    } else {
+        h[124] = 0x80;
+        h[128..136].copy_from_slice(&len.to_be_bytes());
+    }
     put(&mut h[136..148], b"00000000000\0");
     h[156] = b'0';
     put(&mut h[257..263], b"ustar\0");
@@ -102,10 +119,7 @@ fn tar_member(out: &mut Vec<u8>, name: &str, data: &[u8]) {
     h[148..156].fill(b' ');
     let sum: u32 = h.iter().map(|b| *b as u32).sum();
     put(&mut h[148..156], format!("{sum:06o}\0 ").as_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    let pad = (512 - data.len() % 512) % 512;
-    out.extend(std::iter::repeat_n(0u8, pad));
+    h
 }
 
 fn put(field: &mut [u8], bytes: &[u8]) {
@@ -145,5 +159,22 @@ mod tests {
         assert_eq!(&t[second + 512..second + 512 + 1000], &disk[..]);
         let size = std::str::from_utf8(&t[second + 124..second + 135]).unwrap();
         assert_eq!(usize::from_str_radix(size, 8).unwrap(), 1000);
+    }
+
+    #[test]
+    fn disks_of_8_gib_and_more_use_the_base_256_size() {
+        let h = tar_header(DISK_NAME, 10 << 30);
+        assert_eq!(h[124], 0x80);
+        assert_eq!(
+            u64::from_be_bytes(h[128..136].try_into().unwrap()),
+            10 << 30
+        );
+        let mut c = h;
+        let stored = u32::from_str_radix(std::str::from_utf8(&c[148..154]).unwrap(), 8).unwrap();
+        c[148..156].fill(b' ');
+        assert_eq!(stored, c.iter().map(|b| *b as u32).sum::<u32>());
+        // Below 8 GiB: the octal field.
+        let h = tar_header(DISK_NAME, (8 << 30) - 1);
+        assert_eq!(&h[124..136], b"77777777777\0");
     }
 }

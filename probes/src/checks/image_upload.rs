@@ -1,21 +1,22 @@
-//! check_image_upload: upload a small private image (raw or OVA) through the
-//! site's image API, check what the site stored against what was sent
+//! check_image_upload: upload a private image (raw or OVA, any size) through
+//! the site's image API, check what the site stored against what was sent
 //! (size, MD5, os_hash), download it back, delete it and confirm it is gone.
+//! The payload is streamed both ways: generated and hashed while it is
+//! uploaded, regenerated and compared while it is downloaded.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use md5::Md5;
-use sha2::{Digest, Sha256, Sha384, Sha512};
 use tokio::time::Instant;
 
 use crate::auth::AuthArgs;
 use crate::backend::openstack;
+use crate::backend::payload::{self, Compare, Digests, Hashes, Payload};
 use crate::backend::{
-    delete_image_and_wait, ova, run_id, ImagePhase, ImageState, ImageStore, Import, NewImage,
-    Transfer,
+    delete_image_and_wait, run_id, ImagePhase, ImageState, ImageStore, Import, NewImage, Transfer,
 };
 use crate::clock::now_unix;
+use crate::http::{body_channel, BodySender, BodyStream};
 use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
 use crate::poll::{wait_for, Poll, Wait, Waited};
 use crate::probe::Probe;
@@ -34,8 +35,8 @@ crate::check_ids! { "EOSC-IAAS-IMAGE";
 /// Why a 403 is the site's problem, not the monitor's.
 const POLICY: &str = "the site's policy lets only admins upload images, but the EOSC IaaS \
                       guideline requires users to upload images through the API";
-/// Largest payload accepted (the HTTP layer reads at most 64 MiB back).
-pub const MAX_SIZE: u64 = 48 << 20;
+/// Largest disk accepted: streamed both ways, memory does not grow with it.
+pub const MAX_SIZE: u64 = 1 << 40;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -52,7 +53,7 @@ pub struct Args {
     /// What to upload
     #[arg(long = "format", value_enum, default_value = "raw")]
     pub format: Format,
-    /// Disk size: bytes, or with a suffix (64K, 1M, 1MiB)
+    /// Disk size: bytes, or with a suffix (64K, 1MiB, 10G; up to 1T)
     #[arg(long = "size", value_name = "BYTES", default_value = "1MiB", value_parser = image_size)]
     pub size: u64,
     /// Use the interoperable import (OpenStack: glance-direct, stage then import) when offered
@@ -70,7 +71,7 @@ pub struct Args {
 pub fn image_size(s: &str) -> Result<u64, String> {
     let v = crate::units::parse_size(s)?;
     if v > MAX_SIZE {
-        return Err(format!("{s:?}: must be between 1 byte and 48 MiB"));
+        return Err(format!("{s:?}: must be between 1 byte and 1 TiB"));
     }
     Ok(v)
 }
@@ -113,47 +114,16 @@ impl Probe for ImageUpload {
     }
 }
 
-/// Digests of what was sent.
-struct Sent {
-    data: Vec<u8>,
-    md5: String,
-    sha256: String,
-    sha384: String,
-    sha512: String,
-}
-
-impl Sent {
-    fn new(data: Vec<u8>) -> Sent {
-        Sent {
-            md5: format!("{:x}", Md5::digest(&data)),
-            sha256: format!("{:x}", Sha256::digest(&data)),
-            sha384: format!("{:x}", Sha384::digest(&data)),
-            sha512: format!("{:x}", Sha512::digest(&data)),
-            data,
-        }
-    }
-
-    fn hash(&self, algo: &str) -> Option<&str> {
-        match algo.to_ascii_lowercase().as_str() {
-            "sha512" => Some(&self.sha512),
-            "sha384" => Some(&self.sha384),
-            "sha256" => Some(&self.sha256),
-            "md5" => Some(&self.md5),
-            _ => None,
-        }
-    }
-}
-
 /// The probe logic, for any [`ImageStore`].
 pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Result<String, Fail> {
     ctx.detail(format!("run {}, {}", plan.run_id, store.describe()));
-    let disk = ova::disk_bytes(plan.size as usize);
+    let seed = payload::seed_of(&plan.run_id);
     let (payload, disk_format, container) = match plan.format {
-        Format::Raw => (disk, "raw", "bare"),
+        Format::Raw => (Payload::raw(seed, plan.size), "raw", "bare"),
         // disk_format names the disk inside the OVA; the package is stored as sent.
-        Format::Ova => (ova::ova(&disk), "raw", "ova"),
+        Format::Ova => (Payload::ova(seed, plan.size), "raw", "ova"),
     };
-    let sent = Sent::new(payload);
+    let total = payload.len();
     let name = format!("fedprobe-{}", plan.run_id);
     let mut props = BTreeMap::new();
     props.insert("fedprobe-run".to_string(), plan.run_id.clone());
@@ -192,38 +162,46 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
         .await?;
 
     let t_upload = Instant::now();
-    ctx.step(UPLOAD, upload(store, plan, &id, &sent)).await?;
+    let sent = ctx
+        .step(UPLOAD, upload(store, plan, &id, payload.clone()))
+        .await?;
     let upload_time = t_upload.elapsed();
     ctx.perf(Perf::seconds("upload", upload_time));
+    ctx.perf(rate("upload_rate", total, upload_time));
 
     let stored = ctx
         .step(ACTIVE, wait_active(ctx, store, plan, &id, t_upload))
         .await?;
     let to_active = t_upload.elapsed();
     ctx.perf(Perf::seconds("active", to_active).thresholds(ctx.warning(), ctx.critical()));
-    ctx.perf(Perf::new("size", sent.data.len() as f64, Uom::Bytes).min(0.0));
+    ctx.perf(Perf::new("size", total as f64, Uom::Bytes).min(0.0));
 
-    ctx.step(VERIFY, async { verify(&stored, &sent) }).await?;
+    ctx.step(VERIFY, async { verify(&stored, total, &sent) })
+        .await?;
 
     let t_down = Instant::now();
     ctx.step(DOWNLOAD, async {
-        let got = store.download(&id).await?;
-        if got == sent.data {
-            return Ok(Done::ok((), format!("{} bytes identical", got.len())));
+        let mut cmp = Compare::new(payload);
+        store.download(&id, &mut |piece| cmp.feed(piece)).await?;
+        let got = cmp.received();
+        let secs = t_down.elapsed().as_secs_f64();
+        match cmp.first_difference() {
+            None => Ok(Done::ok(
+                (),
+                format!("{got} bytes identical ({})", mb_per_s(got, secs)),
+            )),
+            Some(at) if got > total => Err(Fail::critical(format!(
+                "downloaded more than the {total} bytes sent; first difference at byte {at}"
+            ))),
+            Some(at) => Err(Fail::critical(format!(
+                "downloaded {got} bytes, sent {total}; first difference at byte {at}"
+            ))),
         }
-        let at = got
-            .iter()
-            .zip(sent.data.iter())
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(sent.data.len()));
-        Err(Fail::critical(format!(
-            "downloaded {} bytes, sent {}; first difference at byte {at}",
-            got.len(),
-            sent.data.len()
-        )))
     })
     .await?;
-    ctx.perf(Perf::seconds("download", t_down.elapsed()));
+    let download_time = t_down.elapsed();
+    ctx.perf(Perf::seconds("download", download_time));
+    ctx.perf(rate("download_rate", total, download_time));
 
     let t_delete = Instant::now();
     ctx.step(DELETE, async {
@@ -237,8 +215,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     ctx.settle(handle, Cleanup::Deleted);
     ctx.perf(Perf::seconds("delete", t_delete.elapsed()));
     Ok(format!(
-        "image {id} ({} bytes {}) uploaded, active in {:.2}s, verified and deleted",
-        sent.data.len(),
+        "image {id} ({total} bytes {}) uploaded, active in {:.2}s, verified and deleted",
         match plan.format {
             Format::Raw => "raw",
             Format::Ova => "OVA",
@@ -247,21 +224,69 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     ))
 }
 
+/// Throughput perfdata in MB/s (10^6 bytes), no unit: Monitoring Plugins
+/// perfdata has none for rates.
+fn rate(label: &str, bytes: u64, d: Duration) -> Perf {
+    let secs = d.as_secs_f64().max(1e-6);
+    let v = (bytes as f64 / 1e6 / secs * 100.0).round() / 100.0;
+    Perf::new(label, v, Uom::None).min(0.0)
+}
+
+fn mb_per_s(bytes: u64, secs: f64) -> String {
+    format!("{:.1} MB/s", bytes as f64 / 1e6 / secs.max(1e-6))
+}
+
+/// Generate the payload into `tx`, hashing each chunk on the way out.
+/// `None` if the request ended before all of it was taken.
+async fn produce(tx: BodySender, mut payload: Payload) -> Option<Digests> {
+    let mut hashes = Hashes::default();
+    loop {
+        let mut chunk = vec![0u8; payload::CHUNK];
+        let n = payload.read(&mut chunk);
+        if n == 0 {
+            return Some(hashes.finish());
+        }
+        chunk.truncate(n);
+        hashes.update(&chunk);
+        if !tx.send(chunk.into()).await {
+            return None;
+        }
+    }
+}
+
+/// Send `payload` through `transfer` (an upload or a stage) while it is
+/// generated; the digests of what was sent.
+async fn stream<F, Fut>(payload: Payload, transfer: F) -> Result<(Transfer, Digests), Fail>
+where
+    F: FnOnce(BodyStream) -> Fut,
+    Fut: std::future::Future<Output = Result<Transfer, Fail>>,
+{
+    let (tx, body) = body_channel(payload.len());
+    let (outcome, digests) = tokio::join!(transfer(body), produce(tx, payload));
+    match (outcome?, digests) {
+        (Transfer::Done, None) => Err(Fail::unknown(
+            "the site answered the upload before all the data was sent",
+        )),
+        (t, d) => Ok((t, d.unwrap_or_default())),
+    }
+}
+
 async fn upload<S: ImageStore>(
     store: &S,
     plan: &Plan,
     id: &str,
-    sent: &Sent,
-) -> Result<Done<()>, Fail> {
-    let n = sent.data.len();
-    let (outcome, how, status) = if plan.import {
+    payload: Payload,
+) -> Result<Done<Digests>, Fail> {
+    let n = payload.len();
+    let t0 = Instant::now();
+    let ((outcome, digests), how, status) = if plan.import {
         match store.import_support().await? {
             Import::Offered { method } => {
-                let t = store.stage_and_import(id, sent.data.clone()).await?;
+                let t = stream(payload, |b| store.stage_and_import(id, b)).await?;
                 (t, format!("staged and imported ({method})"), Status::Ok)
             }
             Import::NotOffered { wanted, advertised } => {
-                let t = store.upload(id, sent.data.clone()).await?;
+                let t = stream(payload, |b| store.upload(id, b)).await?;
                 let adv = if advertised.is_empty() {
                     "none".to_string()
                 } else {
@@ -275,11 +300,16 @@ async fn upload<S: ImageStore>(
             }
         }
     } else {
-        let t = store.upload(id, sent.data.clone()).await?;
+        let t = stream(payload, |b| store.upload(id, b)).await?;
         (t, "uploaded".to_string(), Status::Ok)
     };
+    let speed = mb_per_s(n, t0.elapsed().as_secs_f64());
     match outcome {
-        Transfer::Done => Ok(Done::with(status, (), format!("{how}: {n} bytes"))),
+        Transfer::Done => Ok(Done::with(
+            status,
+            digests,
+            format!("{how}: {n} bytes ({speed})"),
+        )),
         Transfer::Forbidden(body) => Err(Fail::critical(format!(
             "upload refused with HTTP 403 ({body}): {POLICY}"
         ))),
@@ -328,9 +358,8 @@ async fn wait_active<S: ImageStore>(
     }
 }
 
-/// Compare what the site says it stored with what was sent.
-fn verify(img: &ImageState, sent: &Sent) -> Result<Done<()>, Fail> {
-    let n = sent.data.len() as u64;
+/// Compare what the site says it stored with what was sent (`n` bytes).
+fn verify(img: &ImageState, n: u64, sent: &Digests) -> Result<Done<()>, Fail> {
     let mut bad = Vec::new();
     let mut unverified = Vec::new();
     match img.size {
@@ -344,7 +373,7 @@ fn verify(img: &ImageState, sent: &Sent) -> Result<Done<()>, Fail> {
         None => unverified.push("checksum not reported".to_string()),
     }
     match (img.hash_algo.as_deref(), img.hash_value.as_deref()) {
-        (Some(algo), Some(v)) => match sent.hash(algo) {
+        (Some(algo), Some(v)) => match sent.get(algo) {
             Some(mine) if v.eq_ignore_ascii_case(mine) => {}
             Some(mine) => bad.push(format!(
                 "os_hash_value ({algo}) {}..., sent {}...",
@@ -383,13 +412,14 @@ mod tests {
         assert_eq!(parse_size("64K"), Ok(65536));
         assert_eq!(parse_size("1000"), Ok(1000));
         assert!(parse_size("0").is_err());
-        assert!(parse_size("1G").is_err());
-        assert!(parse_size("49M").is_err());
+        // Streamed: gigabytes are fine, up to the 1 TiB cap.
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert!(parse_size("2T").is_err());
     }
 
     #[test]
     fn verify_catches_each_mismatch() {
-        let sent = Sent::new(b"hello".to_vec());
+        let sent = Digests::of(b"hello");
         let good = ImageState {
             id: "i".into(),
             phase: ImagePhase::Active,
@@ -399,21 +429,21 @@ mod tests {
             hash_algo: Some("sha512".into()),
             hash_value: Some(sent.sha512.clone()),
         };
-        assert_eq!(verify(&good, &sent).unwrap().status, Status::Ok);
+        assert_eq!(verify(&good, 5, &sent).unwrap().status, Status::Ok);
         let mut wrong = good.clone();
         wrong.checksum = Some("00".repeat(16));
-        let Err(f) = verify(&wrong, &sent) else {
+        let Err(f) = verify(&wrong, 5, &sent) else {
             panic!("a wrong checksum must fail")
         };
         assert!(f.message.contains("checksum (MD5)"), "{}", f.message);
         let mut wrong = good.clone();
         wrong.hash_value = Some("ab".repeat(64));
-        assert!(verify(&wrong, &sent).is_err());
+        assert!(verify(&wrong, 5, &sent).is_err());
         // garbage (non-ASCII) hash values are reported, not a panic
         wrong.hash_value = Some("é".repeat(20));
-        assert!(verify(&wrong, &sent).is_err());
+        assert!(verify(&wrong, 5, &sent).is_err());
         let mut missing = good.clone();
         missing.hash_value = None;
-        assert_eq!(verify(&missing, &sent).unwrap().status, Status::Warning);
+        assert_eq!(verify(&missing, 5, &sent).unwrap().status, Status::Warning);
     }
 }

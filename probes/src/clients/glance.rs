@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::service::Service;
 use crate::fail::Fail;
-use crate::http::Http;
+use crate::http::{BodyStream, Http, Sink};
 use crate::secret::Secret;
 
 /// Glance v2 at a catalog URL given with or without a trailing `/v2`.
@@ -115,12 +115,13 @@ impl Glance {
         Ok(img)
     }
 
-    async fn put_data(&self, url: Url, data: Vec<u8>) -> Result<Transfer, Fail> {
+    async fn put_data(&self, url: Url, body: BodyStream) -> Result<Transfer, Fail> {
         let req = self
             .svc
             .request(Method::PUT, url)
             .header("Content-Type", "application/octet-stream")
-            .body(data);
+            .header("Content-Length", body.len())
+            .body(body.into_body());
         let reply = self.svc.send(req).await?;
         if reply.status == StatusCode::FORBIDDEN {
             return Ok(Transfer::Forbidden(reply.describe_body()));
@@ -129,14 +130,14 @@ impl Glance {
         Ok(Transfer::Done)
     }
 
-    /// `PUT /v2/images/{id}/file`.
-    pub async fn upload(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
-        self.put_data(self.image_url(id, Some("file"))?, data).await
+    /// `PUT /v2/images/{id}/file`, the data streamed from `body`.
+    pub async fn upload(&self, id: &str, body: BodyStream) -> Result<Transfer, Fail> {
+        self.put_data(self.image_url(id, Some("file"))?, body).await
     }
 
-    /// `PUT /v2/images/{id}/stage` (glance-direct, first half).
-    pub async fn stage(&self, id: &str, data: Vec<u8>) -> Result<Transfer, Fail> {
-        self.put_data(self.image_url(id, Some("stage"))?, data)
+    /// `PUT /v2/images/{id}/stage` (glance-direct, first half), streamed.
+    pub async fn stage(&self, id: &str, body: BodyStream) -> Result<Transfer, Fail> {
+        self.put_data(self.image_url(id, Some("stage"))?, body)
             .await
     }
 
@@ -168,12 +169,14 @@ impl Glance {
             .unwrap_or_default())
     }
 
-    pub async fn download(&self, id: &str) -> Result<Vec<u8>, Fail> {
+    /// `GET /v2/images/{id}/file`, each piece handed to `sink` as it
+    /// arrives; returns the bytes received.
+    pub async fn download(&self, id: &str, sink: Sink<'_>) -> Result<u64, Fail> {
         let req = self
             .svc
             .request(Method::GET, self.image_url(id, Some("file"))?);
-        let reply = self.svc.send(req).await?.success()?;
-        Ok(reply.body)
+        let reply = self.svc.http.send_into(req, sink).await?.success()?;
+        Ok(reply.streamed)
     }
 
     /// `DELETE`: true if accepted, false if already gone.

@@ -5,6 +5,7 @@ use crate::mockcloud;
 
 use md5::{Digest, Md5};
 use mockcloud::{run, MockCloud};
+use probes::backend::payload::{self, Payload};
 use probes::checks::image_upload::ImageUpload;
 use probes::model::Cleanup;
 use probes::render::nagios;
@@ -37,6 +38,14 @@ async fn raw_upload_is_verified_downloaded_and_deleted() {
         .find(|q| q.method.as_str() == "PUT" && q.url.path() == "/image/v2/images/img-1/file")
         .unwrap();
     assert_eq!(put.body.len(), 65536);
+    // Streamed with its length declared, not chunked.
+    assert_eq!(put.headers.get("content-length").unwrap(), "65536");
+    // The bytes are the run's: regenerated from the run id the record carries.
+    let run_id = body["fedprobe-run"].as_str().unwrap();
+    let mut expected = Payload::raw(payload::seed_of(run_id), 65536);
+    let mut buf = vec![0u8; 65536];
+    assert_eq!(expected.read(&mut buf), 65536);
+    assert_eq!(put.body, buf);
     assert_eq!(
         put.headers.get("content-type").unwrap(),
         "application/octet-stream"
@@ -45,10 +54,32 @@ async fn raw_upload_is_verified_downloaded_and_deleted() {
     assert_eq!(count(&calls, "DELETE /image/v2/images/img-1"), 1);
     assert!(c.glance.0.lock().unwrap().images["img-1"].deleted);
     for l in [
-        "auth", "upload", "active", "download", "delete", "size", "total",
+        "auth",
+        "upload",
+        "upload_rate",
+        "active",
+        "download",
+        "download_rate",
+        "delete",
+        "size",
+        "total",
     ] {
         assert!(r.perfdata.iter().any(|p| p.label == l), "no perfdata {l}");
     }
+}
+
+#[tokio::test]
+async fn corrupt_download_names_the_first_differing_byte() {
+    let c = MockCloud::start().await;
+    c.glance.0.lock().unwrap().corrupt_download_at = Some(40_000);
+    let r = run::<ImageUpload>(&c.argv(&["--size", "100K"])).await;
+    let out = nagios::render(&r, 2);
+    assert_eq!(r.status, Status::Critical, "{out}");
+    assert!(
+        out.contains("IMG-05 download matches upload: downloaded 102400 bytes, sent 102400; first difference at byte 40000"),
+        "{out}"
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
 }
 
 #[tokio::test]

@@ -64,6 +64,95 @@ async fn run_format(test: &str, extra: &[&str]) {
     eprintln!("BENCH check_image_upload {extra:?}: wall {wall:.3}s, cpu {cpu:.3}s");
 }
 
+/// Run `bin` and sample its peak resident set (VmHWM, kB) from
+/// /proc/PID/status until it exits; (exit code, stdout, peak kB).
+async fn run_sampling_rss(bin: &str, args: &[String]) -> (i32, String, u64) {
+    let mut child = tokio::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run probe");
+    let status_file = format!("/proc/{}/status", child.id().unwrap());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).await.unwrap();
+        out
+    });
+    let mut peak_kb = 0u64;
+    // Bounded: the probe's own -t ends it long before this.
+    for _ in 0..60_000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().unwrap_or(-1), reader.await.unwrap(), peak_kb);
+        }
+        let hwm = std::fs::read_to_string(&status_file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{bin} still running after 10 minutes");
+}
+
+/// A few hundred MiB through the real Glance: streamed both ways, so the
+/// probe's peak RSS stays under 20 MB (it would be 600 MB+ buffered).
+#[tokio::test]
+async fn large_upload_streams_in_bounded_memory() {
+    let test = "large_upload_streams_in_bounded_memory";
+    let Some(p) = Peers::load(test) else {
+        return;
+    };
+    let Some(token) = p.access_token(test).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oidc");
+    std::fs::write(&file, &token).unwrap();
+    let args: Vec<String> = [
+        "-t",
+        "600",
+        "--access-token",
+        &file.display().to_string(),
+        "--endpoint",
+        p.get("KEYSTONE_URL"),
+        "--region",
+        p.get("REGION"),
+        "--ca-cert",
+        p.get("CA_CERT"),
+        "--size",
+        "300M",
+        "-v",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out, peak_kb) = run_sampling_rss(BIN, &args).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("IMAGE_UPLOAD OK - image "), "{out}");
+    assert!(out.contains("(314572800 bytes raw)"), "{out}");
+    assert!(out.contains("314572800 bytes identical"), "{out}");
+    assert!(out.contains("MD5 and sha512 match what was sent"), "{out}");
+    assert!(out.contains(" upload_rate="), "{out}");
+    assert!(out.contains(" download_rate="), "{out}");
+    assert_no_token(&out, &token);
+    assert!(peak_kb > 0, "no VmHWM read");
+    assert!(
+        peak_kb < 20 * 1024,
+        "peak RSS {peak_kb} kB for a 300 MiB image: {out}"
+    );
+    let id = image_id(&out);
+    let admin = p.admin_token().await;
+    let status = p.image_status(&admin, &id).await;
+    assert!(
+        status.is_none() || status.as_deref() == Some("deleted"),
+        "image {id} still there: {status:?}"
+    );
+    eprintln!("BENCH check_image_upload 300 MiB: peak RSS {peak_kb} kB");
+}
+
 #[tokio::test]
 async fn raw_upload_ok() {
     run_format("raw_upload_ok", &["--format", "raw"]).await;

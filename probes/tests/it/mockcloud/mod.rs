@@ -158,6 +158,8 @@ pub struct GlanceState {
     pub created: u32,
     pub forbid_upload: bool,
     pub wrong_checksum: bool,
+    /// Serve downloads with this byte flipped.
+    pub corrupt_download_at: Option<usize>,
     /// Status after an upload ("active" unless set).
     pub after_upload: Option<String>,
     pub import_methods: Vec<String>,
@@ -221,6 +223,7 @@ impl Respond for Glance {
         };
         let (id, sub) = rest.split_once('/').unwrap_or((rest, ""));
         let forbid = st.forbid_upload;
+        let corrupt = st.corrupt_download_at;
         let snapshot = GlanceState {
             wrong_checksum: st.wrong_checksum,
             after_upload: st.after_upload.clone(),
@@ -252,7 +255,13 @@ impl Respond for Glance {
                 store(img, staged, &snapshot);
                 ResponseTemplate::new(202)
             }
-            ("GET", "file") => ResponseTemplate::new(200).set_body_bytes(img.data.clone()),
+            ("GET", "file") => {
+                let mut data = img.data.clone();
+                if let Some(b) = corrupt.and_then(|at| data.get_mut(at)) {
+                    *b ^= 0xff;
+                }
+                ResponseTemplate::new(200).set_body_bytes(data)
+            }
             _ => j(404, json!({"error": "fake glance: no route"})),
         }
     }
