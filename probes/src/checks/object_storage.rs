@@ -13,7 +13,7 @@ use crate::auth::AuthArgs;
 use crate::backend::openstack;
 use crate::backend::{empty_and_delete_container, ova, run_id, ObjectStore};
 use crate::clock::now_unix;
-use crate::model::{Cleanup, Perf, ResourceKind, Uom};
+use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
 use crate::poll::{wait_for, Poll, Wait, Waited};
 use crate::probe::Probe;
 use crate::{Ctx, Done, Fail};
@@ -87,9 +87,15 @@ impl Probe for ObjectStorage {
             run_id: run_id(),
         };
         let store = openstack::login(&ctx, &args.auth).await?;
-        if let Some(u) = store.object_store_url() {
-            ctx.detail(format!("object store {u}"));
-        }
+        let Some(u) = store.object_store_url() else {
+            // The guideline asks for object storage where a site offers it;
+            // a site that lists none is told so, not failed.
+            let why = "the catalog lists no public object-store endpoint: \
+                       object storage not offered here, nothing checked";
+            ctx.note(CREATE, Status::Warning, why);
+            return Ok(format!("no object storage: {why}"));
+        };
+        ctx.detail(format!("object store {u}"));
         object_cycle(&ctx, &store, &plan).await
     }
 }
@@ -323,7 +329,6 @@ async fn delete_when_empty<S: ObjectStore>(ctx: &Ctx, store: &S, c: &str) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Status;
     use crate::probe::Invocation;
 
     #[test]

@@ -127,9 +127,14 @@ struct Site1 {
 }
 
 async fn site() -> Site1 {
+    site_with("object-store").await
+}
+
+/// A site whose catalog lists Swift under `kind`.
+async fn site_with(kind: &str) -> Site1 {
     let server = MockServer::start().await;
     let base = server.uri();
-    let catalog = json!([{"type": "object-store", "name": "swift", "endpoints": [
+    let catalog = json!([{"type": kind, "name": "swift", "endpoints": [
         {"interface": "public", "region": "RegionOne", "region_id": "RegionOne",
          "url": format!("{base}/swift/v1/AUTH_{PROJECT_ID}")}]}]);
     mount_site(
@@ -254,4 +259,16 @@ async fn etag_not_the_md5_is_critical_at_obj_02() {
     assert!(out.contains("ETag answered is 000"), "{out}");
     all_deleted(&r);
     assert_eq!(s.left(), 0);
+}
+
+#[tokio::test]
+async fn no_object_store_in_the_catalog_is_a_warning_with_nothing_created() {
+    let s = site_with("not-object-store").await;
+    let r = run::<ObjectStorage>(&s.argv(&[])).await;
+    let out = nagios::render(&r, 1);
+    assert_eq!(r.status, Status::Warning, "{out}");
+    assert!(out.contains("object storage not offered here"), "{out}");
+    assert!(r.resources.is_empty(), "{:?}", r.resources);
+    let reqs = s.server.received_requests().await.unwrap();
+    assert!(reqs.iter().all(|q| !q.url.path().starts_with("/swift/")));
 }
