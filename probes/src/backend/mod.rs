@@ -217,6 +217,96 @@ pub trait ImageStore: Backend {
     fn delete_image(&self, id: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
 }
 
+/// An object as listed in its container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    pub name: String,
+    pub bytes: Option<u64>,
+    /// The content hash the listing gives (Swift: MD5 hex), lower case.
+    pub hash: Option<String>,
+}
+
+/// An object as read back, with the content hash the service sent along.
+#[derive(Clone, Debug)]
+pub struct ReadObject {
+    pub data: Vec<u8>,
+    /// Swift's ETag (MD5 hex of the content), lower case, quotes removed.
+    pub hash: Option<String>,
+}
+
+/// Object-storage operations (containers or buckets, and their objects)
+/// an object probe needs. Names are the caller's; `metadata` tags them.
+pub trait ObjectStore: Backend {
+    fn create_container(
+        &self,
+        name: &str,
+        metadata: &[(&str, &str)],
+    ) -> impl Future<Output = Result<(), Fail>> + Send;
+    fn container_exists(&self, name: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
+    /// Store an object; returns the content hash the service answered.
+    fn put_object(
+        &self,
+        container: &str,
+        name: &str,
+        data: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> impl Future<Output = Result<Option<String>, Fail>> + Send;
+    /// `None` when the object is not there.
+    fn get_object(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ReadObject>, Fail>> + Send;
+    fn object_exists(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, Fail>> + Send;
+    /// `None` when the container is not there.
+    fn list_objects(
+        &self,
+        container: &str,
+    ) -> impl Future<Output = Result<Option<Vec<ListedObject>>, Fail>> + Send;
+    /// False if it was already gone.
+    fn delete_object(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<bool, Fail>> + Send;
+    /// False if it was already gone; a non-empty container is an error.
+    fn delete_container(&self, name: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
+}
+
+/// Delete whatever a container still holds, then the container; used as the
+/// cleanup of a probe's container, whatever stage the run stopped in.
+/// Bounded by the backend's deadline.
+pub async fn empty_and_delete_container<S: ObjectStore>(s: &S, name: &str) -> Result<(), Fail> {
+    // Objects deleted a moment ago may still be counted (409): list, delete
+    // and try again until the deadline of the backend.
+    let waited = wait_for(Wait::until_deadline(), || async move {
+        let Some(objects) = s.list_objects(name).await? else {
+            return Ok(Poll::Ready(()));
+        };
+        for o in &objects {
+            s.delete_object(name, &o.name).await?;
+        }
+        match s.delete_container(name).await {
+            Ok(_) => Ok(Poll::Ready(())),
+            Err(f) if f.http_status() == Some(409) => {
+                Ok(Poll::Pending("container not empty (409)".into()))
+            }
+            Err(f) => Err(f),
+        }
+    })
+    .await?;
+    match waited {
+        Waited::Ready { .. } => Ok(()),
+        Waited::TimedOut { polls, last, .. } => Err(Fail::timeout(format!(
+            "container {name} not deleted after {polls} attempts: {last}"
+        ))),
+    }
+}
+
 /// Delete a server and poll until the cloud says it is gone. Returns the
 /// number of polls. Bounded by the backend's deadline.
 pub async fn delete_server_and_wait<C: Compute>(c: &C, id: &str) -> Result<u64, Fail> {

@@ -6,12 +6,14 @@ use serde_json::{json, Map, Value};
 
 use super::{
     Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
-    NetworkChoice, NewImage, ServerPhase, ServerSpec, ServerState, Sink, Transfer,
+    ListedObject, NetworkChoice, NewImage, ObjectStore, ReadObject, ServerPhase, ServerSpec,
+    ServerState, Sink, Transfer,
 };
 use crate::auth::{self, AuthArgs, Session};
 use crate::clients::glance::{self, Glance, Image};
 use crate::clients::neutron::Neutron;
 use crate::clients::nova::{self, Nova};
+use crate::clients::swift::Swift;
 use crate::clock::parse_utc;
 use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
@@ -33,6 +35,7 @@ pub struct OpenStack {
     compute: Option<Url>,
     image: Option<Url>,
     network: Option<Url>,
+    object_store: Option<Url>,
     /// Negotiated compute microversion and the site's maximum.
     microversion: Option<String>,
     max_version: Option<String>,
@@ -60,6 +63,7 @@ impl OpenStack {
             compute: session.endpoint("compute").ok(),
             image: session.endpoint("image").ok(),
             network: session.endpoint("network").ok(),
+            object_store: session.endpoint("object-store").ok(),
             microversion: None,
             max_version: None,
         }
@@ -99,6 +103,19 @@ impl OpenStack {
             .clone()
             .ok_or_else(|| Fail::critical("no public image endpoint in the catalog"))?;
         Ok(Glance::new(self.http.clone(), &url, self.token.clone()))
+    }
+
+    fn swift(&self) -> Result<Swift, Fail> {
+        let url = self
+            .object_store
+            .clone()
+            .ok_or_else(|| Fail::critical("no public object-store endpoint in the catalog"))?;
+        Ok(Swift::new(self.http.clone(), &url, self.token.clone()))
+    }
+
+    /// The object-store account URL, for messages.
+    pub fn object_store_url(&self) -> Option<&Url> {
+        self.object_store.as_ref()
     }
 
     fn networks_none_allowed(&self) -> bool {
@@ -435,5 +452,60 @@ impl ImageStore for OpenStack {
 
     async fn delete_image(&self, id: &str) -> Result<bool, Fail> {
         self.glance()?.delete(id).await
+    }
+}
+
+impl ObjectStore for OpenStack {
+    async fn create_container(&self, name: &str, metadata: &[(&str, &str)]) -> Result<(), Fail> {
+        self.swift()?.put_container(name, metadata).await
+    }
+
+    async fn container_exists(&self, name: &str) -> Result<bool, Fail> {
+        self.swift()?.container_exists(name).await
+    }
+
+    async fn put_object(
+        &self,
+        container: &str,
+        name: &str,
+        data: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<Option<String>, Fail> {
+        self.swift()?
+            .put_object(container, name, data, metadata)
+            .await
+    }
+
+    async fn get_object(&self, container: &str, name: &str) -> Result<Option<ReadObject>, Fail> {
+        let got = self.swift()?.get_object(container, name).await?;
+        Ok(got.map(|f| ReadObject {
+            data: f.data,
+            hash: f.etag,
+        }))
+    }
+
+    async fn object_exists(&self, container: &str, name: &str) -> Result<bool, Fail> {
+        self.swift()?.object_exists(container, name).await
+    }
+
+    async fn list_objects(&self, container: &str) -> Result<Option<Vec<ListedObject>>, Fail> {
+        let listed = self.swift()?.list(container).await?;
+        Ok(listed.map(|l| {
+            l.into_iter()
+                .map(|o| ListedObject {
+                    name: o.name,
+                    bytes: o.bytes,
+                    hash: o.hash.as_deref().map(crate::clients::swift::bare_etag),
+                })
+                .collect()
+        }))
+    }
+
+    async fn delete_object(&self, container: &str, name: &str) -> Result<bool, Fail> {
+        self.swift()?.delete_object(container, name).await
+    }
+
+    async fn delete_container(&self, name: &str) -> Result<bool, Fail> {
+        self.swift()?.delete_container(name).await
     }
 }

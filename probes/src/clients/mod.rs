@@ -6,4 +6,5 @@ pub mod neutron;
 pub mod nova;
 pub mod oidc;
 pub mod service;
+pub mod swift;
 pub mod usage;

@@ -24,6 +24,8 @@ mod icinga;
 mod image_faults;
 mod image_real;
 mod layers;
+mod object_faults;
+mod object_real;
 mod token_auth_faults;
 mod token_auth_real;
 mod token_auth_secrets;
