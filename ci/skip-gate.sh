@@ -15,7 +15,8 @@ while IFS= read -r line || [ -n "$line" ]; do
   fi
   prefixes+=("$prefix")
 done < "$list"
-grep -oE 'SKIP [^ ].*' | sort -u | while IFS= read -r skip; do
+# No SKIP line at all is the good case: grep's exit 1 must not fail the gate.
+{ grep -oE 'SKIP [^ ].*' || true; } | sort -u | while IFS= read -r skip; do
   text=${skip#SKIP }
   ok=0
   for p in "${prefixes[@]+"${prefixes[@]}"}"; do
