@@ -210,6 +210,17 @@ pub struct Http {
     tls: Arc<TlsOptions>,
 }
 
+/// A client for unit tests: default trust, a short deadline, its own recorder.
+#[cfg(test)]
+pub fn test_client() -> Http {
+    Http::new(
+        TlsOptions::default(),
+        Deadline::after(Duration::from_secs(1)),
+        crate::record::Recorder::new(false, None),
+    )
+    .expect("test client")
+}
+
 impl WithDeadline for Http {
     fn with_deadline(&self, deadline: Deadline) -> Http {
         Http {

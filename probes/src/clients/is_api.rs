@@ -164,12 +164,7 @@ mod tests {
 
     #[test]
     fn urls_encode_segments() {
-        let http = crate::http::Http::new(
-            Default::default(),
-            crate::deadline::Deadline::after(std::time::Duration::from_secs(1)),
-            crate::record::Recorder::new(false, None),
-        )
-        .unwrap();
+        let http = crate::http::test_client();
         let is = IsApi::new(http, &Url::parse("https://is.example.org/api/").unwrap());
         assert_eq!(
             is.site_url("A B", "vo/x", "project").unwrap().as_str(),

@@ -213,13 +213,7 @@ mod tests {
     use super::*;
 
     fn svc(base: &str, suffix: Option<&str>) -> Service {
-        let rec = crate::record::Recorder::new(false, None);
-        let http = Http::new(
-            Default::default(),
-            crate::deadline::Deadline::after(std::time::Duration::from_secs(1)),
-            rec,
-        )
-        .unwrap();
+        let http = crate::http::test_client();
         Service::new(http, &Url::parse(base).unwrap(), suffix, None)
     }
 

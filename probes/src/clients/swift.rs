@@ -179,13 +179,7 @@ mod tests {
     use super::*;
 
     fn swift(account: &str) -> Swift {
-        let rec = crate::record::Recorder::new(false, None);
-        let http = Http::new(
-            Default::default(),
-            crate::deadline::Deadline::after(std::time::Duration::from_secs(1)),
-            rec,
-        )
-        .unwrap();
+        let http = crate::http::test_client();
         Swift::new(http, &Url::parse(account).unwrap(), Secret::new("t"))
     }
 
