@@ -69,16 +69,25 @@ pub async fn fetch(url: &str, base: &str, timeout: Duration) -> Result<Vec<Entry
 }
 
 fn describe(url: &str, what: &str, e: &ldap3::LdapError) -> Fail {
-    let text = crate::http::chain(e);
-    let lower = text.to_ascii_lowercase();
-    let why = if lower.contains("refused") {
-        "connection refused".to_string()
-    } else if lower.contains("timed out") || lower.contains("timeout") {
-        "timed out".to_string()
-    } else {
-        crate::text::one_line(&text, 200)
+    use crate::model::Transport;
+    use std::io::ErrorKind;
+    // The I/O error's kind says what happened; other errors keep their text.
+    let class = match e {
+        ldap3::LdapError::Io { source } => match source.kind() {
+            ErrorKind::ConnectionRefused => Some((Transport::Refused, "connection refused")),
+            ErrorKind::TimedOut => Some((Transport::Timeout, "timed out")),
+            ErrorKind::ConnectionReset => Some((Transport::Reset, "connection reset")),
+            _ => None,
+        },
+        _ => None,
     };
-    Fail::critical(format!("{url}: {what}: {why}"))
+    match class {
+        Some((t, why)) => Fail::critical(format!("{url}: {what}: {why}")).with_transport(t),
+        None => {
+            let why = crate::text::one_line(&crate::http::chain(e), 200);
+            Fail::critical(format!("{url}: {what}: {why}"))
+        }
+    }
 }
 
 /// How each cloud class looks in LDAP: the object class that marks it, the
