@@ -228,12 +228,9 @@ pub fn plan_site(
                 .unwrap_or(Duration::from_secs(300)),
         })
         .collect();
-    Ok(SitePlan::new(
-        p.site.clone(),
-        g.id.clone(),
-        probes_argv,
-        externals,
-    ))
+    let mut plan = SitePlan::new(p.site.clone(), g.id.clone(), probes_argv, externals);
+    plan.cloud = p.cloud;
+    Ok(plan)
 }
 
 /// Stop flag set on the first SIGINT/SIGTERM.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use probes::auth::cloud::CloudKind;
 use probes::model::Perf;
 use probes::model::{secs, ProbeResult, Status};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub struct SiteRun {
     pub site: String,
     pub guideline: String,
+    /// The cloud API the site was checked through.
+    #[serde(default)]
+    pub cloud: CloudKind,
     /// Unix time (seconds) the first probe started.
     pub started_at: f64,
     #[serde(with = "secs")]

@@ -16,6 +16,10 @@ pub struct Profile {
     pub guideline: String,
     #[serde(default)]
     pub vos: Vec<String>,
+    /// The site's cloud API (`openstack`, `ec2`, `azure`, `gce`,
+    /// `opennebula`); passed as `--cloud` to the probes that take it.
+    #[serde(default)]
+    pub cloud: probes::auth::cloud::CloudKind,
     #[serde(default)]
     pub allow_inline_secrets: bool,
     /// `keystone` becomes `--endpoint`; any other NAME becomes `--NAME`
@@ -150,9 +154,10 @@ impl Profile {
         Ok(out)
     }
 
-    /// Keystone URL from `endpoints.keystone`, else from a clouds.yaml entry.
+    /// The API endpoint (`--endpoint`): `endpoints.keystone` or
+    /// `endpoints.api`, else the Keystone of a clouds.yaml entry.
     pub fn keystone(&self) -> Option<String> {
-        if let Some(k) = self.endpoints.get("keystone") {
+        if let Some(k) = self.endpoints.get("keystone").or(self.endpoints.get("api")) {
             return Some(k.clone());
         }
         self.credentials.values().find_map(|c| {
@@ -182,7 +187,17 @@ impl Profile {
                 flags.insert("endpoint".into(), toml::Value::String(k));
             }
         }
-        for (name, url) in self.endpoints.iter().filter(|(n, _)| *n != "keystone") {
+        if self.cloud != probes::auth::cloud::CloudKind::OpenStack && accepts("cloud") {
+            flags.insert(
+                "cloud".into(),
+                toml::Value::String(self.cloud.name().into()),
+            );
+        }
+        for (name, url) in self
+            .endpoints
+            .iter()
+            .filter(|(n, _)| *n != "keystone" && *n != "api")
+        {
             let f = name.replace('_', "-");
             if accepts(&f) {
                 flags.insert(f, toml::Value::String(url.clone()));

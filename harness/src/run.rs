@@ -76,6 +76,8 @@ pub struct Chain {
 pub struct SitePlan {
     pub site: String,
     pub guideline: String,
+    /// The cloud API the probes speak (`--cloud`).
+    pub cloud: probes::auth::cloud::CloudKind,
     pub probes: Vec<ProbePlan>,
     pub chains: Vec<Chain>,
     pub externals: Vec<ExternalPlan>,
@@ -93,6 +95,7 @@ impl SitePlan {
         SitePlan {
             site,
             guideline,
+            cloud: Default::default(),
             probes,
             chains,
             externals,
@@ -238,6 +241,7 @@ pub async fn run_all(
             let mut run = SiteRun {
                 site: plan.site,
                 guideline: plan.guideline,
+                cloud: plan.cloud,
                 started_at: f64::MAX,
                 duration: Duration::ZERO,
                 probes: vec![],

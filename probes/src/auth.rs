@@ -3,8 +3,13 @@
 //! file, refresh token, client credentials, password, application
 //! credential, `OS_*` variables, clouds.yaml) is decided here.
 
+pub mod azure;
+pub mod cloud;
 pub mod config;
 mod credential;
+pub mod ec2;
+pub mod gce;
+pub mod opennebula;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,6 +102,30 @@ pub struct AuthArgs {
     /// Send credentials to a plain-http Keystone that is not on loopback (labs only)
     #[arg(long = "allow-http")]
     pub allow_http: bool,
+    /// The site's cloud API; --endpoint is that API's endpoint (Keystone for OpenStack)
+    #[arg(long = "cloud", value_enum, default_value_t = cloud::CloudKind::OpenStack)]
+    pub cloud: cloud::CloudKind,
+    #[command(flatten)]
+    pub ec2: ec2::Ec2Args,
+    #[command(flatten)]
+    pub azure: azure::AzureArgs,
+    #[command(flatten)]
+    pub gce: gce::GceArgs,
+    #[command(flatten)]
+    pub opennebula: opennebula::OpenNebulaArgs,
+}
+
+impl AuthArgs {
+    /// For probes that speak OpenStack's own APIs only: another `--cloud`
+    /// is a configuration the probe cannot serve (UNKNOWN).
+    pub fn require_openstack(&self, probe: &str) -> Result<(), Fail> {
+        match self.cloud {
+            cloud::CloudKind::OpenStack => Ok(()),
+            other => Err(Fail::unknown(format!(
+                "{probe} speaks OpenStack only, not --cloud {other}"
+            ))),
+        }
+    }
 }
 
 /// A project-scoped Keystone session.

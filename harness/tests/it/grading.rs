@@ -92,6 +92,7 @@ fn result(probe: &str, label: &str, status: Status, steps: Vec<Step>) -> ProbeRe
 fn site(results: Vec<ProbeResult>) -> SiteRun {
     SiteRun {
         site: "S1".into(),
+        cloud: Default::default(),
         guideline: "test-1".into(),
         started_at: 1_700_000_000.0,
         duration: Duration::from_secs(3),

@@ -224,6 +224,31 @@ poll = 2
     assert!(s.contains("--timeout 5m"), "{s}");
 }
 
+#[test]
+fn a_profile_names_its_cloud_and_its_api_endpoint() {
+    let p = Profile::parse(
+        "site = \"S\"\ncloud = \"ec2\"\n[endpoints]\napi = \"https://ec2.example/\"\n",
+        "t",
+    )
+    .unwrap();
+    assert_eq!(p.cloud, probes::auth::cloud::CloudKind::Ec2);
+    let accepted = flags(&["endpoint", "cloud"]);
+    let argv = p
+        .argv("check_vm_lifecycle", &accepted, &BTreeMap::new(), None)
+        .unwrap();
+    let s = argv.join(" ");
+    assert!(s.contains("--cloud ec2"), "{s}");
+    assert!(s.contains("--endpoint https://ec2.example/"), "{s}");
+    assert!(!s.contains("--api"), "api is the endpoint, not a flag: {s}");
+    // OpenStack is the default and adds no flag.
+    let os = Profile::parse("site = \"S\"\n", "t").unwrap();
+    let argv = os
+        .argv("check_vm_lifecycle", &accepted, &BTreeMap::new(), None)
+        .unwrap();
+    assert!(!argv.join(" ").contains("--cloud"), "{argv:?}");
+    assert!(Profile::parse("site = \"S\"\ncloud = \"aws\"\n", "t").is_err());
+}
+
 #[tokio::test]
 async fn a_flag_the_probe_does_not_know_is_an_unknown_result_naming_it() {
     let argv = flags(&["check_token_auth", "--no-such-flag", "x"]);

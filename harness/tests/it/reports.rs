@@ -97,6 +97,7 @@ fn site_run(name: &str, broken: bool) -> SiteRun {
     ];
     SiteRun {
         site: name.into(),
+        cloud: Default::default(),
         guideline: "eosc-iaas-2026.1".into(),
         started_at: 1_700_000_000.0,
         duration: Duration::from_secs(9),

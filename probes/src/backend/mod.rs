@@ -3,9 +3,10 @@
 //! "create this server", "is it gone?") in cloud-neutral words (phases,
 //! capabilities); the probes in `checks` decide what is OK. A cloud's own
 //! vocabulary (status strings, headers, import method names) stays inside
-//! its backend. Only OpenStack is implemented; EC2, OpenNebula, Azure or GCE
-//! backends implement the same traits.
+//! its backend. Each cloud is one module implementing the same traits;
+//! [`cloud`] picks the one `--cloud` names and hands it to the probe logic.
 
+pub mod cloud;
 pub mod openstack;
 pub mod ova;
 pub mod payload;
@@ -104,6 +105,9 @@ pub trait Backend: WithDeadline {
 
 /// VM operations a lifecycle probe needs.
 pub trait Compute: Backend {
+    /// Settle the API version this run speaks (negotiated where the cloud
+    /// has versions); one line for the details.
+    fn api_version(&mut self) -> impl Future<Output = Result<String, Fail>> + Send;
     fn find_image(&self, q: &ImageQuery) -> impl Future<Output = Result<ImageRef, Fail>> + Send;
     /// The named flavor, else the smallest with at least `min_disk_gb`.
     fn pick_flavor(
@@ -124,6 +128,109 @@ pub trait Compute: Backend {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<ServerState>, Fail>> + Send;
+}
+
+/// A new volume: size, and tags to find it again (leftovers, reaping).
+#[derive(Clone, Debug)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub size_gb: u64,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Where a volume is in its life, in any cloud's terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum VolumePhase {
+    /// Being created (Cinder creating, EBS creating, ...).
+    #[default]
+    Creating,
+    /// Ready and not attached.
+    Available,
+    /// Being attached.
+    Attaching,
+    /// Attached to a server.
+    InUse,
+    /// Being detached.
+    Detaching,
+    /// Failed, with the cloud's reason when it gives one.
+    Error {
+        reason: Option<String>,
+    },
+    /// Being deleted, or deleted but still listed.
+    Deleting,
+    Other,
+}
+
+/// A volume as the probes see it.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeState {
+    pub id: String,
+    pub name: String,
+    pub phase: VolumePhase,
+    /// The cloud's own word for the state, for messages only.
+    pub status_text: String,
+    pub size_gb: Option<u64>,
+    /// Servers it is attached to.
+    pub attached_to: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created: Option<f64>,
+}
+
+/// Block-storage operations a volume probe needs.
+pub trait Volumes: Backend {
+    /// Returns the new volume's id as soon as the cloud accepted it.
+    fn create_volume(&self, spec: &VolumeSpec)
+        -> impl Future<Output = Result<String, Fail>> + Send;
+    /// `None` once the volume is gone.
+    fn volume(&self, id: &str) -> impl Future<Output = Result<Option<VolumeState>, Fail>> + Send;
+    /// Ask to attach; the phase shows when it is done.
+    fn attach_volume(
+        &self,
+        server_id: &str,
+        volume_id: &str,
+    ) -> impl Future<Output = Result<(), Fail>> + Send;
+    /// Ask to detach; the phase shows when it is done.
+    fn detach_volume(
+        &self,
+        server_id: &str,
+        volume_id: &str,
+    ) -> impl Future<Output = Result<(), Fail>> + Send;
+    /// Ask for deletion; false if it was already gone.
+    fn delete_volume(&self, id: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
+    /// The project's volumes carrying metadata key `key`.
+    fn volumes_tagged(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<VolumeState>, Fail>> + Send;
+}
+
+/// One VM's or volume's usage as a cloud's API reports it (per-VM usage,
+/// block-storage usage), or the nearest equivalent the API offers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UsageRecord {
+    pub id: String,
+    pub name: String,
+    pub vcpus: Option<u64>,
+    pub ram_mb: Option<u64>,
+    pub size_gb: Option<u64>,
+    /// Unix times.
+    pub started: Option<f64>,
+    pub ended: Option<f64>,
+    /// Hours accounted in the window asked for, when the API counts them.
+    pub hours: Option<f64>,
+}
+
+/// Usage reading for accounting checks on clouds other than OpenStack
+/// (whose Nova/Cinder usage has its own client in `clients::usage`).
+pub trait Usage: Backend {
+    /// Servers' usage between two unix times.
+    fn server_usage(
+        &self,
+        start: f64,
+        end: f64,
+    ) -> impl Future<Output = Result<Vec<UsageRecord>, Fail>> + Send;
+    /// The project's volumes with their sizes.
+    fn volume_usage(&self) -> impl Future<Output = Result<Vec<UsageRecord>, Fail>> + Send;
 }
 
 /// A new image's record.

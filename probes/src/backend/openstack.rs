@@ -197,6 +197,10 @@ impl Backend for OpenStack {
 }
 
 impl Compute for OpenStack {
+    async fn api_version(&mut self) -> Result<String, Fail> {
+        self.negotiate_compute().await
+    }
+
     async fn find_image(&self, q: &ImageQuery) -> Result<ImageRef, Fail> {
         let g = match (self.glance(), q) {
             (Ok(g), _) => g,

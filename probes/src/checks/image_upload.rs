@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::AuthArgs;
-use crate::backend::openstack;
+use crate::backend::cloud;
 use crate::backend::payload::{self, Compare, Digests, Hashes, Payload};
 use crate::backend::{
     delete_image_and_wait, run_id, ImagePhase, ImageState, ImageStore, Import, NewImage, Transfer,
@@ -109,8 +109,8 @@ impl Probe for ImageUpload {
             poll_interval: args.poll_interval,
             run_id: run_id(),
         };
-        let store = openstack::login(&ctx, &args.auth).await?;
-        image_cycle(&ctx, &store, &plan).await
+        let connected = cloud::connect(&ctx, &args.auth).await?;
+        crate::with_backend!(connected, store => image_cycle(&ctx, &store, &plan).await)
     }
 }
 

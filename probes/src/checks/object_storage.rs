@@ -82,6 +82,7 @@ impl Probe for ObjectStorage {
     }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
+        args.auth.require_openstack(Self::BIN)?;
         let plan = Plan {
             size: args.size,
             run_id: run_id(),

@@ -72,6 +72,7 @@ impl Probe for TokenAuth {
     }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
+        args.auth.require_openstack(Self::BIN)?;
         let _perf = PerfOnExit(ctx.clone());
         run(&args, &ctx).await
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::auth::AuthArgs;
-use crate::backend::openstack;
+use crate::backend::cloud;
 use crate::backend::{
     delete_server_and_wait, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase, ServerSpec,
     ServerState,
@@ -164,13 +164,15 @@ impl Probe for VmLifecycle {
         // grace, and the grace is at most half of -t: twice the work time
         // bounds the whole run.
         plan.ends_by = now_unix() + 2.0 * ctx.deadline().remaining().as_secs_f64();
-        let mut cloud = openstack::login(&ctx, &args.auth).await?;
-        ctx.step(API, async {
-            let d = cloud.negotiate_compute().await?;
-            Ok(Done::ok((), d))
+        let connected = cloud::connect(&ctx, &args.auth).await?;
+        crate::with_backend!(connected, mut backend => {
+            ctx.step(API, async {
+                let d = backend.api_version().await?;
+                Ok(Done::ok((), d))
+            })
+            .await?;
+            lifecycle(&ctx, &backend, &plan).await
         })
-        .await?;
-        lifecycle(&ctx, &cloud, &plan).await
     }
 
     /// The server this run created and saw ACTIVE: check_usage looks it up.

@@ -27,6 +27,7 @@ fn root_item(name: &str) -> Option<&'static str> {
         "Ctx" | "Done" => "ctx",
         "Fail" => "fail",
         "CheckId" | "ProbeResult" | "Status" | "check_ids" => "model",
+        "with_backend" => "backend",
         _ => return None,
     })
 }

@@ -40,6 +40,10 @@ impl Backend for Memory {
 }
 
 impl Compute for Memory {
+    async fn api_version(&mut self) -> Result<String, Fail> {
+        Ok("memory v1".into())
+    }
+
     async fn find_image(&self, q: &ImageQuery) -> Result<ImageRef, Fail> {
         match q {
             ImageQuery::AppDb(a) if a == "1017" => Ok(ImageRef {

@@ -1,0 +1,4 @@
+//! OpenNebula: connection and login options (flags prefixed `--opennebula-`).
+
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct OpenNebulaArgs {}

@@ -1,0 +1,55 @@
+//! One probe, any cloud: `--cloud` picks the backend, its login prologue
+//! runs, and [`with_backend!`] hands the connected backend to probe logic
+//! written against the traits only (`Compute`, `ImageStore`, `Volumes`).
+//!
+//! A new cloud adds a variant to [`Connected`], an arm to [`connect`] and one
+//! to [`with_backend!`]; the probes do not change.
+
+use super::openstack::{self, OpenStack};
+use crate::auth::cloud::CloudKind;
+use crate::auth::AuthArgs;
+use crate::{Ctx, Fail};
+
+/// A logged-in backend of whichever cloud `--cloud` named.
+pub enum Connected {
+    OpenStack(OpenStack),
+}
+
+impl Connected {
+    pub fn kind(&self) -> CloudKind {
+        match self {
+            Connected::OpenStack(_) => CloudKind::OpenStack,
+        }
+    }
+}
+
+/// Log in to the cloud `args.cloud` names (recording its login steps and
+/// `auth` perfdata) and return its backend. A cloud this build has no
+/// backend for is the monitor's own trouble: UNKNOWN.
+pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
+    ctx.detail(format!("cloud API: {}", args.cloud.api()));
+    match args.cloud {
+        CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
+        other => Err(Fail::unknown(format!(
+            "--cloud {other}: this build has no {} backend",
+            other.api()
+        ))),
+    }
+}
+
+/// Run `$body` with `$b` bound to the connected backend, whatever its type:
+/// `with_backend!(connected, b => lifecycle(&ctx, &b, &plan).await)`.
+/// `mut` before the name binds it mutably.
+#[macro_export]
+macro_rules! with_backend {
+    ($c:expr, mut $b:ident => $body:expr) => {
+        match $c {
+            $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
+        }
+    };
+    ($c:expr, $b:ident => $body:expr) => {
+        match $c {
+            $crate::backend::cloud::Connected::OpenStack($b) => $body,
+        }
+    };
+}
