@@ -14,7 +14,8 @@ use crate::demo::{Demo, DemoOptions, Fault, Faults};
 use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
 use crate::profile::Profile;
 use crate::progress::Progress;
-use crate::report::{Format, Report};
+use crate::report::spool::Spool;
+use crate::report::{self, Format, Report};
 use crate::run::{self, ExternalPlan, Limits, ProbePlan, SitePlan};
 
 #[derive(Parser, Debug)]
@@ -250,7 +251,7 @@ pub async fn execute(
     guidelines: &[Guideline],
     out: &Output,
     stop: watch::Receiver<bool>,
-) -> Report {
+) -> Finished {
     let t0 = Instant::now();
     let started = probes::clock::now_unix();
     let limits = Limits {
@@ -259,28 +260,63 @@ pub async fn execute(
         ..Limits::default()
     };
     let progress = Arc::new(Progress::auto(out.quiet));
-    let runs = run::run_all(plans, limits, progress, stop).await;
-    Report::build(guidelines, runs, started, t0.elapsed())
+    let mut report = Report::empty(guidelines, started);
+    let mut spool = Spool::new().map_err(|e| format!("report spool: {e}"));
+    run::run_all(plans, limits, progress, stop, |run| {
+        let site = report::grade_site(guidelines, run);
+        if let Ok(sp) = &mut spool {
+            if let Err(e) = sp.add(&report, &site) {
+                spool = Err(format!("report spool: {e}"));
+            }
+        }
+        report.sites.push(site.slim());
+    })
+    .await;
+    report.duration = t0.elapsed();
+    Finished { report, spool }
 }
 
-fn emit(r: &Report, out: &Output) -> Result<(), String> {
-    if let Some(dir) = &out.report_dir {
-        let files = r
-            .write_all(dir)
-            .map_err(|e| format!("writing reports to {}: {e}", dir.display()))?;
-        if !out.quiet {
-            eprintln!(
-                "fedprobe: reports written: {}",
-                files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+/// A run's slim report (grades only) and the spool holding the sites' parts.
+pub struct Finished {
+    pub report: Report,
+    spool: Result<Spool, String>,
+}
+
+/// Write every report (into `--report-dir`, else a temporary directory) and
+/// print the one `--format` names, copied from its file.
+fn emit(done: Finished, out: &Output) -> Result<Report, String> {
+    let Finished { report: r, spool } = done;
+    let tmp;
+    let dir = match &out.report_dir {
+        Some(d) => d.as_path(),
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("fedprobe-report-")
+                .tempdir()
+                .map_err(|e| format!("temporary directory: {e}"))?;
+            tmp.path()
         }
+    };
+    let files = spool?
+        .finish(&r, dir)
+        .map_err(|e| format!("writing reports to {}: {e}", dir.display()))?;
+    if out.report_dir.is_some() && !out.quiet {
+        eprintln!(
+            "fedprobe: reports written: {}",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    print!("{}", r.output(out.format));
-    Ok(())
+    let chosen = dir.join(out.format.file_name());
+    let mut stdout = std::io::stdout().lock();
+    std::fs::File::open(&chosen)
+        .and_then(|mut f| std::io::copy(&mut f, &mut stdout))
+        .and_then(|_| std::io::Write::flush(&mut stdout))
+        .map_err(|e| format!("printing {}: {e}", chosen.display()))?;
+    Ok(r)
 }
 
 pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
@@ -345,8 +381,8 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     // The profiles' guideline first, so reports are titled by it.
     let mut gl: Vec<Guideline> = guidelines.into_values().collect();
     gl.sort_by_key(|g| g.id == "adhoc");
-    let report = execute(plans, &gl, &a.out, stop_on_signal()).await;
-    emit(&report, &a.out)?;
+    let done = execute(plans, &gl, &a.out, stop_on_signal()).await;
+    let report = emit(done, &a.out)?;
     Ok(exit_code(report.status(), a.fail_on))
 }
 
@@ -518,8 +554,8 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
     if out.report_dir.is_none() {
         out.report_dir = Some(PathBuf::from("fedprobe-demo-report"));
     }
-    let report = execute(plans, std::slice::from_ref(&g), &out, stop_on_signal()).await;
-    emit(&report, &out)?;
+    let done = execute(plans, std::slice::from_ref(&g), &out, stop_on_signal()).await;
+    let report = emit(done, &out)?;
     if a.serve {
         eprintln!(
             "fedprobe demo: serving until Ctrl-C; a profile for site 0:\n{}",

@@ -9,7 +9,7 @@ use probes::checks::{self, Cancel, Planned};
 use probes::model::Status;
 use probes::probe::Link;
 use probes::runner::Stop;
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
@@ -167,21 +167,24 @@ enum Done {
 }
 
 /// Run every plan; `stop` turning true cancels what still runs (probes then
-/// clean up within their grace).
+/// clean up within their grace). Each site's run goes to `on_site` as soon
+/// as its last job ends (in plan order: a finished site waits for the ones
+/// before it), so nothing of a site is kept here once it is reported.
 pub async fn run_all(
     plans: Vec<SitePlan>,
     limits: Limits,
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
-) -> Vec<SiteRun> {
+    mut on_site: impl FnMut(SiteRun),
+) {
     let global = Arc::new(Semaphore::new(limits.jobs.max(1)));
-    let mut handles = Vec::new();
-    for (si, plan) in plans.iter().enumerate() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, usize, Done)>();
+    let mut sites: Vec<Pending> = Vec::with_capacity(plans.len());
+    for (si, plan) in plans.into_iter().enumerate() {
         let site_sem = Arc::new(Semaphore::new(limits.jobs_per_site.max(1)));
-        progress.site(&plan.site, plan.probes.len() + plan.externals.len());
-        let mut hooks: Vec<Hooks> = (0..plan.probes.len() + plan.externals.len())
-            .map(|_| Hooks::default())
-            .collect();
+        let n = plan.probes.len() + plan.externals.len();
+        progress.site(&plan.site, n);
+        let mut hooks: Vec<Hooks> = (0..n).map(|_| Hooks::default()).collect();
         for c in &plan.chains {
             let (tx, rx) = oneshot::channel();
             hooks[c.from].tell.push((c.link, tx));
@@ -189,15 +192,15 @@ pub async fn run_all(
         }
         let jobs = plan
             .probes
-            .iter()
-            .cloned()
+            .into_iter()
             .map(Job::Probe)
-            .chain(plan.externals.iter().cloned().map(Job::External));
+            .chain(plan.externals.into_iter().map(Job::External));
         for ((ji, job), hook) in jobs.enumerate().zip(hooks) {
             let (global, site_sem) = (global.clone(), site_sem.clone());
             let (progress, stop) = (progress.clone(), stop.clone());
             let site = plan.site.clone();
-            handles.push(tokio::spawn(async move {
+            let tx = tx.clone();
+            tokio::spawn(async move {
                 let mut job = job;
                 // Wait before taking a slot: the provider may need it.
                 for (link, rx) in hook.wait {
@@ -223,52 +226,76 @@ pub async fn run_all(
                     };
                     let _ = tx.send(offered);
                 }
-                (si, ji, done)
-            }));
+                let _ = tx.send((si, ji, done));
+            });
         }
+        sites.push(Pending {
+            site: plan.site,
+            guideline: plan.guideline,
+            cloud: plan.cloud,
+            left: n,
+            done: BTreeMap::new(),
+        });
     }
-    let mut done: BTreeMap<(usize, usize), Done> = BTreeMap::new();
-    for h in handles {
-        if let Ok((si, ji, d)) = h.await {
-            done.insert((si, ji), d);
+    drop(tx);
+    let mut next = 0;
+    // Ends when every job has sent (a job that panicked drops its sender
+    // without sending: its site is reported with what it has).
+    while let Some((si, ji, d)) = rx.recv().await {
+        if let Some(p) = sites.get_mut(si) {
+            p.done.insert(ji, d);
+            p.left = p.left.saturating_sub(1);
+        }
+        while sites.get(next).is_some_and(|p| p.left == 0) {
+            on_site(sites[next].take());
+            next += 1;
         }
     }
     progress.finish();
-    plans
-        .into_iter()
-        .enumerate()
-        .map(|(si, plan)| {
-            let mut run = SiteRun {
-                site: plan.site,
-                guideline: plan.guideline,
-                cloud: plan.cloud,
-                started_at: f64::MAX,
-                duration: Duration::ZERO,
-                probes: vec![],
-                externals: vec![],
-            };
-            let mut end: f64 = 0.0;
-            let keys: Vec<(usize, usize)> =
-                done.range((si, 0)..(si + 1, 0)).map(|(k, _)| *k).collect();
-            for k in keys {
-                match done.remove(&k) {
-                    Some(Done::Probe(p)) => {
-                        run.started_at = run.started_at.min(p.result.started_at);
-                        end = end.max(p.result.started_at + p.result.duration.as_secs_f64());
-                        run.probes.push(p);
-                    }
-                    Some(Done::External(e)) => run.externals.push(e),
-                    None => {}
+    for p in sites.iter_mut().skip(next) {
+        on_site(p.take());
+    }
+}
+
+/// A site whose jobs are still running: what came back so far.
+struct Pending {
+    site: String,
+    guideline: String,
+    cloud: probes::auth::cloud::CloudKind,
+    left: usize,
+    done: BTreeMap<usize, Done>,
+}
+
+impl Pending {
+    /// The site's run, in job order; leaves the pending entry empty.
+    fn take(&mut self) -> SiteRun {
+        let mut run = SiteRun {
+            site: std::mem::take(&mut self.site),
+            guideline: std::mem::take(&mut self.guideline),
+            cloud: self.cloud,
+            started_at: f64::MAX,
+            duration: Duration::ZERO,
+            probes: vec![],
+            externals: vec![],
+        };
+        let mut end: f64 = 0.0;
+        for (_, d) in std::mem::take(&mut self.done) {
+            match d {
+                Done::Probe(p) => {
+                    run.started_at = run.started_at.min(p.result.started_at);
+                    end = end.max(p.result.started_at + p.result.duration.as_secs_f64());
+                    run.probes.push(p);
                 }
+                Done::External(e) => run.externals.push(e),
             }
-            if run.started_at == f64::MAX {
-                run.started_at = probes::clock::now_unix();
-            } else {
-                run.duration = Duration::from_secs_f64((end - run.started_at).max(0.0));
-            }
-            run
-        })
-        .collect()
+        }
+        if run.started_at == f64::MAX {
+            run.started_at = probes::clock::now_unix();
+        } else {
+            run.duration = Duration::from_secs_f64((end - run.started_at).max(0.0));
+        }
+        run
+    }
 }
 
 async fn run_job(

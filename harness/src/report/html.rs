@@ -24,6 +24,26 @@ Object.keys(c).forEach(function(k){var e=document.getElementById('js-count-'+k);
 document.body.dataset.rendered='yes';});";
 
 pub fn render(r: &Report) -> String {
+    let mut o = top(r);
+    for s in r.sites_worst_first() {
+        site(&mut o, r, s);
+    }
+    o.push_str(TAIL);
+    o
+}
+
+/// What follows the last site's section.
+pub const TAIL: &str = "</body></html>\n";
+
+/// One site's section (sections follow [`top`] worst site first).
+pub fn section(r: &Report, s: &SiteReport) -> String {
+    let mut o = String::new();
+    site(&mut o, r, s);
+    o
+}
+
+/// Everything before the sites' sections: title, totals, the sites table.
+pub fn top(r: &Report) -> String {
     let mut o = String::new();
     let t = super::json::totals(r);
     let _ = write!(
@@ -67,10 +87,6 @@ pub fn render(r: &Report) -> String {
         );
     }
     let _ = writeln!(o, "</table>");
-    for s in r.sites_worst_first() {
-        site(&mut o, r, s);
-    }
-    o.push_str("</body></html>\n");
     o
 }
 

@@ -62,6 +62,41 @@ pub fn totals(r: &Report) -> Totals {
 }
 
 pub fn render(r: &Report) -> String {
+    doc(r, r.sites.iter().collect())
+}
+
+/// The document without its sites, ending in an empty `"sites": []`:
+/// [`splice`] puts the sites' [`site_chunk`]s in.
+pub fn head(r: &Report) -> String {
+    doc(r, vec![])
+}
+
+/// One site as an element of the document's `sites` array, indented as in
+/// the whole document.
+pub fn site_chunk(s: &SiteReport) -> String {
+    let text = serde_json::to_string_pretty(s).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str("    ");
+        out.push_str(line);
+    }
+    out
+}
+
+/// Where the site chunks go in [`head`]'s text: what comes before them and
+/// what after; `None` if the head is not the expected shape.
+pub fn splice(head: &str) -> Option<(&str, &'static str)> {
+    let before = head.strip_suffix("\"sites\": []\n}\n")?;
+    Some((before, "\n  ]\n}\n"))
+}
+
+/// The text that opens the sites array after [`splice`]'s first part.
+pub const OPEN_SITES: &str = "\"sites\": [\n";
+
+fn doc(r: &Report, sites: Vec<&SiteReport>) -> String {
     let doc = Doc {
         schema: SCHEMA,
         fedprobe_version: env!("CARGO_PKG_VERSION"),
@@ -73,7 +108,7 @@ pub fn render(r: &Report) -> String {
         started_at: r.started_at,
         duration: (r.duration.as_secs_f64() * 1000.0).round() / 1000.0,
         totals: totals(r),
-        sites: r.sites.iter().collect(),
+        sites,
     };
     let text = serde_json::to_string_pretty(&doc)
         .unwrap_or_else(|e| format!("{{\"schema\":\"{SCHEMA}\",\"error\":\"{e}\"}}"));

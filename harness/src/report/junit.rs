@@ -6,7 +6,7 @@ use junit_report::{Duration, OffsetDateTime, ReportBuilder, TestCase, TestSuiteB
 use probes::model::Status;
 
 use super::text::{xml_line, xml_safe};
-use super::Report;
+use super::{Report, SiteReport};
 use crate::grade::Verdict;
 
 /// When the site's run started (the crate's default would be "now", which
@@ -23,6 +23,45 @@ fn dur(d: std::time::Duration) -> Duration {
 pub fn render(r: &Report) -> String {
     let mut report = ReportBuilder::new();
     for s in &r.sites {
+        add_site(&mut report, s);
+    }
+    write(report)
+}
+
+/// What opens and closes the document around the sites' suites.
+pub const OPEN: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?><testsuites>";
+pub const CLOSE: &str = "</testsuites>\n";
+
+/// One site's test suites as they appear between [`OPEN`] and [`CLOSE`],
+/// their ids counted from `first_id`; and how many suites there are.
+pub fn site_chunk(s: &SiteReport, first_id: usize) -> (String, usize) {
+    let mut report = ReportBuilder::new();
+    add_site(&mut report, s);
+    let whole = write(report);
+    let Some(inner) = whole.strip_prefix(OPEN).and_then(|t| t.strip_suffix(CLOSE)) else {
+        return (String::new(), 0);
+    };
+    // The crate numbers suites from 0 per document.
+    let mut out = String::with_capacity(inner.len());
+    let mut n = 0;
+    let mut rest = inner;
+    while let Some(i) = rest.find("<testsuite id=\"") {
+        let start = i + "<testsuite id=\"".len();
+        let Some(len) = rest[start..].find('"') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let id: usize = rest[start..start + len].parse().unwrap_or(n);
+        out.push_str(&(id + first_id).to_string());
+        rest = &rest[start + len..];
+        n += 1;
+    }
+    out.push_str(rest);
+    (out, n)
+}
+
+fn add_site(report: &mut ReportBuilder, s: &SiteReport) {
+    {
         let site = xml_line(&s.run.site, 200);
         for c in &s.grade.capabilities {
             let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / {}", c.id), 300));
@@ -93,6 +132,9 @@ pub fn render(r: &Report) -> String {
             report.add_testsuite(suite.build());
         }
     }
+}
+
+fn write(report: ReportBuilder) -> String {
     let mut out = Vec::new();
     match report.build().write_xml(&mut out) {
         Ok(()) => String::from_utf8_lossy(&out).into_owned() + "\n",

@@ -11,6 +11,22 @@ use crate::grade::{CapStatus, Verdict};
 const MAX_DETAILS: usize = 40;
 
 pub fn render(r: &Report) -> String {
+    let mut o = top(r);
+    for s in r.sites_worst_first() {
+        site(&mut o, r, s);
+    }
+    o
+}
+
+/// One site's section (sections follow [`top`] worst site first).
+pub fn section(r: &Report, s: &SiteReport) -> String {
+    let mut o = String::new();
+    site(&mut o, r, s);
+    o
+}
+
+/// Everything before the sites' sections: title and the sites table.
+pub fn top(r: &Report) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# fedprobe self-certification report\n");
     let _ = writeln!(
@@ -42,9 +58,6 @@ pub fn render(r: &Report) -> String {
             g.unflagged_total,
             g.unflagged_pct
         );
-    }
-    for s in r.sites_worst_first() {
-        site(&mut o, r, s);
     }
     o
 }

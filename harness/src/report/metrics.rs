@@ -1,13 +1,13 @@
 //! Prometheus text exposition for the node_exporter textfile collector:
 //! probe success and durations, per-stage durations, per-check status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use probes::model::Status;
 
 use super::text::label_value;
-use super::Report;
+use super::{Report, SiteReport};
 
 struct Family {
     name: &'static str,
@@ -32,7 +32,57 @@ fn num(v: f64) -> String {
 }
 
 pub fn render(r: &Report) -> String {
-    let mut fams = vec![
+    let mut fams = families();
+    for s in &r.sites {
+        add_site(&mut fams, s);
+    }
+    let mut out = String::new();
+    for f in fams.iter().filter(|f| !f.samples.is_empty()) {
+        out.push_str(&family_head(f));
+        out.push_str(&samples(f, &mut BTreeSet::new()));
+    }
+    out.push_str(EOF);
+    out
+}
+
+/// How many metric families [`site_chunks`] gives.
+pub fn family_count() -> usize {
+    families().len()
+}
+
+pub const EOF: &str = "# EOF\n";
+
+/// One site's samples, family by family (in [`families`]' order), as lines.
+pub fn site_chunks(s: &SiteReport) -> Vec<String> {
+    let mut fams = families();
+    add_site(&mut fams, s);
+    fams.iter()
+        .map(|f| samples(f, &mut BTreeSet::new()))
+        .collect()
+}
+
+/// HELP and TYPE lines of family `i` of [`families`].
+pub fn head_of(i: usize) -> String {
+    families().get(i).map(family_head).unwrap_or_default()
+}
+
+fn family_head(f: &Family) -> String {
+    format!("# HELP {} {}\n# TYPE {} gauge\n", f.name, f.help, f.name)
+}
+
+/// The family's samples as lines, each label set once.
+fn samples(f: &Family, seen: &mut BTreeSet<String>) -> String {
+    let mut out = String::new();
+    for (l, v) in &f.samples {
+        if seen.insert(l.clone()) {
+            let _ = writeln!(out, "{}{l} {}", f.name, num(*v));
+        }
+    }
+    out
+}
+
+fn families() -> Vec<Family> {
+    vec![
         Family {
             name: "probe_success",
             help: "1 when the probe ended OK or WARNING, else 0",
@@ -78,8 +128,11 @@ pub fn render(r: &Report) -> String {
             help: "Unix time the site's run started",
             samples: vec![],
         },
-    ];
-    for s in &r.sites {
+    ]
+}
+
+fn add_site(fams: &mut [Family], s: &SiteReport) {
+    {
         let site = s.run.site.as_str();
         let g = &s.grade;
         for p in &s.run.probes {
@@ -121,17 +174,4 @@ pub fn render(r: &Report) -> String {
             .samples
             .push((labels(&[("site", site)]), s.run.started_at.floor()));
     }
-    let mut out = String::new();
-    for f in fams.iter().filter(|f| !f.samples.is_empty()) {
-        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-        let _ = writeln!(out, "# TYPE {} gauge", f.name);
-        let mut seen = std::collections::BTreeSet::new();
-        for (l, v) in &f.samples {
-            if seen.insert(l.clone()) {
-                let _ = writeln!(out, "{}{l} {}", f.name, num(*v));
-            }
-        }
-    }
-    out.push_str("# EOF\n");
-    out
 }

@@ -8,6 +8,7 @@ pub mod junit;
 pub mod markdown;
 pub mod metrics;
 pub mod nagios;
+pub mod spool;
 pub mod text;
 
 use std::path::Path;
@@ -90,18 +91,18 @@ impl Report {
         started_at: f64,
         duration: Duration,
     ) -> Report {
-        let first = guidelines.first();
-        let sites = runs
+        let mut r = Report::empty(guidelines, started_at);
+        r.duration = duration;
+        r.sites = runs
             .into_iter()
-            .map(|run| {
-                let g = guidelines.iter().find(|g| g.id == run.guideline).or(first);
-                let grade = match g {
-                    Some(g) => grade::grade(g, &run),
-                    None => grade::grade(&Guideline::embedded(), &run),
-                };
-                SiteReport { run, grade }
-            })
+            .map(|run| grade_site(guidelines, run))
             .collect();
+        r
+    }
+
+    /// A report with no site yet, titled by the first guideline.
+    pub fn empty(guidelines: &[Guideline], started_at: f64) -> Report {
+        let first = guidelines.first();
         Report {
             guideline_id: first.map(|g| g.id.clone()).unwrap_or_default(),
             guideline_title: first.map(|g| g.title.clone()).unwrap_or_default(),
@@ -114,8 +115,8 @@ impl Report {
                 })
                 .unwrap_or_default(),
             started_at,
-            duration,
-            sites,
+            duration: Duration::ZERO,
+            sites: vec![],
         }
     }
 
@@ -152,6 +153,28 @@ impl Report {
             out.push(p);
         }
         Ok(out)
+    }
+}
+
+/// Grade one site's run against its guideline (by id; else the first).
+pub fn grade_site(guidelines: &[Guideline], run: SiteRun) -> SiteReport {
+    let g = guidelines
+        .iter()
+        .find(|g| g.id == run.guideline)
+        .or(guidelines.first());
+    let grade = match g {
+        Some(g) => grade::grade(g, &run),
+        None => grade::grade(&Guideline::embedded(), &run),
+    };
+    SiteReport { run, grade }
+}
+
+impl SiteReport {
+    /// What the report's overviews need once the site's own parts are
+    /// spooled: the grade and the run without its probes' results.
+    pub fn slim(mut self) -> SiteReport {
+        self.run.probes = Vec::new();
+        self
     }
 }
 

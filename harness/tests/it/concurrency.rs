@@ -49,11 +49,12 @@ async fn statuses(plans: Vec<SitePlan>, jobs: usize, per_site: usize) -> Vec<Sta
         jobs_per_site: per_site,
         ..Limits::default()
     };
-    run_all(plans, limits, Arc::new(Progress::quiet()), rx)
-        .await
-        .into_iter()
-        .flat_map(|r| r.externals.into_iter().map(|e| e.status))
-        .collect()
+    let mut out = Vec::new();
+    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
+        out.extend(r.externals.into_iter().map(|e| e.status))
+    })
+    .await;
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -444,3 +444,45 @@ fn exact_text_of_every_format() {
         insta::assert_snapshot!(format!("report_{}", f.file_name()), text);
     }
 }
+
+/// The spooled reports a run writes equal the whole renderings of the same
+/// report, byte for byte, in every format.
+#[test]
+fn spooled_reports_equal_whole_renderings() {
+    use fedprobe::report::spool::Spool;
+    let g = fedprobe::guideline::Guideline::embedded();
+    let runs = vec![
+        site_run("SITE-B", false),
+        site_run("SITE-A", true),
+        site_run("SITE-C", false),
+    ];
+    let full = Report::build(
+        std::slice::from_ref(&g),
+        runs.clone(),
+        1.0,
+        Duration::from_secs(3),
+    );
+    let mut slim = Report::empty(std::slice::from_ref(&g), 1.0);
+    slim.duration = Duration::from_secs(3);
+    let mut spool = Spool::new().unwrap();
+    for run in runs {
+        let s = fedprobe::report::grade_site(std::slice::from_ref(&g), run);
+        spool.add(&slim, &s).unwrap();
+        slim.sites.push(s.slim());
+    }
+    assert!(slim.sites.iter().all(|s| s.run.probes.is_empty()));
+    let dir = tempfile::tempdir().unwrap();
+    spool.finish(&slim, dir.path()).unwrap();
+    for f in Format::ALL {
+        let written = std::fs::read_to_string(dir.path().join(f.file_name())).unwrap();
+        assert_eq!(written, full.output(f), "{f:?}");
+    }
+    // No site at all: the heads alone.
+    let empty = Report::empty(std::slice::from_ref(&g), 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    Spool::new().unwrap().finish(&empty, dir.path()).unwrap();
+    for f in Format::ALL {
+        let written = std::fs::read_to_string(dir.path().join(f.file_name())).unwrap();
+        assert_eq!(written, empty.output(f), "{f:?} of no site");
+    }
+}

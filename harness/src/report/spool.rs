@@ -1,0 +1,187 @@
+//! Reports written while the sites finish. As each site is graded, its
+//! part of every format (JSON element, JUnit suites, metric samples, HTML and
+//! Markdown sections) is scrubbed and appended to a spool file; the caller
+//! then keeps only the site's slim report (its grade). [`Spool::finish`]
+//! writes each format's file from its head, rendered from the slim report,
+//! and the spooled parts, so a run over a thousand sites never holds their
+//! results or a whole rendering in memory. The files equal what
+//! [`Report::output`] renders from the full report.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use probes::model::Status;
+use probes::secret::scrub;
+
+use super::{html, json, junit, markdown, metrics, nagios, Format, Report, SiteReport};
+
+/// Appended parts of one format, with where each site's part starts.
+struct Part {
+    file: BufWriter<File>,
+    at: u64,
+    /// (worst-first key, offset, length) of each site's part.
+    index: Vec<(Key, u64, u64)>,
+}
+
+/// Worst status first, then failed before passed, then by name: the order
+/// of [`Report::sites_worst_first`].
+type Key = (std::cmp::Reverse<Status>, bool, String);
+
+impl Part {
+    fn new(dir: &Path, name: &str) -> io::Result<Part> {
+        Ok(Part {
+            file: BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(dir.join(name))?,
+            ),
+            at: 0,
+            index: Vec::new(),
+        })
+    }
+
+    fn add(&mut self, key: Key, text: &str) -> io::Result<()> {
+        self.file.write_all(text.as_bytes())?;
+        let len = text.len() as u64;
+        self.index.push((key, self.at, len));
+        self.at += len;
+        Ok(())
+    }
+
+    /// The parts in the order they came, or worst first, into `out`;
+    /// `sep` between two parts.
+    fn copy_to(mut self, out: &mut impl Write, worst_first: bool, sep: &str) -> io::Result<()> {
+        self.file.flush()?;
+        let mut f = self.file.into_inner().map_err(|e| e.into_error())?;
+        if worst_first {
+            self.index.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let mut buf = Vec::new();
+        for (i, (_, off, len)) in self.index.iter().enumerate() {
+            if i > 0 {
+                out.write_all(sep.as_bytes())?;
+            }
+            f.seek(SeekFrom::Start(*off))?;
+            buf.clear();
+            (&mut f).take(*len).read_to_end(&mut buf)?;
+            out.write_all(&buf)?;
+        }
+        Ok(())
+    }
+}
+
+/// The spool of one harness run.
+pub struct Spool {
+    _dir: tempfile::TempDir,
+    json: Part,
+    junit: Part,
+    junit_suites: usize,
+    metrics: Vec<Part>,
+    html: Part,
+    markdown: Part,
+}
+
+impl Spool {
+    pub fn new() -> io::Result<Spool> {
+        let dir = tempfile::Builder::new()
+            .prefix("fedprobe-spool-")
+            .tempdir()?;
+        let families = metrics::family_count();
+        Ok(Spool {
+            json: Part::new(dir.path(), "json")?,
+            junit: Part::new(dir.path(), "junit")?,
+            junit_suites: 0,
+            metrics: (0..families)
+                .map(|i| Part::new(dir.path(), &format!("metrics-{i}")))
+                .collect::<io::Result<_>>()?,
+            html: Part::new(dir.path(), "html")?,
+            markdown: Part::new(dir.path(), "md")?,
+            _dir: dir,
+        })
+    }
+
+    /// Spool one graded site; `r` is the report so far (its header is what
+    /// the sections use).
+    pub fn add(&mut self, r: &Report, s: &SiteReport) -> io::Result<()> {
+        let key: Key = (
+            std::cmp::Reverse(s.grade.status),
+            s.grade.passed,
+            s.run.site.clone(),
+        );
+        self.json.add(key.clone(), &scrub(&json::site_chunk(s)))?;
+        let (suites, n) = junit::site_chunk(s, self.junit_suites);
+        self.junit_suites += n;
+        self.junit.add(key.clone(), &scrub(&suites))?;
+        for (part, lines) in self.metrics.iter_mut().zip(metrics::site_chunks(s)) {
+            part.add(key.clone(), &scrub(&lines))?;
+        }
+        self.html.add(key.clone(), &scrub(&html::section(r, s)))?;
+        self.markdown.add(key, &scrub(&markdown::section(r, s)))?;
+        Ok(())
+    }
+
+    /// Write every format into `dir` from `r` (the slim report of every
+    /// spooled site, in the order spooled) and the spooled parts.
+    pub fn finish(self, r: &Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let path = |f: Format| dir.join(f.file_name());
+        let mut out = Vec::new();
+
+        // Bounded (16 KB) and made from the grades alone.
+        std::fs::write(path(Format::Nagios), scrub(&nagios::render(r)))?;
+        out.push(path(Format::Nagios));
+
+        let head = scrub(&json::head(r));
+        let mut w = BufWriter::new(File::create(path(Format::Json))?);
+        match json::splice(&head) {
+            Some((before, after)) if !self.json.index.is_empty() => {
+                w.write_all(before.as_bytes())?;
+                w.write_all(json::OPEN_SITES.as_bytes())?;
+                self.json.copy_to(&mut w, false, ",\n")?;
+                w.write_all(after.as_bytes())?;
+            }
+            _ => w.write_all(head.as_bytes())?,
+        }
+        w.flush()?;
+        out.push(path(Format::Json));
+
+        let mut w = BufWriter::new(File::create(path(Format::Junit))?);
+        if self.junit_suites == 0 {
+            w.write_all(scrub(&junit::render(r)).as_bytes())?;
+        } else {
+            w.write_all(junit::OPEN.as_bytes())?;
+            self.junit.copy_to(&mut w, false, "")?;
+            w.write_all(junit::CLOSE.as_bytes())?;
+        }
+        w.flush()?;
+        out.push(path(Format::Junit));
+
+        let mut w = BufWriter::new(File::create(path(Format::Openmetrics))?);
+        for (i, part) in self.metrics.into_iter().enumerate() {
+            if part.index.iter().any(|(_, _, len)| *len > 0) {
+                w.write_all(metrics::head_of(i).as_bytes())?;
+                part.copy_to(&mut w, false, "")?;
+            }
+        }
+        w.write_all(metrics::EOF.as_bytes())?;
+        w.flush()?;
+        out.push(path(Format::Openmetrics));
+
+        let mut w = BufWriter::new(File::create(path(Format::Markdown))?);
+        w.write_all(scrub(&markdown::top(r)).as_bytes())?;
+        self.markdown.copy_to(&mut w, true, "")?;
+        w.flush()?;
+        out.push(path(Format::Markdown));
+
+        let mut w = BufWriter::new(File::create(path(Format::Html))?);
+        w.write_all(scrub(&html::top(r)).as_bytes())?;
+        self.html.copy_to(&mut w, true, "")?;
+        w.write_all(html::TAIL.as_bytes())?;
+        w.flush()?;
+        out.push(path(Format::Html));
+        Ok(out)
+    }
+}
