@@ -42,8 +42,17 @@ struct State {
     tracked: Vec<Tracked>,
     stage: Option<(CheckId, Instant)>,
     details: Vec<String>,
+    /// Trace lines beyond [`MAX_DETAILS`], counted, not kept.
+    dropped: u64,
     requests: u64,
 }
+
+/// The evidence one result keeps is bounded whatever a site sends: trace
+/// lines, and the length of each (a harness holds a thousand sites' results).
+pub const MAX_DETAILS: usize = 400;
+pub const MAX_DETAIL_CHARS: usize = 2000;
+/// A step's message (often what the site answered), at most.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
 
 /// Handle to a tracked resource.
 #[derive(Clone, Copy, Debug)]
@@ -92,7 +101,14 @@ impl Recorder {
     }
 
     pub fn detail(&self, line: impl Into<String>) {
-        self.lock().details.push(line.into());
+        let mut st = self.lock();
+        if st.details.len() < MAX_DETAILS {
+            let mut line = line.into();
+            cut(&mut line, MAX_DETAIL_CHARS);
+            st.details.push(line);
+        } else {
+            st.dropped += 1;
+        }
     }
 
     pub fn current_stage(&self) -> Option<(CheckId, Duration)> {
@@ -106,7 +122,8 @@ impl Recorder {
         }
     }
 
-    pub fn push_step(&self, step: Step) {
+    pub fn push_step(&self, mut step: Step) {
+        cut(&mut step.message, MAX_MESSAGE_CHARS);
         {
             let mut st = self.lock();
             st.stage = None;
@@ -131,8 +148,17 @@ impl Recorder {
         self.lock().perf.clone()
     }
 
+    /// The trace, ending with how many lines were dropped, if any.
     pub fn details(&self) -> Vec<String> {
-        self.lock().details.clone()
+        let st = self.lock();
+        let mut d = st.details.clone();
+        if st.dropped > 0 {
+            d.push(format!(
+                "... {} more trace line(s) dropped (at most {MAX_DETAILS} are kept)",
+                st.dropped
+            ));
+        }
+        d
     }
 
     pub fn track(&self, resource: Resource, cleanup: CleanupFn) -> ResourceId {
@@ -188,5 +214,47 @@ impl Recorder {
             t.hidden = true;
             t.cleanup = None;
         }
+    }
+}
+
+/// Shorten `s` to at most `max` bytes, on a character boundary, marking the cut.
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max.saturating_sub(3);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_bounded_whatever_the_site_sends() {
+        let r = Recorder::new(true, None);
+        for i in 0..MAX_DETAILS + 25 {
+            r.detail(format!("{i} {}", "é".repeat(MAX_DETAIL_CHARS)));
+        }
+        let d = r.details();
+        assert_eq!(d.len(), MAX_DETAILS + 1);
+        assert!(d[..MAX_DETAILS].iter().all(|l| l.len() <= MAX_DETAIL_CHARS));
+        assert!(d[0].ends_with("..."), "{}", &d[0][d[0].len() - 10..]);
+        assert!(d[MAX_DETAILS].contains("25 more trace line(s) dropped"));
+        let r = Recorder::new(false, None);
+        r.push_step(crate::model::Step {
+            check: "X-01".into(),
+            requirement: String::new(),
+            name: "x".into(),
+            status: crate::model::Status::Critical,
+            message: "x".repeat(MAX_MESSAGE_CHARS * 3),
+            duration: Duration::ZERO,
+            http: None,
+            transport: None,
+        });
+        assert!(r.steps()[0].message.len() <= MAX_MESSAGE_CHARS);
     }
 }
