@@ -40,7 +40,13 @@ struct State {
     steps: Vec<Step>,
     perf: Vec<Perf>,
     tracked: Vec<Tracked>,
-    stage: Option<(CheckId, Instant)>,
+    /// Stages begun and not finished (independent lookups run at once),
+    /// with their place in the result.
+    stages: Vec<(CheckId, Instant, u64)>,
+    /// Each step's place: the order its stage began, so steps run at once
+    /// are reported in the order the probe wrote them.
+    order: Vec<u64>,
+    next: u64,
     details: Vec<String>,
     /// Trace lines beyond [`MAX_DETAILS`], counted, not kept.
     dropped: u64,
@@ -111,12 +117,21 @@ impl Recorder {
         }
     }
 
+    /// The stage running longest, when any runs.
     pub fn current_stage(&self) -> Option<(CheckId, Duration)> {
-        self.lock().stage.map(|(c, t)| (c, t.elapsed()))
+        self.lock()
+            .stages
+            .first()
+            .map(|(c, t, _)| (*c, t.elapsed()))
     }
 
     pub fn begin(&self, check: CheckId) {
-        self.lock().stage = Some((check, Instant::now()));
+        {
+            let mut st = self.lock();
+            let seq = st.next;
+            st.next += 1;
+            st.stages.push((check, Instant::now(), seq));
+        }
         if let Some(sink) = &self.sink {
             sink(StageEvent::Started(check));
         }
@@ -126,8 +141,15 @@ impl Recorder {
         cut(&mut step.message, MAX_MESSAGE_CHARS);
         {
             let mut st = self.lock();
-            st.stage = None;
+            let seq = match st.stages.iter().position(|(c, _, _)| c.id == step.check) {
+                Some(i) => st.stages.remove(i).2,
+                None => {
+                    st.next += 1;
+                    st.next - 1
+                }
+            };
             st.steps.push(step.clone());
+            st.order.push(seq);
         }
         if let Some(sink) = &self.sink {
             sink(StageEvent::Finished(step));
@@ -140,8 +162,12 @@ impl Recorder {
         st.perf.push(p);
     }
 
+    /// The steps in the order their stages began.
     pub fn steps(&self) -> Vec<Step> {
-        self.lock().steps.clone()
+        let st = self.lock();
+        let mut v: Vec<(u64, &Step)> = st.order.iter().copied().zip(st.steps.iter()).collect();
+        v.sort_by_key(|(seq, _)| *seq);
+        v.into_iter().map(|(_, s)| s.clone()).collect()
     }
 
     pub fn perfdata(&self) -> Vec<Perf> {
@@ -256,5 +282,43 @@ mod tests {
             transport: None,
         });
         assert!(r.steps()[0].message.len() <= MAX_MESSAGE_CHARS);
+    }
+
+    fn step(check: &str) -> crate::model::Step {
+        crate::model::Step {
+            check: check.into(),
+            requirement: String::new(),
+            name: String::new(),
+            status: crate::model::Status::Ok,
+            message: String::new(),
+            duration: Duration::ZERO,
+            http: None,
+            transport: None,
+        }
+    }
+
+    #[test]
+    fn stages_run_at_once_are_reported_in_the_order_they_began() {
+        const A: CheckId = CheckId {
+            id: "A",
+            requirement: "",
+            name: "a",
+        };
+        const B: CheckId = CheckId {
+            id: "B",
+            requirement: "",
+            name: "b",
+        };
+        let r = Recorder::new(false, None);
+        r.begin(A);
+        r.begin(B);
+        assert_eq!(r.current_stage().unwrap().0.id, "A", "the longest running");
+        r.push_step(step("B"));
+        assert_eq!(r.current_stage().unwrap().0.id, "A");
+        r.push_step(step("A"));
+        assert!(r.current_stage().is_none());
+        r.push_step(step("NOTE"));
+        let ids: Vec<String> = r.steps().into_iter().map(|s| s.check).collect();
+        assert_eq!(ids, ["A", "B", "NOTE"]);
     }
 }

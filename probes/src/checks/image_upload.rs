@@ -62,7 +62,7 @@ pub struct Args {
     /// Longest wait for the image to become active
     #[arg(long = "image-timeout", value_name = "DURATION", default_value = "120", value_parser = parse_duration)]
     pub image_timeout: Duration,
-    /// Fixed status poll interval (default: adaptive, 250 ms growing to 2 s)
+    /// Fixed status poll interval (default: adaptive, 100 ms growing to 2 s)
     #[arg(long = "poll-interval", value_name = "DURATION", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
 }

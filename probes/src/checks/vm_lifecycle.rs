@@ -79,7 +79,7 @@ pub struct Args {
     /// Monitoring host name put in the server metadata; default: this machine's name
     #[arg(long = "argo-host-name", value_name = "HOST")]
     pub argo_host_name: Option<String>,
-    /// Fixed status poll interval (default: adaptive, 250 ms growing to 2 s)
+    /// Fixed status poll interval (default: adaptive, 100 ms growing to 2 s)
     #[arg(long = "poll-interval", value_name = "DURATION", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
     /// Delete other monitoring hosts' probe servers older than this
@@ -198,15 +198,15 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         plan.run_id,
         cloud.describe()
     ));
-    let image = ctx
-        .step(IMAGE, async {
+    // Independent lookups at once: each a request or two on the critical
+    // path; the first failure in stage order is the verdict.
+    let (image, flavor, network, reaped) = tokio::join!(
+        ctx.step(IMAGE, async {
             let i = cloud.find_image(&plan.image).await?;
             let msg = format!("{} ({})", i.id, i.name);
             Ok(Done::ok(i, msg))
-        })
-        .await?;
-    let flavor = ctx
-        .step(FLAVOR, async {
+        }),
+        ctx.step(FLAVOR, async {
             let f = cloud
                 .pick_flavor(plan.flavor.as_deref(), MIN_DISK_GB)
                 .await?;
@@ -215,10 +215,8 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
                 f.name, f.id, f.vcpus, f.ram_mb, f.disk_gb
             );
             Ok(Done::ok(f, msg))
-        })
-        .await?;
-    let network = ctx
-        .step(NETWORK, async {
+        }),
+        ctx.step(NETWORK, async {
             let n = cloud.pick_network().await?;
             let msg = match &n {
                 NetworkChoice::Network { id, name } => format!("{name} ({id})"),
@@ -226,9 +224,11 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
                 NetworkChoice::Auto => "auto-allocated".into(),
             };
             Ok(Done::ok(n, msg))
-        })
-        .await?;
-    ctx.step(REAP, reap(ctx, cloud, plan)).await?;
+        }),
+        ctx.step(REAP, reap(ctx, cloud, plan)),
+    );
+    let (image, flavor, network) = (image?, flavor?, network?);
+    reaped?;
 
     let name = format!("{NAME_PREFIX}{}", plan.run_id);
     let mut metadata = BTreeMap::new();
