@@ -96,8 +96,8 @@ pub struct AuthArgs {
     /// File holding the application credential secret
     #[arg(long = "app-cred-secret", value_name = "FILE")]
     pub app_cred_secret: Option<PathBuf>,
-    /// SAML2 ECP login: the IdP's ECP (SOAP) single sign-on URL; the Keystone
-    /// URL is then the SAML service provider's [env: OS_IDENTITY_PROVIDER_URL]
+    /// SAML2 ECP login: the IdP's ECP (SOAP) endpoint; --endpoint is then
+    /// Keystone behind the site's SAML SP (or OS_AUTH_TYPE=v3samlpassword)
     #[arg(long = "saml-idp", value_name = "URL")]
     pub saml_idp: Option<Url>,
     /// File holding user:password for the SAML IdP (with --saml-idp)
