@@ -256,7 +256,29 @@ start() {
   log "saml up: SP (mellon) $SP_BASE pid $(cat "$A/httpd.pid"), IdP $IDP_BASE pid $(cat "$RUN/saml-idp.pid"); Keystone IdP $KIDP protocol mapped"
 }
 
+# orphan_apache: the pid of an Apache of ours still listening after its state dir was wiped
+# (an up.sh without saml.sh): the listener whose command line names our config path
+orphan_apache() {
+  local port pid
+  for port in $SAML_SP_PORT $SAML_NOECP_PORT; do
+    for pid in $(ss -ltnpH "sport = :$port" 2> /dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+      if tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q -- "-f $A/httpd.conf"; then
+        # the listener may be a worker: its parent is the Apache we started
+        local pp; pp=$(awk '{print $4}' "/proc/$pid/stat" 2> /dev/null)
+        if [ -n "$pp" ] && tr '\0' ' ' < "/proc/$pp/cmdline" 2> /dev/null | grep -q -- "-f $A/httpd.conf"; then pid=$pp; fi
+        echo "$pid"; return 0
+      fi
+    done
+  done
+  return 1
+}
+
 stop() {
+  if [ ! -f "$A/httpd.pid" ] && op=$(orphan_apache); then
+    log "saml apache ($op) left running without its pid file: stopping it"
+    kill -TERM "$op" 2> /dev/null || true
+    for i in $(seq 1 150); do kill -0 "$op" 2> /dev/null || break; sleep 0.1; done
+  fi
   if [ -f "$A/httpd.pid" ] && [ -f "$A/httpd.conf" ]; then
     local ap; ap=$(cat "$A/httpd.pid")
     /usr/sbin/apache2 -f "$A/httpd.conf" -k stop 2> /dev/null || true
