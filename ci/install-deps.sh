@@ -12,13 +12,14 @@
 #   ldap-utils slapd glue-schema       a real BDII for check_glue
 #   apache2 libapache2-mod-auth-openidc rabbitmq-server   the OpenStack peers (ci/peers)
 #   rpm                                `rpm -qpl` on the .rpm (ci/package-test.sh)
+#   libapache2-mod-auth-mellon xmlsec1 the SAML2 ECP peers (ci/peers/saml.sh)
 #
 # Quiet: apt's output goes to a log, shown only when something fails.
 set -euo pipefail
 
 PKGS="icinga2-bin monitoring-plugins-basic libxml2-utils prometheus chromium hyperfine time
       ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server
-      python3-venv rpm"
+      python3-venv rpm libapache2-mod-auth-mellon xmlsec1"
 LOG=${FEDPROBE_DEPS_LOG:-/tmp/fedprobe-install-deps.log}
 t0=$(date +%s%N)
 

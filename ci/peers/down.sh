@@ -25,6 +25,11 @@ if [ -f "$P/apache/httpd.pid" ] && [ -f "$P/apache/httpd.conf" ]; then
 fi
 rm -f "$RUN/apache.pid"
 
+# the SAML SP's Apache and the IdP (saml.sh stops them by their pid files)
+if [ -f "$P/saml/apache/httpd.pid" ] || [ -f "$RUN/saml-idp.pid" ]; then
+  bash "$(dirname "$0")/saml.sh" stop
+fi
+
 # rabbitmq
 if [ -f "$RUN/rabbitmq.pid" ]; then
   RP=$(cat "$RUN/rabbitmq.pid")

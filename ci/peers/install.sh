@@ -6,8 +6,9 @@ set -e
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$CACHE" "$LOG"
 
+# libapache2-mod-auth-mellon, xmlsec1: the SAML SP and the signatures of the pysaml2 IdP (saml.sh)
 # nfs-common: mount.nfs, which cinder's NFS driver insists on at start-up; qemu-utils: qemu-img (cinder)
-APT_PKGS="mariadb-server rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates nfs-common qemu-utils"
+APT_PKGS="mariadb-server rabbitmq-server apache2 libapache2-mod-auth-openidc slapd ldap-utils glue-schema openssl curl ca-certificates nfs-common qemu-utils libapache2-mod-auth-mellon xmlsec1"
 
 install_apt() {
   # apt must never start the distro daemons (they would listen on all interfaces)

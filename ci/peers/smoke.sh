@@ -233,4 +233,25 @@ if [ -x "$OSPY" ]; then
   ok "$OS_CLOUD_NAME, $OS_CLOUD_APPCRED_NAME, $OS_CLOUD_OIDC_NAME"
 fi
 
+if [ -n "${SAML_KEYSTONE_URL:-}" ]; then
+  # keystoneauth1's own ECP client (= openstack --os-auth-type v3samlpassword), independent of fedprobe's
+  STEP="SAML2 ECP login (keystoneauth1 v3samlpassword) on $SAML_KEYSTONE_URL"
+  out=$(PYTHONWARNINGS=ignore timeout 60 "$P/cache/venv-os/bin/python" - "$SAML_KEYSTONE_URL" "$SAML_IDP" \
+        "$SAML_PROTOCOL" "$SAML_IDP_URL" "$SAML_CREDENTIALS_FILE" "$CA_CERT" "$OPS_PROJECT_ID" <<'EOP' 2>&1
+import sys
+from keystoneauth1 import session
+from keystoneauth1.extras._saml2.v3 import saml2
+url, idp, proto, idp_url, cred, ca, project = sys.argv[1:]
+user, _, pw = open(cred).read().strip().partition(":")
+s = session.Session(verify=ca)
+a = saml2.Password(auth_url=url, identity_provider=idp, protocol=proto, identity_provider_url=idp_url,
+                   username=user, password=pw, project_id=project)
+ref = a.get_access(s)
+print(ref.username, ref.project_id == project)
+EOP
+  ) || fail "$out"
+  [ "$(echo "$out" | tail -1)" = "probe-saml True" ] || fail "$out"
+  ok "user probe-saml, scoped to $OPS_PROJECT_NAME"
+fi
+
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

@@ -80,6 +80,8 @@ phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $H
   cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
 phase env python3 "$HERE/setup_cloud.py" env
+# SAML2 ECP (mellon SP + pysaml2 IdP) in front of Keystone; adds the SAML_* facts to peers.env
+phase saml bash "$HERE/saml.sh" start
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

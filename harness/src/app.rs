@@ -180,6 +180,7 @@ fn adhoc_guideline(probes: &[String]) -> Guideline {
                 title: format!("every check of {p}"),
                 checks: vec![format!("{p}:*")],
                 flagged: vec![],
+                hints: vec![],
                 fix: String::new(),
             })
             .collect(),

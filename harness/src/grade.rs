@@ -63,6 +63,10 @@ pub struct CheckGrade {
     /// Why this check is not graded, when it is flagged.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flagged: Option<String>,
+    /// What the site should do, when this check did not pass and the
+    /// guideline has a hint for it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +127,7 @@ pub fn harness_checks(run: &SiteRun) -> Vec<CheckGrade> {
                 message,
                 duration: r.duration,
                 flagged: None,
+                hint: None,
             }
         })
         .collect()
@@ -204,6 +209,13 @@ pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
                 .iter()
                 .find(|(f, _)| f.matches(&probe, &id) || f.to_string() == id)
                 .map(|(_, why)| why.to_string());
+        }
+        for cg in checks.iter_mut().filter(|c| !c.outcome.passes()) {
+            cg.hint = c
+                .hints
+                .iter()
+                .find(|h| Selector::parse(&h.check).is_ok_and(|s| s.matches(&cg.probe, &cg.check)))
+                .map(|h| h.fix.clone());
         }
         let graded: Vec<&CheckGrade> = checks.iter().filter(|c| c.flagged.is_none()).collect();
         let status = if graded.is_empty() {
@@ -296,6 +308,7 @@ fn matching(sel: &Selector, run: &SiteRun, own: &[CheckGrade]) -> Vec<CheckGrade
                     message: s.message.clone(),
                     duration: s.duration,
                     flagged: None,
+                    hint: None,
                 });
             }
         }
@@ -366,6 +379,7 @@ fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
         message,
         duration,
         flagged: None,
+        hint: None,
     }
 }
 

@@ -75,6 +75,18 @@ pub struct Capability {
     /// What a site should do when this capability fails.
     #[serde(default)]
     pub fix: String,
+    /// What a site should do when one particular check fails: the report
+    /// shows it beside that check (the capability's `fix` is general).
+    #[serde(default)]
+    pub hints: Vec<Hint>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hint {
+    /// `probe:ID`, ID exact or a prefix ending in `*`.
+    pub check: String,
+    pub fix: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -261,6 +273,27 @@ impl Guideline {
                         }
                     }
                     Err(e) => out.push(format!("capability {}: flagged {e}", c.id)),
+                }
+            }
+            for hint in &c.hints {
+                match Selector::parse(&hint.check) {
+                    Ok(hs) if hint.fix.trim().is_empty() => {
+                        out.push(format!("capability {}: hint for {hs} without a fix", c.id))
+                    }
+                    Ok(hs) => {
+                        let covered = sels.iter().any(|s| {
+                            s.probe == hs.probe
+                                && (hs.matches(&s.probe, s.pattern.trim_end_matches('*'))
+                                    || s.matches(&hs.probe, hs.pattern.trim_end_matches('*')))
+                        });
+                        if !covered {
+                            out.push(format!(
+                                "capability {}: hint for {:?} is not among its checks",
+                                c.id, hint.check
+                            ));
+                        }
+                    }
+                    Err(e) => out.push(format!("capability {}: hint {e}", c.id)),
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Getting a project-scoped Keystone session the way every OpenStack probe
 //! needs one. Probes call [`login`]; how the credential is obtained (token
 //! file, refresh token, client credentials, password, application
-//! credential, `OS_*` variables, clouds.yaml) is decided here.
+//! credential, SAML2 ECP, `OS_*` variables, clouds.yaml) is decided here.
 
 pub mod azure;
 pub mod cloud;
@@ -10,6 +10,7 @@ mod credential;
 pub mod ec2;
 pub mod gce;
 pub mod opennebula;
+mod saml;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +30,10 @@ crate::check_ids! { "EOSC-IAAS-AAI";
     EXCHANGE = "AUTH-02", "OIDC token exchange at Keystone";
     PASSWORD = "AUTH-12", "password authentication at Keystone";
     APP_CRED = "AUTH-13", "application credential authentication at Keystone";
+    SAML_SP = "AUTH-14", "SAML2 ECP: service provider's authentication request (PAOS)";
+    SAML_IDP = "AUTH-15", "SAML2 ECP: identity provider login (SOAP)";
+    SAML_ACS = "AUTH-16", "SAML2 ECP: service provider accepts the assertion";
+    SAML_TOKEN = "AUTH-17", "SAML2 ECP: Keystone token for the SAML session";
     PROJECTS = "AUTH-03", "list projects";
     SCOPE = "AUTH-04", "project-scoped token";
     URL_CHECK = "AUTH-05", "Keystone URL (https, v3)" @ "EOSC-IAAS-API";
@@ -96,6 +101,13 @@ pub struct AuthArgs {
     /// File holding the application credential secret
     #[arg(long = "app-cred-secret", value_name = "FILE")]
     pub app_cred_secret: Option<PathBuf>,
+    /// SAML2 ECP login: the IdP's ECP (SOAP) endpoint; --endpoint is then
+    /// Keystone behind the site's SAML SP (or OS_AUTH_TYPE=v3samlpassword)
+    #[arg(long = "saml-idp", value_name = "URL")]
+    pub saml_idp: Option<Url>,
+    /// File holding user:password for the SAML IdP (with --saml-idp)
+    #[arg(long = "saml-credentials", value_name = "FILE")]
+    pub saml_credentials: Option<PathBuf>,
     /// Cloud to use from clouds.yaml [env: OS_CLOUD]
     #[arg(long = "os-cloud", value_name = "NAME")]
     pub os_cloud: Option<String>,
@@ -275,6 +287,18 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         } => with_password(ctx, &http, &plan, username, user_domain, password).await?,
         credential::Obtained::AppCred { id, secret } => {
             with_app_cred(ctx, &http, &plan, id, secret).await?
+        }
+        credential::Obtained::Saml {
+            idp,
+            user,
+            password,
+        } => {
+            let account = saml::Account {
+                idp,
+                user,
+                password,
+            };
+            saml::login(ctx, &http, &plan, account).await?
         }
     };
     let (project, scoped) = match first.scoped {

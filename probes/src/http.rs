@@ -33,6 +33,10 @@ pub struct TlsOptions {
 /// Clients are not shared: their pooled connections belong to the runtime
 /// that opened them. Errors are the monitor's (a bad CA file): UNKNOWN.
 pub fn build_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
+    new_client(cached_tls_config(tls)?, redirect_policy())
+}
+
+fn cached_tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
     use std::collections::HashMap;
     use std::sync::Mutex;
     static CONFIGS: Mutex<Option<HashMap<TlsOptions, rustls::ClientConfig>>> = Mutex::new(None);
@@ -48,15 +52,18 @@ pub fn build_client(tls: &TlsOptions) -> Result<reqwest::Client, Fail> {
             }
         }
     };
-    new_client(config)
+    Ok(config)
 }
 
-fn new_client(config: rustls::ClientConfig) -> Result<reqwest::Client, Fail> {
+fn new_client(
+    config: rustls::ClientConfig,
+    redirects: reqwest::redirect::Policy,
+) -> Result<reqwest::Client, Fail> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .use_preconfigured_tls(config)
         .connect_timeout(Duration::from_secs(30))
-        .redirect(redirect_policy())
+        .redirect(redirects)
         .build()
         .map_err(|e| Fail::unknown(format!("cannot build HTTP client: {}", chain(&e))))
 }
@@ -354,6 +361,18 @@ impl Http {
     /// The same run's client with other trust settings (e.g. a cloud's own CA).
     pub fn with_tls(&self, tls: TlsOptions) -> Result<Http, Fail> {
         Http::new(tls, self.deadline, self.rec.clone())
+    }
+
+    /// The same client, but redirects come back as answers: for flows that
+    /// read a redirect's Location and cookies themselves (SAML ECP).
+    pub fn without_redirects(&self) -> Result<Http, Fail> {
+        Ok(Http {
+            client: new_client(
+                cached_tls_config(&self.tls)?,
+                reqwest::redirect::Policy::none(),
+            )?,
+            ..self.clone()
+        })
     }
 
     pub fn tls(&self) -> &TlsOptions {

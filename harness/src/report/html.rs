@@ -164,6 +164,13 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     .as_ref()
                     .map(|w| format!("<br><i>flagged: {}</i>", h(w)))
                     .unwrap_or_default();
+                let flag = match &ch.hint {
+                    Some(hint) => format!(
+                        "{flag}<br><span class=\"fix\"><b>To fix:</b> {}</span>",
+                        h(hint)
+                    ),
+                    None => flag,
+                };
                 let _ = writeln!(
                     o,
                     "<tr class=\"check\" data-probe=\"{}\" data-check=\"{}\" data-outcome=\"{outcome}\"><td><code>{}</code> {} {}</td><td class=\"{css}\">{} {}</td><td>{:.3}</td><td>{}{flag}</td></tr>",

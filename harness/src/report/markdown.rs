@@ -109,10 +109,13 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     (None, Verdict::Pass) => "pass".into(),
                     (None, x) => format!("**{}**", x.as_str()),
                 };
-                let ev = match &ch.flagged {
+                let mut ev = match &ch.flagged {
                     Some(why) => format!("{} (flagged: {})", ch.message, why),
                     None => ch.message.clone(),
                 };
+                if let Some(hint) = &ch.hint {
+                    ev = format!("{ev} — **To fix:** {hint}");
+                }
                 let _ = writeln!(
                     o,
                     "| {} {} {} | {} | {:.3}s | {} |",
@@ -121,7 +124,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     md_cell(&ch.name, 100),
                     outcome,
                     ch.duration.as_secs_f64(),
-                    md_cell(&ev, 600)
+                    md_cell(&ev, 1200)
                 );
             }
         }

@@ -418,3 +418,88 @@ fn coverage_against_a_report_finds_unreferenced_checks() {
         ]
     );
 }
+
+#[test]
+fn a_saml_only_site_meets_the_aai_requirement_and_a_saml_failure_says_what_to_fix() {
+    let g = Guideline::embedded();
+    let token = |steps: Vec<Step>, status: Status| {
+        let mut r = result("check_token_auth", "TOKEN_AUTH", status, steps);
+        r.summary = "token auth".into();
+        r
+    };
+    // logged in by SAML2 ECP: no AUTH-02 (OIDC) at all
+    let saml_ok = vec![
+        step("AUTH-05", Status::Ok),
+        step("AUTH-01", Status::Ok),
+        step("AUTH-14", Status::Ok),
+        step("AUTH-15", Status::Ok),
+        step("AUTH-16", Status::Ok),
+        step("AUTH-17", Status::Ok),
+        step("AUTH-03", Status::Ok),
+        step("AUTH-04", Status::Ok),
+        step("AUTH-18", Status::Ok),
+    ];
+    let sg = grade(&g, &site(vec![token(saml_ok.clone(), Status::Ok)]));
+    let aai = cap(&sg, "identity-oidc-federation");
+    assert_eq!(aai.status, CapStatus::Pass);
+    assert!(aai.checks.iter().all(|c| c.hint.is_none()));
+    // the SP refuses the assertion: the check carries the site's fix, the others do not
+    let mut failed = saml_ok[..4].to_vec();
+    failed.push(step("AUTH-16", Status::Critical));
+    let sg = grade(&g, &site(vec![token(failed, Status::Critical)]));
+    let aai = cap(&sg, "identity-oidc-federation");
+    assert_eq!(aai.status, CapStatus::Fail);
+    let c16 = aai
+        .checks
+        .iter()
+        .find(|c| c.check == "AUTH-16" && c.outcome == Verdict::Fail)
+        .unwrap();
+    let hint = c16.hint.as_deref().expect("a hint for AUTH-16");
+    assert!(
+        hint.contains("signing certificate") && hint.contains("audience"),
+        "{hint}"
+    );
+    assert!(aai
+        .checks
+        .iter()
+        .filter(|c| c.check != "AUTH-16")
+        .all(|c| c.hint.is_none() || c.outcome != Verdict::Pass));
+    // the self-certification report puts it beside the failed check
+    let mut failed = saml_ok[..4].to_vec();
+    failed.push(step("AUTH-16", Status::Critical));
+    let report = fedprobe::report::Report::build(
+        std::slice::from_ref(&g),
+        vec![site(vec![token(failed, Status::Critical)])],
+        1_700_000_000.0,
+        Duration::from_secs(3),
+    );
+    for f in [
+        fedprobe::report::Format::Markdown,
+        fedprobe::report::Format::Html,
+    ] {
+        let out = report.output(f);
+        let at = out.find("AUTH-16 said CRITICAL").expect("the failed check");
+        let fix = out[at..].find("To fix:").expect("its fix");
+        assert!(
+            out[at + fix..].contains("signing certificate"),
+            "{}",
+            &out[at..]
+        );
+    }
+    // a hint must name one of its capability's checks and say something
+    let bad = G.replace(
+        "checks = [\"check_token_auth:AUTH-*\"]",
+        "checks = [\"check_token_auth:AUTH-*\"]\nhints = [{ check = \"check_vm_lifecycle:VM-01\", fix = \"x\" }, { check = \"check_token_auth:AUTH-14\", fix = \" \" }]",
+    );
+    let problems = Guideline::parse(&bad).unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("hint for \"check_vm_lifecycle:VM-01\" is not among its checks")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("without a fix")),
+        "{problems:#?}"
+    );
+}

@@ -79,6 +79,13 @@ pub enum Credential {
         id: String,
         secret: SecretSource,
     },
+    /// SAML2 ECP at `idp` (its SOAP endpoint). Without `username`, the
+    /// secret holds `user:password` (--saml-credentials).
+    Saml {
+        idp: Url,
+        username: Option<String>,
+        secret: SecretSource,
+    },
 }
 
 impl Credential {
@@ -104,6 +111,11 @@ impl Credential {
             }
             Credential::Password { username, .. } => format!("password of user {username}"),
             Credential::AppCred { id, .. } => format!("application credential {id}"),
+            Credential::Saml { idp, secret, .. } => format!(
+                "SAML2 ECP at {} with the user:password from {}",
+                crate::http::show_url(idp),
+                secret.describe()
+            ),
         }
     }
 }
@@ -150,6 +162,8 @@ struct Layer {
     region: Option<String>,
     cacert: Option<PathBuf>,
     insecure: Option<bool>,
+    saml_idp: Option<String>,
+    saml_credentials: Option<SecretSource>,
 }
 
 fn layer_from_args(a: &AuthArgs) -> Layer {
@@ -176,6 +190,8 @@ fn layer_from_args(a: &AuthArgs) -> Layer {
         region: a.region.clone(),
         cacert: None,
         insecure: None,
+        saml_idp: a.saml_idp.as_ref().map(|u| u.to_string()),
+        saml_credentials: a.saml_credentials.clone().map(SecretSource::File),
     }
 }
 
@@ -210,6 +226,9 @@ fn layer_from_env(env: &dyn Fn(&str) -> Option<String>) -> Layer {
         region: get("OS_REGION_NAME"),
         cacert: get("OS_CACERT").map(PathBuf::from),
         insecure: get("OS_INSECURE").map(|v| matches!(v.as_str(), "1" | "true" | "True")),
+        // keystoneauth's v3samlpassword: OS_USERNAME/OS_PASSWORD at this IdP
+        saml_idp: get("OS_IDENTITY_PROVIDER_URL"),
+        saml_credentials: None,
     }
 }
 
@@ -338,6 +357,8 @@ fn cloud_layer(name: &str, path: &Path, c: &Cloud) -> Layer {
         region: c.region_name.clone(),
         cacert: c.cacert.as_ref().map(PathBuf::from),
         insecure: c.verify.map(|v| !v),
+        saml_idp: s("identity_provider_url"),
+        saml_credentials: None,
     }
 }
 
@@ -366,11 +387,14 @@ pub fn resolve(args: &AuthArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
             Fail::unknown(
                 "no credential: give --access-token FILE, --refresh-token FILE, \
                  --client-id with --client-secret FILE, --username with --password-file, \
-                 --app-cred-id with --app-cred-secret FILE, OS_* variables or --os-cloud",
+                 --app-cred-id with --app-cred-secret FILE, --saml-idp with \
+                 --saml-credentials FILE, OS_* variables or --os-cloud",
             )
         })??;
     let protocols = match first(&|l| l.protocol.clone()) {
         Some(p) => vec![p],
+        // Keystone's default [auth] methods have `mapped`, not `saml2`
+        None if matches!(credential, Credential::Saml { .. }) => vec!["mapped".into()],
         None => vec!["openid".into(), "oidc".into()],
     };
     Ok(Resolved {
@@ -388,6 +412,14 @@ pub fn resolve(args: &AuthArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
     })
 }
 
+impl Layer {
+    /// An IdP URL alone names a SAML login on the command line; in the
+    /// environment and clouds.yaml it needs auth type v3samlpassword.
+    fn saml_idp_given(&self) -> bool {
+        self.saml_idp.is_some() && self.name == "command line"
+    }
+}
+
 /// The credential a layer names, if any; an incomplete one is an error.
 fn credential(l: &Layer) -> Option<Result<Credential, Fail>> {
     let kind = match l.auth_type.as_deref() {
@@ -396,13 +428,15 @@ fn credential(l: &Layer) -> Option<Result<Credential, Fail>> {
         Some("password") | Some("v3password") => "password",
         Some("v3oidcclientcredentials") => "client",
         Some("v3oidcrefreshtoken") => "refresh",
+        Some("v3samlpassword") => "saml",
         Some(other) => {
             return Some(Err(Fail::unknown(format!(
                 "{}: auth type {other:?} is not supported (use v3oidcaccesstoken, \
-                 v3oidcclientcredentials, v3applicationcredential or password)",
+                 v3oidcclientcredentials, v3applicationcredential, v3samlpassword or password)",
                 l.name
             ))))
         }
+        None if l.saml_credentials.is_some() || l.saml_idp_given() => "saml",
         None if l.app_cred_id.is_some() || l.app_cred_secret.is_some() => "appcred",
         None if l.username.is_some() || l.password.is_some() => "password",
         None if l.access_token.is_some() => "token",
@@ -464,6 +498,28 @@ fn credential(l: &Layer) -> Option<Result<Credential, Fail>> {
             (None, _) => return missing("the user name"),
             (_, None) => return missing("the password"),
         },
+        "saml" => {
+            let Some(idp) = &l.saml_idp else {
+                return missing("the SAML IdP's ECP URL (--saml-idp)");
+            };
+            let idp = match parse_url(idp, "SAML IdP") {
+                Ok(u) => u,
+                Err(e) => return Some(Err(e)),
+            };
+            match (&l.saml_credentials, &l.username, &l.password) {
+                (Some(f), _, _) => Credential::Saml {
+                    idp,
+                    username: None,
+                    secret: f.clone(),
+                },
+                (None, Some(u), Some(p)) => Credential::Saml {
+                    idp,
+                    username: Some(u.clone()),
+                    secret: p.clone(),
+                },
+                _ => return missing("the SAML credential (--saml-credentials FILE)"),
+            }
+        }
         "refresh" => match &l.refresh_token {
             Some(r) => match client() {
                 Ok(c) => Credential::RefreshToken {
@@ -644,6 +700,64 @@ clouds:
         );
         assert!(e.message.contains("line"), "{}", e.message);
         assert!(!e.message.contains("pa55word"), "{}", e.message);
+    }
+
+    #[test]
+    fn saml_ecp_from_command_line_and_environment() {
+        let args = AuthArgs {
+            endpoint: Some(Url::parse("https://sp.example/v3").unwrap()),
+            saml_idp: Some(Url::parse("https://idp.example/sso/ecp").unwrap()),
+            saml_credentials: Some("/etc/fedprobe/saml".into()),
+            identity_provider: "site-saml".into(),
+            ..Default::default()
+        };
+        let r = resolve(&args, &env_of(&[])).unwrap();
+        assert!(
+            matches!(&r.credential, Credential::Saml { idp, username: None, secret: SecretSource::File(_) }
+            if idp.as_str() == "https://idp.example/sso/ecp")
+        );
+        assert_eq!(r.protocols, ["mapped"]);
+        assert_eq!(r.identity_provider, "site-saml");
+        // --protocol wins over the SAML default
+        let r = resolve(
+            &AuthArgs {
+                protocol: Some("saml2".into()),
+                ..args.clone()
+            },
+            &env_of(&[]),
+        )
+        .unwrap();
+        assert_eq!(r.protocols, ["saml2"]);
+        // the credentials file alone is not enough
+        let e = resolve(
+            &AuthArgs {
+                saml_idp: None,
+                ..args.clone()
+            },
+            &env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("--saml-idp"), "{}", e.message);
+        assert_eq!(e.status, crate::Status::Unknown);
+        // keystoneauth's v3samlpassword variables
+        let env = env_of(&[
+            ("OS_AUTH_URL", "https://sp.example/v3"),
+            ("OS_AUTH_TYPE", "v3samlpassword"),
+            ("OS_IDENTITY_PROVIDER_URL", "https://idp.example/sso/ecp"),
+            ("OS_USERNAME", "mon"),
+            ("OS_PASSWORD", "pa55word-xyz"),
+        ]);
+        let r = resolve(&AuthArgs::default(), &env).unwrap();
+        assert!(matches!(&r.credential, Credential::Saml { username: Some(u), .. } if u == "mon"));
+        // an IdP URL in the environment without the auth type stays a password login
+        let env = env_of(&[
+            ("OS_AUTH_URL", "https://k.example/v3"),
+            ("OS_IDENTITY_PROVIDER_URL", "https://idp.example/sso/ecp"),
+            ("OS_USERNAME", "mon"),
+            ("OS_PASSWORD", "pa55word-xyz"),
+        ]);
+        let r = resolve(&AuthArgs::default(), &env).unwrap();
+        assert!(matches!(r.credential, Credential::Password { .. }));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use reqwest::Url;
 
-use super::config::{Credential, OidcClient, Resolved, TokenEndpoint};
+use super::config::{Credential, OidcClient, Resolved, SecretSource, TokenEndpoint};
 use crate::clients::oidc;
 use crate::http::{show_url, Http};
 use crate::secret::Secret;
@@ -21,6 +21,11 @@ pub enum Obtained {
     AppCred {
         id: String,
         secret: Secret,
+    },
+    Saml {
+        idp: Url,
+        user: String,
+        password: Secret,
     },
 }
 
@@ -78,6 +83,25 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
                 format!("password of {username}{src}"),
             ))
         }
+        Credential::Saml {
+            idp,
+            username,
+            secret,
+        } => {
+            let (user, password) = match username {
+                Some(u) => (u.clone(), secret.load("SAML password")?),
+                None => user_password(secret)?,
+            };
+            let msg = format!("SAML2 ECP user {user} at IdP {}{src}", show_url(idp));
+            Ok(Done::ok(
+                Obtained::Saml {
+                    idp: idp.clone(),
+                    user,
+                    password,
+                },
+                msg,
+            ))
+        }
         Credential::AppCred { id, secret } => {
             let secret = secret.load("application credential secret")?;
             Ok(Done::ok(
@@ -88,6 +112,26 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
                 format!("application credential {id}{src}"),
             ))
         }
+    }
+}
+
+/// `user:password` from a --saml-credentials file, split at the first
+/// colon. Only the password becomes a [`Secret`]: the whole line would make
+/// the output scrubber hide the user name (and the IdP id it is part of).
+fn user_password(src: &SecretSource) -> Result<(String, Secret), Fail> {
+    let from = src.describe();
+    let line = match src {
+        SecretSource::File(p) => std::fs::read_to_string(p)
+            .map_err(|e| Fail::unknown(format!("SAML credential: cannot read {from}: {e}")))?,
+        SecretSource::Value(s, _) => s.expose().to_string(),
+    };
+    match line.trim().split_once(':') {
+        Some((u, p)) if !u.trim().is_empty() && !p.is_empty() => {
+            Ok((u.trim().to_string(), Secret::new(p)))
+        }
+        _ => Err(Fail::unknown(format!(
+            "SAML credential {from}: expected one line user:password"
+        ))),
     }
 }
 
@@ -157,6 +201,26 @@ fn expiry_note(token: &Secret) -> Result<String, Fail> {
 mod tests {
     use super::*;
     use crate::model::Status;
+
+    #[test]
+    fn saml_credentials_file_is_user_colon_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("saml");
+        std::fs::write(&f, "probe-saml:pa:ss:word\n").unwrap();
+        let (u, p) = user_password(&SecretSource::File(f.clone())).unwrap();
+        assert_eq!((u.as_str(), p.expose()), ("probe-saml", "pa:ss:word"));
+        // the user name is not a secret: output keeps it
+        assert!(crate::secret::scrub("user probe-saml").contains("probe-saml"));
+        for bad in ["no-colon-here", ":password-only", "user:", ""] {
+            std::fs::write(&f, bad).unwrap();
+            let e = user_password(&SecretSource::File(f.clone())).unwrap_err();
+            assert_eq!(e.status, Status::Unknown);
+            assert!(e.message.contains("user:password"), "{}", e.message);
+            assert!(bad.len() < 6 || !e.message.contains(bad), "{}", e.message);
+        }
+        let e = user_password(&SecretSource::File(dir.path().join("missing"))).unwrap_err();
+        assert_eq!(e.status, Status::Unknown);
+    }
 
     #[test]
     fn expired_jwt_is_the_monitors_problem() {

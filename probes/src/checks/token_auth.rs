@@ -3,7 +3,9 @@
 //! AUTH-05 URL policy, AUTH-10 refresh-token lifetime (when one is used),
 //! AUTH-01..04 login (shared with every probe; AUTH-12/13 for password and
 //! application-credential logins instead of AUTH-02), AUTH-06 token validation,
-//! AUTH-07/08 catalog, AUTH-09 a garbage token is refused, AUTH-11 login time.
+//! AUTH-07/08 catalog, AUTH-09 a garbage token is refused, AUTH-11 login time,
+//! AUTH-18 the federation protocols the site advertises. SAML2 ECP logins
+//! record AUTH-14..17 instead of AUTH-02.
 //!
 //! Plain-http Keystone URLs are CRITICAL and no credential is sent to them:
 //! the access token is a bearer credential accepted by every federated site,
@@ -32,6 +34,7 @@ crate::check_ids! { "EOSC-IAAS-AAI";
     GARBAGE = "AUTH-09", "invalid token refused";
     REFRESH_LIFETIME = "AUTH-10", "monitor refresh token lifetime";
     LOGIN_TIME = "AUTH-11", "login time";
+    FED_PROTOCOLS = "AUTH-18", "federation protocols advertised (OIDC, SAML)";
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -61,8 +64,8 @@ pub struct TokenAuth;
 impl Probe for TokenAuth {
     const BIN: &'static str = "check_token_auth";
     const LABEL: &'static str = "TOKEN_AUTH";
-    const ABOUT: &'static str = "Log in at a site's Keystone (federated OIDC, password or \
-        application credential), check the token, the catalog and that bad tokens are refused. \
+    const ABOUT: &'static str = "Log in at a site's Keystone (federated OIDC, SAML2 ECP, password \
+        or application credential), check the token, the catalog and that bad tokens are refused. \
         -w/-c apply to the login time in seconds.";
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     type Args = Args;
@@ -112,6 +115,9 @@ async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
         let (status, msg) = catalog_extra(&session, &optional, plan.allow_http);
         ctx.note(CATALOG_EXTRA, status, msg);
     }
+
+    ctx.step(FED_PROTOCOLS, advertised_protocols(&session))
+        .await?;
 
     if federated && !args.no_invalid_token_check {
         ctx.step(GARBAGE, garbage_refused(&session)).await?;
@@ -186,6 +192,10 @@ fn emit_step_perf(ctx: &Ctx) {
         (auth::EXCHANGE, "authenticate"),
         (auth::PASSWORD, "authenticate"),
         (auth::APP_CRED, "authenticate"),
+        (auth::SAML_SP, "saml_sp"),
+        (auth::SAML_IDP, "saml_idp"),
+        (auth::SAML_ACS, "saml_sp_accept"),
+        (auth::SAML_TOKEN, "authenticate"),
         (auth::PROJECTS, "projects"),
         (auth::SCOPE, "scope"),
         (VALIDATE, "validate"),
@@ -222,6 +232,99 @@ async fn validate(s: &Session) -> Result<Done<()>, Fail> {
         (),
         format!("Keystone confirms the scoped token (HTTP 200){exp}"),
     ))
+}
+
+/// The federated identity family a Keystone protocol serves.
+fn protocol_family(p: &keystone::FederationProtocol) -> &'static str {
+    let attr = p
+        .remote_id_attribute
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match p.id.to_ascii_lowercase().as_str() {
+        "openid" | "oidc" | "openidc" => "OIDC",
+        "saml2" | "saml" => "SAML",
+        // `mapped` serves either; the remote id attribute names the Apache module's variable
+        _ if ["SAML", "MELLON", "SHIB"].iter().any(|k| attr.contains(k)) => "SAML",
+        _ if ["OIDC", "ISS"].iter().any(|k| attr.contains(k)) => "OIDC",
+        _ => "kind not known",
+    }
+}
+
+/// AUTH-18: which federation protocols the site's identity providers offer,
+/// so a site offering SAML only (or OIDC only) is seen as such. Listing
+/// needs admin rights on most sites: a refusal is reported, not failed.
+async fn advertised_protocols(s: &Session) -> Result<Done<()>, Fail> {
+    let used = match &s.protocol {
+        Some(p) => format!("this login used {}/{p}", s.identity_provider),
+        None => "this login was not federated".into(),
+    };
+    let idps = match Keystone::new(s.http.clone(), s.keystone.clone())
+        .federation_protocols(&s.token)
+        .await
+    {
+        Ok(l) => l,
+        Err(f) if matches!(f.http_status(), Some(401 | 403 | 404)) => {
+            return Ok(Done::ok(
+                (),
+                format!(
+                "the site does not let the monitor list its identity providers (HTTP {}); {used}",
+                f.http_status().unwrap_or(403)
+            ),
+            ))
+        }
+        Err(f) if f.kind == crate::fail::FailKind::Timeout => return Err(f),
+        Err(f) => {
+            return Ok(Done::warn(
+                (),
+                format!(
+                    "identity providers could not be listed: {}; {used}",
+                    f.message
+                ),
+            ))
+        }
+    };
+    let mut families = std::collections::BTreeSet::new();
+    let mut parts = Vec::new();
+    for i in &idps {
+        let ps: Vec<String> = i
+            .protocols
+            .iter()
+            .map(|p| {
+                let fam = protocol_family(p);
+                if i.enabled && fam != "kind not known" {
+                    families.insert(fam);
+                }
+                format!("{} ({fam})", p.id)
+            })
+            .collect();
+        let off = if i.enabled { "" } else { " [disabled]" };
+        let ps = if ps.is_empty() {
+            "no protocol".to_string()
+        } else {
+            ps.join(", ")
+        };
+        parts.push(format!("{}{off}: {ps}", i.idp));
+    }
+    let offered = if families.is_empty() {
+        "no OIDC or SAML protocol".to_string()
+    } else {
+        families.into_iter().collect::<Vec<_>>().join(" and ")
+    };
+    let msg = format!(
+        "{} identity provider(s), offering {offered}: {}",
+        idps.len(),
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join("; ")
+        }
+    );
+    let msg = crate::text::one_line(&msg, 600);
+    if offered.starts_with("no ") {
+        return Ok(Done::warn((), msg));
+    }
+    Ok(Done::ok((), msg))
 }
 
 /// Alternative service types a catalog may use for the same service.
@@ -397,6 +500,28 @@ mod tests {
         let d = refresh_lifetime(&opaque, 30, 15).unwrap();
         assert_eq!(d.status, Status::Ok);
         assert!(d.message.contains("cannot be read"));
+    }
+
+    #[test]
+    fn protocol_families() {
+        let p = |id: &str, attr: Option<&str>| keystone::FederationProtocol {
+            id: id.into(),
+            remote_id_attribute: attr.map(str::to_string),
+        };
+        assert_eq!(protocol_family(&p("openid", None)), "OIDC");
+        assert_eq!(protocol_family(&p("oidc", Some("HTTP_OIDC_ISS"))), "OIDC");
+        assert_eq!(protocol_family(&p("saml2", None)), "SAML");
+        assert_eq!(
+            protocol_family(&p("mapped", Some("HTTP_OIDC_SAML_IDP"))),
+            "SAML"
+        );
+        assert_eq!(protocol_family(&p("mapped", Some("MELLON_IDP"))), "SAML");
+        assert_eq!(
+            protocol_family(&p("mapped", Some("Shib-Identity-Provider"))),
+            "SAML"
+        );
+        assert_eq!(protocol_family(&p("mapped", Some("HTTP_OIDC_ISS"))), "OIDC");
+        assert_eq!(protocol_family(&p("mapped", None)), "kind not known");
     }
 
     #[test]

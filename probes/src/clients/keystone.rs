@@ -142,6 +142,12 @@ impl Keystone {
         validate_token(&self.http, &self.url, token).await
     }
 
+    /// Each identity provider and its federation protocols (needs a
+    /// token allowed `identity:list_identity_providers`, usually admin).
+    pub async fn federation_protocols(&self, token: &Secret) -> Result<Vec<IdpProtocols>, Fail> {
+        federation_protocols(&self.http, &self.url, token).await
+    }
+
     pub async fn federation_reply(
         &self,
         idp: &str,
@@ -176,6 +182,71 @@ async fn list_projects(http: &Http, keystone: &Url, token: &Secret) -> Result<Ve
         .get_json(v3(keystone, "auth/projects")?)
         .await?;
     Ok(p.projects)
+}
+
+/// Identity providers listed at most (a site has a handful).
+const MAX_IDPS: usize = 50;
+
+/// One identity provider of a site's Keystone and its protocols.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdpProtocols {
+    pub idp: String,
+    pub enabled: bool,
+    pub protocols: Vec<FederationProtocol>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct FederationProtocol {
+    pub id: String,
+    #[serde(default)]
+    pub remote_id_attribute: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdpList {
+    identity_providers: Vec<IdpEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdpEntry {
+    id: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(serde::Deserialize)]
+struct ProtocolList {
+    protocols: Vec<FederationProtocol>,
+}
+
+async fn federation_protocols(
+    http: &Http,
+    keystone: &Url,
+    token: &Secret,
+) -> Result<Vec<IdpProtocols>, Fail> {
+    let svc = keystone_service(http, keystone, Some(token));
+    let list: IdpList = svc
+        .get_json(at(keystone, &["OS-FEDERATION", "identity_providers"])?)
+        .await?;
+    let mut out = Vec::new();
+    for idp in list.identity_providers.into_iter().take(MAX_IDPS) {
+        let url = at(
+            keystone,
+            &["OS-FEDERATION", "identity_providers", &idp.id, "protocols"],
+        )
+        .map_err(|f| Fail::critical(f.message))?;
+        let p: ProtocolList = svc.get_json(url).await?;
+        out.push(IdpProtocols {
+            idp: idp.id,
+            enabled: idp.enabled,
+            protocols: p.protocols,
+        });
+    }
+    Ok(out)
 }
 
 /// An explicit choice (id or name), else production's rule: a name containing

@@ -1,3 +1,4 @@
+pub mod ecp;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;
