@@ -9,6 +9,7 @@ pub mod image_upload;
 pub mod object_storage;
 pub mod token_auth;
 pub mod usage;
+pub mod usage_cloud;
 pub mod vm_lifecycle;
 
 use std::future::Future;
