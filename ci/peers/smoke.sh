@@ -233,4 +233,7 @@ if [ -x "$OSPY" ]; then
   ok "$OS_CLOUD_NAME, $OS_CLOUD_APPCRED_NAME, $OS_CLOUD_OIDC_NAME"
 fi
 
+STEP="OpenNebula fixture through pyone"
+out=$(timeout 120 bash "$(dirname "$0")/opennebula.sh" check 2>&1) || fail "$out"; ok "$(echo "$out" | tail -1)"
+
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"
