@@ -234,3 +234,109 @@ async fn usage_reads_accounting_and_the_vm_of_a_lifecycle() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("server 7 is missing"), "{out}");
 }
+
+/// The `Volumes` and `Usage` sides of the backend, through the library
+/// (check_block_storage is on another branch): a persistent DATABLOCK image
+/// created, attached, detached and deleted; usage lists VM and volume.
+#[tokio::test]
+async fn volumes_attach_detach_and_usage_through_the_backend() {
+    use probes::auth::cloud::CloudKind;
+    use probes::auth::AuthArgs;
+    use probes::backend::{
+        Compute, NetworkChoice, ServerPhase, ServerSpec, Usage, VolumePhase, VolumeSpec, Volumes,
+    };
+    use probes::ctx::Settings;
+    use probes::http::TlsOptions;
+    use probes::runner::{execute, RunOptions};
+    use probes::Status;
+    use std::collections::BTreeMap;
+
+    let f = fixture("").await;
+    let mut auth = AuthArgs {
+        endpoint: Some(f.url.parse().unwrap()),
+        cloud: CloudKind::OpenNebula,
+        ..AuthArgs::default()
+    };
+    auth.opennebula.session = Some(f.session.clone().into());
+    auth.opennebula.memory_mb = 256;
+    let opts = RunOptions {
+        probe: "volumes".into(),
+        label: "VOLUMES".into(),
+        timeout: std::time::Duration::from_secs(30),
+        timeout_status: Status::Unknown,
+        cleanup_grace: None,
+        tls: TlsOptions::default(),
+        settings: Settings::default(),
+        events: None,
+    };
+    let r = execute(opts, std::future::pending(), move |ctx| async move {
+        let b = probes::backend::opennebula::login(&ctx, &auth).await?;
+        let wait = |what: &'static str| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            what
+        };
+        let mut meta = BTreeMap::new();
+        meta.insert("fedprobe-run".to_string(), "vol-test".to_string());
+        let vm = b
+            .create_server(&ServerSpec {
+                name: "vol-vm".into(),
+                image_id: "0".into(),
+                flavor_id: String::new(),
+                network: NetworkChoice::None,
+                metadata: meta.clone(),
+            })
+            .await?;
+        for _ in 0..50 {
+            if b.server(&vm).await?.unwrap().phase == ServerPhase::Active {
+                break;
+            }
+            wait("vm").await;
+        }
+        let vol = b
+            .create_volume(&VolumeSpec {
+                name: "vol-1".into(),
+                size_gb: 1,
+                metadata: meta.clone(),
+            })
+            .await?;
+        let v = b.volume(&vol).await?.unwrap();
+        assert_eq!(v.phase, VolumePhase::Available);
+        assert_eq!(v.size_gb, Some(1));
+        assert_eq!(b.volumes_tagged("fedprobe-run").await?.len(), 1);
+        b.attach_volume(&vm, &vol).await?;
+        let v = b.volume(&vol).await?.unwrap();
+        assert_eq!(v.phase, VolumePhase::InUse, "{}", v.status_text);
+        assert_eq!(v.attached_to, vec![vm.clone()]);
+        // the VM is in HOTPLUG until the attach is done
+        for _ in 0..50 {
+            if b.server(&vm).await?.unwrap().phase == ServerPhase::Active {
+                break;
+            }
+            wait("hotplug").await;
+        }
+        // in use: oned refuses to delete it
+        let e = b.delete_volume(&vol).await.unwrap_err();
+        assert!(
+            e.message.contains("one.image.delete refused"),
+            "{}",
+            e.message
+        );
+        b.detach_volume(&vm, &vol).await?;
+        assert_eq!(b.volume(&vol).await?.unwrap().phase, VolumePhase::Available);
+        let usage = b
+            .server_usage(0.0, probes::clock::now_unix() + 60.0)
+            .await?;
+        assert_eq!(usage.len(), 1);
+        assert_eq!(usage[0].id, vm);
+        assert_eq!(usage[0].ram_mb, Some(256));
+        let vols = b.volume_usage().await?;
+        assert_eq!(vols.len(), 1);
+        assert!(b.delete_volume(&vol).await?);
+        assert!(b.volume(&vol).await?.is_none());
+        assert!(!b.delete_volume(&vol).await?);
+        assert!(b.delete_server(&vm).await?);
+        Ok("done".to_string())
+    })
+    .await;
+    assert_eq!(r.status, Status::Ok, "{} {:?}", r.summary, r.steps);
+}
