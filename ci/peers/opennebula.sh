@@ -1,8 +1,8 @@
 #!/bin/bash
 # OpenNebula for the tests: the pyone venv, the fixture (ci/peers/one_fixture.py) checked by
 # pyone, and a real oned with the dummy drivers when one was built beforehand (its source is in
-# no package registry, so this script does not build it: point ONE_LOCATION at an install made
-# with OpenNebula's own install.sh -d DIR). Everything on 127.0.0.1; stopped by recorded PID.
+# no package registry, so this script does not build it: point ONE_LOCATION at a self-contained
+# install made beforehand). Everything on 127.0.0.1; stopped by recorded PID.
 #
 #   install        venv $CACHE/venv-one with pyone (pinned below)
 #   check          pyone drives a fresh fixture (ci/peers/one_pyone_check.py); fails on drift
@@ -82,7 +82,7 @@ PY
 }
 
 oned_start() {
-  [ -x "$ONE_LOCATION/bin/oned" ] || die "no oned at $ONE_LOCATION/bin/oned (build and install it first; see ci/peers/NOTES.md)"
+  [ -x "$ONE_LOCATION/bin/oned" ] || die "no oned at $ONE_LOCATION/bin/oned (see ci/peers/NOTES.md)"
   mkdir -p "$ONE_DIR" "$RUN" "$LOG"
   oned_config
   [ -s "$ONE_DIR/one_auth" ] || { echo "oneadmin:$(gen_secret)" > "$ONE_DIR/one_auth"; chmod 600 "$ONE_DIR/one_auth"; }
