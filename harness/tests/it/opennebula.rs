@@ -87,6 +87,8 @@ fn fedprobe_run_grades_an_opennebula_site() {
             .find(|x| x["probe"] == name)
             .unwrap_or_else(|| panic!("{name} ran: {run}"))
     };
+    let login = find("check_token_auth");
+    assert_eq!(login["result"]["status"], "OK", "{}", login["result"]);
     let vm = find("check_vm_lifecycle");
     assert_eq!(vm["result"]["status"], "OK", "{}", vm["result"]);
     let argv = vm["argv"].as_array().unwrap();

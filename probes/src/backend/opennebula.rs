@@ -100,6 +100,33 @@ impl OpenNebula {
     }
 }
 
+impl OpenNebula {
+    /// A made-up secret for the logged-in user must be refused as oned
+    /// refuses a bad session (error 0x100); accepted is CRITICAL.
+    pub async fn garbage_session_refused(&self) -> Result<String, Fail> {
+        let bogus = crate::secret::Secret::new(format!("fedprobe-invalid-{}", super::run_id()));
+        let r = self
+            .one
+            .with_secret(bogus)
+            .try_call("one.user.info", vec![int(-1)])
+            .await?;
+        match r {
+            Err(r) if r.code == one::AUTHENTICATION => Ok(format!(
+                "a made-up secret was refused (oned error 0x{:04x})",
+                r.code
+            )),
+            Err(r) => Err(Fail::critical(format!(
+                "a made-up secret got oned error 0x{:04x}, not 0x0100 (authentication): {}",
+                r.code,
+                crate::text::one_line(&r.message, 200)
+            ))),
+            Ok(_) => Err(Fail::critical(
+                "a made-up secret was ACCEPTED by one.user.info: the site authenticates nothing",
+            )),
+        }
+    }
+}
+
 impl WithDeadline for OpenNebula {
     fn with_deadline(&self, deadline: Deadline) -> Self {
         let http = self.one_http().with_deadline(deadline);

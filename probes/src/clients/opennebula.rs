@@ -66,6 +66,14 @@ impl One {
         &self.url
     }
 
+    /// The same user with another secret.
+    pub fn with_secret(&self, secret: Secret) -> One {
+        One {
+            secret,
+            ..self.clone()
+        }
+    }
+
     pub fn with_http(&self, http: Http) -> One {
         One {
             http,

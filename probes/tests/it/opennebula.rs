@@ -340,3 +340,19 @@ async fn volumes_attach_detach_and_usage_through_the_backend() {
     .await;
     assert_eq!(r.status, Status::Ok, "{} {:?}", r.summary, r.steps);
 }
+
+#[tokio::test]
+async fn token_auth_checks_the_opennebula_login() {
+    const TA: &str = env!("CARGO_BIN_EXE_check_token_auth");
+    let f = fixture("").await;
+    let (code, out, _, _) = run_bin(TA, &args(&f, &["-t", "30", "-v"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("AUTH-14"), "{out}");
+    assert!(
+        out.contains("AUTH-09") && out.contains("was refused"),
+        "{out}"
+    );
+    let f = fixture("auth").await;
+    let (code, out, _, _) = run_bin(TA, &args(&f, &["-t", "30"])).await;
+    assert_eq!(code, 3, "{out}");
+}
