@@ -59,5 +59,8 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# pyone (PyPI) in its venv: the OpenNebula fixture and its drift check
+bash "$(dirname "$0")/peers/opennebula.sh" install >&2 || { say "FAILED: ci/peers/opennebula.sh install"; exit 1; }
+
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 say "ok in $((ms / 1000)).$((ms % 1000 / 100))s${missing:+ (installed:$missing)}"

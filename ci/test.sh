@@ -86,6 +86,12 @@ if [ "${FEDPROBE_NO_PRODUCERS:-0}" != 1 ] && [ -f "$FEDPROBE_PEERS_ENV" ]; then
   done
 fi
 
+# OpenNebula's own client (pyone) against the fixture the OpenNebula tests use: drift fails the run
+if ! bash ci/peers/opennebula.sh check >&2; then
+  loud "ci/peers/opennebula.sh check FAILED: the OpenNebula fixture drifted from pyone"
+  one_rc=1
+fi
+
 t=$(date +%s)
 LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
 # --show-output: the SKIP lines of passing tests are printed, not swallowed.
@@ -109,6 +115,7 @@ elif [ -n "$unlisted" ]; then
   [ "$rc" = 0 ] && rc=1
 fi
 rm -f "$LOG"
+[ "${one_rc:-0}" = 1 ] && [ "$rc" = 0 ] && rc=1
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
 
 # The packages, in a whole run: built (ci/package.sh), installed with dpkg, the installed

@@ -47,6 +47,8 @@ if [ -f "$RUN/rabbitmq.pid" ]; then
 fi
 
 # everything else (process groups)
+bash "$(dirname "$0")/opennebula.sh" stop
+
 for f in "$RUN"/*.pid; do
   [ -f "$f" ] || continue
   name=$(basename "$f" .pid); pid=$(cat "$f")

@@ -253,5 +253,7 @@ EOP
   [ "$(echo "$out" | tail -1)" = "probe-saml True" ] || fail "$out"
   ok "user probe-saml, scoped to $OPS_PROJECT_NAME"
 fi
+STEP="OpenNebula fixture through pyone"
+out=$(timeout 120 bash "$(dirname "$0")/opennebula.sh" check 2>&1) || fail "$out"; ok "$(echo "$out" | tail -1)"
 
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

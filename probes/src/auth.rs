@@ -37,6 +37,7 @@ crate::check_ids! { "EOSC-IAAS-AAI";
     PROJECTS = "AUTH-03", "list projects";
     SCOPE = "AUTH-04", "project-scoped token";
     URL_CHECK = "AUTH-05", "Keystone URL (https, v3)" @ "EOSC-IAAS-API";
+    CLOUD_LOGIN = "AUTH-19", "login at a non-OpenStack cloud's own API";
 }
 
 /// How to reach and log in to a site's Keystone. Anything not given here is

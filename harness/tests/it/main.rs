@@ -6,6 +6,7 @@ mod concurrency;
 mod demo;
 mod engines;
 mod grading;
+mod opennebula;
 mod profiles;
 mod real_peers;
 mod reports;

@@ -8,7 +8,9 @@ pub mod glue;
 pub mod image_upload;
 pub mod object_storage;
 pub mod token_auth;
+pub mod token_auth_cloud;
 pub mod usage;
+pub mod usage_cloud;
 pub mod vm_lifecycle;
 
 use std::future::Future;

@@ -75,7 +75,9 @@ impl Probe for TokenAuth {
     }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
-        args.auth.require_openstack(Self::BIN)?;
+        if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
+            return super::token_auth_cloud::run(&ctx, &args).await;
+        }
         let _perf = PerfOnExit(ctx.clone());
         run(&args, &ctx).await
     }

@@ -130,11 +130,15 @@ impl Probe for Usage {
             Ok(())
         };
         if api {
-            let r = async {
-                let session = auth::login(&ctx, &args.auth).await?;
-                api_checks(&ctx, &args, &session).await
-            }
-            .await;
+            let r = if args.auth.cloud == auth::cloud::CloudKind::OpenStack {
+                let session = auth::login(&ctx, &args.auth).await;
+                match session {
+                    Ok(s) => api_checks(&ctx, &args, &s).await,
+                    Err(f) => Err(f),
+                }
+            } else {
+                super::usage_cloud::api_checks(&ctx, &args).await
+            };
             keep(r)?;
         }
         if apel {

@@ -6,6 +6,7 @@ pub mod ldap;
 pub mod neutron;
 pub mod nova;
 pub mod oidc;
+pub mod opennebula;
 pub mod service;
 pub mod swift;
 pub mod usage;

@@ -27,6 +27,8 @@ mod layers;
 mod object_faults;
 mod object_real;
 mod saml_real;
+mod opennebula;
+mod opennebula_real;
 mod token_auth_faults;
 mod token_auth_real;
 mod token_auth_secrets;
