@@ -135,6 +135,19 @@ pub fn registry_ref(img: &Image) -> Option<String> {
     attribute(img, IMAGE_REF)
 }
 
+/// A registry reference without a tag (`registry.egi.eu/egi_vm_images/monitoring`)
+/// matches every tag of that repository; with a tag or digest, only itself.
+pub fn ref_matches(have: &str, want: &str) -> bool {
+    let last = want.rsplit('/').next().unwrap_or(want);
+    if last.contains(':') || last.contains('@') {
+        return have == want;
+    }
+    have == want
+        || have
+            .strip_prefix(want)
+            .is_some_and(|t| t.starts_with(':') || t.starts_with('@'))
+}
+
 fn attribute(img: &Image, key: &str) -> Option<String> {
     let raw = img.property(APPLIANCE_ATTRIBUTES)?;
     let v: Value = serde_json::from_str(raw).ok()?;
@@ -222,7 +235,7 @@ impl Compute for OpenStack {
                 let n = all.len();
                 let m = all
                     .into_iter()
-                    .filter(|i| registry_ref(i).as_deref() == Some(r.as_str()))
+                    .filter(|i| registry_ref(i).is_some_and(|have| ref_matches(&have, r)))
                     .collect();
                 choose(m, &format!("{IMAGE_REF} {r}"), n)
             }
@@ -507,5 +520,23 @@ impl ObjectStore for OpenStack {
 
     async fn delete_container(&self, name: &str) -> Result<bool, Fail> {
         self.swift()?.delete_container(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ref_matches;
+
+    #[test]
+    fn a_reference_without_a_tag_matches_every_tag_of_its_repository() {
+        let repo = "registry.egi.eu/egi_vm_images/monitoring";
+        assert!(ref_matches(&format!("{repo}:1.0"), repo));
+        assert!(ref_matches(&format!("{repo}@sha256:ab"), repo));
+        assert!(ref_matches(repo, repo));
+        assert!(!ref_matches(&format!("{repo}-old:1.0"), repo));
+        assert!(ref_matches(&format!("{repo}:1.0"), &format!("{repo}:1.0")));
+        assert!(!ref_matches(&format!("{repo}:1.1"), &format!("{repo}:1.0")));
+        // a registry port is not a tag
+        assert!(ref_matches("reg:5000/a/b:2", "reg:5000/a/b"));
     }
 }

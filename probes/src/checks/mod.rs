@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 
 use crate::model::{CheckId, ProbeResult};
-use crate::probe::{arg_error_line, Common, Invocation, Link, Probe};
+use crate::probe::{arg_error_line, Common, Invocation, Link, Optional, Probe};
 use crate::record::StageSink;
 use crate::runner::not_started;
 
@@ -44,6 +44,23 @@ pub struct Entry {
     pub provides: &'static [Link],
     /// What a finished run offers to other probes of the same site.
     pub offers: fn(&ProbeResult) -> Vec<(Link, String)>,
+    /// Checks that run only when configured, and the flags that do it.
+    pub optional: &'static [Optional],
+}
+
+impl Entry {
+    /// How to enable `check` when the invocation `argv` leaves it off:
+    /// `None` when it is not optional or one of its flags is given.
+    pub fn not_configured(&self, check: &str, argv: &[String]) -> Option<&'static Optional> {
+        self.optional.iter().find(|o| {
+            o.check == check
+                && !o.flags.iter().any(|f| {
+                    let long = format!("--{f}");
+                    argv.iter()
+                        .any(|a| a == &long || a.starts_with(&format!("{long}=")))
+                })
+        })
+    }
 }
 
 /// The probes, in the order a guideline run shows them.
@@ -71,6 +88,7 @@ const fn entry<P: Probe>() -> Entry {
         parse: parse::<P>,
         provides: P::PROVIDES,
         offers: P::offers,
+        optional: P::OPTIONAL,
     }
 }
 
