@@ -18,7 +18,7 @@ section.site{border-top:2px solid #444;margin-top:2em}.fix{background:#fff8c5;pa
 /// Counts the checks by outcome in the browser, so a headless render proves
 /// the page's own numbers agree with its rows.
 const SCRIPT: &str = "document.addEventListener('DOMContentLoaded',function(){
-var c={pass:0,warn:0,fail:0,skip:0,flagged:0};
+var c={pass:0,warn:0,fail:0,skip:0,flagged:0,'not-configured':0};
 document.querySelectorAll('tr.check').forEach(function(r){c[r.dataset.outcome]++;});
 Object.keys(c).forEach(function(k){var e=document.getElementById('js-count-'+k);if(e)e.textContent=String(c[k]);});
 document.body.dataset.rendered='yes';});";
@@ -142,6 +142,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     (false, Verdict::Pass) => "pass",
                     (false, Verdict::Warn) => "warn",
                     (false, Verdict::Fail) => "fail",
+                    (false, Verdict::NotConfigured) => "skip",
                 };
                 let flag = ch
                     .flagged
