@@ -1,4 +1,4 @@
-//! The `fedprobe` subcommands: run, check-guideline, demo.
+//! The `fedprobe` subcommands: run, init, check-profile, explain, check-guideline, demo.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,6 +43,21 @@ pub enum Command {
     },
     /// Print the embedded guideline
     Guideline,
+    /// Write a site profile from what can be discovered, validated by a dry login
+    Init(crate::init::InitArgs),
+    /// Validate a site profile without contacting the site (problems at their line)
+    CheckProfile {
+        /// Site profile (TOML)
+        file: PathBuf,
+    },
+    /// What a check does, the requirement it evidences, what fails it and how sites fix it
+    Explain {
+        /// Check id: VM-02, check_usage:USAGE-04, RUN-VM_LIFECYCLE
+        check: String,
+        /// Guideline id or file
+        #[arg(long, default_value = crate::guideline::DEFAULT_ID)]
+        guideline: String,
+    },
     /// Start the embedded reference cloud, run the whole guideline, write reports
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
@@ -202,7 +217,8 @@ pub fn plan_site(
         };
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let flags = probes::checks::long_flags(entry);
-        let argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        let mut argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        crate::defaults::apply(&mut argv);
         let mut plan = ProbePlan::parse(argv);
         // Full trace by default: every HTTP call becomes evidence in the
         // self-certification report (secrets are never in it).
@@ -354,7 +370,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
 }
 
 /// A profile's guideline path is relative to the profile's directory.
-fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
+pub(crate) fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
     let g = std::path::Path::new(guideline);
     if guideline == crate::guideline::DEFAULT_ID || g.is_absolute() {
         return guideline.to_string();
@@ -546,6 +562,13 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         Command::Guideline => {
             print!("{}", crate::guideline::DEFAULT_TEXT);
+            Ok(0)
+        }
+        Command::Init(a) => crate::init::run(a).await,
+        Command::CheckProfile { file } => crate::checkprofile::run(&file),
+        Command::Explain { check, guideline } => {
+            let g = Guideline::load(&guideline)?;
+            print!("{}", crate::explain::explain(&check, &g)?);
             Ok(0)
         }
         #[cfg(feature = "demo")]
