@@ -93,6 +93,9 @@ pub struct Output {
     /// No progress display on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// A previous JSON report (fedprobe.json): the reports list new failures, fixed checks and timing changes
+    #[arg(long, value_name = "OLD_JSON")]
+    pub compare: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -270,6 +273,10 @@ pub async fn execute(
     out: &Output,
     stop: watch::Receiver<bool>,
 ) -> Report {
+    let previous = previous_report(out).unwrap_or_else(|e| {
+        eprintln!("fedprobe: {e}: no comparison");
+        None
+    });
     let t0 = Instant::now();
     let started = probes::clock::now_unix();
     let limits = Limits {
@@ -279,7 +286,29 @@ pub async fn execute(
     };
     let progress = Arc::new(Progress::auto(out.quiet));
     let runs = run::run_all(plans, limits, progress, stop).await;
-    Report::build(guidelines, runs, started, t0.elapsed())
+    let mut r = Report::build(guidelines, runs, started, t0.elapsed());
+    r.previous = previous;
+    r
+}
+
+/// The `--compare` report, read before the run so a bad path fails early.
+fn previous_report(out: &Output) -> Result<Option<serde_json::Value>, String> {
+    let Some(path) = &out.compare else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--compare {}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("--compare {}: not a JSON report: {e}", path.display()))?;
+    if v["schema"] != crate::report::json::SCHEMA {
+        return Err(format!(
+            "--compare {}: schema {} is not {}",
+            path.display(),
+            v["schema"],
+            crate::report::json::SCHEMA
+        ));
+    }
+    Ok(Some(v))
 }
 
 fn emit(r: &Report, out: &Output) -> Result<(), String> {
@@ -306,6 +335,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     if a.sites.is_empty() && a.checks.is_empty() {
         return Err("nothing to run: give --site FILE and/or --check COMMAND".into());
     }
+    previous_report(&a.out)?;
     let secrets = tempfile::Builder::new()
         .prefix("fedprobe-cred-")
         .tempdir()

@@ -8,6 +8,7 @@ pub mod junit;
 pub mod markdown;
 pub mod metrics;
 pub mod nagios;
+pub mod overview;
 pub mod text;
 
 use std::path::Path;
@@ -80,6 +81,8 @@ pub struct Report {
     pub started_at: f64,
     pub duration: Duration,
     pub sites: Vec<SiteReport>,
+    /// A previous JSON report (`--compare`): new failures, fixed, timing.
+    pub previous: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -116,6 +119,7 @@ impl Report {
             started_at,
             duration,
             sites,
+            previous: None,
         }
     }
 

@@ -7,5 +7,6 @@ mod demo;
 mod engines;
 mod grading;
 mod profiles;
+mod provider_path;
 mod real_peers;
 mod reports;
