@@ -222,6 +222,13 @@ pub fn plan_site(
         let flags = probes::checks::long_flags(entry);
         let mut argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
         crate::defaults::apply(&mut argv);
+        // A probe the profile does not configure at all is not run; its
+        // checks are graded "not configured".
+        if let Some(f) = entry.requires {
+            if !argv.iter().any(|a| a == &format!("--{f}")) {
+                continue;
+            }
+        }
         let mut plan = ProbePlan::parse(argv);
         // Full trace by default: every HTTP call becomes evidence in the
         // self-certification report (secrets are never in it).

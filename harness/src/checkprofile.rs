@@ -176,6 +176,12 @@ pub fn problems(text: &str, path: &Path) -> Vec<Problem> {
             }
         };
         crate::defaults::apply(&mut argv);
+        // Not configured at all: not planned, graded "not configured".
+        if let Some(f) = entry.requires {
+            if !argv.iter().any(|a| a == &format!("--{f}")) {
+                continue;
+            }
+        }
         if let Err(e) = (entry.parse)(&argv) {
             out.push(table_problem(
                 text,

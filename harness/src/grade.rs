@@ -325,6 +325,28 @@ fn stopped_outside(sel: &Selector, run: &SiteRun) -> bool {
 
 /// A selector nothing matched: say why, with the probe's own words.
 fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
+    let entry = probes::checks::find(&sel.probe);
+    if let Some(e) = entry.filter(|e| e.requires.is_some()) {
+        if !run.probes.iter().any(|p| p.probe == sel.probe) {
+            let how = e
+                .optional
+                .iter()
+                .find(|o| sel.matches(&sel.probe, o.check))
+                .map(|o| o.how)
+                .unwrap_or("its required flag");
+            return CheckGrade {
+                probe: sel.probe.clone(),
+                check: sel.to_string(),
+                requirement: String::new(),
+                name: "not configured".into(),
+                status: Status::Unknown,
+                outcome: Verdict::NotConfigured,
+                message: format!("{} is not configured: enable with {how}", sel.probe),
+                duration: Duration::ZERO,
+                flagged: None,
+            };
+        }
+    }
     let (status, message, duration) = match run.probes.iter().find(|p| p.probe == sel.probe) {
         None => (
             Status::Unknown,

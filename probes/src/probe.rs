@@ -147,6 +147,10 @@ pub trait Probe: 'static {
     /// Its checks that run only when a flag configures them.
     const OPTIONAL: &'static [Optional] = &[];
 
+    /// A flag without which the whole probe is not configured: a harness
+    /// does not plan it then, and grades its checks "not configured".
+    const REQUIRES: Option<&'static str> = None;
+
     /// What a finished run offers to other probes of the same site.
     fn offers(_result: &ProbeResult) -> Vec<(Link, String)> {
         Vec::new()

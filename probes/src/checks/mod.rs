@@ -3,6 +3,7 @@
 //! (blackbox_exporter's table of probers). Protocol clients live in
 //! `clients`, rendering in `render`; this layer only decides what to check.
 
+pub mod appliances;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
@@ -46,6 +47,8 @@ pub struct Entry {
     pub offers: fn(&ProbeResult) -> Vec<(Link, String)>,
     /// Checks that run only when configured, and the flags that do it.
     pub optional: &'static [Optional],
+    /// The flag without which the probe is not configured at all.
+    pub requires: Option<&'static str>,
 }
 
 impl Entry {
@@ -71,6 +74,7 @@ pub const ALL: &[Entry] = &[
     entry::<usage::Usage>(),
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
+    entry::<appliances::Appliances>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -89,6 +93,7 @@ const fn entry<P: Probe>() -> Entry {
         provides: P::PROVIDES,
         offers: P::offers,
         optional: P::OPTIONAL,
+        requires: P::REQUIRES,
     }
 }
 
@@ -186,7 +191,7 @@ mod tests {
     fn every_probe_is_in_the_table_once_and_takes_common_flags() {
         let mut names: Vec<_> = ALL.iter().map(|e| e.name).collect();
         names.dedup();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 7);
         for e in ALL {
             let f = long_flags(e);
             for want in ["timeout", "ca-cert", "cert", "output"] {
