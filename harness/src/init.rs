@@ -66,6 +66,10 @@ struct Glue {
     /// (VO, project id) per share.
     shares: Vec<(String, String)>,
     images: usize,
+    /// A published image with the monitoring image's registry reference: (id, ref).
+    monitoring: Option<(String, String)>,
+    /// The first published image: (id, name).
+    first_image: Option<(String, String)>,
 }
 
 async fn read_glue(a: &InitArgs) -> Result<Option<(Glue, String)>, String> {
@@ -120,10 +124,27 @@ fn glue_facts(doc: &Value) -> Glue {
         .collect();
     shares.sort();
     shares.dedup();
+    let published = doc["CloudComputingImage"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let monitoring = published.iter().find_map(|i| {
+        let r = i["OtherInfo"]["eu.egi.cloud.image_ref"].as_str()?;
+        probes::backend::openstack::ref_matches(r, crate::defaults::MONITORING_IMAGE)
+            .then(|| (i["ID"].as_str().unwrap_or("").to_string(), r.to_string()))
+    });
+    let first_image = published.iter().find_map(|i| {
+        Some((
+            i["ID"].as_str()?.to_string(),
+            i["Name"].as_str().unwrap_or("").to_string(),
+        ))
+    });
     Glue {
         site,
         shares,
         images: report.images.len(),
+        monitoring,
+        first_image,
     }
 }
 
@@ -239,11 +260,24 @@ fn profile_text(
                 .join(", ")
         );
     }
-    let _ = writeln!(
-        o,
-        "\n# check_vm_lifecycle boots the federation's monitoring image ({}) and\n# picks the flavor by rule unless [probe.check_vm_lifecycle] image/flavor say otherwise.",
-        crate::defaults::MONITORING_IMAGE
-    );
+    match g.map(|g| (&g.monitoring, &g.first_image)) {
+        // GLUE publishes no monitoring image but others: boot the first one.
+        Some((None, Some((id, name)))) => {
+            let _ = writeln!(
+                o,
+                "\n# GLUE publishes no image with the monitoring image's reference ({}):\n# the first published image ({name}).\n[probe.check_vm_lifecycle]\nimage = {}",
+                crate::defaults::MONITORING_IMAGE,
+                q(id)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "\n# check_vm_lifecycle boots the federation's monitoring image ({}) and\n# picks the flavor by rule unless [probe.check_vm_lifecycle] image/flavor say otherwise.",
+                crate::defaults::MONITORING_IMAGE
+            );
+        }
+    }
     match (&a.glue_file, &a.glue_url) {
         (Some(f), _) => {
             let _ = writeln!(
@@ -343,10 +377,14 @@ pub async fn run(a: InitArgs) -> Result<u8, String> {
         .map_err(|e| format!("writing {}: {e}", a.out.display()))?;
     if let Some((g, from)) = &glue {
         println!(
-            "{from}: site {}, {} VO share(s), {} image(s)",
+            "{from}: site {}, {} VO share(s), {} image(s); monitoring image: {}",
             g.site.as_deref().unwrap_or("(none)"),
             g.shares.len(),
-            g.images
+            g.images,
+            match &g.monitoring {
+                Some((id, r)) => format!("{r} ({id})"),
+                None => "not published".into(),
+            }
         );
     }
     println!(

@@ -103,6 +103,8 @@ pub struct Fix {
     pub came_back: String,
     pub fix: String,
     pub evidence: String,
+    #[serde(skip)]
+    rank: u8,
 }
 
 #[derive(Debug, Serialize)]
@@ -189,6 +191,7 @@ fn fixes(s: &SiteReport) -> Vec<Fix> {
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for level in [Level::Required, Level::Advisory] {
+        let start = out.len();
         for c in g
             .capabilities
             .iter()
@@ -231,9 +234,12 @@ fn fixes(s: &SiteReport) -> Vec<Fix> {
                     },
                     fix,
                     evidence: evidence_id(&s.run.site, &c.requirement),
+                    rank: outcome_rank(x.outcome),
                 });
             }
         }
+        // Within a level, failures before checks not reached or not configured.
+        out[start..].sort_by_key(|f| f.rank);
     }
     out
 }
@@ -354,7 +360,7 @@ fn compare(s: &SiteReport, previous: &Value) -> Option<Compare> {
         // Changes under a second or a quarter are noise on a cloud.
         if (is - was).abs() >= 1.0 && (is - was).abs() >= 0.25 * was.max(0.001) {
             c.timing.push(format!(
-                "{} {:.1}s -> {:.1}s ({:+.0}%)",
+                "{} {:.1}s to {:.1}s ({:+.0}%)",
                 p.probe,
                 was,
                 is,

@@ -8,5 +8,6 @@ mod engines;
 mod grading;
 mod profiles;
 mod provider_path;
+mod provider_report;
 mod real_peers;
 mod reports;

@@ -100,6 +100,10 @@ fn init_then_run_certifies_the_local_cloud_without_a_hand_written_profile() {
     let said = text(&init);
     assert_eq!(init.status.code(), Some(0), "{said}");
     assert!(said.contains("dry login: OK"), "{said}");
+    assert!(
+        said.contains(&format!("monitoring image: {}", p["IMAGE_REGISTRY_REF"])),
+        "the monitoring image found in GLUE: {said}"
+    );
     // The VO rule is named: GLUE's mapping for ops.
     assert!(
         said.contains(&format!(
@@ -371,6 +375,54 @@ fn check_profile_points_at_the_line_without_contacting_the_site() {
     let o = fedprobe(&["check-profile", "nokeystone.toml"], &dir);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("would not start"), "{}", text(&o));
+}
+
+/// AUTH-03's message for a login as the peers' OIDC client with `--vo vo`.
+fn auth03(p: &BTreeMap<String, String>, vo: &str, dir: &Path) -> (String, String) {
+    let check = format!(
+        "check_token_auth --os-cloud {} --clouds-yaml {} --vo {vo}",
+        p["OS_CLOUD_OIDC_NAME"], p["CLOUDS_YAML"]
+    );
+    let o = fedprobe(
+        &["run", "--quiet", "--format", "json", "--check", &check],
+        dir,
+    );
+    let v: Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    let r = &v["sites"][0]["run"]["probes"][0]["result"];
+    let step = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["check"] == "AUTH-03")
+        .unwrap_or_else(|| panic!("no AUTH-03: {r}"));
+    (
+        step["status"].as_str().unwrap().to_string(),
+        step["message"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn the_vo_rule_is_named_on_the_real_keystone() {
+    let p = peers();
+    let dir = output_dir("vo_rule");
+    // The peers name the ops project ops.vo.example: the VO as a word.
+    let (st, msg) = auth03(&p, "ops", &dir);
+    assert_eq!(st, "OK", "{msg}");
+    assert!(
+        msg.contains(&format!("using {} (", p["OPS_PROJECT_NAME"]))
+            && msg.contains("rule contains-vo"),
+        "{msg}"
+    );
+    let (st, msg) = auth03(&p, &p["VO_PROJECT_NAME"], &dir);
+    assert_eq!(st, "OK", "{msg}");
+    assert!(msg.contains("rule exact"), "{msg}");
+    // No rule finds it: the message lists the projects and why.
+    let (st, msg) = auth03(&p, "biomed", &dir);
+    assert_eq!(st, "CRITICAL", "{msg}");
+    assert!(msg.contains(&p["OPS_PROJECT_NAME"]), "{msg}");
+    assert!(msg.contains("none contains \"biomed\" as a word"), "{msg}");
+    assert!(msg.contains("--vo-project biomed=PROJECT"), "{msg}");
 }
 
 #[test]

@@ -137,7 +137,14 @@ pub fn registry_ref(img: &Image) -> Option<String> {
 
 /// A registry reference without a tag (`registry.egi.eu/egi_vm_images/monitoring`)
 /// matches every tag of that repository; with a tag or digest, only itself.
+/// The registry host is compared only when both name one (atrope writes
+/// `egi_vm_images/ubuntu:22.04`, without it).
 pub fn ref_matches(have: &str, want: &str) -> bool {
+    let (have, want) = match (registry_host(have), registry_host(want)) {
+        (Some(_), Some(_)) | (None, None) => (have, want),
+        (Some(h), None) => (&have[h.len() + 1..], want),
+        (None, Some(w)) => (have, &want[w.len() + 1..]),
+    };
     let last = want.rsplit('/').next().unwrap_or(want);
     if last.contains(':') || last.contains('@') {
         return have == want;
@@ -146,6 +153,13 @@ pub fn ref_matches(have: &str, want: &str) -> bool {
         || have
             .strip_prefix(want)
             .is_some_and(|t| t.starts_with(':') || t.starts_with('@'))
+}
+
+/// The registry host of a reference: a first component with a dot or a
+/// port, or `localhost` (the container tools' rule).
+fn registry_host(r: &str) -> Option<&str> {
+    let (first, _) = r.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
 }
 
 fn attribute(img: &Image, key: &str) -> Option<String> {
@@ -538,5 +552,8 @@ mod tests {
         assert!(!ref_matches(&format!("{repo}:1.1"), &format!("{repo}:1.0")));
         // a registry port is not a tag
         assert!(ref_matches("reg:5000/a/b:2", "reg:5000/a/b"));
+        // without a registry host on one side, the rest is compared
+        assert!(ref_matches("egi_vm_images/monitoring:1.0", repo));
+        assert!(!ref_matches("other.eu/egi_vm_images/monitoring:1.0", repo));
     }
 }
