@@ -17,7 +17,7 @@ section.site{border-top:2px solid #444;margin-top:2em}.fix{background:#fff8c5;pa
 section.overview{background:#f6f8fa;padding:.5em 1em;margin:1em 0}table.ov{width:100%}
 .v-pass,.v-done{color:#1a7f37;font-weight:bold}.v-fail,.v-to-do{color:#cf222e;font-weight:bold}.v-advisory{color:#9a6700;font-weight:bold}.v-not-configured,.v-untested,.v-not-checked{color:#6e7781;font-weight:bold}
 ol.fixes li{margin:.4em 0}
-@media (max-width:700px){body{margin:.5em}table{display:block;overflow-x:auto}table.ov{display:table}.rtitle{display:none}td,th{padding:.2em .3em;font-size:90%}svg.timing{max-width:100%;height:auto}pre{white-space:pre-wrap}}";
+@media (max-width:700px){body{margin:.5em}h1{font-size:1.3em}.ov b{white-space:nowrap}table{display:block;overflow-x:auto}table.ov{display:table}.rtitle{display:none}td,th{padding:.2em .3em;font-size:90%}svg.timing{max-width:100%;height:auto}pre{white-space:pre-wrap}}";
 
 /// Counts the checks by outcome in the browser, so a headless render proves
 /// the page's own numbers agree with its rows.
