@@ -1,4 +1,4 @@
-//! The `fedprobe` subcommands: run, check-guideline, demo.
+//! The `fedprobe` subcommands: run, init, check-profile, explain, check-guideline, demo.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,6 +44,21 @@ pub enum Command {
     },
     /// Print the embedded guideline
     Guideline,
+    /// Write a site profile from what can be discovered, validated by a dry login
+    Init(crate::init::InitArgs),
+    /// Validate a site profile without contacting the site (problems at their line)
+    CheckProfile {
+        /// Site profile (TOML)
+        file: PathBuf,
+    },
+    /// What a check does, the requirement it evidences, what fails it and how sites fix it
+    Explain {
+        /// Check id: VM-02, check_usage:USAGE-04, RUN-VM_LIFECYCLE
+        check: String,
+        /// Guideline id or file
+        #[arg(long, default_value = crate::guideline::DEFAULT_ID)]
+        guideline: String,
+    },
     /// Start the embedded reference cloud, run the whole guideline, write reports
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
@@ -79,6 +94,9 @@ pub struct Output {
     /// No progress display on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// A previous JSON report (fedprobe.json): the reports list new failures, fixed checks and timing changes
+    #[arg(long, value_name = "OLD_JSON")]
+    pub compare: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -204,7 +222,15 @@ pub fn plan_site(
         };
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let flags = probes::checks::long_flags(entry);
-        let argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        let mut argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        crate::defaults::apply(&mut argv);
+        // A probe the profile does not configure at all is not run; its
+        // checks are graded "not configured".
+        if let Some(f) = entry.requires {
+            if !argv.iter().any(|a| a == &format!("--{f}")) {
+                continue;
+            }
+        }
         let mut plan = ProbePlan::parse(argv);
         // Full trace by default: every HTTP call becomes evidence in the
         // self-certification report (secrets are never in it).
@@ -253,6 +279,10 @@ pub async fn execute(
     out: &Output,
     stop: watch::Receiver<bool>,
 ) -> Finished {
+    let previous = previous_report(out).unwrap_or_else(|e| {
+        eprintln!("fedprobe: {e}: no comparison");
+        None
+    });
     let t0 = Instant::now();
     let started = probes::clock::now_unix();
     let limits = Limits {
@@ -262,6 +292,7 @@ pub async fn execute(
     };
     let progress = Arc::new(Progress::auto(out.quiet));
     let mut report = Report::empty(guidelines, started);
+    report.previous = previous;
     let mut spool = Spool::new().map_err(|e| format!("report spool: {e}"));
     run::run_all(plans, limits, progress, stop, |run| {
         let site = report::grade_site(guidelines, run);
@@ -275,6 +306,26 @@ pub async fn execute(
     .await;
     report.duration = t0.elapsed();
     Finished { report, spool }
+}
+
+/// The `--compare` report, read before the run so a bad path fails early.
+fn previous_report(out: &Output) -> Result<Option<serde_json::Value>, String> {
+    let Some(path) = &out.compare else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--compare {}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("--compare {}: not a JSON report: {e}", path.display()))?;
+    if v["schema"] != crate::report::json::SCHEMA {
+        return Err(format!(
+            "--compare {}: schema {} is not {}",
+            path.display(),
+            v["schema"],
+            crate::report::json::SCHEMA
+        ));
+    }
+    Ok(Some(v))
 }
 
 /// A run's slim report (grades only) and the spool holding the sites' parts.
@@ -324,6 +375,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     if a.sites.is_empty() && a.checks.is_empty() {
         return Err("nothing to run: give --site FILE and/or --check COMMAND".into());
     }
+    previous_report(&a.out)?;
     let secrets = tempfile::Builder::new()
         .prefix("fedprobe-cred-")
         .tempdir()
@@ -388,7 +440,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
 }
 
 /// A profile's guideline path is relative to the profile's directory.
-fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
+pub(crate) fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
     let g = std::path::Path::new(guideline);
     if guideline == crate::guideline::DEFAULT_ID || g.is_absolute() {
         return guideline.to_string();
@@ -580,6 +632,13 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         Command::Guideline => {
             print!("{}", crate::guideline::DEFAULT_TEXT);
+            Ok(0)
+        }
+        Command::Init(a) => crate::init::run(a).await,
+        Command::CheckProfile { file } => crate::checkprofile::run(&file),
+        Command::Explain { check, guideline } => {
+            let g = Guideline::load(&guideline)?;
+            print!("{}", crate::explain::explain(&check, &g)?);
             Ok(0)
         }
         #[cfg(feature = "demo")]

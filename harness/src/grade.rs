@@ -22,6 +22,10 @@ pub enum Verdict {
     Fail,
     /// Not evaluated: the probe stopped before, could not run, or said UNKNOWN.
     Skip,
+    /// Not run because the probe was not configured for it; the message
+    /// names the flag or profile key that enables it.
+    #[serde(rename = "not-configured")]
+    NotConfigured,
 }
 
 impl Verdict {
@@ -44,6 +48,7 @@ impl Verdict {
             Verdict::Warn => "warn",
             Verdict::Fail => "fail",
             Verdict::Skip => "skip",
+            Verdict::NotConfigured => "not-configured",
         }
     }
 }
@@ -333,6 +338,29 @@ fn stopped_outside(sel: &Selector, run: &SiteRun) -> bool {
 
 /// A selector nothing matched: say why, with the probe's own words.
 fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
+    let entry = probes::checks::find(&sel.probe);
+    if let Some(e) = entry.filter(|e| e.requires.is_some()) {
+        if !run.probes.iter().any(|p| p.probe == sel.probe) {
+            let how = e
+                .optional
+                .iter()
+                .find(|o| sel.matches(&sel.probe, o.check))
+                .map(|o| o.how)
+                .unwrap_or("its required flag");
+            return CheckGrade {
+                probe: sel.probe.clone(),
+                check: sel.to_string(),
+                requirement: String::new(),
+                name: "not configured".into(),
+                status: Status::Unknown,
+                outcome: Verdict::NotConfigured,
+                message: format!("{} is not configured: enable with {how}", sel.probe),
+                duration: Duration::ZERO,
+                flagged: None,
+                hint: None,
+            };
+        }
+    }
     let (status, message, duration) = match run.probes.iter().find(|p| p.probe == sel.probe) {
         None => (
             Status::Unknown,
@@ -346,6 +374,21 @@ fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
                 .last()
                 .map(|s| format!(" after {}", s.check))
                 .unwrap_or_default();
+            // The probe has the check but this invocation does not enable it.
+            if let Some(how) = not_configured(sel, p) {
+                return CheckGrade {
+                    probe: sel.probe.clone(),
+                    check: sel.to_string(),
+                    requirement: String::new(),
+                    name: "not configured".into(),
+                    status: Status::Unknown,
+                    outcome: Verdict::NotConfigured,
+                    message: how,
+                    duration: Duration::ZERO,
+                    flagged: None,
+                    hint: None,
+                };
+            }
             // The probe finished fine without this check: the guideline
             // names a check the probe does not have (yet).
             if r.status == Status::Ok {
@@ -381,6 +424,19 @@ fn not_reached(sel: &Selector, run: &SiteRun) -> CheckGrade {
         flagged: None,
         hint: None,
     }
+}
+
+/// The selector's checks that the probe has but its argv leaves off, and
+/// how to enable each; `None` when every matching check is configured.
+fn not_configured(sel: &Selector, p: &crate::model::ProbeRun) -> Option<String> {
+    let entry = probes::checks::find(&p.probe)?;
+    let off: Vec<String> = (entry.checks)()
+        .iter()
+        .filter(|c| sel.matches(&p.probe, c.id))
+        .filter_map(|c| entry.not_configured(c.id, &p.argv))
+        .map(|o| format!("{} not configured: enable with {}", o.check, o.how))
+        .collect();
+    (!off.is_empty()).then(|| off.join("; "))
 }
 
 impl Verdict {

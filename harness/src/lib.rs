@@ -2,11 +2,15 @@
 //! in-process, grades them RefStack-style and writes aggregate reports.
 
 pub mod app;
+pub mod checkprofile;
+pub mod defaults;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod explain;
 pub mod gendocs;
 pub mod grade;
 pub mod guideline;
+pub mod init;
 pub mod model;
 pub mod profile;
 pub mod progress;

@@ -10,6 +10,7 @@ mod credential;
 pub mod ec2;
 pub mod gce;
 pub mod opennebula;
+pub mod project;
 mod saml;
 
 use std::path::PathBuf;
@@ -78,9 +79,12 @@ pub struct AuthArgs {
     /// Federation protocol; default tries `openid`, then `oidc`
     #[arg(long = "protocol")]
     pub protocol: Option<String>,
-    /// Project (id or name) to scope to; default: the one named like "ops", else the last
+    /// Project or VO to scope to: its id or name, a --vo-project mapping, or a project whose name contains it as a word; default: the one named like "ops", else the last
     #[arg(long = "project", visible_alias = "vo")]
     pub project: Option<String>,
+    /// VO -> project mapping as GLUE publishes it (repeatable): VO=PROJECT-ID-OR-NAME
+    #[arg(long = "vo-project", value_name = "VO=PROJECT")]
+    pub vo_project: Vec<String>,
     /// Domain of --project when it is a name (password logins)
     #[arg(long = "project-domain")]
     pub project_domain: Option<String>,
@@ -112,6 +116,9 @@ pub struct AuthArgs {
     /// Cloud to use from clouds.yaml [env: OS_CLOUD]
     #[arg(long = "os-cloud", value_name = "NAME")]
     pub os_cloud: Option<String>,
+    /// The clouds.yaml to read --os-cloud from [env: OS_CLIENT_CONFIG_FILE; default: the openstack CLI's search path]
+    #[arg(long = "clouds-yaml", value_name = "FILE")]
+    pub clouds_yaml: Option<PathBuf>,
     /// Send credentials to a plain-http Keystone that is not on loopback (labs only)
     #[arg(long = "allow-http")]
     pub allow_http: bool,
@@ -138,6 +145,19 @@ impl AuthArgs {
                 "{probe} speaks OpenStack only, not --cloud {other}"
             ))),
         }
+    }
+}
+
+impl AuthArgs {
+    /// A Keystone and a credential are named on the command line (an
+    /// `--os-cloud` entry names both): a probe with optional live checks runs them.
+    pub fn configures_login(&self) -> bool {
+        let credential = self.access_token.is_some()
+            || self.refresh_token.is_some()
+            || self.client_id.is_some()
+            || self.username.is_some()
+            || self.app_cred_id.is_some();
+        self.os_cloud.is_some() || (self.endpoint.is_some() && credential)
     }
 }
 
@@ -265,7 +285,7 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         show_url(&plan.keystone),
         plan.identity_provider,
         plan.protocols.join(","),
-        plan.project.as_deref().unwrap_or("(ops rule)"),
+        plan.project.as_deref().unwrap_or("(default rule: a name containing \"ops\")"),
         plan.region.as_deref().unwrap_or("(any)"),
         plan.cacert
             .as_ref()
@@ -417,18 +437,26 @@ fn already_scoped(ctx: &Ctx, plan: &Resolved, info: &TokenInfo) -> Result<(Strin
         )
     })?;
     let name = project.name.clone().unwrap_or_else(|| project.id.clone());
+    let mut rule = String::from("the credential's own project");
     if let Some(w) = &plan.project {
-        if w != &project.id && w != &name {
-            // the monitor asked for a project its credential is not bound to
-            let msg = format!("token is scoped to {name} ({}), not {w}", project.id);
-            return Err(ctx.fail_at(PROJECTS, Fail::unknown(msg)));
+        match project::accepts(w, &project.id, &name, &plan.vo_map) {
+            Some(r) => rule = r,
+            None => {
+                // the monitor asked for a project its credential is not bound to
+                let msg = format!(
+                    "token is scoped to {name} ({}), not {w}: not its id or name, no --vo-project \
+                     mapping to it, and the name does not contain {w:?} as a word",
+                    project.id
+                );
+                return Err(ctx.fail_at(PROJECTS, Fail::unknown(msg)));
+            }
         }
     }
     ctx.note(
         SCOPE,
         Status::Ok,
         format!(
-            "scoped to {name} ({}), {} catalog entries",
+            "scoped to {name} ({}; {rule}), {} catalog entries",
             project.id,
             info.catalog.services.len()
         ),
@@ -447,14 +475,15 @@ async fn scope(
     let project = ctx
         .step(PROJECTS, async {
             let projects = keystone.list_projects(unscoped).await?;
-            let chosen = keystone::pick_project(&projects, plan.project.as_deref())?;
+            let pick = project::pick(&projects, plan.project.as_deref(), &plan.vo_map)?;
             let msg = format!(
-                "{} project(s); using {} ({})",
+                "{} project(s); using {} ({}; {})",
                 projects.len(),
-                chosen.name,
-                chosen.id
+                pick.project.name,
+                pick.project.id,
+                pick.rule
             );
-            Ok(Done::ok(chosen, msg))
+            Ok(Done::ok(pick.project, msg))
         })
         .await?;
     let scoped = ctx

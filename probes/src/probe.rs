@@ -23,6 +23,16 @@ pub enum Link {
     Server,
 }
 
+/// A check that runs only when configured: the flags that enable it and
+/// how to, in words a site profile's author can follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Optional {
+    pub check: &'static str,
+    /// Any of these long flags enables it.
+    pub flags: &'static [&'static str],
+    pub how: &'static str,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TimeoutStatus {
     Unknown,
@@ -133,6 +143,13 @@ pub trait Probe: 'static {
 
     /// What its runs can offer other probes of the same site ([`Probe::offers`]).
     const PROVIDES: &'static [Link] = &[];
+
+    /// Its checks that run only when a flag configures them.
+    const OPTIONAL: &'static [Optional] = &[];
+
+    /// A flag without which the whole probe is not configured: a harness
+    /// does not plan it then, and grades its checks "not configured".
+    const REQUIRES: Option<&'static str> = None;
 
     /// What a finished run offers to other probes of the same site.
     fn offers(_result: &ProbeResult) -> Vec<(Link, String)> {

@@ -13,12 +13,16 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.25em .5em;vertical-align:top;text-align:left}
 .pass{color:#1a7f37}.warn{color:#9a6700}.fail{color:#cf222e;font-weight:bold}.skip{color:#6e7781}
 code{font-size:90%;word-break:break-all}svg text{font-size:11px;font-family:sans-serif}
-section.site{border-top:2px solid #444;margin-top:2em}.fix{background:#fff8c5;padding:.3em .6em}";
+section.site{border-top:2px solid #444;margin-top:2em}.fix{background:#fff8c5;padding:.3em .6em}
+section.overview{background:#f6f8fa;padding:.5em 1em;margin:1em 0}table.ov{width:100%}
+.v-pass,.v-done{color:#1a7f37;font-weight:bold}.v-fail,.v-to-do{color:#cf222e;font-weight:bold}.v-advisory{color:#9a6700;font-weight:bold}.v-not-configured,.v-untested,.v-not-checked{color:#6e7781;font-weight:bold}
+ol.fixes li{margin:.4em 0}
+@media (max-width:700px){body{margin:.5em}h1{font-size:1.3em}.ov b{white-space:nowrap}table{display:block;overflow-x:auto}table.ov{display:table}.rtitle{display:none}td,th{padding:.2em .3em;font-size:90%}svg.timing{max-width:100%;height:auto}pre{white-space:pre-wrap}}";
 
 /// Counts the checks by outcome in the browser, so a headless render proves
 /// the page's own numbers agree with its rows.
 const SCRIPT: &str = "document.addEventListener('DOMContentLoaded',function(){
-var c={pass:0,warn:0,fail:0,skip:0,flagged:0};
+var c={pass:0,warn:0,fail:0,skip:0,flagged:0,'not-configured':0};
 document.querySelectorAll('tr.check').forEach(function(r){c[r.dataset.outcome]++;});
 Object.keys(c).forEach(function(k){var e=document.getElementById('js-count-'+k);if(e)e.textContent=String(c[k]);});
 document.body.dataset.rendered='yes';});";
@@ -48,7 +52,7 @@ pub fn top(r: &Report) -> String {
     let t = super::json::totals(r);
     let _ = write!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fedprobe report: {}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body data-guideline=\"{}\" data-status=\"{}\">\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>fedprobe report: {}</title><style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body data-guideline=\"{}\" data-status=\"{}\">\n",
         h(&r.guideline_id),
         h(&r.guideline_id),
         r.status()
@@ -112,11 +116,13 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
         g.unflagged_total,
         g.unflagged_pct
     );
+    o.push_str(&super::overview::render(r, s, true));
     for (rid, title) in &r.requirements {
         let st = requirement_status(g, rid);
         let _ = writeln!(
             o,
-            "<h3 class=\"requirement\" data-requirement=\"{}\" data-verdict=\"{}\">{} {} — <span class=\"{}\">{}</span></h3>",
+            "<h3 class=\"requirement\" id=\"{}\" data-requirement=\"{}\" data-verdict=\"{}\">{} {} — <span class=\"{}\">{}</span></h3>",
+            h(&super::overview::evidence_id(&s.run.site, rid)),
             h(rid),
             st.css(),
             h(rid),
@@ -158,6 +164,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     (false, Verdict::Pass) => "pass",
                     (false, Verdict::Warn) => "warn",
                     (false, Verdict::Fail) => "fail",
+                    (false, Verdict::NotConfigured) => "skip",
                 };
                 let flag = ch
                     .flagged

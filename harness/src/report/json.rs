@@ -34,6 +34,13 @@ pub struct Totals {
     pub fail: usize,
     pub skip: usize,
     pub flagged: usize,
+    /// Checks not run because their probe was not configured for them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_configured: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn totals(r: &Report) -> Totals {
@@ -54,6 +61,7 @@ pub fn totals(r: &Report) -> Totals {
                     crate::grade::Verdict::Warn => t.warn += 1,
                     crate::grade::Verdict::Fail => t.fail += 1,
                     crate::grade::Verdict::Skip => t.skip += 1,
+                    crate::grade::Verdict::NotConfigured => t.not_configured += 1,
                 }
             }
         }

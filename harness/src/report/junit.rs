@@ -99,6 +99,9 @@ fn add_site(report: &mut ReportBuilder, s: &SiteReport) {
                             TestCase::error(&name, time, "UNKNOWN", &msg)
                         }
                         (Verdict::Skip, _) => TestCase::skipped_with_cause(&name, "skipped", &msg),
+                        (Verdict::NotConfigured, _) => {
+                            TestCase::skipped_with_cause(&name, "not configured", &msg)
+                        }
                     }
                 };
                 tc.set_classname(&xml_line(&format!("{site}.{}.{}", c.id, ch.probe), 300));

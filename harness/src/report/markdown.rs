@@ -76,8 +76,15 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
         g.unflagged_total,
         g.unflagged_pct
     );
+    o.push_str(&super::overview::render(r, s, false));
+    let _ = writeln!(o, "\n### Evidence per requirement\n");
     for (rid, title) in &r.requirements {
         let st = requirement_status(g, rid);
+        let _ = writeln!(
+            o,
+            "<a id=\"{}\"></a>\n",
+            super::overview::evidence_id(&s.run.site, rid)
+        );
         let _ = writeln!(
             o,
             "### {} {} — {}\n",

@@ -8,6 +8,7 @@ pub mod junit;
 pub mod markdown;
 pub mod metrics;
 pub mod nagios;
+pub mod overview;
 pub mod spool;
 pub mod text;
 
@@ -81,6 +82,8 @@ pub struct Report {
     pub started_at: f64,
     pub duration: Duration,
     pub sites: Vec<SiteReport>,
+    /// A previous JSON report (`--compare`): new failures, fixed, timing.
+    pub previous: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -117,6 +120,7 @@ impl Report {
             started_at,
             duration: Duration::ZERO,
             sites: vec![],
+            previous: None,
         }
     }
 

@@ -11,7 +11,7 @@ pub fn render(r: &Report) -> String {
     let status = r.status();
     let n = r.sites.len();
     let passed = r.sites.iter().filter(|s| s.grade.passed).count();
-    let mut counts = [0u64; 4];
+    let mut counts = [0u64; 5];
     for s in &r.sites {
         for c in &s.grade.capabilities {
             for ch in c.checks.iter().filter(|c| c.flagged.is_none()) {
@@ -49,6 +49,10 @@ pub fn render(r: &Report) -> String {
         Perf::count("checks_fail", counts[Verdict::Fail as usize]),
         Perf::count("checks_skip", counts[Verdict::Skip as usize]),
     ];
+    let off = counts[Verdict::NotConfigured as usize];
+    if off > 0 {
+        perf.push(Perf::count("checks_not_configured", off));
+    }
     if min_req.is_finite() {
         perf.push(
             Perf::new("required_pct_min", min_req, Uom::Percent)

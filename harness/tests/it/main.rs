@@ -8,5 +8,7 @@ mod engines;
 mod grading;
 mod opennebula;
 mod profiles;
+mod provider_path;
+mod provider_report;
 mod real_peers;
 mod reports;

@@ -128,6 +128,8 @@ pub struct Resolved {
     pub identity_provider: String,
     pub protocols: Vec<String>,
     pub project: Option<String>,
+    /// `--vo-project VO=PROJECT` mappings (auth::project's `vo-map` rule).
+    pub vo_map: Vec<(String, String)>,
     pub project_domain: Option<Domain>,
     pub region: Option<String>,
     pub cacert: Option<PathBuf>,
@@ -370,7 +372,11 @@ pub fn resolve(args: &AuthArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
         .clone()
         .or_else(|| env("OS_CLOUD").filter(|c| !c.is_empty()));
     if let Some(name) = &cloud {
-        layers.push(layer_from_cloud(name, &clouds_yaml_paths(env))?);
+        let paths = match &args.clouds_yaml {
+            Some(f) => vec![f.clone()],
+            None => clouds_yaml_paths(env),
+        };
+        layers.push(layer_from_cloud(name, &paths)?);
     }
     let first = |f: &dyn Fn(&Layer) -> Option<String>| layers.iter().find_map(f);
     let auth_url = first(&|l| l.auth_url.clone()).ok_or_else(|| {
@@ -403,6 +409,7 @@ pub fn resolve(args: &AuthArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<
         identity_provider: first(&|l| l.idp.clone()).unwrap_or_else(|| "egi.eu".into()),
         protocols,
         project: first(&|l| l.project.clone()),
+        vo_map: super::project::parse_map(&args.vo_project)?,
         project_domain: layers.iter().find_map(|l| l.project_domain.clone()),
         region: first(&|l| l.region.clone()),
         cacert: layers.iter().find_map(|l| l.cacert.clone()),

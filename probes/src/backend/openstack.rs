@@ -135,6 +135,33 @@ pub fn registry_ref(img: &Image) -> Option<String> {
     attribute(img, IMAGE_REF)
 }
 
+/// A registry reference without a tag (`registry.egi.eu/egi_vm_images/monitoring`)
+/// matches every tag of that repository; with a tag or digest, only itself.
+/// The registry host is compared only when both name one (atrope writes
+/// `egi_vm_images/ubuntu:22.04`, without it).
+pub fn ref_matches(have: &str, want: &str) -> bool {
+    let (have, want) = match (registry_host(have), registry_host(want)) {
+        (Some(_), Some(_)) | (None, None) => (have, want),
+        (Some(h), None) => (&have[h.len() + 1..], want),
+        (None, Some(w)) => (have, &want[w.len() + 1..]),
+    };
+    let last = want.rsplit('/').next().unwrap_or(want);
+    if last.contains(':') || last.contains('@') {
+        return have == want;
+    }
+    have == want
+        || have
+            .strip_prefix(want)
+            .is_some_and(|t| t.starts_with(':') || t.starts_with('@'))
+}
+
+/// The registry host of a reference: a first component with a dot or a
+/// port, or `localhost` (the container tools' rule).
+fn registry_host(r: &str) -> Option<&str> {
+    let (first, _) = r.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
 fn attribute(img: &Image, key: &str) -> Option<String> {
     let raw = img.property(APPLIANCE_ATTRIBUTES)?;
     let v: Value = serde_json::from_str(raw).ok()?;
@@ -226,7 +253,7 @@ impl Compute for OpenStack {
                 let n = all.len();
                 let m = all
                     .into_iter()
-                    .filter(|i| registry_ref(i).as_deref() == Some(r.as_str()))
+                    .filter(|i| registry_ref(i).is_some_and(|have| ref_matches(&have, r)))
                     .collect();
                 choose(m, &format!("{IMAGE_REF} {r}"), n)
             }
@@ -511,5 +538,26 @@ impl ObjectStore for OpenStack {
 
     async fn delete_container(&self, name: &str) -> Result<bool, Fail> {
         self.swift()?.delete_container(name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ref_matches;
+
+    #[test]
+    fn a_reference_without_a_tag_matches_every_tag_of_its_repository() {
+        let repo = "registry.egi.eu/egi_vm_images/monitoring";
+        assert!(ref_matches(&format!("{repo}:1.0"), repo));
+        assert!(ref_matches(&format!("{repo}@sha256:ab"), repo));
+        assert!(ref_matches(repo, repo));
+        assert!(!ref_matches(&format!("{repo}-old:1.0"), repo));
+        assert!(ref_matches(&format!("{repo}:1.0"), &format!("{repo}:1.0")));
+        assert!(!ref_matches(&format!("{repo}:1.1"), &format!("{repo}:1.0")));
+        // a registry port is not a tag
+        assert!(ref_matches("reg:5000/a/b:2", "reg:5000/a/b"));
+        // without a registry host on one side, the rest is compared
+        assert!(ref_matches("egi_vm_images/monitoring:1.0", repo));
+        assert!(!ref_matches("other.eu/egi_vm_images/monitoring:1.0", repo));
     }
 }

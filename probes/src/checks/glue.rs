@@ -15,7 +15,7 @@ use crate::clients::{is_api, ldap};
 use crate::formats::glue::{self, Item, Rules, ShareInfo};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
-use crate::probe::Probe;
+use crate::probe::{Optional, Probe};
 use crate::{Ctx, Done, Fail};
 
 crate::check_ids! { "EOSC-IAAS-INFOSYS";
@@ -27,6 +27,16 @@ crate::check_ids! { "EOSC-IAAS-INFOSYS";
 }
 
 const SHOW: usize = 30;
+
+/// Flags that give the probe a login of its own (see `AuthArgs::configures_login`).
+const LOGIN_FLAGS: &[&str] = &[
+    "access-token",
+    "refresh-token",
+    "client-id",
+    "username",
+    "app-cred-id",
+    "os-cloud",
+];
 
 #[derive(clap::Args, Clone, Debug, Default)]
 #[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["glue_file", "glue_url", "is_url", "ldap_url"])))]
@@ -83,6 +93,24 @@ impl Probe for Glue {
     fn checks() -> Vec<crate::model::CheckId> {
         crate::auth::ALL.iter().chain(ALL).copied().collect()
     }
+
+    const OPTIONAL: &'static [Optional] = &[
+        Optional {
+            check: "GLUE-03",
+            flags: &["is-url"],
+            how: "--is-url URL with --site NAME, the information-system API that lists the site",
+        },
+        Optional {
+            check: "GLUE-04",
+            flags: LOGIN_FLAGS,
+            how: "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+        },
+        Optional {
+            check: "GLUE-05",
+            flags: LOGIN_FLAGS,
+            how: "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+        },
+    ];
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         if let Some(u) = &args.ldap_url {
@@ -166,7 +194,7 @@ impl Probe for Glue {
             published.push(p);
             summary.push(s);
         }
-        if args.auth.access_token.is_some() && args.auth.endpoint.is_some() {
+        if args.auth.configures_login() {
             summary.push(live(&ctx, &args, &published).await?);
         }
         Ok(summary.join("; "))
@@ -410,16 +438,17 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
     let nova = session.endpoint("compute")?;
     let glance = session.endpoint("image")?;
     ctx.step(DRIFT, async {
-        let flavors: Vec<Item> = Nova::new(ctx.http().clone(), &nova, session.token.clone(), None)
-            .flavors(&[("is_public", "None")])
-            .await?
-            .into_iter()
-            .map(|f| Item {
-                id: f.id,
-                name: f.name,
-            })
-            .collect();
-        let images: Vec<Item> = Glance::new(ctx.http().clone(), &glance, session.token.clone())
+        let flavors: Vec<Item> =
+            Nova::new(session.http.clone(), &nova, session.token.clone(), None)
+                .flavors(&[("is_public", "None")])
+                .await?
+                .into_iter()
+                .map(|f| Item {
+                    id: f.id,
+                    name: f.name,
+                })
+                .collect();
+        let images: Vec<Item> = Glance::new(session.http.clone(), &glance, session.token.clone())
             .images(&[("status", "active")])
             .await?
             .into_iter()

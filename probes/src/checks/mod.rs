@@ -3,6 +3,7 @@
 //! (blackbox_exporter's table of probers). Protocol clients live in
 //! `clients`, rendering in `render`; this layer only decides what to check.
 
+pub mod appliances;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use clap::CommandFactory;
 
 use crate::model::{CheckId, ProbeResult};
-use crate::probe::{arg_error_line, Common, Invocation, Link, Probe};
+use crate::probe::{arg_error_line, Common, Invocation, Link, Optional, Probe};
 use crate::record::StageSink;
 use crate::runner::not_started;
 
@@ -46,6 +47,25 @@ pub struct Entry {
     pub provides: &'static [Link],
     /// What a finished run offers to other probes of the same site.
     pub offers: fn(&ProbeResult) -> Vec<(Link, String)>,
+    /// Checks that run only when configured, and the flags that do it.
+    pub optional: &'static [Optional],
+    /// The flag without which the probe is not configured at all.
+    pub requires: Option<&'static str>,
+}
+
+impl Entry {
+    /// How to enable `check` when the invocation `argv` leaves it off:
+    /// `None` when it is not optional or one of its flags is given.
+    pub fn not_configured(&self, check: &str, argv: &[String]) -> Option<&'static Optional> {
+        self.optional.iter().find(|o| {
+            o.check == check
+                && !o.flags.iter().any(|f| {
+                    let long = format!("--{f}");
+                    argv.iter()
+                        .any(|a| a == &long || a.starts_with(&format!("{long}=")))
+                })
+        })
+    }
 }
 
 /// The probes, in the order a guideline run shows them.
@@ -56,6 +76,7 @@ pub const ALL: &[Entry] = &[
     entry::<usage::Usage>(),
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
+    entry::<appliances::Appliances>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -73,6 +94,8 @@ const fn entry<P: Probe>() -> Entry {
         parse: parse::<P>,
         provides: P::PROVIDES,
         offers: P::offers,
+        optional: P::OPTIONAL,
+        requires: P::REQUIRES,
     }
 }
 
@@ -170,7 +193,7 @@ mod tests {
     fn every_probe_is_in_the_table_once_and_takes_common_flags() {
         let mut names: Vec<_> = ALL.iter().map(|e| e.name).collect();
         names.dedup();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 7);
         for e in ALL {
             let f = long_flags(e);
             for want in ["timeout", "ca-cert", "cert", "output"] {

@@ -24,7 +24,7 @@ use crate::clients::oidc;
 use crate::http::show_url;
 use crate::model::Perf;
 use crate::model::Status;
-use crate::probe::Probe;
+use crate::probe::{Optional, Probe};
 use crate::{Ctx, Done, Fail};
 
 crate::check_ids! { "EOSC-IAAS-AAI";
@@ -73,6 +73,12 @@ impl Probe for TokenAuth {
     fn checks() -> Vec<crate::model::CheckId> {
         crate::auth::ALL.iter().chain(ALL).copied().collect()
     }
+
+    const OPTIONAL: &'static [Optional] = &[Optional {
+        check: "AUTH-10",
+        flags: &["refresh-token"],
+        how: "--refresh-token FILE, the monitor's OIDC refresh token (its lifetime is checked)",
+    }];
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {

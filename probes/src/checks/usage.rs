@@ -18,7 +18,7 @@ use crate::clock::{nova_time, now_secs, unix_of};
 use crate::formats::{apel, freshness};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
-use crate::probe::{Link, Probe};
+use crate::probe::{Link, Optional, Probe};
 use crate::{Ctx, Done, Fail};
 
 crate::check_ids! { "EOSC-IAAS-ACCOUNTING";
@@ -84,6 +84,34 @@ impl Probe for Usage {
     fn checks() -> Vec<crate::model::CheckId> {
         crate::auth::ALL.iter().chain(ALL).copied().collect()
     }
+
+    const OPTIONAL: &'static [Optional] = &[
+        Optional {
+            check: "USAGE-01",
+            flags: &["endpoint"],
+            how: "--endpoint URL with a credential (profile: endpoints.keystone and a credential)",
+        },
+        Optional {
+            check: "USAGE-02",
+            flags: &["server-id"],
+            how: "--server-id ID; the harness gives it when check_vm_lifecycle runs for the site",
+        },
+        Optional {
+            check: "USAGE-03",
+            flags: &["endpoint"],
+            how: "--endpoint URL with a credential (profile: endpoints.keystone and a credential)",
+        },
+        Optional {
+            check: "USAGE-04",
+            flags: &["apel-dir", "apel-file"],
+            how: "--apel-dir DIR, cASO's APEL spool (profile: [probe.check_usage] apel-dir = \"/var/spool/apel/outgoing/openstack\"), or --apel-file FILE",
+        },
+        Optional {
+            check: "USAGE-05",
+            flags: &["last-update-url", "apel-dir"],
+            how: "--last-update-url URL, the accounting portal's last update for the site (profile: [probe.check_usage] last-update-url = \"...\"), or --apel-dir DIR",
+        },
+    ];
 
     /// The server the VM probe of the same site created: the strong check.
     fn wants(args: &Args) -> Option<Link> {
@@ -161,7 +189,7 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
     let usages = ctx
         .step(TENANT_USAGE, async {
             let (u, pages) =
-                api::TenantUsage::new(ctx.http().clone(), &nova, session.token.clone())
+                api::TenantUsage::new(session.http.clone(), &nova, session.token.clone())
                     .servers(&session.project_id, start, end, args.page_size)
                     .await
                     .map_err(|f| forbidden(f, "reading the project's own usage"))?;
@@ -206,7 +234,7 @@ async fn until_listed(
             break;
         }
         tokio::time::sleep(RELIST_PAUSE).await;
-        let again = api::TenantUsage::new(ctx.http().clone(), nova, session.token.clone())
+        let again = api::TenantUsage::new(session.http.clone(), nova, session.token.clone())
             .servers(&session.project_id, start, end, args.page_size)
             .await;
         match again {
@@ -248,7 +276,7 @@ pub async fn check_server(
             )));
         };
         // Every flavor the project may see: public and private.
-        let flavors = Nova::new(ctx.http().clone(), nova, session.token.clone(), None)
+        let flavors = Nova::new(session.http.clone(), nova, session.token.clone(), None)
             .flavors(&[("is_public", "None")])
             .await?;
         let flavor = u
@@ -309,7 +337,7 @@ async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
     let s = ctx
         .step(VOLUME_USAGE, async {
             let s = api::Cinder::new(
-                ctx.http().clone(),
+                session.http.clone(),
                 &cinder,
                 session.token.clone(),
                 &session.project_id,

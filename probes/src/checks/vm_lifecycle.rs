@@ -198,6 +198,11 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         plan.run_id,
         cloud.describe()
     ));
+    ctx.detail(format!(
+        "image: {}; flavor: {}",
+        image_rule(&plan.image),
+        flavor_rule(plan)
+    ));
     // Independent lookups at once: each a request or two on the critical
     // path; the first failure in stage order is the verdict.
     let (image, flavor, network, reaped) = tokio::join!(
@@ -305,6 +310,27 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         create_time.as_secs_f64(),
         delete_time.as_secs_f64()
     ))
+}
+
+/// How the image is chosen, in words (shown at -vv).
+fn image_rule(q: &ImageQuery) -> String {
+    match q {
+        ImageQuery::IdOrName(s) => format!("id or name {s:?} (--image)"),
+        ImageQuery::Registry(r) if !r.rsplit('/').next().unwrap_or(r).contains(':') => {
+            format!("registry reference {r}, any tag, the newest active (--registry-image)")
+        }
+        ImageQuery::Registry(r) => format!("registry reference {r} (--registry-image)"),
+        ImageQuery::AppDb(a) => format!("AppDB id {a} (--appdb-image)"),
+    }
+}
+
+fn flavor_rule(plan: &Plan) -> String {
+    match &plan.flavor {
+        Some(f) => format!("{f:?} (--flavor)"),
+        None => format!(
+            "by rule: fewest vCPUs, then least RAM, with a disk of at least {MIN_DISK_GB} GB"
+        ),
+    }
 }
 
 /// Register `id` for deletion on every exit path.

@@ -249,34 +249,6 @@ async fn federation_protocols(
     Ok(out)
 }
 
-/// An explicit choice (id or name), else production's rule: a name containing
-/// "ops", else the last project listed.
-pub fn pick_project(projects: &[Project], wanted: Option<&str>) -> Result<Project, Fail> {
-    let enabled: Vec<&Project> = projects
-        .iter()
-        .filter(|p| p.enabled != Some(false))
-        .collect();
-    if let Some(w) = wanted {
-        return enabled
-            .iter()
-            .find(|p| p.id == w || p.name == w)
-            .map(|p| (*p).clone())
-            .ok_or_else(|| {
-                let names: Vec<&str> = enabled.iter().map(|p| p.name.as_str()).collect();
-                Fail::critical(format!(
-                    "project {w:?} not available to this user (has: {})",
-                    names.join(", ")
-                ))
-            });
-    }
-    enabled
-        .iter()
-        .find(|p| p.name.contains("ops"))
-        .or(enabled.last())
-        .map(|p| (*p).clone())
-        .ok_or_else(|| Fail::critical("the federated user has no project"))
-}
-
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Catalog {
     #[serde(rename = "catalog", default)]
@@ -564,32 +536,5 @@ mod tests {
         // a hostile idp name cannot climb out of its path segment
         let u = federation_auth_url(&k, "../x?y", "openid").unwrap();
         assert!(u.path().contains("..%2Fx%3Fy"), "{u}");
-    }
-
-    fn p(id: &str, name: &str, enabled: Option<bool>) -> Project {
-        Project {
-            id: id.into(),
-            name: name.into(),
-            enabled,
-        }
-    }
-
-    #[test]
-    fn project_choice_follows_production() {
-        let ps = vec![
-            p("1", "vo.a", None),
-            p("2", "ops.vo", Some(true)),
-            p("3", "vo.z", None),
-        ];
-        assert_eq!(pick_project(&ps, None).unwrap().id, "2");
-        assert_eq!(pick_project(&ps[..1], None).unwrap().id, "1");
-        let no_ops = vec![p("1", "a", None), p("3", "z", None)];
-        assert_eq!(pick_project(&no_ops, None).unwrap().id, "3");
-        assert_eq!(pick_project(&ps, Some("vo.a")).unwrap().id, "1");
-        assert_eq!(pick_project(&ps, Some("3")).unwrap().id, "3");
-        let e = pick_project(&ps, Some("nope")).unwrap_err();
-        assert!(e.message.contains("nope") && e.message.contains("ops.vo"));
-        let disabled = vec![p("9", "ops", Some(false))];
-        assert!(pick_project(&disabled, None).is_err());
     }
 }

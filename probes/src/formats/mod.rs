@@ -4,3 +4,4 @@
 pub mod apel;
 pub mod freshness;
 pub mod glue;
+pub mod imagelist;

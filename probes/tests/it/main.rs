@@ -8,6 +8,7 @@ mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 
+mod appliances_real;
 mod dropin;
 mod fault_matrix;
 mod foundation_deadline;
@@ -26,9 +27,9 @@ mod image_real;
 mod layers;
 mod object_faults;
 mod object_real;
-mod saml_real;
 mod opennebula;
 mod opennebula_real;
+mod saml_real;
 mod token_auth_faults;
 mod token_auth_real;
 mod token_auth_secrets;
