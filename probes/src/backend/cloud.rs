@@ -5,20 +5,25 @@
 //! A new cloud adds a variant to [`Connected`], an arm to [`connect`] and one
 //! to [`with_backend!`]; the probes do not change.
 
+use super::azure::{self, Azure};
 use super::openstack::{self, OpenStack};
 use crate::auth::cloud::CloudKind;
 use crate::auth::AuthArgs;
 use crate::{Ctx, Fail};
 
 /// A logged-in backend of whichever cloud `--cloud` named.
+// One per run: the size difference between clouds' backends costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Connected {
     OpenStack(OpenStack),
+    Azure(Azure),
 }
 
 impl Connected {
     pub fn kind(&self) -> CloudKind {
         match self {
             Connected::OpenStack(_) => CloudKind::OpenStack,
+            Connected::Azure(_) => CloudKind::Azure,
         }
     }
 }
@@ -30,6 +35,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     ctx.detail(format!("cloud API: {}", args.cloud.api()));
     match args.cloud {
         CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
+        CloudKind::Azure => Ok(Connected::Azure(azure::login(ctx, args).await?)),
         other => Err(Fail::unknown(format!(
             "--cloud {other}: this build has no {} backend",
             other.api()
@@ -45,11 +51,13 @@ macro_rules! with_backend {
     ($c:expr, mut $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
+            $crate::backend::cloud::Connected::Azure(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack($b) => $body,
+            $crate::backend::cloud::Connected::Azure($b) => $body,
         }
     };
 }

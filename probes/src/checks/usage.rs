@@ -129,7 +129,9 @@ impl Probe for Usage {
             }
             Ok(())
         };
-        if api {
+        if api && args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
+            keep(cloud_usage::checks(&ctx, &args).await)?;
+        } else if api {
             let r = async {
                 let session = auth::login(&ctx, &args.auth).await?;
                 api_checks(&ctx, &args, &session).await
@@ -149,6 +151,8 @@ impl Probe for Usage {
         Ok(parts.join("; "))
     }
 }
+
+mod cloud_usage;
 
 async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
     let nova = session.endpoint("compute")?;

@@ -1,3 +1,4 @@
+pub mod azure;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;

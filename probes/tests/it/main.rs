@@ -8,6 +8,7 @@ mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 
+mod azure;
 mod dropin;
 mod fault_matrix;
 mod foundation_deadline;
