@@ -170,8 +170,13 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing
     def body_bytes(self):
+        return self._body
+
+    def read_body(self):
+        # Read whatever was sent before any answer: a body left unread on a
+        # keep-alive connection would be taken for the next request line.
         n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        self._body = self.rfile.read(n) if n else b""
 
     def send(self, status, body=None, headers=None, raw=None, ctype="application/json; charset=utf-8"):
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
@@ -206,6 +211,7 @@ class Handler(BaseHTTPRequestHandler):
         self.route("HEAD")
 
     def route(self, method):
+        self.read_body()
         u = urlsplit(self.path)
         q = {k: v[-1] for k, v in parse_qs(u.query, keep_blank_values=True).items()}
         st = self.server.state
