@@ -425,3 +425,111 @@ async fn usage_lists_servers_and_disks() {
     assert_eq!(stage, "USAGE-02");
     assert!(msg.contains("lists existing servers only"), "{msg}");
 }
+
+/// `Volumes` on Azure (check_block_storage drives it on another branch): a
+/// disk created, attached to a VM, detached, deleted, found by its tag.
+#[tokio::test]
+async fn volumes_create_attach_detach_delete() {
+    use clap::Parser;
+    use probes::auth::AuthArgs;
+    use probes::backend::{
+        azure, Compute, NetworkChoice, ServerSpec, VolumePhase, VolumeSpec, Volumes,
+    };
+    use probes::ctx::Settings;
+    use probes::http::TlsOptions;
+    use probes::runner::{execute, RunOptions};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        auth: AuthArgs,
+    }
+    let fx = Fixture::start(&[]);
+    let mut argv = vec!["t".to_string()];
+    argv.extend(
+        fx.argv(false, &[])
+            .into_iter()
+            .filter(|a| a != "--output" && a != "json"),
+    );
+    let cli = Cli::parse_from(argv);
+    let opts = RunOptions {
+        probe: "azure_volumes".into(),
+        label: "VOLUMES".into(),
+        timeout: Duration::from_secs(40),
+        timeout_status: Status::Unknown,
+        cleanup_grace: None,
+        tls: TlsOptions::default(),
+        settings: Settings::default(),
+        events: None,
+    };
+    let r = execute(opts, std::future::pending(), move |ctx| async move {
+        let az = azure::login(&ctx, &cli.auth).await?;
+        let tag =
+            std::collections::BTreeMap::from([("fedprobe-run".to_string(), "vol1".to_string())]);
+        let vm = az
+            .create_server(&ServerSpec {
+                name: "fedprobe-vol1".into(),
+                image_id: az
+                    .find_image(&probes::backend::ImageQuery::IdOrName(
+                        "egi-monitoring".into(),
+                    ))
+                    .await?
+                    .id,
+                flavor_id: "Standard_B1s".into(),
+                network: NetworkChoice::None,
+                metadata: tag.clone(),
+            })
+            .await?;
+        let vol = az
+            .create_volume(&VolumeSpec {
+                name: "fedprobe-vol1-data".into(),
+                size_gb: 1,
+                metadata: tag,
+            })
+            .await?;
+        let phase = |want: VolumePhase| {
+            let az = az.clone();
+            let vol = vol.clone();
+            async move {
+                for _ in 0..50 {
+                    let v = az
+                        .volume(&vol)
+                        .await?
+                        .ok_or_else(|| probes::Fail::critical("volume gone"))?;
+                    if v.phase == want {
+                        return Ok(v);
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(probes::Fail::critical(format!("volume never {want:?}")))
+            }
+        };
+        phase(VolumePhase::Available).await?;
+        az.attach_volume(&vm, &vol).await?;
+        let attached = phase(VolumePhase::InUse).await?;
+        assert_eq!(attached.attached_to, vec![vm.clone()]);
+        assert_eq!(attached.size_gb, Some(1));
+        assert_eq!(az.volumes_tagged("fedprobe-run").await?.len(), 1);
+        az.detach_volume(&vm, &vol).await?;
+        phase(VolumePhase::Available).await?;
+        assert!(az.delete_volume(&vol).await?);
+        assert!(az.delete_server(&vm).await?);
+        for _ in 0..50 {
+            if az.volume(&vol).await?.is_none() && az.server(&vm).await?.is_none() {
+                return Ok("volume cycle done".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(probes::Fail::critical("volume or VM not gone"))
+    })
+    .await;
+    assert_eq!(r.status, Status::Ok, "{}", nagios::render(&r, 2));
+    let ops = fx.ops();
+    assert_eq!(
+        ops.iter()
+            .filter(|o| *o == "VirtualMachines_AttachDetachDataDisks")
+            .count(),
+        2,
+        "{ops:?}"
+    );
+}
