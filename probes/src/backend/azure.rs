@@ -57,6 +57,35 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Azure, Fail> {
     })
 }
 
+impl Azure {
+    /// How the login was done, for messages.
+    pub fn login_method(&self) -> &str {
+        &self.method
+    }
+
+    /// An ARM read with the login's token (the VM sizes of the location):
+    /// the number of sizes listed.
+    pub async fn token_works(&self) -> Result<usize, Fail> {
+        Ok(self
+            .arm
+            .list(self.arm.sizes_url(&self.location)?, 1)
+            .await?
+            .len())
+    }
+
+    /// The same read with `bogus` as the bearer token: ARM's answer.
+    pub async fn with_token(&self, bogus: &str) -> Result<crate::http::Reply, Fail> {
+        let url = self.arm.sizes_url(&self.location)?;
+        let http = &self.arm.http;
+        http.send(
+            http.get(url)
+                .bearer_auth(bogus)
+                .header("Accept", "application/json"),
+        )
+        .await
+    }
+}
+
 impl WithDeadline for Azure {
     fn with_deadline(&self, deadline: Deadline) -> Self {
         let mut a = self.clone();

@@ -533,3 +533,29 @@ async fn volumes_create_attach_detach_delete() {
         "{ops:?}"
     );
 }
+
+#[tokio::test]
+async fn token_auth_checks_the_federated_login_and_a_garbage_token() {
+    use probes::checks::token_auth::TokenAuth;
+    let fx = Fixture::start(&[]);
+    let r = run_args::<TokenAuth, _>(&fx.argv(true, &["-t", "30"])).await;
+    let out = nagios::render(&r, 2);
+    assert_eq!(r.status, Status::Ok, "{out}");
+    for c in [
+        "AUTH-05", "AUTH-01", "AUTH-02", "AUTH-06", "AUTH-09", "AUTH-11",
+    ] {
+        assert!(
+            r.steps
+                .iter()
+                .any(|s| s.check == c && s.status == Status::Ok),
+            "{c}: {out}"
+        );
+    }
+    let g = r.steps.iter().find(|s| s.check == "AUTH-09").unwrap();
+    assert!(g.message.contains("HTTP 401"), "{}", g.message);
+    // The refused federated credential: UNKNOWN at AUTH-02.
+    let fx = Fixture::start(&["refuse-federated"]);
+    let r = run_args::<TokenAuth, _>(&fx.argv(true, &["-t", "30"])).await;
+    assert_eq!(r.status, Status::Unknown, "{}", nagios::render(&r, 2));
+    assert_eq!(failed_step(&r).0, "AUTH-02");
+}
