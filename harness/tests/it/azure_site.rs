@@ -36,7 +36,18 @@ fn the_azure_profile_plans_the_probes_with_azure_flags() {
         assert!(joined.contains(want), "{want} missing: {joined}");
     }
     let names: Vec<&str> = plan.probes.iter().map(|a| a.name.as_str()).collect();
-    assert!(!names.contains(&"check_token_auth"), "{names:?}");
+    assert!(!names.contains(&"check_object_storage"), "{names:?}");
+    // check_token_auth checks the Entra ID login on Azure.
+    let auth = plan
+        .probes
+        .iter()
+        .find(|a| a.name == "check_token_auth")
+        .unwrap();
+    assert!(
+        auth.argv.join(" ").contains("--cloud azure"),
+        "{:?}",
+        auth.argv
+    );
 }
 
 struct Fixture(Child);
