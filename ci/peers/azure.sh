@@ -51,7 +51,7 @@ ENV
   log "azure fixture up on $URL (pid $(cat "$RUN/azure.pid"))"
 }
 
-stop() { stop_pids azure; log "azure fixture stopped"; }
+stop() { stop_pids azure; rm -f "$P/azure.env"; log "azure fixture stopped"; }
 
 case "${1:-}" in
   install) install ;;
