@@ -255,5 +255,16 @@ EOP
 fi
 STEP="OpenNebula fixture through pyone"
 out=$(timeout 120 bash "$(dirname "$0")/opennebula.sh" check 2>&1) || fail "$out"; ok "$(echo "$out" | tail -1)"
+STEP="azure fixture (client-secret token, VM sizes)"
+if [ -f "$P/azure.env" ]; then
+  . "$P/azure.env"
+  code=$("${C[@]}" -d grant_type=client_credentials -d "client_id=$AZURE_CLIENT_ID" \
+    --data-urlencode "client_secret@$AZURE_CLIENT_SECRET_FILE" -d scope=https://management.azure.com/.default \
+    "$AZURE_AUTHORITY/$AZURE_TENANT/oauth2/v2.0/token"); [ "$code" = 200 ] || fail "token: HTTP $code"
+  AZT=$(j 'd["access_token"]')
+  code=$("${C[@]}" -H "Authorization: Bearer $AZT" \
+    "$AZURE_URL/subscriptions/$AZURE_SUBSCRIPTION/providers/Microsoft.Compute/locations/$AZURE_LOCATION/vmSizes?api-version=2024-07-01")
+  [ "$code" = 200 ] || fail "vmSizes: HTTP $code"; ok "$(j 'len(d["value"])') sizes"
+fi
 
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

@@ -70,6 +70,7 @@ done
 chmod 600 "$P"/secrets/*
 
 phase tls bash "$HERE/tls.sh"
+phase azure bash "$HERE/azure.sh" start  # stdlib fixture; its SDK venv is made by `azure.sh client`; stopped by down.sh (pid file)
 phase base run_parallel mariadb="bash $HERE/mariadb.sh" rabbitmq="bash $HERE/rabbitmq.sh" oidc="bash $HERE/oidc.sh"
 # keystone, the database syncs of glance/neutron/nova/cinder and the swift rings need only MariaDB (or nothing)
 phase keystone+db-sync run_parallel keystone="bash $HERE/keystone.sh" \

@@ -6,7 +6,7 @@
 pub mod azure;
 pub mod cloud;
 pub mod config;
-mod credential;
+pub(crate) mod credential;
 pub mod ec2;
 pub mod gce;
 pub mod opennebula;

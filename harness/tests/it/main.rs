@@ -1,6 +1,7 @@
 //! All integration tests of this crate in one binary (as cargo-nextest organises
 //! its own): one build, one link, shared support modules.
 
+mod azure_site;
 mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;

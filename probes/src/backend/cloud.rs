@@ -6,15 +6,19 @@
 //! to [`with_backend!`]; the probes do not change.
 
 use super::opennebula::{self, OpenNebula};
+use super::azure::{self, Azure};
 use super::openstack::{self, OpenStack};
 use crate::auth::cloud::CloudKind;
 use crate::auth::AuthArgs;
 use crate::{Ctx, Fail};
 
 /// A logged-in backend of whichever cloud `--cloud` named.
+// One per run: the size difference between clouds' backends costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Connected {
     OpenStack(OpenStack),
     OpenNebula(OpenNebula),
+    Azure(Azure),
 }
 
 impl Connected {
@@ -22,6 +26,7 @@ impl Connected {
         match self {
             Connected::OpenStack(_) => CloudKind::OpenStack,
             Connected::OpenNebula(_) => CloudKind::OpenNebula,
+            Connected::Azure(_) => CloudKind::Azure,
         }
     }
 }
@@ -34,6 +39,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     match args.cloud {
         CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
         CloudKind::OpenNebula => Ok(Connected::OpenNebula(opennebula::login(ctx, args).await?)),
+        CloudKind::Azure => Ok(Connected::Azure(azure::login(ctx, args).await?)),
         other => Err(Fail::unknown(format!(
             "--cloud {other}: this build has no {} backend",
             other.api()
@@ -50,12 +56,14 @@ macro_rules! with_backend {
         match $c {
             $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
             $crate::backend::cloud::Connected::OpenNebula(mut $b) => $body,
+            $crate::backend::cloud::Connected::Azure(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack($b) => $body,
             $crate::backend::cloud::Connected::OpenNebula($b) => $body,
+            $crate::backend::cloud::Connected::Azure($b) => $body,
         }
     };
 }

@@ -6,6 +6,7 @@
 //! its backend. Each cloud is one module implementing the same traits;
 //! [`cloud`] picks the one `--cloud` names and hands it to the probe logic.
 
+pub mod azure;
 pub mod cloud;
 pub mod opennebula;
 pub mod openstack;

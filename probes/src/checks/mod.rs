@@ -11,7 +11,6 @@ pub mod object_storage;
 pub mod token_auth;
 pub mod token_auth_cloud;
 pub mod usage;
-pub mod usage_cloud;
 pub mod vm_lifecycle;
 
 use std::future::Future;

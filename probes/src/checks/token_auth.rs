@@ -81,6 +81,10 @@ impl Probe for TokenAuth {
     }];
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
+        if args.auth.cloud == crate::auth::cloud::CloudKind::Azure {
+            let _perf = PerfOnExit(ctx.clone());
+            return azure_login::run(&args, &ctx).await;
+        }
         if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
             return super::token_auth_cloud::run(&ctx, &args).await;
         }
@@ -88,6 +92,8 @@ impl Probe for TokenAuth {
         run(&args, &ctx).await
     }
 }
+
+mod azure_login;
 
 /// Step timings become perfdata however the run ends: done, failed, or
 /// cut by the deadline (the runner drops the probe's future, running this).

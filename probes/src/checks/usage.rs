@@ -157,16 +157,14 @@ impl Probe for Usage {
             }
             Ok(())
         };
-        if api {
-            let r = if args.auth.cloud == auth::cloud::CloudKind::OpenStack {
-                let session = auth::login(&ctx, &args.auth).await;
-                match session {
-                    Ok(s) => api_checks(&ctx, &args, &s).await,
-                    Err(f) => Err(f),
-                }
-            } else {
-                super::usage_cloud::api_checks(&ctx, &args).await
-            };
+        if api && args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
+            keep(cloud_usage::checks(&ctx, &args).await)?;
+        } else if api {
+            let r = async {
+                let session = auth::login(&ctx, &args.auth).await?;
+                api_checks(&ctx, &args, &session).await
+            }
+            .await;
             keep(r)?;
         }
         if apel {
@@ -181,6 +179,8 @@ impl Probe for Usage {
         Ok(parts.join("; "))
     }
 }
+
+mod cloud_usage;
 
 async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
     let nova = session.endpoint("compute")?;

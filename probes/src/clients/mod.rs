@@ -1,4 +1,5 @@
 pub mod ecp;
+pub mod azure;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;

@@ -9,6 +9,7 @@ mod realpeers;
 mod token_auth_support;
 
 mod appliances_real;
+mod azure;
 mod dropin;
 mod fault_matrix;
 mod foundation_deadline;
