@@ -228,6 +228,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if url.path == "/healthz":
                 return self.send(200, {"ok": True})
+            if url.path == "/fixture/state":
+                # for tests: what a project still holds (leftovers), outside Google's API
+                return self.send(200, self.inventory((query.get("project") or [""])[0]))
             if url.path == "/token" and verb == "POST":
                 return self.send(200, self.oauth_token(raw))
             route = None
@@ -275,6 +278,15 @@ class Handler(BaseHTTPRequestHandler):
             if url.path in ("/v1/token", "/token") and e.code == 400:
                 return self.send(400, {"error": e.reason, "error_description": e.message})
             return self.send(e.code, google_error(e), extra=extra)
+
+    def inventory(self, p):
+        S = self.state
+        with S.lock:
+            return {"instances": sorted(k[2] for k in S.instances if k[0] == p),
+                    "disks": sorted(k[2] for k in S.disks if k[0] == p),
+                    "images": sorted(k[1] for k in S.images if k[0] == p),
+                    "objects": sorted("%s/%s" % k for k in S.objects),
+                    "instance_metadata": {k[2]: v["inst"].get("metadata") for k, v in S.instances.items() if k[0] == p}}
 
     # -- auth
     def authorize(self):
@@ -377,20 +389,26 @@ class Handler(BaseHTTPRequestHandler):
         S.ops[(p, scope, name)] = {"op": o, "polls": 0, "on_done": on_done, "never": never}
         return dict(o)
 
-    def poll_op(self, p, scope, name):
-        rec = self.state.ops.get((p, scope, name))
-        if rec is None:
-            raise ApiError(404, "notFound", "The resource 'projects/%s/%s/operations/%s' was not found" % (p, scope, name))
-        rec["polls"] += 1
-        o = rec["op"]
-        if o["status"] != "DONE" and not rec["never"] and rec["polls"] >= 1:
+    def progress(self):
+        """Operations run on their own, as on GCE: whatever was started by an
+        earlier request is DONE by the next one (except a *nodelete* delete)."""
+        for rec in self.state.ops.values():
+            o = rec["op"]
+            if o["status"] == "DONE" or rec["never"]:
+                continue
             o["status"], o["progress"], o["endTime"] = "DONE", 100, rfc3339()
             if rec["on_done"]:
                 err = rec["on_done"]()
                 if err:
                     o["error"] = {"errors": [err]}
                     o["httpErrorStatusCode"], o["httpErrorMessage"] = 400, "BAD REQUEST"
-        return dict(o)
+
+    def poll_op(self, p, scope, name):
+        rec = self.state.ops.get((p, scope, name))
+        if rec is None:
+            raise ApiError(404, "notFound", "The resource 'projects/%s/%s/operations/%s' was not found" % (p, scope, name))
+        rec["polls"] += 1
+        return dict(rec["op"])
 
     def labels(self, body):
         for k, v in (body.get("labels") or {}).items():
@@ -415,6 +433,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch_locked(self, mid, pp, q, body, raw, cb, b, p, z):
         S = self.state
+        self.progress()
         zl = cb + "projects/%s/zones/%s" % (p, z)
         if mid == "compute.zoneOperations.get":
             return self.poll_op(p, "zones/" + z, pp["operation"])

@@ -13,12 +13,14 @@ use crate::{Ctx, Fail};
 /// A logged-in backend of whichever cloud `--cloud` named.
 pub enum Connected {
     OpenStack(OpenStack),
+    Gce(super::gce::Gce),
 }
 
 impl Connected {
     pub fn kind(&self) -> CloudKind {
         match self {
             Connected::OpenStack(_) => CloudKind::OpenStack,
+            Connected::Gce(_) => CloudKind::Gce,
         }
     }
 }
@@ -30,6 +32,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     ctx.detail(format!("cloud API: {}", args.cloud.api()));
     match args.cloud {
         CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
+        CloudKind::Gce => Ok(Connected::Gce(super::gce::connect(ctx, args).await?)),
         other => Err(Fail::unknown(format!(
             "--cloud {other}: this build has no {} backend",
             other.api()
@@ -45,11 +48,13 @@ macro_rules! with_backend {
     ($c:expr, mut $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
+            $crate::backend::cloud::Connected::Gce(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack($b) => $body,
+            $crate::backend::cloud::Connected::Gce($b) => $body,
         }
     };
 }

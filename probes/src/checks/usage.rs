@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
 
+use crate::auth::cloud::CloudKind;
 use crate::auth::{self, AuthArgs, Session};
+use crate::backend::cloud::{self, Connected};
+use crate::backend::Usage as CloudUsage;
 use crate::clients::nova::Nova;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
 use crate::clock::{nova_time, now_secs, unix_of};
@@ -129,7 +132,9 @@ impl Probe for Usage {
             }
             Ok(())
         };
-        if api {
+        if api && args.auth.cloud != CloudKind::OpenStack {
+            keep(cloud_api_checks(&ctx, &args).await)?;
+        } else if api {
             let r = async {
                 let session = auth::login(&ctx, &args.auth).await?;
                 api_checks(&ctx, &args, &session).await
@@ -178,6 +183,67 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
         summary.push_str(&format!(", server {id} accounted"));
     }
     summary.push_str(&volumes(ctx, session).await?);
+    Ok(summary)
+}
+
+/// USAGE-01..03 on a cloud other than OpenStack, through its `Usage`.
+async fn cloud_api_checks(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
+    match cloud::connect(ctx, &args.auth).await? {
+        Connected::Gce(b) => usage_via(ctx, args, &b).await,
+        other => Err(Fail::unknown(format!(
+            "no usage reading for --cloud {}",
+            other.kind()
+        ))),
+    }
+}
+
+/// Per-VM usage (or the nearest the API has), the known server, volumes.
+async fn usage_via<U: CloudUsage>(ctx: &Ctx, args: &Args, u: &U) -> Result<String, Fail> {
+    let end = now_secs() as f64;
+    let start = end - args.window.as_secs_f64();
+    let servers = ctx
+        .step(TENANT_USAGE, async {
+            let s = u.server_usage(start, end).await?;
+            ctx.perf(Perf::count("servers", s.len() as u64));
+            let msg = format!("{} server(s) ({})", s.len(), u.describe());
+            Ok(Done::ok(s, msg))
+        })
+        .await?;
+    let mut summary = format!("{} server(s) in usage", servers.len());
+    if let Some(id) = &args.server_id {
+        ctx.step(SERVER_USAGE, async {
+            let Some(r) = servers.iter().find(|r| &r.id == id) else {
+                return Err(Fail::critical(format!(
+                    "server {id} is missing from the usage ({} listed)",
+                    servers.len()
+                )));
+            };
+            match (r.vcpus, r.ram_mb) {
+                (Some(c), Some(m)) => Ok(Done::ok(
+                    (),
+                    format!("server {id}: vcpus {c} memory {m} MB"),
+                )),
+                _ => Err(Fail::critical(format!(
+                    "server {id}: no sizes in the usage"
+                ))),
+            }
+        })
+        .await?;
+        summary.push_str(&format!(", server {id} accounted"));
+    }
+    let vols = ctx
+        .step(VOLUME_USAGE, async {
+            let v = u.volume_usage().await?;
+            let gb: u64 = v.iter().filter_map(|r| r.size_gb).sum();
+            Ok(Done::ok(
+                (v.len() as u64, gb),
+                format!("{} volume(s), {gb} GB", v.len()),
+            ))
+        })
+        .await?;
+    ctx.perf(Perf::count("volumes", vols.0));
+    ctx.perf(Perf::new("volume_size", vols.1 as f64, Uom::GigaBytes).min(0.0));
+    summary.push_str(&format!(", {} volume(s)", vols.0));
     Ok(summary)
 }
 

@@ -1,3 +1,4 @@
+pub mod gce;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;
