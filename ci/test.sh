@@ -86,6 +86,14 @@ if [ "${FEDPROBE_NO_PRODUCERS:-0}" != 1 ] && [ -f "$FEDPROBE_PEERS_ENV" ]; then
   done
 fi
 
+# The GCE fixture: its venv (the probes' GCE tests start their own fixtures from it), then
+# Google's own clients against a private fixture, so a fixture drifting from the API fails.
+gce_rc=0
+if ! bash ci/peers/gce.sh check >&2; then
+  loud "ci/peers/gce.sh check FAILED: the GCE fixture disagrees with google-api-python-client"
+  gce_rc=1
+fi
+
 t=$(date +%s)
 LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
 # --show-output: the SKIP lines of passing tests are printed, not swallowed.
@@ -109,6 +117,7 @@ elif [ -n "$unlisted" ]; then
   [ "$rc" = 0 ] && rc=1
 fi
 rm -f "$LOG"
+[ "$rc" = 0 ] && [ "$gce_rc" != 0 ] && rc=1
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
 
 # The packages, in a whole run: built (ci/package.sh), installed with dpkg, the installed

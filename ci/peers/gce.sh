@@ -7,7 +7,9 @@
 #   gce.sh install   venv $CACHE/venv-gce (cached while the lock file is unchanged)
 #   gce.sh start     service-account key + fixture; writes $P/gce.env
 #   gce.sh stop      stop the fixture by its pid file
-#   gce.sh client    run google-api-python-client against the running fixture (ci/peers/gce_client_check.py)
+#   gce.sh client    run Google's clients against the running fixture (ci/peers/gce_client_check.py)
+#   gce.sh check     install, then a private fixture on a free port, the client check, stop it
+#                    (what ci/test.sh runs: independent of the running peers)
 . "$(dirname "$0")/lib.sh"
 set -e
 GCE_PORT=${GCE_PORT:-15080}
@@ -53,10 +55,30 @@ ENV
 
 stop() { stop_pids gce; log "gce fixture stopped"; }
 
+# check: its own key and fixture (port 0: the fixture prints the one it got), stopped by pid
+check() {
+  install
+  local d pid port rc
+  d=$(mktemp -d /tmp/fedprobe-gce-check.XXXXXX)
+  "$GCE_VENV/bin/python" "$PEERS_SRC/gce_fixture.py" --make-key "$d/sa.json"
+  "$GCE_VENV/bin/python" "$PEERS_SRC/gce_fixture.py" --port 0 --key "$d/sa.json" > "$d/out" 2> "$d/log" &
+  pid=$!
+  for _ in $(seq 1 50); do grep -q listening "$d/out" 2>/dev/null && break; sleep 0.1; done
+  port=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$d/out")
+  if [ -z "$port" ]; then kill "$pid" 2>/dev/null; tail -n 20 "$d/log" >&2; die "gce fixture did not start"; fi
+  timeout 300 "$GCE_VENV/bin/python" "$PEERS_SRC/gce_client_check.py" "http://127.0.0.1:$port/" "$d/sa.json"
+  rc=$?
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+  [ $rc = 0 ] || tail -n 30 "$d/log" >&2
+  rm -rf "$d"
+  return $rc
+}
+
 case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
+  check) check ;;
   client) "$GCE_VENV/bin/python" "$PEERS_SRC/gce_client_check.py" "http://127.0.0.1:$GCE_PORT/" "$P/gce/sa.json" ;;
-  *) echo "usage: $0 install|start|stop|client" >&2; exit 2 ;;
+  *) echo "usage: $0 install|start|stop|client|check" >&2; exit 2 ;;
 esac

@@ -115,7 +115,10 @@ def run(creds, run_id):
 
 
 def main():
-    sa = service_account.Credentials.from_service_account_file(KEY, scopes=SCOPE)
+    with open(KEY) as f:
+        info = json.load(f)
+    info["token_uri"] = ROOT + "token"  # the key may name another port of the fixture
+    sa = service_account.Credentials.from_service_account_info(info, scopes=SCOPE)
     run(sa, "py%d" % (time.time() % 100000))
     # workload identity federation: an OIDC token exchanged at STS, then impersonation
     b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")

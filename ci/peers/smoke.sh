@@ -233,4 +233,10 @@ if [ -x "$OSPY" ]; then
   ok "$OS_CLOUD_NAME, $OS_CLOUD_APPCRED_NAME, $OS_CLOUD_OIDC_NAME"
 fi
 
+STEP="gce fixture through google-api-python-client"
+if [ -f "$P/gce.env" ]; then
+  out=$(timeout 300 bash "$(dirname "$0")/gce.sh" client 2>&1) || fail "$out"
+  ok "$(echo "$out" | tail -n 1)"
+fi
+
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

@@ -80,6 +80,7 @@ phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $H
   cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
 phase env python3 "$HERE/setup_cloud.py" env
+phase gce bash "$HERE/gce.sh" start   # the GCE fixture (own port, own $P/gce.env)
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0
