@@ -5,6 +5,7 @@ mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
 mod engines;
+mod gce_site;
 mod grading;
 mod profiles;
 mod real_peers;

@@ -213,10 +213,15 @@ async fn usage_via<U: CloudUsage>(ctx: &Ctx, args: &Args, u: &U) -> Result<Strin
     if let Some(id) = &args.server_id {
         ctx.step(SERVER_USAGE, async {
             let Some(r) = servers.iter().find(|r| &r.id == id) else {
-                return Err(Fail::critical(format!(
-                    "server {id} is missing from the usage ({} listed)",
-                    servers.len()
-                )));
+                // Such APIs list existing servers only; the VM probe deletes its own.
+                return Ok(Done::warn(
+                    (),
+                    format!(
+                        "server {id} is not listed ({} listed): this API keeps no usage of \
+                         deleted servers, so it cannot be checked here",
+                        servers.len()
+                    ),
+                ));
             };
             match (r.vcpus, r.ram_mb) {
                 (Some(c), Some(m)) => Ok(Done::ok(
