@@ -76,6 +76,24 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Gce, Fail> {
 }
 
 impl Gce {
+    /// The same backend speaking with another token (check_token_auth's garbage token).
+    pub fn with_token(&self, token: crate::secret::Secret) -> Gce {
+        Gce {
+            compute: Api::new(
+                self.compute.http.clone(),
+                self.compute.base(),
+                token.clone(),
+            ),
+            storage: Api::new(self.storage.http.clone(), self.storage.base(), token),
+            ..self.clone()
+        }
+    }
+
+    /// How the login was done, for messages.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
     fn zonal(&self, rest: &[&str]) -> Result<Url, Fail> {
         let mut s = vec!["projects", &self.project, "zones", &self.zone];
         s.extend_from_slice(rest);

@@ -560,3 +560,26 @@ async fn volumes_create_attach_detach_delete() {
     );
     f.assert_clean("fedprobe-vol").await;
 }
+
+#[tokio::test]
+async fn token_auth_checks_the_gce_login_and_a_garbage_token() {
+    const AUTH: &str = env!("CARGO_BIN_EXE_check_token_auth");
+    let f = Fixture::start();
+    let tok = f.oidc_token(600);
+    let aud = "//iam.googleapis.com/projects/1049/locations/global/workloadIdentityPools/egi/providers/checkin";
+    let mut args = federated(&f, "fedprobe-auth", aud, &tok);
+    // check_token_auth takes no --image
+    let i = args.iter().position(|a| a == "--image").unwrap();
+    args.drain(i..i + 2);
+    let (code, out, _, _) = run_bin(AUTH, &args).await;
+    let r = parse(&out);
+    assert_eq!(code, 0, "{out}");
+    for id in ["AUTH-01", "AUTH-GCE-02", "AUTH-06", "AUTH-09", "AUTH-11"] {
+        assert_eq!(step(&r, id)["status"], "OK", "{id}: {out}");
+    }
+    assert!(step(&r, "AUTH-09")["message"]
+        .as_str()
+        .unwrap()
+        .contains("401"));
+    assert!(!out.contains("ya29."), "{out}");
+}
