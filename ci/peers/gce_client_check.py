@@ -120,6 +120,19 @@ def main():
     info["token_uri"] = ROOT + "token"  # the key may name another port of the fixture
     sa = service_account.Credentials.from_service_account_info(info, scopes=SCOPE)
     run(sa, "py%d" % (time.time() % 100000))
+    # the other direction: what the documents do not allow is refused, in Google's error shape
+    s = google.auth.transport.requests.AuthorizedSession(sa)
+    base = ROOT + "compute/v1/projects/%s/zones/%s/" % (P, Z)
+    r = s.post(base + "disks", json={"name": "drift", "sizeGb": "1", "notAField": 1})
+    ok(r.status_code == 400 and "notAField" in r.json()["error"]["message"], "unknown field refused")
+    r = s.post(base + "disks", json={"name": "drift", "sizeGb": 1.5})
+    ok(r.status_code == 400, "mistyped field refused")
+    r = s.get(base + "instances", params={"maxResults": "x"})
+    ok(r.status_code == 400, "mistyped parameter refused")
+    r = s.get(base + "instances", params={"notAParam": "1"})
+    ok(r.status_code == 400, "unknown parameter refused")
+    r = s.post(base + "instances/x/detachDisk")
+    ok(r.status_code == 400, "required parameter deviceName enforced")
     # workload identity federation: an OIDC token exchanged at STS, then impersonation
     b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
     tok = "%s.%s.sig" % (b({"alg": "RS256"}), b({"iss": "https://op.example", "sub": "probe", "exp": int(time.time()) + 600}))
