@@ -11,10 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::Url;
 
-use crate::auth::cloud::CloudKind;
 use crate::auth::{self, AuthArgs, Session};
-use crate::backend::cloud::{self, Connected};
-use crate::backend::Usage as CloudUsage;
+use crate::backend::Usage as BackendUsage;
 use crate::clients::nova::Nova;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
 use crate::clock::{nova_time, now_secs, unix_of};
@@ -132,10 +130,11 @@ impl Probe for Usage {
             }
             Ok(())
         };
-        if api && args.auth.cloud != CloudKind::OpenStack {
-            keep(cloud_api_checks(&ctx, &args).await)?;
-        } else if api {
+        if api {
             let r = async {
+                if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
+                    return cloud_usage(&ctx, &args).await;
+                }
                 let session = auth::login(&ctx, &args.auth).await?;
                 api_checks(&ctx, &args, &session).await
             }
@@ -186,69 +185,99 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
     Ok(summary)
 }
 
-/// USAGE-01..03 on a cloud other than OpenStack, through its `Usage`.
-async fn cloud_api_checks(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
-    match cloud::connect(ctx, &args.auth).await? {
-        Connected::Gce(b) => usage_via(ctx, args, &b).await,
+/// Usage on a cloud other than OpenStack, through its backend's
+/// [`BackendUsage`] (each cloud adds its arm).
+async fn cloud_usage(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
+    match crate::backend::cloud::connect(ctx, &args.auth).await? {
+        crate::backend::cloud::Connected::Gce(b) => {
+            // GCE lists existing instances only: a deleted server (the VM
+            // probe's, once it is done) cannot be seen; an existing one is checked.
+            let mut a = args.clone();
+            let gone = match &a.server_id {
+                Some(id) => crate::backend::Compute::server(&b, id).await?.is_none(),
+                None => false,
+            };
+            if let Some(id) = a.server_id.take_if(|_| gone) {
+                ctx.note(
+                    SERVER_USAGE,
+                    crate::model::Status::Warning,
+                    format!(
+                        "server {id} not checked: GCE's compute API keeps no usage of deleted \
+                         instances (usage is in the billing export, outside the API)"
+                    ),
+                );
+            }
+            usage_of(ctx, &a, &b).await
+        }
         other => Err(Fail::unknown(format!(
-            "no usage reading for --cloud {}",
+            "check_usage reads no usage on --cloud {} yet",
             other.kind()
         ))),
     }
 }
 
-/// Per-VM usage (or the nearest the API has), the known server, volumes.
-async fn usage_via<U: CloudUsage>(ctx: &Ctx, args: &Args, u: &U) -> Result<String, Fail> {
+/// USAGE-01..03 from any backend's usage reading.
+async fn usage_of<U: BackendUsage>(ctx: &Ctx, args: &Args, b: &U) -> Result<String, Fail> {
     let end = now_secs() as f64;
     let start = end - args.window.as_secs_f64();
-    let servers = ctx
+    let usages = ctx
         .step(TENANT_USAGE, async {
-            let s = u.server_usage(start, end).await?;
-            ctx.perf(Perf::count("servers", s.len() as u64));
-            let msg = format!("{} server(s) ({})", s.len(), u.describe());
-            Ok(Done::ok(s, msg))
+            let u = b.server_usage(start, end).await?;
+            ctx.perf(Perf::count("servers", u.len() as u64));
+            let msg = format!(
+                "{} server(s) in the last {} ({})",
+                u.len(),
+                humantime::format_duration(args.window),
+                b.describe()
+            );
+            Ok(Done::ok(u, msg))
         })
         .await?;
-    let mut summary = format!("{} server(s) in usage", servers.len());
+    let mut summary = format!("{} server(s) in usage", usages.len());
     if let Some(id) = &args.server_id {
         ctx.step(SERVER_USAGE, async {
-            let Some(r) = servers.iter().find(|r| &r.id == id) else {
-                // Such APIs list existing servers only; the VM probe deletes its own.
-                return Ok(Done::warn(
-                    (),
-                    format!(
-                        "server {id} is not listed ({} listed): this API keeps no usage of \
-                         deleted servers, so it cannot be checked here",
-                        servers.len()
-                    ),
-                ));
+            let Some(u) = usages.iter().find(|u| &u.id == id) else {
+                return Err(Fail::critical(format!(
+                    "server {id} is missing from the usage ({} servers listed)",
+                    usages.len()
+                )));
             };
-            match (r.vcpus, r.ram_mb) {
-                (Some(c), Some(m)) => Ok(Done::ok(
-                    (),
-                    format!("server {id}: vcpus {c} memory {m} MB"),
-                )),
-                _ => Err(Fail::critical(format!(
-                    "server {id}: no sizes in the usage"
-                ))),
+            let mut bad = Vec::new();
+            if u.vcpus.is_none() || u.ram_mb.is_none() {
+                bad.push("no vCPU or memory size".to_string());
             }
+            match u.started {
+                None => bad.push("no start time".to_string()),
+                Some(t) if t > end + 300.0 => bad.push(format!("start time {t} in the future")),
+                Some(_) => {}
+            }
+            if !bad.is_empty() {
+                return Err(Fail::critical(format!("server {id}: {}", bad.join("; "))));
+            }
+            Ok(Done::ok(
+                (),
+                format!(
+                    "server {id}: vcpus {} memory {} MB, started {}",
+                    u.vcpus.unwrap_or(0),
+                    u.ram_mb.unwrap_or(0),
+                    u.started.unwrap_or(0.0) as i64
+                ),
+            ))
         })
         .await?;
         summary.push_str(&format!(", server {id} accounted"));
     }
     let vols = ctx
         .step(VOLUME_USAGE, async {
-            let v = u.volume_usage().await?;
-            let gb: u64 = v.iter().filter_map(|r| r.size_gb).sum();
-            Ok(Done::ok(
-                (v.len() as u64, gb),
-                format!("{} volume(s), {gb} GB", v.len()),
-            ))
+            let v = b.volume_usage().await?;
+            let gb: u64 = v.iter().filter_map(|v| v.size_gb).sum();
+            let msg = format!("{} volume(s), {gb} GB", v.len());
+            ctx.perf(Perf::count("volumes", v.len() as u64));
+            ctx.perf(Perf::new("volume_size", gb as f64, Uom::GigaBytes).min(0.0));
+            Ok(Done::ok(v.len(), msg))
         })
         .await?;
-    ctx.perf(Perf::count("volumes", vols.0));
-    ctx.perf(Perf::new("volume_size", vols.1 as f64, Uom::GigaBytes).min(0.0));
-    summary.push_str(&format!(", {} volume(s)", vols.0));
+    summary.push_str(&format!(", {vols} volume(s)"));
     Ok(summary)
 }
 

@@ -447,6 +447,14 @@ async fn usage_lists_instances_and_disks_with_their_sizes() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(step(&r, "USAGE-01")["status"], "OK", "{out}");
     assert_eq!(step(&r, "USAGE-03")["status"], "OK", "{out}");
+    // a deleted server (what the VM probe hands over) cannot be seen on GCE: WARNING, said why
+    args.extend(["--server-id".to_string(), "fedprobe-gone".to_string()]);
+    let (code, out, _, _) = run_bin(USAGE, &args).await;
+    let r = parse(&out);
+    assert_eq!(code, 1, "{out}");
+    let s = step(&r, "USAGE-02");
+    assert_eq!(s["status"], "WARNING", "{out}");
+    assert!(s["message"].as_str().unwrap().contains("billing export"), "{out}");
 }
 
 #[derive(Parser)]
