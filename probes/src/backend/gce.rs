@@ -59,6 +59,15 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Gce, Fail> {
         .storage_url
         .clone()
         .ok_or_else(|| missing("--gce-storage-url"))?;
+    // A bearer token never travels in clear off this host (as for Keystone).
+    let mut sent_to = vec![&compute_url, &storage_url];
+    sent_to.extend(g.sts_url.iter().chain(&g.iam_url).chain(&g.token_url));
+    for u in sent_to {
+        let (status, msg) = crate::auth::url_verdict(u, args.allow_http);
+        if status == crate::model::Status::Critical {
+            return Err(Fail::unknown(format!("--cloud gce: {msg}")));
+        }
+    }
     let t0 = tokio::time::Instant::now();
     let session = login::login(ctx, args).await?;
     ctx.perf(Perf::seconds("auth", t0.elapsed()));

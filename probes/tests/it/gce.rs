@@ -454,7 +454,10 @@ async fn usage_lists_instances_and_disks_with_their_sizes() {
     assert_eq!(code, 1, "{out}");
     let s = step(&r, "USAGE-02");
     assert_eq!(s["status"], "WARNING", "{out}");
-    assert!(s["message"].as_str().unwrap().contains("billing export"), "{out}");
+    assert!(
+        s["message"].as_str().unwrap().contains("billing export"),
+        "{out}"
+    );
 }
 
 #[derive(Parser)]
@@ -590,4 +593,19 @@ async fn token_auth_checks_the_gce_login_and_a_garbage_token() {
         .unwrap()
         .contains("401"));
     assert!(!out.contains("ya29."), "{out}");
+}
+
+#[tokio::test]
+async fn no_token_is_sent_over_plain_http_off_this_host() {
+    let f = Fixture::start();
+    let mut args = vm_args(&f, "fedprobe-http", &[]);
+    let i = args.iter().position(|a| a == "--gce-sts-url").unwrap();
+    args[i + 1] = "http://sts.example.org/v1/token".into();
+    let (code, out, _, _) = run_bin(VM, &args).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("plain http"), "{out}");
+    assert_eq!(
+        f.state("fedprobe-http").await["instances"],
+        serde_json::json!([])
+    );
 }
