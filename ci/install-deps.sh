@@ -6,6 +6,7 @@
 #   monitoring-plugins-basic           harness/tests/it/demo.rs (check_http, check_tcp as externals)
 #   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI),
 #                                      ci/peers/azure.sh (azure-identity + azure-mgmt-compute)
+#                                      ci/peers/gce.sh (google-api-python-client for the GCE fixture)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
 #   prometheus                         promtool, for OpenMetrics output checks
 #   chromium                           HTML report checks

@@ -91,6 +91,13 @@ if ! bash ci/peers/opennebula.sh check >&2; then
   loud "ci/peers/opennebula.sh check FAILED: the OpenNebula fixture drifted from pyone"
   one_rc=1
 fi
+# The GCE fixture: its venv (the probes' GCE tests start their own fixtures from it), then
+# Google's own clients against a private fixture, so a fixture drifting from the API fails.
+gce_rc=0
+if ! bash ci/peers/gce.sh check >&2; then
+  loud "ci/peers/gce.sh check FAILED: the GCE fixture disagrees with google-api-python-client"
+  gce_rc=1
+fi
 
 t=$(date +%s)
 LOG=$(mktemp /tmp/fedprobe-cargo-test.XXXXXX)
@@ -116,6 +123,7 @@ elif [ -n "$unlisted" ]; then
 fi
 rm -f "$LOG"
 [ "${one_rc:-0}" = 1 ] && [ "$rc" = 0 ] && rc=1
+[ "$rc" = 0 ] && [ "$gce_rc" != 0 ] && rc=1
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
 
 # Microsoft's own SDKs against the Azure fixture (started by up.sh): a fixture drifting from

@@ -265,6 +265,10 @@ if [ -f "$P/azure.env" ]; then
   code=$("${C[@]}" -H "Authorization: Bearer $AZT" \
     "$AZURE_URL/subscriptions/$AZURE_SUBSCRIPTION/providers/Microsoft.Compute/locations/$AZURE_LOCATION/vmSizes?api-version=2024-07-01")
   [ "$code" = 200 ] || fail "vmSizes: HTTP $code"; ok "$(j 'len(d["value"])') sizes"
+STEP="gce fixture through google-api-python-client"
+if [ -f "$P/gce.env" ]; then
+  out=$(timeout 300 bash "$(dirname "$0")/gce.sh" client 2>&1) || fail "$out"
+  ok "$(echo "$out" | tail -n 1)"
 fi
 
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

@@ -85,6 +85,7 @@ bash "$HERE/opennebula.sh" up || log "opennebula.sh up FAILED: the real-oned tes
 phase env python3 "$HERE/setup_cloud.py" env
 # SAML2 ECP (mellon SP + pysaml2 IdP) in front of Keystone; adds the SAML_* facts to peers.env
 phase saml bash "$HERE/saml.sh" start
+phase gce bash "$HERE/gce.sh" start   # the GCE fixture (own port, own $P/gce.env)
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

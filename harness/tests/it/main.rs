@@ -6,6 +6,7 @@ mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
 mod engines;
+mod gce_site;
 mod grading;
 mod opennebula;
 mod profiles;

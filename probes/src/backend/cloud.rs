@@ -19,6 +19,7 @@ pub enum Connected {
     OpenStack(OpenStack),
     OpenNebula(OpenNebula),
     Azure(Azure),
+    Gce(super::gce::Gce),
 }
 
 impl Connected {
@@ -27,6 +28,7 @@ impl Connected {
             Connected::OpenStack(_) => CloudKind::OpenStack,
             Connected::OpenNebula(_) => CloudKind::OpenNebula,
             Connected::Azure(_) => CloudKind::Azure,
+            Connected::Gce(_) => CloudKind::Gce,
         }
     }
 }
@@ -40,6 +42,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
         CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
         CloudKind::OpenNebula => Ok(Connected::OpenNebula(opennebula::login(ctx, args).await?)),
         CloudKind::Azure => Ok(Connected::Azure(azure::login(ctx, args).await?)),
+        CloudKind::Gce => Ok(Connected::Gce(super::gce::connect(ctx, args).await?)),
         other => Err(Fail::unknown(format!(
             "--cloud {other}: this build has no {} backend",
             other.api()
@@ -57,6 +60,7 @@ macro_rules! with_backend {
             $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
             $crate::backend::cloud::Connected::OpenNebula(mut $b) => $body,
             $crate::backend::cloud::Connected::Azure(mut $b) => $body,
+            $crate::backend::cloud::Connected::Gce(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
@@ -64,6 +68,7 @@ macro_rules! with_backend {
             $crate::backend::cloud::Connected::OpenStack($b) => $body,
             $crate::backend::cloud::Connected::OpenNebula($b) => $body,
             $crate::backend::cloud::Connected::Azure($b) => $body,
+            $crate::backend::cloud::Connected::Gce($b) => $body,
         }
     };
 }

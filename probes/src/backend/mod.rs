@@ -9,6 +9,7 @@
 pub mod azure;
 pub mod cloud;
 pub mod opennebula;
+pub mod gce;
 pub mod openstack;
 pub mod ova;
 pub mod payload;

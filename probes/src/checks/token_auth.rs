@@ -85,6 +85,9 @@ impl Probe for TokenAuth {
             let _perf = PerfOnExit(ctx.clone());
             return azure_login::run(&args, &ctx).await;
         }
+        if args.auth.cloud == crate::auth::cloud::CloudKind::Gce {
+            return gce::run(&args, &ctx).await;
+        }
         if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
             return super::token_auth_cloud::run(&ctx, &args).await;
         }
@@ -142,6 +145,53 @@ async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
         session.method,
         session.login_time.as_secs_f64()
     ))
+}
+
+/// The federated login of a GCE site: the login steps (key grant, or STS
+/// exchange and impersonation), the token accepted by compute, a garbage
+/// token refused.
+mod gce {
+    use super::*;
+    use crate::backend::{gce, Compute};
+    use crate::secret::Secret;
+
+    pub async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
+        let t0 = tokio::time::Instant::now();
+        let mut b = gce::connect(ctx, &args.auth).await?;
+        let login = t0.elapsed();
+        ctx.perf(Perf::seconds("login", login).thresholds(ctx.warning(), ctx.critical()));
+        ctx.note(
+            LOGIN_TIME,
+            ctx.threshold_status(login.as_secs_f64()),
+            format!("{:.2}s", login.as_secs_f64()),
+        );
+        ctx.step(VALIDATE, async {
+            let v = b.api_version().await?;
+            Ok(Done::ok(v.clone(), format!("access token accepted: {v}")))
+        })
+        .await?;
+        if !args.no_invalid_token_check {
+            ctx.step(GARBAGE, async {
+                let mut bad = b.with_token(Secret::new(super::garbage_token()));
+                match bad.api_version().await {
+                    Err(f) if f.http_status() == Some(401) => {
+                        Ok(Done::ok((), "garbage token refused (401)".to_string()))
+                    }
+                    Err(f) => Err(Fail::critical(format!(
+                        "a garbage token got {} instead of 401",
+                        f.message
+                    ))),
+                    Ok(_) => Err(Fail::critical("a garbage token was accepted")),
+                }
+            })
+            .await?;
+        }
+        Ok(format!(
+            "logged in to GCE by {} in {:.2}s",
+            b.method(),
+            login.as_secs_f64()
+        ))
+    }
 }
 
 /// Production's check-refresh-token-expiration, from the JWT's `exp` (not verified).

@@ -1,5 +1,6 @@
 pub mod ecp;
 pub mod azure;
+pub mod gce;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;

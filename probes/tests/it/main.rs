@@ -16,6 +16,7 @@ mod foundation_deadline;
 mod foundation_garbage;
 mod foundation_secrets;
 mod fuzz_answers;
+mod gce;
 mod glue_corpus;
 mod glue_peers;
 mod glue_random;
