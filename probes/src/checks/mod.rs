@@ -7,6 +7,7 @@ pub mod dropin;
 pub mod glue;
 pub mod image_upload;
 pub mod object_storage;
+pub mod orchestrator;
 pub mod token_auth;
 pub mod usage;
 pub mod vm_lifecycle;
@@ -54,6 +55,7 @@ pub const ALL: &[Entry] = &[
     entry::<usage::Usage>(),
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
+    entry::<orchestrator::Orchestrator>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -168,7 +170,7 @@ mod tests {
     fn every_probe_is_in_the_table_once_and_takes_common_flags() {
         let mut names: Vec<_> = ALL.iter().map(|e| e.name).collect();
         names.dedup();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 7);
         for e in ALL {
             let f = long_flags(e);
             for want in ["timeout", "ca-cert", "cert", "output"] {

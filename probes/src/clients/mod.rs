@@ -1,4 +1,5 @@
 pub mod glance;
+pub mod im;
 pub mod is_api;
 pub mod keystone;
 pub mod ldap;
