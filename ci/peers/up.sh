@@ -80,6 +80,8 @@ phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $H
   cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
 phase env python3 "$HERE/setup_cloud.py" env
+# the federation's orchestrator, last: it appends its facts to peers.env
+phase im bash "$HERE/im.sh" start
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

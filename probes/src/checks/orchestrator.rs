@@ -283,6 +283,15 @@ pub fn blame(text: &str) -> Blame {
     }
 }
 
+/// The cloud's own answer inside IM's text: its first launch attempt's
+/// error ("Attempt 1: 400 Bad Request Flavor's memory is too small ...").
+pub fn site_words(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("Attempt 1:")?;
+    let first = rest.split("Attempt 2:").next().unwrap_or(rest).trim();
+    let first = first.strip_prefix("Error:").unwrap_or(first).trim();
+    (!first.is_empty()).then(|| crate::text::one_line(first, 160))
+}
+
 /// A failure talking to the orchestrator, judged: its own trouble is
 /// UNKNOWN, the site's refusal (in its words) CRITICAL. Timeouts stay.
 fn orchestrator_fault(f: Fail) -> Fail {
@@ -299,7 +308,13 @@ fn orchestrator_fault(f: Fail) -> Fail {
         None => own("orchestrator unreachable", f),
         Some(401) | Some(403) => own("the orchestrator refused the monitor's own credentials", f),
         Some(_) if blame(&f.message) == Blame::Site => Fail {
-            message: format!("the site refused the orchestrator: {}", f.message),
+            message: match site_words(&f.message) {
+                Some(w) => format!(
+                    "the site refused the VM the orchestrator asked for: {w} (orchestrator: {})",
+                    f.message
+                ),
+                None => format!("the site refused the orchestrator: {}", f.message),
+            },
             ..f
         },
         Some(_) => own("orchestrator error (not the site's)", f),
@@ -507,9 +522,12 @@ async fn failed(im: &Im, inf: &str, s: &InfState) -> Fail {
         .collect::<Vec<_>>()
         .join(", ");
     match blame(&log) {
-        Blame::Site => Fail::critical(format!(
-            "the site failed the orchestrator's VM ({vms}): {said}"
-        )),
+        Blame::Site => Fail::critical(match site_words(&log) {
+            Some(w) => {
+                format!("the site failed the orchestrator's VM ({vms}): {w} (orchestrator: {said})")
+            }
+            None => format!("the site failed the orchestrator's VM ({vms}): {said}"),
+        }),
         Blame::Orchestrator => Fail::unknown(format!(
             "the orchestrator failed the deployment ({vms}), not naming the site: {said}"
         )),
@@ -747,6 +765,20 @@ mod tests {
         ] {
             assert_eq!(blame(own), Blame::Orchestrator, "{own}");
         }
+    }
+
+    #[test]
+    fn the_sites_words_come_first() {
+        let im = "Error Creating Inf.: Error adding VMs: Error launching the VMs of type x to cloud ID \
+                  site of type OpenStack. Attempt 1: 400 Bad Request Flavor's memory is too small for \
+                  requested image. Attempt 2: 400 Bad Request Flavor's memory is too small";
+        assert_eq!(
+            site_words(im).as_deref(),
+            Some("400 Bad Request Flavor's memory is too small for requested image.")
+        );
+        let nf = "Attempt 1: Error: 404 Not Found {'message': 'No image found with ID 0'}";
+        assert!(site_words(nf).unwrap().starts_with("404 Not Found"));
+        assert_eq!(site_words("Error Creating Inf.: boom"), None);
     }
 
     #[test]
