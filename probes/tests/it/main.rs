@@ -26,6 +26,7 @@ mod image_real;
 mod layers;
 mod object_faults;
 mod object_real;
+mod orchestrator_faults;
 mod orchestrator_real;
 mod token_auth_faults;
 mod token_auth_real;
