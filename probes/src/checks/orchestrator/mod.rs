@@ -22,7 +22,6 @@ use crate::auth::{self, AuthArgs, Session};
 use crate::backend::openstack::OpenStack;
 use crate::backend::{delete_server_and_wait, run_id, Compute, Flavor, ImageQuery, ImageRef};
 use crate::clients::im::{self, AuthHeader, Im, InfState, OidcSite};
-use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::FailKind;
 use crate::model::{Cleanup, Perf, ResourceKind, Status};
 use crate::poll::{wait_for, Poll, Wait, Waited};
@@ -31,6 +30,10 @@ use crate::record::ResourceId;
 use crate::secret::Secret;
 use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
+
+mod teardown;
+
+use teardown::{instance_ids, track_infrastructure, track_request};
 
 crate::check_ids! { "EOSC-IAAS-ORCH";
     REACH = "ORCH-01", "orchestrator reachable";
@@ -48,10 +51,6 @@ const MIN_DISK_GB: u64 = 8;
 const GONE_WAIT: Duration = Duration::from_secs(60);
 /// How often the orchestrator's state is read.
 const STATE_EVERY: Duration = Duration::from_secs(2);
-/// Most infrastructures read back when looking for a lost create's.
-const MAX_LISTED: usize = 50;
-/// Most VMs of one deployment read (it asks for one).
-const MAX_VMS: usize = 4;
 
 #[derive(clap::Args, Clone, Debug)]
 #[command(group(clap::ArgGroup::new("which_image").required(true).multiple(true).args(["image", "registry_image", "appdb_image"])))]
@@ -579,129 +578,6 @@ async fn wait_gone_at_site<C: Compute>(ctx: &Ctx, cloud: &C, id: &str) -> Result
             limit.as_secs_f64()
         ))),
     }
-}
-
-/// The orchestrator and the site, for cleanups that need both.
-#[derive(Clone)]
-struct Both<C> {
-    im: Im,
-    cloud: C,
-}
-
-impl<C: WithDeadline> WithDeadline for Both<C> {
-    fn with_deadline(&self, deadline: Deadline) -> Self {
-        Both {
-            im: self.im.with_deadline(deadline),
-            cloud: self.cloud.with_deadline(deadline),
-        }
-    }
-}
-
-/// Destroy the deployment through the orchestrator, then delete at the
-/// site any server it had reported (its destroy may leave some behind).
-fn track_infrastructure<C: Compute>(ctx: &Ctx, im: &Im, cloud: &C, id: &str) -> ResourceId {
-    let both = Both {
-        im: im.clone(),
-        cloud: cloud.clone(),
-    };
-    ctx.track(
-        ResourceKind::Infrastructure,
-        id,
-        None,
-        &both,
-        |b, id| async move { teardown(&b, &id).await },
-    )
-}
-
-/// Cleanup for a create whose answer has not come: tear down whatever
-/// deployment of this IM user carries the run's system name.
-fn track_request<C: Compute>(ctx: &Ctx, im: &Im, cloud: &C, system: &str) -> ResourceId {
-    let needle = format!("system {system} ");
-    let both = Both {
-        im: im.clone(),
-        cloud: cloud.clone(),
-    };
-    ctx.track(
-        ResourceKind::Infrastructure,
-        &format!("request {system}"),
-        None,
-        &both,
-        move |b, _| async move {
-            // A request still on its way may not be listed yet: look twice.
-            for attempt in 0..2 {
-                let mut found = false;
-                for id in b.im.list().await?.into_iter().take(MAX_LISTED) {
-                    if b.im.radl(&id).await?.is_some_and(|r| r.contains(&needle)) {
-                        teardown(&b, &id).await?;
-                        found = true;
-                    }
-                }
-                if found || attempt == 1 {
-                    break;
-                }
-                b.im.deadline().sleep(Duration::from_secs(1)).await;
-            }
-            Ok(())
-        },
-    )
-}
-
-/// Tear a deployment down: destroy it with force once IM has settled, then
-/// make sure the site servers IM reported are gone at the site. Bounded by
-/// the deadline the cleanup was given.
-///
-/// IM 2.0 accepts a destroy that comes before its create has reached the
-/// cloud, reports success, and then launches the VM anyway, into a
-/// deployment it no longer lists. So a deployment still `pending` without
-/// VMs is waited for, and IM's 409 ("Invalid State") while it adds VMs too.
-async fn teardown<C: Compute>(b: &Both<C>, inf: &str) -> Result<(), Fail> {
-    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let waited = wait_for(Wait::until_deadline(), || async {
-        let Some(state) = b.im.state(inf).await? else {
-            // IM dropped it (its own cleanup of a failed create).
-            return Ok(Poll::Ready(()));
-        };
-        let ids = instance_ids(&b.im, inf).await.unwrap_or_default();
-        let has_vms = !ids.is_empty() || !state.vms.is_empty();
-        if let Ok(mut s) = seen.lock() {
-            s.extend(ids);
-        }
-        if state.state == "pending" && !has_vms {
-            return Ok(Poll::Pending(
-                "the orchestrator is still creating it".into(),
-            ));
-        }
-        match b.im.destroy(inf, true).await {
-            Ok(_) => Ok(Poll::Ready(())),
-            Err(f) if f.http_status() == Some(409) => Ok(Poll::Pending(f.message)),
-            Err(f) => Err(f),
-        }
-    })
-    .await?;
-    if let Waited::TimedOut { last, .. } = waited {
-        return Err(Fail::timeout(format!(
-            "not destroyed when the deadline came: {last}"
-        )));
-    }
-    let servers: Vec<String> = seen
-        .lock()
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default();
-    for id in servers {
-        delete_server_and_wait(&b.cloud, &id).await?;
-    }
-    Ok(())
-}
-
-/// The site's server ids of a deployment's VMs, as IM reports them.
-async fn instance_ids(im: &Im, inf: &str) -> Result<Vec<String>, Fail> {
-    let mut out = Vec::new();
-    for vm in im.vms(inf).await?.iter().take(MAX_VMS) {
-        if let Some(id) = im.vm_property(inf, vm, "instance_id").await? {
-            out.push(id);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
