@@ -7,6 +7,7 @@
 #   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI),
 #                                      ci/peers/azure.sh (azure-identity + azure-mgmt-compute)
 #                                      ci/peers/gce.sh (google-api-python-client for the GCE fixture)
+#                                      ci/peers/im.sh (the Infrastructure Manager from PyPI, Python >= 3.10)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
 #   prometheus                         promtool, for OpenMetrics output checks
 #   chromium                           HTML report checks

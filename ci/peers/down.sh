@@ -5,10 +5,14 @@
 #   - everything else: SIGTERM to the process group of the recorded pid (each was started with
 #     setsid, so gunicorn workers and children go too, cinder-volume's privsep helper too),
 #     SIGKILL after 15 s; then cinder's bind mount is undone
+#   - the orchestrator (IM) first, through im.sh stop (it also drops its facts from peers.env)
 # Then prints which peer ports are still open.
 . "$(dirname "$0")/lib.sh"
 set +e
 [ -d "$RUN" ] || { log "down: nothing recorded in $RUN"; }
+
+# the orchestrator, before the cloud it deploys on
+[ -f "$RUN/im.pid" ] && bash "$(dirname "$0")/im.sh" stop
 
 wait_gone() {  # pid seconds
   local i

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Install everything the peers need. Idempotent; python venvs and node_modules are cached under
 # $P/cache and reused while the lock files in ci/peers/ are unchanged.
-#   install.sh apt | python | node | all
+#   install.sh apt | python | node | all | storage | im
 set -e
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$CACHE" "$LOG"
@@ -29,10 +29,11 @@ install_apt() {
 }
 
 # make_venv DIR "LOCKFILE..." LOGNAME PKGS... : (re)create venv unless its stamp matches the lock files
+# (VENV_BIN: the program whose presence shows a complete venv, default gunicorn)
 make_venv() {
   local dir=$1 locks=$2 logname=$3; shift 3
   local stamp lock; stamp=$( (cat $locks 2>/dev/null; echo "$*"; python3 --version) | sha256sum | cut -c1-16)
-  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ] && [ -x "$dir/bin/gunicorn" ]; then
+  if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$stamp" ] && [ -x "$dir/bin/${VENV_BIN:-gunicorn}" ]; then
     log "venv $dir: cached"; return 0
   fi
   rm -rf "$dir"
@@ -55,12 +56,18 @@ install_python() {
   local b=$!
   make_venv "$ST_VENV" "$PEERS_SRC/requirements-os.lock $PEERS_SRC/requirements-storage.lock" pip-storage $STORAGE_PKGS &
   local s=$!
+  install_im &
+  local i=$!
   local rc=0
   wait $a || rc=1
   wait $b || rc=1
   wait $s || rc=1
+  wait $i || rc=1
   return $rc
 }
+
+# the Infrastructure Manager (im.sh): its own venv, pinned by requirements-im.lock
+install_im() { VENV_BIN=im_service make_venv "$IM_VENV" "$PEERS_SRC/requirements-im.lock" pip-im IM; }
 
 install_node() {
   local stamp; stamp=$( (cat "$PEERS_SRC/oidc/package.json" "$PEERS_SRC/oidc/package-lock.json" 2>/dev/null; node --version) | sha256sum | cut -c1-16)
@@ -84,6 +91,7 @@ case "${1:-all}" in
   python) install_python ;;
   storage) make_venv "$ST_VENV" "$PEERS_SRC/requirements-os.lock $PEERS_SRC/requirements-storage.lock" pip-storage $STORAGE_PKGS ;;
   node) install_node ;;
+  im) install_im ;;
   all) install_apt; install_python; install_node ;;
-  *) die "usage: install.sh apt|python|node|all|storage" ;;
+  *) die "usage: install.sh apt|python|node|all|storage|im" ;;
 esac

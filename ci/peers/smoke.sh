@@ -269,6 +269,17 @@ STEP="gce fixture through google-api-python-client"
 if [ -f "$P/gce.env" ]; then
   out=$(timeout 300 bash "$(dirname "$0")/gce.sh" client 2>&1) || fail "$out"
   ok "$(echo "$out" | tail -n 1)"
+if [ -n "${IM_URL:-}" ]; then
+  STEP="orchestrator (IM) version and the monitor's IM account"
+  code=$("${C[@]}" "$IM_URL/version"); [ "$code" = 200 ] || fail "HTTP $code"
+  IMV=$(cat "$BODY")
+  IMA="id = im; type = InfrastructureManager; username = $IM_USER; password = $(cat "$IM_PASSWORD_FILE")"
+  code=$("${C[@]}" -H "Authorization: $IMA" -H 'Accept: application/json' "$IM_URL/infrastructures")
+  [ "$code" = 200 ] || fail "list: HTTP $code"
+  code=$("${C[@]}" -H "Authorization: id = im; type = InfrastructureManager; username = $IM_USER; password = wrong" \
+    -H 'Accept: application/json' "$IM_URL/infrastructures")
+  [ "$code" = 401 ] || fail "a wrong IM password: HTTP $code (want 401)"
+  ok "IM $IMV, user db enforced"
 fi
 
 echo "smoke: all checks passed in $(( $(date +%s) - T0 ))s"

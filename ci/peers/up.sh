@@ -86,6 +86,8 @@ phase env python3 "$HERE/setup_cloud.py" env
 # SAML2 ECP (mellon SP + pysaml2 IdP) in front of Keystone; adds the SAML_* facts to peers.env
 phase saml bash "$HERE/saml.sh" start
 phase gce bash "$HERE/gce.sh" start   # the GCE fixture (own port, own $P/gce.env)
+# the federation's orchestrator, last: it appends its facts to peers.env
+phase im bash "$HERE/im.sh" start
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

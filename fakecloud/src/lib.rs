@@ -1,13 +1,14 @@
 //! fakecloud: an emulated OpenStack federated cloud served in-process on
 //! loopback (plain http on 127.0.0.1): Keystone with OIDC federation and
 //! its OIDC provider, Nova, Neutron, Cinder, Glance, GLUE JSON, the
-//! information-system API and accounting, in the shapes the real services
+//! information-system API, accounting and the federation's orchestrator
+//! (IM's REST subset), in the shapes the real services
 //! answer with. Any number of virtual sites, switchable faults. A fixture
 //! for demos, benchmarks and tests, not a substitute for the real services.
 //!
 //! Layering (each module imports only those below it):
 //! `lib` (listener) -> `router` -> services (`keystone nova neutron cinder
-//! glance infosys accounting`) -> `state` -> {`http`, `fixtures`, `faults`,
+//! glance infosys accounting im`) -> `state` -> {`http`, `fixtures`, `faults`,
 //! `dates`}.
 
 pub mod accounting;
@@ -17,6 +18,7 @@ pub mod faults;
 pub mod fixtures;
 mod glance;
 pub mod http;
+pub mod im;
 mod infosys;
 mod keystone;
 mod neutron;

@@ -1,5 +1,6 @@
 //! Which service answers which path. Virtual site N lives under `/sN/...`;
-//! the OIDC provider under `/oidc`, the IS API under `/is`.
+//! the OIDC provider under `/oidc`, the IS API under `/is`, the orchestrator
+//! (Infrastructure Manager) under `/im`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use hyper::{Request, StatusCode};
 
 use crate::http::{empty, not_found, Req, Resp};
 use crate::state::Cloud;
-use crate::{accounting, cinder, glance, infosys, keystone, neutron, nova};
+use crate::{accounting, cinder, glance, im, infosys, keystone, neutron, nova};
 
 /// Largest request body accepted (image uploads).
 const MAX_BODY: usize = 256 * 1024 * 1024;
@@ -54,6 +55,7 @@ pub async fn route(c: &Cloud, r: &Req) -> Resp {
     match p.as_slice() {
         ["oidc", rest @ ..] => keystone::oidc(c, r, rest),
         ["is", rest @ ..] => infosys::is_api(c, rest),
+        ["im", rest @ ..] => im::im(c, r, rest),
         [site, service, rest @ ..] => {
             let Some(i) = site_index(c, site) else {
                 return not_found();

@@ -22,6 +22,18 @@ pub struct Cloud {
     pub faults: Faults,
     pub sites: Vec<Mutex<Site>>,
     pub started: SystemTime,
+    /// The emulated orchestrator's deployments (`/im`).
+    pub deployments: Mutex<Vec<Deployment>>,
+}
+
+/// One deployment of the emulated orchestrator: a server of one site.
+pub struct Deployment {
+    pub id: String,
+    pub site: usize,
+    /// The RADL system's name.
+    pub system: String,
+    pub server: String,
+    pub radl: String,
 }
 
 impl Cloud {
@@ -39,6 +51,7 @@ impl Cloud {
                 .map(|i| Mutex::new(Site::new(i, site_name(i))))
                 .collect(),
             started: SystemTime::now(),
+            deployments: Mutex::new(Vec::new()),
         }
     }
 

@@ -220,6 +220,14 @@ pub fn plan_site(
         let Some(entry) = probes::checks::find(name) else {
             return Err(format!("guideline {} names unknown probe {name}", g.id));
         };
+        let needs = g
+            .probes
+            .get(name)
+            .map(|e| e.needs.as_slice())
+            .unwrap_or(&[]);
+        if needs.iter().any(|n| !p.endpoints.contains_key(n)) {
+            continue;
+        }
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let flags = probes::checks::long_flags(entry);
         let mut argv = p.argv(name, &flags, &creds, timeout.as_deref())?;

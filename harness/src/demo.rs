@@ -92,9 +92,13 @@ glue-url = "{b}/s{i}/glue.json"
 is = "{b}/is"
 is-url = "{b}/is"
 oidc-issuer = "{b}/oidc"
+orchestrator = "{b}/im"
 
 [credentials.access_token]
 file = "{token}"
+
+[credentials.orchestrator-password-file]
+file = "{secret}"
 
 [defaults]
 {timeout}identity-provider = "{idp}"
@@ -104,6 +108,10 @@ site = "{name}"
 [probe.check_vm_lifecycle]
 registry-image = "egi.ubuntu.22.04"
 
+[probe.check_orchestrator]
+registry-image = "egi.ubuntu.22.04"
+orchestrator-user = "{im_user}"
+
 [probe.check_usage]
 apel-dir = "{apel}"
 last-update-url = "{b}/s{i}/accounting/last-update"
@@ -112,6 +120,8 @@ last-update-url = "{b}/s{i}/accounting/last-update"
             guideline = crate::guideline::DEFAULT_ID,
             keystone = self.keystone(i),
             token = self.token_file.display(),
+            secret = self.client_secret_file.display(),
+            im_user = fakecloud::im::USER,
             apel = self.apel_dir(i).display(),
             idp = fixtures::IDP,
         )

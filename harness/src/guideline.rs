@@ -35,6 +35,10 @@ pub struct ProbeEntry {
     /// Default deadline (`-t`) of the probe, e.g. "5m".
     #[serde(default)]
     pub timeout: Option<String>,
+    /// Profile endpoints the probe needs (e.g. `orchestrator`): a site whose
+    /// profile lacks one does not run it.
+    #[serde(default)]
+    pub needs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -178,6 +178,9 @@ pub struct Session {
     /// The federation protocol that worked (OIDC logins).
     pub protocol: Option<String>,
     pub identity_provider: String,
+    /// The OIDC access token the login exchanged (OIDC logins), for handing
+    /// to a service that logs in on the monitor's behalf (an orchestrator).
+    pub bearer: Option<Secret>,
     /// When the scoped token expires, as Keystone says.
     pub expires_at: Option<String>,
     /// Time of the whole login.
@@ -297,6 +300,10 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
     let credential = ctx
         .step(READ_TOKEN, credential::obtain(ctx, &http, &plan))
         .await?;
+    let bearer = match &credential {
+        credential::Obtained::Bearer(token, _) => Some(token.clone()),
+        _ => None,
+    };
     let first = match &credential {
         credential::Obtained::Bearer(token, how) => {
             federated(ctx, &http, &plan, token, how).await?
@@ -339,6 +346,7 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         method: first.method,
         protocol: first.protocol,
         identity_provider: plan.identity_provider,
+        bearer,
         expires_at: info.expires_at,
         login_time: t_all.elapsed(),
     })

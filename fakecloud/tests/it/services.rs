@@ -753,3 +753,147 @@ async fn glue_and_the_information_system_and_the_stale_fault() {
         .unwrap();
     assert_eq!(sites, json!([]), "stale sites drop out of the IS");
 }
+
+/// The orchestrator's REST subset: IM's own account checked, the site's
+/// token checked, the RADL's VM a server of that site, destroyed with it.
+#[tokio::test]
+async fn the_orchestrator_deploys_a_server_of_the_named_site_and_destroys_it() {
+    let d = demo(Faults::default()).await;
+    let s = login(&d, 1).await;
+    let im = format!("{}/im", d.base());
+    let v: Value =
+        s.c.get(format!("{im}/version"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(v, json!(fakecloud::im::VERSION));
+    let img: Value = s
+        .req(Method::GET, format!("{}/v2/images", s.url("image")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let image = img["images"][0]["id"].as_str().unwrap().to_string();
+    let header = |pw: &str, tok: &str| {
+        format!(
+            "id = im; type = InfrastructureManager; username = {}; password = {pw}\\nid = site; \
+             type = OpenStack; host = {}; username = egi.eu; password = {tok}; tenant = openid; \
+             auth_version = 3.x_oidc_access_token; domain = {}",
+            fakecloud::im::USER,
+            d.keystone(1).trim_end_matches("/v3"),
+            s.project
+        )
+    };
+    let good = header(&d.cloud.client_secret, &d.cloud.access_token);
+    let radl = |img: &str| {
+        format!(
+            "network public ( outbound = 'yes' )\nsystem fedprobe-0123456789 (\ninstance_type = 'm1.tiny' and\n\
+             disk.0.image.url = 'ost://127.0.0.1/{img}'\n)\ncontextualize ()\ndeploy fedprobe-0123456789 1\n"
+        )
+    };
+    let post = |auth: String, body: String| {
+        s.c.post(format!("{im}/infrastructures"))
+            .header("Authorization", auth)
+            .header("Accept", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = post(header("wrong", &d.cloud.access_token), radl(&image))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = post(
+        header(&d.cloud.client_secret, "not-the-token"),
+        radl(&image),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let msg = r.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("Invalid credentials with the provider"),
+        "{msg}"
+    );
+    let r = post(good.clone(), radl("no-such-image")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let msg = r.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("to cloud ID site") && msg.contains("No image found"),
+        "{msg}"
+    );
+
+    let r = post(good.clone(), radl(&image)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let uri = r.json::<Value>().await.unwrap()["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |u: String| {
+        s.c.get(u)
+            .header("Authorization", good.clone())
+            .header("Accept", "application/json")
+            .send()
+    };
+    let st: Value = get(format!("{uri}/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["state"]["state"], "pending", "{st}");
+    let id: Value = get(format!("{uri}/vms/0/instance_id"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let server = id["instance_id"].as_str().unwrap().to_string();
+    let nova = s.url("compute");
+    let srv = wait_status(
+        &s,
+        &format!("{nova}/servers/{server}"),
+        "ACTIVE",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(srv["server"]["name"]
+        .as_str()
+        .unwrap()
+        .starts_with("fedprobe-0123456789-"));
+    let st: Value = get(format!("{uri}/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["state"]["state"], "configured", "{st}");
+    let r =
+        s.c.delete(&uri)
+            .header("Authorization", good.clone())
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        get(format!("{uri}/state")).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gone = s
+        .req(Method::GET, format!("{nova}/servers/{server}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}

@@ -155,6 +155,16 @@ fn fedprobe_demo_writes_every_report_and_grades_the_guideline() {
             assert_eq!(c["outcome"], "pass", "{c}");
             assert_eq!(cap_status(&v, site, cap), "pass");
         }
+        // The demo's orchestrator deployed on the site and destroyed: graded
+        // by check_orchestrator, not by the VM checks.
+        assert_eq!(probe_status(&v, site, "check_orchestrator"), "OK");
+        let orch = checks(&v, site, "orchestrator-api");
+        assert!(
+            orch.iter().all(|c| c["probe"] == "check_orchestrator"),
+            "{orch:?}"
+        );
+        assert!(orch.iter().any(|c| c["check"] == "ORCH-07"), "{orch:?}");
+        assert_eq!(cap_status(&v, site, "orchestrator-api"), "pass");
         assert_eq!(probe_status(&v, site, "check_token_auth"), "OK");
         for c in checks(&v, site, "identity-oidc-federation") {
             assert_eq!(c["outcome"], "pass", "{c}");
@@ -306,6 +316,27 @@ fn fedprobe_demo_vm_and_image_faults_fail_those_capabilities() {
             );
         }
     }
+    // The orchestrator's VM goes to ERROR at the site too: CRITICAL, the
+    // site named, the report's fix for the capability alongside.
+    assert_eq!(cap_status(&v, 0, "orchestrator-api"), "fail");
+    assert_eq!(probe_status(&v, 0, "check_orchestrator"), "CRITICAL");
+    let failed: Vec<_> = checks(&v, 0, "orchestrator-api")
+        .into_iter()
+        .filter(|c| c["outcome"] == "fail")
+        .collect();
+    assert!(
+        failed.iter().any(|c| c["check"] == "ORCH-05"
+            && c["message"]
+                .as_str()
+                .unwrap()
+                .contains("the site failed the orchestrator's VM")),
+        "{failed:?}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("fedprobe-report.md")).unwrap();
+    assert!(
+        md.contains("UNKNOWN means the orchestrator itself failed"),
+        "the fix text"
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //! A new cloud adds a variant to [`Connected`], an arm to [`connect`] and one
 //! to [`with_backend!`]; the probes do not change.
 
-use super::opennebula::{self, OpenNebula};
 use super::azure::{self, Azure};
+use super::opennebula::{self, OpenNebula};
 use super::openstack::{self, OpenStack};
 use crate::auth::cloud::CloudKind;
 use crate::auth::AuthArgs;

@@ -8,8 +8,8 @@
 
 pub mod azure;
 pub mod cloud;
-pub mod opennebula;
 pub mod gce;
+pub mod opennebula;
 pub mod openstack;
 pub mod ova;
 pub mod payload;

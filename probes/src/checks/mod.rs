@@ -8,6 +8,7 @@ pub mod dropin;
 pub mod glue;
 pub mod image_upload;
 pub mod object_storage;
+pub mod orchestrator;
 pub mod token_auth;
 pub mod token_auth_cloud;
 pub mod usage;
@@ -76,6 +77,7 @@ pub const ALL: &[Entry] = &[
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
     entry::<appliances::Appliances>(),
+    entry::<orchestrator::Orchestrator>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -192,7 +194,10 @@ mod tests {
     fn every_probe_is_in_the_table_once_and_takes_common_flags() {
         let mut names: Vec<_> = ALL.iter().map(|e| e.name).collect();
         names.dedup();
-        assert_eq!(names.len(), 7);
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), ALL.len());
         for e in ALL {
             let f = long_flags(e);
             for want in ["timeout", "ca-cert", "cert", "output"] {

@@ -1,7 +1,8 @@
-pub mod ecp;
 pub mod azure;
+pub mod ecp;
 pub mod gce;
 pub mod glance;
+pub mod im;
 pub mod is_api;
 pub mod keystone;
 pub mod ldap;

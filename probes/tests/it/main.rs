@@ -31,6 +31,8 @@ mod object_faults;
 mod object_real;
 mod opennebula;
 mod opennebula_real;
+mod orchestrator_faults;
+mod orchestrator_real;
 mod saml_real;
 mod token_auth_faults;
 mod token_auth_real;
