@@ -1,4 +1,4 @@
-//! The `fedprobe` subcommands: run, check-guideline, demo.
+//! The `fedprobe` subcommands: run, check-guideline, demo, serve.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,6 +46,8 @@ pub enum Command {
     /// Start the embedded reference cloud, run the whole guideline, write reports
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// Prometheus exporter: /probe?target=SITE&module=PROBE runs a probe per scrape
+    Serve(crate::serve::ServeArgs),
     /// Write man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
     GenDocs {
@@ -354,7 +356,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
 }
 
 /// A profile's guideline path is relative to the profile's directory.
-fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
+pub(crate) fn relative_to(profile: &std::path::Path, guideline: &str) -> String {
     let g = std::path::Path::new(guideline);
     if guideline == crate::guideline::DEFAULT_ID || g.is_absolute() {
         return guideline.to_string();
@@ -550,6 +552,7 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         #[cfg(feature = "demo")]
         Command::Demo(a) => cmd_demo(a).await,
+        Command::Serve(a) => crate::serve::cmd_serve(a).await,
         Command::GenDocs { dir } => {
             for name in crate::gendocs::write(&dir)? {
                 println!("{name}");

@@ -12,3 +12,4 @@ pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod serve;

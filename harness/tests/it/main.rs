@@ -9,3 +9,5 @@ mod grading;
 mod profiles;
 mod real_peers;
 mod reports;
+#[cfg(feature = "demo")]
+mod serve;
