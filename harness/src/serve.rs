@@ -211,8 +211,10 @@ impl Exporter {
     }
 
     /// Run (or join the run of) `module` at `site` within `budget`.
-    async fn probe(self: &Arc<Self>, site: &str, module: &str, budget: Duration) -> Answer {
+    /// `plan` is the site's plan for the module.
+    async fn probe(self: &Arc<Self>, plan: &ProbePlan, site: &str, budget: Duration) -> Answer {
         let t0 = Instant::now();
+        let module = plan.name.as_str();
         let key = (site.to_string(), module.to_string());
         let (mut rx, coalesced) = {
             let mut flights = locked(&self.inflight);
@@ -221,7 +223,7 @@ impl Exporter {
                 None => {
                     let (tx, rx) = watch::channel(None);
                     flights.insert(key.clone(), rx.clone());
-                    self.spawn_run(key, budget, tx);
+                    self.spawn_run(plan.clone(), key, budget, tx);
                     (rx, false)
                 }
             }
@@ -253,14 +255,11 @@ impl Exporter {
     /// cut a VM lifecycle short, and the flight ends only after cleanup.
     fn spawn_run(
         self: &Arc<Self>,
+        mut plan: ProbePlan,
         key: (String, String),
         budget: Duration,
         tx: watch::Sender<Option<Arc<Finished>>>,
     ) {
-        let mut plan = match self.sites.get(&key.0).and_then(|p| p.get(&key.1)) {
-            Some(p) => p.clone(),
-            None => return,
-        };
         let mut timeout = budget;
         if let Ok(inv) = &mut plan.invocation {
             timeout = inv.timeout().min(budget);
@@ -492,11 +491,11 @@ async fn probe_route(ex: &Arc<Exporter>, req: &Request<Incoming>) -> Response<Fu
         return bad_request(ex, "", "give target=SITE and module=PROBE".into());
     };
     let Some(modules) = ex.sites.get(&site) else {
-        return bad_request(ex, &module, format!("unknown target {site:?}: see /"));
+        // Names a client made up are not counted by name: no label from them.
+        return bad_request(ex, "", format!("unknown target {site:?}: see /"));
     };
-    if !modules.contains_key(&module) {
+    let Some(plan) = modules.get(&module) else {
         let known: Vec<&str> = modules.keys().map(String::as_str).collect();
-        // Unknown names are not counted by name: no label from a client.
         return bad_request(
             ex,
             "",
@@ -505,7 +504,7 @@ async fn probe_route(ex: &Arc<Exporter>, req: &Request<Incoming>) -> Response<Fu
                 known.join(", ")
             ),
         );
-    }
+    };
     let header = req
         .headers()
         .get(TIMEOUT_HEADER)
@@ -514,7 +513,7 @@ async fn probe_route(ex: &Arc<Exporter>, req: &Request<Incoming>) -> Response<Fu
         Ok(b) => b,
         Err(why) => return bad_request(ex, &module, why),
     };
-    let answer = ex.probe(&site, &module, budget).await;
+    let answer = ex.probe(plan, &site, budget).await;
     let openmetrics = req
         .headers()
         .get(hyper::header::ACCEPT)

@@ -3,7 +3,8 @@
 //! on what it answers, and a real Prometheus (Debian `prometheus`) scraping
 //! it and storing the series.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -329,13 +330,17 @@ async fn the_scrape_timeout_header_bounds_the_run() {
     server.stop().await;
 }
 
-/// A Prometheus process, killed however the test ends.
-struct Prometheus(std::process::Child);
+/// A Prometheus process on 127.0.0.1, killed however the test ends.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -345,6 +350,112 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The blackbox_exporter relabelling: the target becomes `target=` and
+/// `instance`, the scrape goes to the exporter. `extra` goes first.
+fn probe_job(
+    name: &str,
+    module: &str,
+    targets: &[String],
+    addr: SocketAddr,
+    extra: &str,
+) -> String {
+    format!(
+        r#"  - job_name: {name}
+    metrics_path: /probe
+    params:
+      module: [{module}]
+    static_configs:
+      - targets: [{targets}]
+    relabel_configs:
+{extra}      - source_labels: [__address__]
+        target_label: __param_target
+      - source_labels: [__param_target]
+        target_label: instance
+      - target_label: __address__
+        replacement: {addr}
+"#,
+        targets = targets.join(", ")
+    )
+}
+
+impl Prometheus {
+    /// Start with `scrape_configs` (global: every 2 s, 2 s timeout); the
+    /// configuration passes `promtool check config` first.
+    fn start(bin: &Path, scrape_configs: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        let config = format!(
+            "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n{scrape_configs}"
+        );
+        std::fs::write(&cfg, &config).unwrap();
+        if let Some(promtool) = tool("promtool") {
+            let out = std::process::Command::new(promtool)
+                .args(["check", "config"])
+                .arg(&cfg)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}{config}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Prometheus { child, port, dir }
+    }
+
+    /// An instant query's result vector (None while Prometheus is not up).
+    async fn query(&self, q: &str) -> Option<Vec<serde_json::Value>> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let r = client().get(url).query(&[("query", q)]).send().await.ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        v["data"]["result"].as_array().cloned()
+    }
+
+    /// Query until `done` holds for the result (bounded: 60 s).
+    async fn query_until(
+        &self,
+        q: &str,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let t0 = Instant::now();
+        let mut last = Vec::new();
+        while t0.elapsed() < Duration::from_secs(60) {
+            last = self.query(q).await.unwrap_or_default();
+            if done(&last) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        last
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+fn instances(series: &[serde_json::Value]) -> Vec<String> {
+    let mut v: Vec<String> = series
+        .iter()
+        .filter_map(|s| s["metric"]["instance"].as_str().map(String::from))
+        .collect();
+    v.sort();
+    v
 }
 
 /// A real Prometheus scrapes the exporter with the blackbox_exporter
@@ -357,108 +468,103 @@ async fn a_real_prometheus_scrapes_and_stores_the_series() {
         return;
     };
     let (_demo, server) = start(2, Duration::from_millis(200), Options::default()).await;
-    let dir = tempfile::tempdir().unwrap();
+    let sites = ["DEMO-000".to_string(), "DEMO-001".to_string()];
     let config = format!(
-        r#"global:
-  scrape_interval: 2s
-  scrape_timeout: 2s
-scrape_configs:
-  - job_name: fedprobe
-    metrics_path: /probe
-    params:
-      module: [check_token_auth]
-    static_configs:
-      - targets: [DEMO-000, DEMO-001]
-    relabel_configs:
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: instance
-      - target_label: __address__
-        replacement: {addr}
-  - job_name: fedprobe-exporter
-    static_configs:
-      - targets: ['{addr}']
-"#,
-        addr = server.addr
+        "{}  - job_name: fedprobe-exporter\n    static_configs:\n      - targets: ['{}']\n",
+        probe_job("fedprobe", "check_token_auth", &sites, server.addr, ""),
+        server.addr
     );
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, config).unwrap();
-    if let Some(promtool) = tool("promtool") {
-        let out = std::process::Command::new(promtool)
-            .args(["check", "config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Prometheus(
-        std::process::Command::new(bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let query = |q: &'static str| {
-        let url = format!("http://127.0.0.1:{port}/api/v1/query");
-        async move {
-            let r = client().get(url).query(&[("query", q)]).send().await.ok()?;
-            let v: serde_json::Value = r.json().await.ok()?;
-            v["data"]["result"].as_array().cloned()
-        }
-    };
-    // Bounded: Prometheus starts in a second or two and scrapes every 2 s.
-    let t0 = Instant::now();
-    let mut series = Vec::new();
-    while t0.elapsed() < Duration::from_secs(60) {
-        series = query("probe_success{job=\"fedprobe\"} == 1")
-            .await
-            .unwrap_or_default();
-        let up = query("up{job=\"fedprobe-exporter\"} == 1")
-            .await
-            .unwrap_or_default();
-        if series.len() == 2 && up.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    let prom = Prometheus::start(&bin, &config);
+    // Prometheus starts in a second or two and scrapes every 2 s.
+    let up = prom
+        .query_until("up{job=\"fedprobe-exporter\"} == 1", |r| r.len() == 1)
+        .await;
     assert_eq!(
-        series.len(),
-        2,
-        "probe_success of both sites stored: {series:?}\n{log}"
+        up.len(),
+        1,
+        "the exporter's own /metrics scraped\n{}",
+        prom.log()
     );
-    let mut instances: Vec<&str> = series
-        .iter()
-        .filter_map(|s| s["metric"]["instance"].as_str())
-        .collect();
-    instances.sort();
-    assert_eq!(instances, ["DEMO-000", "DEMO-001"]);
+    let series = prom
+        .query_until("probe_success{job=\"fedprobe\"} == 1", |r| r.len() == 2)
+        .await;
+    assert_eq!(instances(&series), sites, "{series:?}\n{}", prom.log());
     // Prometheus sent its 2 s scrape timeout; the run got 1.5 s of it.
-    let t = query("fedprobe_probe_timeout_seconds{job=\"fedprobe\"}")
+    let t = prom
+        .query("fedprobe_probe_timeout_seconds{job=\"fedprobe\"}")
         .await
         .unwrap();
     assert_eq!(t.len(), 2, "{t:?}");
     for s in &t {
         assert_eq!(s["value"][1].as_str(), Some("1.5"), "{s}");
     }
-    let stages = query("fedprobe_stage_duration_seconds{job=\"fedprobe\",check=\"AUTH-02\"}")
+    let stages = prom
+        .query("fedprobe_stage_duration_seconds{job=\"fedprobe\",check=\"AUTH-02\"}")
         .await
         .unwrap();
     assert_eq!(stages.len(), 2, "{stages:?}");
-    let up = query("up{job=\"fedprobe-exporter\"} == 1").await.unwrap();
-    assert_eq!(up.len(), 1, "the exporter's own /metrics scraped: {up:?}");
+    server.stop().await;
+}
+
+/// Two Prometheus servers sharding the targets with `hashmod`, as
+/// docs/engines.md describes: each site is probed by exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_prometheus_shards_probe_each_site_once() {
+    const TEST: &str = "two_prometheus_shards_probe_each_site_once";
+    let Some(bin) = tool("prometheus") else {
+        eprintln!("SKIP {TEST}: prometheus not installed (apt-get install prometheus)");
+        return;
+    };
+    const SITES: usize = 8;
+    let (_demo, server) = start(SITES, Duration::from_millis(200), Options::default()).await;
+    let sites: Vec<String> = (0..SITES).map(fedprobe::demo::site_name).collect();
+    let shard = |n: usize| {
+        let extra = format!(
+            "      - source_labels: [__param_target]\n        modulus: 2\n        target_label: __tmp_shard\n        action: hashmod\n      - source_labels: [__tmp_shard]\n        regex: \"{n}\"\n        action: keep\n"
+        );
+        // hashmod reads __param_target: set it first, as in the docs' order.
+        let job = probe_job("fedprobe", "check_token_auth", &sites, server.addr, "");
+        job.replacen(
+            "      - source_labels: [__param_target]\n        target_label: instance\n",
+            &format!(
+                "{extra}      - source_labels: [__param_target]\n        target_label: instance\n"
+            ),
+            1,
+        )
+    };
+    let a = Prometheus::start(&bin, &shard(0));
+    let b = Prometheus::start(&bin, &shard(1));
+    let q = "probe_success{job=\"fedprobe\"} == 1";
+    // Targets come up over a couple of scrape rounds: wait until both
+    // together have every site, then let one more round pass.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let na = a.query(q).await.unwrap_or_default().len();
+        let nb = b.query(q).await.unwrap_or_default().len();
+        if na + nb >= SITES {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ia = instances(&a.query(q).await.unwrap_or_default());
+    let ib = instances(&b.query(q).await.unwrap_or_default());
+    assert!(
+        !ia.is_empty() && !ib.is_empty(),
+        "both shards work: {ia:?} {ib:?}\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(
+        ia.iter().all(|s| !ib.contains(s)),
+        "a site in both shards: {ia:?} {ib:?}"
+    );
+    let mut all = [ia.clone(), ib.clone()].concat();
+    all.sort();
+    assert_eq!(all, sites, "every site in one shard: {ia:?} {ib:?}");
+    // The other shard's sites are not scraped at all (no `up` series).
+    let up_a = instances(&a.query("up{job=\"fedprobe\"}").await.unwrap());
+    let up_b = instances(&b.query("up{job=\"fedprobe\"}").await.unwrap());
+    assert_eq!((up_a, up_b), (ia, ib));
     server.stop().await;
 }
