@@ -2,14 +2,17 @@
 # Install the Debian packages the tests and benchmarks use, on a fresh Debian 12 machine,
 # as root. Idempotent: when everything is present it only checks and returns.
 #
-#   icinga2-bin                        probes/tests/icinga.rs (a real Icinga 2 runs the probes)
+#   icinga2-bin                        probes/tests/icinga.rs (a real Icinga 2 runs the probes),
+#                                      ci/icinga-zones.sh (a master and two satellite zones)
+#   openssl                            the zones' CA and node certificates (ci/icinga-zones.sh)
 #   monitoring-plugins-basic           harness/tests/it/demo.rs (check_http, check_tcp as externals)
 #   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI),
 #                                      ci/peers/azure.sh (azure-identity + azure-mgmt-compute)
 #                                      ci/peers/gce.sh (google-api-python-client for the GCE fixture)
 #                                      ci/peers/im.sh (the Infrastructure Manager from PyPI, Python >= 3.10)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
-#   prometheus                         promtool, for OpenMetrics output checks
+#   prometheus                         promtool, for OpenMetrics output checks; a real
+#                                      Prometheus scraping `fedprobe serve` (harness serve.rs)
 #   chromium                           HTML report checks
 #   hyperfine, time                    ci/bench.sh (start-up, peak RSS)
 #   ldap-utils slapd glue-schema       a real BDII for check_glue
@@ -22,7 +25,7 @@ set -euo pipefail
 
 PKGS="icinga2-bin monitoring-plugins-basic libxml2-utils prometheus chromium hyperfine time
       ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server
-      python3-venv rpm libapache2-mod-auth-mellon xmlsec1"
+      python3-venv rpm libapache2-mod-auth-mellon xmlsec1 openssl"
 LOG=${FEDPROBE_DEPS_LOG:-/tmp/fedprobe-install-deps.log}
 t0=$(date +%s%N)
 

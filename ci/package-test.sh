@@ -1,6 +1,6 @@
 #!/bin/bash
-# Install the .deb from ci/package.sh with dpkg, run the installed novaprobe with ARGO's
-# command line against the real peers (ci/peers), check the man pages, completions and
+# Install the .deb from ci/package.sh with dpkg, run the installed novaprobe and swiftprobe
+# with ARGO's command lines against the real peers (ci/peers), curl `fedprobe serve --demo`, check the man pages, completions and
 # engine files are where the package says, purge it and check nothing is left. The .rpm
 # is listed with `rpm -qpl` when rpm is installed. Needs root.
 #
@@ -33,9 +33,13 @@ files=$(dpkg -L fedprobe)
 for want in /usr/bin/fedprobe \
   /usr/libexec/argo/probes/fedcloud/novaprobe \
   /usr/libexec/argo/probes/fedcloud/cloudinfo \
+  /usr/libexec/argo/probes/fedcloud/swiftprobe \
   /usr/libexec/argo/probes/fedcloud/check_vm_lifecycle \
+  /usr/libexec/argo/probes/fedcloud/check_object_storage \
+  /usr/lib/nagios/plugins/swiftprobe \
   /usr/lib/nagios/plugins/check_vm_lifecycle \
-  /usr/share/man/man1/novaprobe.1.gz /usr/share/man/man1/fedprobe-run.1.gz \
+  /usr/share/man/man1/novaprobe.1.gz /usr/share/man/man1/swiftprobe.1.gz \
+  /usr/share/man/man1/fedprobe-run.1.gz /usr/share/man/man1/fedprobe-serve.1.gz \
   /usr/share/bash-completion/completions/fedprobe \
   /usr/share/fedprobe/icinga2/fedprobe-commands.conf \
   /usr/share/fedprobe/sensu/checks.json \
@@ -74,9 +78,37 @@ if [ -f "$PEERS_ENV" ]; then
   [ "$rc" = 0 ] || fail "installed novaprobe exit $rc against the real peers"
   grep -q '^VM_LIFECYCLE OK - Compute instance=' <<< "$out" || fail "unexpected novaprobe output"
   if grep -qF "$(cat "$work/oidc")" <<< "$out"; then fail "the token is in the output"; fi
+  # swiftprobe with ARGO's command line for eu.egi.cloud.OpenStack-Swift.
+  if [ -n "$(get SWIFT_URL)" ]; then
+    set +e
+    out=$(/usr/libexec/argo/probes/fedcloud/swiftprobe -t 300 -v --access-token "$work/oidc" \
+      --endpoint "$(get KEYSTONE_URL)" --cert "$(get CA_CERT)" --identity-provider "$(get IDP)")
+    rc=$?
+    set -e
+    printf '%s\n' "$out" | head -2 >&2
+    [ "$rc" = 0 ] || fail "installed swiftprobe exit $rc against the real peers"
+    grep -q '^OBJECT_STORAGE OK - container fedprobe-' <<< "$out" || fail "unexpected swiftprobe output"
+    if grep -qF "$(cat "$work/oidc")" <<< "$out"; then fail "the token is in the output"; fi
+  else
+    say "SKIP installed swiftprobe: the peers run no Swift (no SWIFT_URL in $PEERS_ENV)"
+  fi
 else
   say "SKIP installed novaprobe against the real peers: no $PEERS_ENV"
 fi
+
+# The exporter a newcomer curls first.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fedprobe serve --demo --listen "127.0.0.1:$port" 2>"$work/serve.log" &
+serve_pid=$!
+scraped=""
+for _ in $(seq 1 50); do
+  scraped=$(curl -fsS "http://127.0.0.1:$port/probe?target=DEMO-000&module=check_token_auth" 2>/dev/null) && break
+  sleep 0.2
+done
+kill -TERM "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+grep -q '^probe_success{site="DEMO-000",probe="check_token_auth"} 1$' <<< "$scraped" ||
+  fail "fedprobe serve --demo: no probe_success 1 ($(head -c 300 "$work/serve.log"))"
 
 say "dpkg -P fedprobe"
 dpkg -P fedprobe >&2

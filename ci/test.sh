@@ -14,7 +14,11 @@
 #   FEDPROBE_NO_PEERS=1  do not start or stop peers (use the ones already running)
 #   FEDPROBE_NO_PRODUCERS=1  do not run the producers (their last output is used)
 #   FEDPROBE_PACKAGE=1   also build, install, run and purge the packages (off by default:
-#                        ci/package.sh's rpm, cargo-deny and SBOM steps are not verified yet)
+#                        the .deb/.rpm build, dpkg -i, the installed novaprobe/swiftprobe
+#                        against the peers, serve --demo and the purge passed on 2026-11-30
+#                        with FEDPROBE_PACKAGE_PROFILE=dev FEDPROBE_PACKAGE_NO_AUDIT=1; the
+#                        cargo-deny and SBOM steps are not verified yet: installing cargo-deny
+#                        took over 50 min on the shared 2-core machine and was cut off)
 #   arguments replace `--workspace` for cargo test, e.g. `ci/test.sh -p probes --test icinga`
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,4 +1,4 @@
-//! The `fedprobe` subcommands: run, init, check-profile, explain, check-guideline, demo.
+//! The `fedprobe` subcommands: run, init, check-profile, explain, check-guideline, demo, serve.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -62,6 +62,8 @@ pub enum Command {
     /// Start the embedded reference cloud, run the whole guideline, write reports
     #[cfg(feature = "demo")]
     Demo(DemoArgs),
+    /// Prometheus exporter: /probe?target=SITE&module=PROBE runs a probe per scrape
+    Serve(crate::serve::ServeArgs),
     /// Write man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
     GenDocs {
@@ -651,6 +653,7 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
         #[cfg(feature = "demo")]
         Command::Demo(a) => cmd_demo(a).await,
+        Command::Serve(a) => crate::serve::cmd_serve(a).await,
         Command::GenDocs { dir } => {
             for name in crate::gendocs::write(&dir)? {
                 println!("{name}");

@@ -16,3 +16,4 @@ pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod serve;

@@ -82,7 +82,11 @@ fn sensu_checks_parse_with_the_shipped_probes() {
         .iter()
         .map(|c| c["metadata"]["name"].as_str().unwrap())
         .collect();
-    for want in ["eu.egi.cloud.OpenStack-VM", "eu.egi.cloud.InfoProvider"] {
+    for want in [
+        "eu.egi.cloud.OpenStack-VM",
+        "eu.egi.cloud.OpenStack-Swift",
+        "eu.egi.cloud.InfoProvider",
+    ] {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
     for c in &checks {

@@ -14,3 +14,5 @@ mod provider_path;
 mod provider_report;
 mod real_peers;
 mod reports;
+#[cfg(feature = "demo")]
+mod serve;

@@ -1,5 +1,5 @@
 //! Drop-in names: production's command lines (argo-probe-fedcloud's
-//! novaprobe and cloudinfo) parse unchanged with production's defaults;
+//! novaprobe, cloudinfo and swiftprobe) parse unchanged with production's defaults;
 //! cloudinfo against an information system (scripted, and fakecloud's);
 //! novaprobe's binary against the real peers with ARGO's command line.
 
@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use probes::checks::dropin::cloudinfo::{self, Cloudinfo};
 use probes::checks::dropin::novaprobe::Novaprobe;
+use probes::checks::dropin::swiftprobe::Swiftprobe;
+use probes::checks::object_storage;
 use probes::checks::vm_lifecycle;
 use probes::model::Status;
 use probes::probe::{run_args, Invocation, Probe};
@@ -62,6 +64,41 @@ fn novaprobe_takes_argos_command_line_and_every_production_flag() {
     assert_eq!(inv.args.argo_host_name.as_deref(), Some("mon.example.org"));
     // Without -t: room for the create and the delete wait, each --vm-timeout.
     assert_eq!(Novaprobe::DEFAULT_TIMEOUT, Duration::from_secs(600));
+}
+
+#[test]
+fn swiftprobe_takes_production_command_line_and_defaults() {
+    // What ARGO generates for eu.egi.cloud.OpenStack-Swift, and every flag
+    // production's swiftprobe.py has.
+    let argo = "-t 300 -v --access-token /etc/sensu/certs/oidc \
+                --endpoint https://cloud.example.org:443/v3";
+    let inv = Invocation::<object_storage::Args>::parse(Swiftprobe::BIN, &argv("swiftprobe", argo))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.common.timeout, Some(Duration::from_secs(300)));
+    assert_eq!(inv.common.verbose, 1);
+    let endpoint = inv.args.auth.endpoint.as_ref().expect("--endpoint");
+    assert_eq!(endpoint.host_str(), Some("cloud.example.org"));
+    assert_eq!(endpoint.path(), "/v3");
+    assert_eq!(
+        inv.args.auth.access_token.as_deref(),
+        Some(std::path::Path::new("/etc/sensu/certs/oidc"))
+    );
+    let resolved =
+        probes::auth::config::resolve(&inv.args.auth, &|_: &str| None).expect("resolves");
+    assert_eq!(resolved.identity_provider, "egi.eu");
+    let all = "--endpoint https://k.example.org/v3 --cert /ca.pem --access-token /tok \
+               --timeout 60 --identity-provider other --verbose";
+    let inv = Invocation::<object_storage::Args>::parse(Swiftprobe::BIN, &argv("swiftprobe", all))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(inv.common.timeout, Some(Duration::from_secs(60)));
+    assert_eq!(
+        inv.common.ca_cert,
+        vec![std::path::PathBuf::from("/ca.pem")]
+    );
+    assert_eq!(inv.args.auth.identity_provider, "other");
+    // Without -t: production's 120 s.
+    assert_eq!(Swiftprobe::DEFAULT_TIMEOUT, Duration::from_secs(120));
+    assert_eq!(Swiftprobe::LABEL, "OBJECT_STORAGE");
 }
 
 #[test]

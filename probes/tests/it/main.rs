@@ -24,6 +24,7 @@ mod glue_sources;
 mod hostile_ids;
 mod hostile_stages;
 mod icinga;
+mod icinga_zones;
 mod image_faults;
 mod image_real;
 mod layers;

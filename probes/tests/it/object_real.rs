@@ -157,6 +157,44 @@ async fn object_cycle_ok() {
     eprintln!("BENCH check_object_storage 1M: wall {wall:.3}s, cpu {cpu:.3}s");
 }
 
+/// The `swiftprobe` drop-in with ARGO's command line for
+/// eu.egi.cloud.OpenStack-Swift, against the real Swift.
+#[tokio::test]
+async fn swiftprobe_binary_runs_argos_command_line_against_the_real_swift() {
+    const TEST: &str = "swiftprobe_binary_runs_argos_command_line_against_the_real_swift";
+    let _one = SERIAL.lock().await;
+    let Some(s) = setup(TEST).await else {
+        return;
+    };
+    let args: Vec<String> = [
+        "-t",
+        "300",
+        "-v",
+        "--access-token",
+        &s.file,
+        "--endpoint",
+        s.peers.get("KEYSTONE_URL"),
+        "--cert",
+        s.peers.get("CA_CERT"),
+        "--identity-provider",
+        s.peers.get("IDP"),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let (code, out, _, _) = run_bin(env!("CARGO_BIN_EXE_swiftprobe"), &args).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("OBJECT_STORAGE OK - container fedprobe-"),
+        "{out}"
+    );
+    assert!(out.contains("[OK] OBJ-06 delete container"), "{out}");
+    assert_no_token(&out, &s.token);
+    let c = container_of(&out);
+    let left = probe_containers(&s.peers, &project_token(&s.peers).await).await;
+    assert!(!left.contains(&c), "container {c} left: {left:?}");
+}
+
 #[tokio::test]
 async fn sigterm_during_put_leaves_nothing() {
     let _one = SERIAL.lock().await;

@@ -3,11 +3,11 @@
 //! a monitoring configuration switches by changing only the path.
 //!
 //! Not in [`super::ALL`]: they are other names for probes already there,
-//! not probes of their own. `swiftprobe` is not shipped: there is no
-//! object-storage probe to map it onto yet.
+//! not probes of their own.
 
 pub mod cloudinfo;
 pub mod novaprobe;
+pub mod swiftprobe;
 
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ pub struct DropIn {
 pub const ALL: &[DropIn] = &[
     entry::<novaprobe::Novaprobe>("check_vm_lifecycle"),
     entry::<cloudinfo::Cloudinfo>("check_glue"),
+    entry::<swiftprobe::Swiftprobe>("check_object_storage"),
 ];
 
 const fn entry<P: Probe>(runs: &'static str) -> DropIn {
