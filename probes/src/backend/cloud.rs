@@ -5,6 +5,7 @@
 //! A new cloud adds a variant to [`Connected`], an arm to [`connect`] and one
 //! to [`with_backend!`]; the probes do not change.
 
+use super::ec2::{self, Ec2};
 use super::openstack::{self, OpenStack};
 use crate::auth::cloud::CloudKind;
 use crate::auth::AuthArgs;
@@ -13,12 +14,14 @@ use crate::{Ctx, Fail};
 /// A logged-in backend of whichever cloud `--cloud` named.
 pub enum Connected {
     OpenStack(OpenStack),
+    Ec2(Ec2),
 }
 
 impl Connected {
     pub fn kind(&self) -> CloudKind {
         match self {
             Connected::OpenStack(_) => CloudKind::OpenStack,
+            Connected::Ec2(_) => CloudKind::Ec2,
         }
     }
 }
@@ -30,6 +33,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     ctx.detail(format!("cloud API: {}", args.cloud.api()));
     match args.cloud {
         CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
+        CloudKind::Ec2 => Ok(Connected::Ec2(ec2::login(ctx, args).await?)),
         other => Err(Fail::unknown(format!(
             "--cloud {other}: this build has no {} backend",
             other.api()
@@ -45,11 +49,13 @@ macro_rules! with_backend {
     ($c:expr, mut $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack(mut $b) => $body,
+            $crate::backend::cloud::Connected::Ec2(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
         match $c {
             $crate::backend::cloud::Connected::OpenStack($b) => $body,
+            $crate::backend::cloud::Connected::Ec2($b) => $body,
         }
     };
 }

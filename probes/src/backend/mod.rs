@@ -7,6 +7,7 @@
 //! [`cloud`] picks the one `--cloud` names and hands it to the probe logic.
 
 pub mod cloud;
+pub mod ec2;
 pub mod openstack;
 pub mod ova;
 pub mod payload;

@@ -1,3 +1,4 @@
+pub mod ec2;
 pub mod glance;
 pub mod is_api;
 pub mod keystone;
@@ -6,5 +7,6 @@ pub mod neutron;
 pub mod nova;
 pub mod oidc;
 pub mod service;
+pub mod sigv4;
 pub mod swift;
 pub mod usage;
