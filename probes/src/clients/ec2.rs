@@ -155,6 +155,19 @@ pub fn parse_xml<T: DeserializeOwned>(reply: &Reply, what: &str) -> Result<T, Fa
             reply.request_line()
         ))
     })?;
+    // Every AWS Query answer is one `<ActionResponse>` element: anything
+    // else (an HTML page, a proxy's error) is garbage, even if it parses.
+    let root = root_name(text);
+    if !root.as_deref().is_some_and(|r| r.ends_with("Response")) {
+        return Err(Fail::critical(format!(
+            "{what}: HTTP {} with an answer that is not the expected XML (root element {}): {} ({})",
+            reply.status,
+            root.as_deref().unwrap_or("none"),
+            reply.describe_body(),
+            reply.request_line()
+        ))
+        .with_http(reply.facts()));
+    }
     quick_xml::de::from_str(text).map_err(|e| {
         Fail::critical(format!(
             "{what}: HTTP {} with an answer that is not the expected XML ({}): {} ({})",
@@ -165,6 +178,21 @@ pub fn parse_xml<T: DeserializeOwned>(reply: &Reply, what: &str) -> Result<T, Fa
         ))
         .with_http(reply.facts())
     })
+}
+
+/// The name of the document's first element.
+fn root_name(text: &str) -> Option<String> {
+    let mut r = quick_xml::Reader::from_str(text);
+    for _ in 0..100 {
+        match r.read_event().ok()? {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                return Some(String::from_utf8_lossy(e.local_name().as_ref()).into_owned())
+            }
+            quick_xml::events::Event::Eof => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A signed AWS endpoint: the HTTP client, the URL, the region and keys.

@@ -9,6 +9,7 @@ mod realpeers;
 mod token_auth_support;
 
 mod dropin;
+mod ec2;
 mod fault_matrix;
 mod foundation_deadline;
 mod foundation_garbage;
