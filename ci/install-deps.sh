@@ -4,7 +4,8 @@
 #
 #   icinga2-bin                        probes/tests/icinga.rs (a real Icinga 2 runs the probes)
 #   monitoring-plugins-basic           harness/tests/it/demo.rs (check_http, check_tcp as externals)
-#   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI)
+#   python3-venv                       ci/producers (cloud-info-provider and cASO from PyPI),
+#                                      ci/peers/moto.sh (moto + botocore from PyPI)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
 #   prometheus                         promtool, for OpenMetrics output checks
 #   chromium                           HTML report checks

@@ -80,6 +80,8 @@ phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $H
   cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
 phase env python3 "$HERE/setup_cloud.py" env
+# moto (EC2/EBS/STS) for the EC2 backend: own venv, own port, facts in $P/moto.env
+phase moto bash "$HERE/moto.sh" start
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

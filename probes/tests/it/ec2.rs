@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::future::pending;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::mockcloud::run;
@@ -352,12 +352,49 @@ enum Fault {
     },
     /// Polls of one instance answer: terminated by the provider, with reason.
     ProviderFailed,
+    /// Everything forwarded as is.
+    Pass,
 }
 
 struct Front {
     moto: String,
     fault: Fault,
     seen: Arc<AtomicU32>,
+    /// Every request, for the service-model check.
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+/// The request as ci/peers/ec2_model_check.py reads it; the service is
+/// the one it was signed for (STS's web-identity call is unsigned).
+fn record(req: &Request) -> serde_json::Value {
+    let auth = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let service = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(3))
+        .unwrap_or("sts");
+    let headers: BTreeMap<String, String> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = if service == "ebs" && req.url.path().contains("/blocks/") {
+        String::new() // block data: its headers are what the model describes
+    } else {
+        String::from_utf8_lossy(&req.body).into_owned()
+    };
+    serde_json::json!({
+        "service": service,
+        "method": req.method.to_string(),
+        "path": req.url.path(),
+        "query": req.url.query().unwrap_or(""),
+        "headers": headers,
+        "body": body,
+    })
 }
 
 fn action_of(body: &[u8]) -> String {
@@ -422,6 +459,7 @@ fn forward(moto: &str, req: &Request) -> ResponseTemplate {
 
 impl Respond for Front {
     fn respond(&self, req: &Request) -> ResponseTemplate {
+        self.log.lock().unwrap().push(record(req));
         let action = action_of(&req.body);
         let one_instance =
             action == "DescribeInstances" && url_param(&req.body, "InstanceId.1").is_some();
@@ -495,17 +533,26 @@ fn forward_text(moto: &str, req: &Request) -> String {
 }
 
 async fn front(moto: &str, fault: Fault) -> (MockServer, Arc<AtomicU32>) {
+    let (server, seen, _) = front_logged(moto, fault).await;
+    (server, seen)
+}
+
+type Log = Arc<Mutex<Vec<serde_json::Value>>>;
+
+async fn front_logged(moto: &str, fault: Fault) -> (MockServer, Arc<AtomicU32>, Log) {
     let server = MockServer::start().await;
     let seen = Arc::new(AtomicU32::new(0));
+    let log = Log::default();
     Mock::given(wiremock::matchers::any())
         .respond_with(Front {
             moto: moto.to_string(),
             fault,
             seen: seen.clone(),
+            log: log.clone(),
         })
         .mount(&server)
         .await;
-    (server, seen)
+    (server, seen, log)
 }
 
 /// How many of the probe's instances moto still has running.
@@ -693,4 +740,167 @@ async fn garbage_answer_is_critical_at_the_stage() {
     let s = step(&r, "VM-02");
     assert!(s.message.contains("not the expected XML"), "{}", s.message);
     assert!(r.resources.is_empty());
+}
+
+#[tokio::test]
+async fn check_usage_accounts_the_lifecycle_server() {
+    let Some(m) = moto("ec2::check_usage_accounts_the_lifecycle_server") else {
+        return;
+    };
+    let k = Keys::new();
+    let r = run::<VmLifecycle>(&k.argv(&m, &["--image", AMI, "-t", "60"])).await;
+    assert_eq!(r.status, Status::Ok, "{:#?}", r.steps);
+    let id = r.resources[0].id.clone();
+    let u = run::<probes::checks::usage::Usage>(&k.argv(&m, &["--server-id", &id])).await;
+    assert_eq!(u.status, Status::Ok, "{:#?}", u.steps);
+    let s = step(&u, "USAGE-02");
+    assert!(
+        s.message.contains("vcpus 2 memory 1024 MB"),
+        "{}",
+        s.message
+    );
+    step(&u, "USAGE-03");
+    let u =
+        run::<probes::checks::usage::Usage>(&k.argv(&m, &["--server-id", "i-0000000000000dead"]))
+            .await;
+    assert_eq!(u.status, Status::Critical, "{:#?}", u.steps);
+    assert!(step(&u, "USAGE-02").message.contains("missing"));
+}
+
+/// Every request the probes send (VM lifecycle with static keys and with
+/// STS, image upload through EBS direct, usage, volumes) conforms to AWS's
+/// own definitions: botocore's service models, checked by
+/// ci/peers/ec2_model_check.py with the botocore moto.sh installed.
+#[tokio::test]
+async fn requests_conform_to_botocore_service_models() {
+    let Some(m) = moto("ec2::requests_conform_to_botocore_service_models") else {
+        return;
+    };
+    let env = std::fs::read_to_string(
+        std::env::var("FEDPROBE_MOTO_ENV")
+            .unwrap_or_else(|_| "/tmp/fedprobe-peers/moto.env".into()),
+    )
+    .unwrap();
+    let venv = env
+        .lines()
+        .find_map(|l| l.strip_prefix("MOTO_VENV="))
+        .expect("MOTO_VENV in moto.env")
+        .trim()
+        .to_string();
+    let (f, _, log) = front_logged(&m, Fault::Pass).await;
+    let uri = f.uri();
+    let k = Keys::new();
+    let r = run::<VmLifecycle>(&k.argv(&uri, &["--image", AMI, "-t", "60"])).await;
+    assert_eq!(r.status, Status::Ok, "{:#?}", r.steps);
+    let id = r.resources[0].id.clone();
+    let u = run::<probes::checks::usage::Usage>(&k.argv(&uri, &["--server-id", &id])).await;
+    assert_eq!(u.status, Status::Ok, "{:#?}", u.steps);
+    let i = run::<ImageUpload>(&k.argv(&uri, &["--size", "600000", "-t", "60"])).await;
+    assert_eq!(step(&i, "IMG-05").status, Status::Ok, "{:#?}", i.steps);
+    let fed: Vec<String> = [
+        "--cloud",
+        "ec2",
+        "--endpoint",
+        &uri,
+        "--access-token",
+        &k.path("oidc"),
+        "--ec2-role-arn",
+        "arn:aws:iam::123456789012:role/fedprobe",
+        "--image",
+        AMI,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(run::<VmLifecycle>(&fed).await.status, Status::Ok);
+    let args = ec2_args(&k, &uri);
+    let v = execute(opts(60), pending(), move |ctx| async move {
+        let b = ec2::login(&ctx, &args).await?;
+        let vid = b
+            .create_volume(&VolumeSpec {
+                name: "fedprobe-model".into(),
+                size_gb: 1,
+                metadata: BTreeMap::from([("fedprobe-run".to_string(), "model".to_string())]),
+            })
+            .await?;
+        let img = b.find_image(&ImageQuery::IdOrName(AMI.into())).await?;
+        let sid = b
+            .create_server(&ServerSpec {
+                name: "fedprobe-model".into(),
+                image_id: img.id,
+                flavor_id: b.pick_flavor(None, 0).await?.id,
+                network: NetworkChoice::Auto,
+                metadata: BTreeMap::from([("fedprobe-run".to_string(), "model".to_string())]),
+            })
+            .await?;
+        ctx.track(ResourceKind::Server, &sid, None, &b, |c, id| async move {
+            delete_server_and_wait(&c, &id).await.map(drop)
+        });
+        until("server running", || async {
+            Ok(b.server(&sid).await?.map(|s| s.phase) == Some(ServerPhase::Active))
+        })
+        .await?;
+        until("volume available", || async {
+            Ok(b.volume(&vid).await?.map(|v| v.phase) == Some(VolumePhase::Available))
+        })
+        .await?;
+        b.volumes_tagged("fedprobe-run").await?;
+        b.attach_volume(&sid, &vid).await?;
+        until("volume in use", || async {
+            Ok(b.volume(&vid).await?.map(|v| v.phase) == Some(VolumePhase::InUse))
+        })
+        .await?;
+        b.detach_volume(&sid, &vid).await?;
+        until("volume detached", || async {
+            Ok(b.volume(&vid).await?.map(|v| v.phase) == Some(VolumePhase::Available))
+        })
+        .await?;
+        b.delete_volume(&vid).await?;
+        Ok("volume made, attached, detached and deleted".to_string())
+    })
+    .await;
+    assert_eq!(v.status, Status::Ok, "{:#?}", v.steps);
+    let lines: Vec<String> = log.lock().unwrap().iter().map(|v| v.to_string()).collect();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), lines.join("\n")).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/peers/ec2_model_check.py");
+    let out = std::process::Command::new(format!("{venv}/bin/python"))
+        .arg(script)
+        .arg(file.path())
+        .output()
+        .expect("run ec2_model_check.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    // The check itself catches drift: a misspelt member and a wrong Version.
+    let bad = serde_json::json!({"service": "ec2", "method": "POST", "path": "/", "query": "",
+        "headers": {}, "body": "Action=RunInstances&Version=2016-11-15&ImageID=ami-1&MinCount=1&MaxCount=x"});
+    std::fs::write(file.path(), bad.to_string()).unwrap();
+    let out2 = std::process::Command::new(format!("{venv}/bin/python"))
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ci/peers/ec2_model_check.py"),
+        )
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let t2 = String::from_utf8_lossy(&out2.stdout);
+    assert!(!out2.status.success(), "{t2}");
+    assert!(t2.contains("DRIFT RunInstances ImageID"), "{t2}");
+    assert!(t2.contains("MaxCount: 'x' is not an integer"), "{t2}");
+    for op in [
+        "ec2:RunInstances",
+        "ec2:AttachVolume",
+        "ec2:DetachVolume",
+        "sts:AssumeRoleWithWebIdentity",
+        "ebs:PutSnapshotBlock",
+        "ebs:CompleteSnapshot",
+        "ec2:RegisterImage",
+    ] {
+        assert!(text.contains(op), "{op} not checked: {text}");
+    }
 }
