@@ -51,7 +51,7 @@ pub fn render(r: &Report) -> String {
 
 fn site(o: &mut String, r: &Report, s: &SiteReport) {
     let g = &s.grade;
-    let _ = writeln!(o, "\n## Site {}\n", md_cell(&s.run.site, 100));
+    let _ = writeln!(o, "\n## Site {}\n", md_cell(&s.run.site_label(), 100));
     let _ = writeln!(
         o,
         "{} — required {}/{} ({}%), unflagged checks {}/{} ({}%).\n",

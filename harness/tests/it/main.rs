@@ -4,6 +4,7 @@
 mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
+mod ec2_site;
 mod engines;
 mod grading;
 mod profiles;
