@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn moto_url() -> Option<String> {
+fn moto_url(test: &str) -> Option<String> {
     let file = std::env::var("FEDPROBE_MOTO_ENV")
         .unwrap_or_else(|_| "/tmp/fedprobe-peers/moto.env".into());
     let url = std::fs::read_to_string(&file).ok().and_then(|t| {
@@ -16,16 +16,16 @@ fn moto_url() -> Option<String> {
             .map(|u| u.trim().to_string())
     });
     if url.is_none() {
-        eprintln!(
-            "SKIP fedprobe_run_grades_an_ec2_site: no MOTO_URL in {file} (ci/peers/moto.sh start)"
-        );
+        eprintln!("SKIP {test}: no MOTO_URL in {file} (ci/peers/moto.sh start)");
     }
     url
 }
 
 #[test]
 fn fedprobe_run_grades_an_ec2_site() {
-    let Some(url) = moto_url() else { return };
+    let Some(url) = moto_url("ec2_site::fedprobe_run_grades_an_ec2_site") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let site = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sites/ec2.toml"),
@@ -36,7 +36,7 @@ fn fedprobe_run_grades_an_ec2_site() {
     std::fs::write(&profile, site).unwrap();
     let reports = dir.path().join("r");
     // moto takes any web identity token; the probe must not show it.
-    let token = "eyJhbGciOiJub25lIn0.fedprobe-ec2-site-test.sig";
+    let token = "eyJhbGciOiJub25lIn0.Qx8Lm3Vz7Kp2Rw9T.sig";
     let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
         .args(["run", "--quiet", "--format", "nagios"])
         .arg("--site")
@@ -93,4 +93,37 @@ fn fedprobe_run_grades_an_ec2_site() {
     }
     // Keystone's federation is not what EC2 offers: not run, so not passed.
     assert_eq!(cap("identity-oidc-federation"), "fail");
+}
+
+/// `fedprobe demo --cloud ec2` runs the guideline against moto.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_runs_on_moto() {
+    if moto_url("ec2_site::demo_runs_on_moto").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args([
+            "demo",
+            "--cloud",
+            "ec2",
+            "--quiet",
+            "--format",
+            "json",
+            "--report-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-EC2", "{v}");
+    assert_eq!(site["run"]["cloud"], "ec2");
+    let caps = site["grade"]["capabilities"].as_array().unwrap();
+    let vm = caps
+        .iter()
+        .find(|c| c["id"] == "compute-vm-lifecycle")
+        .unwrap();
+    assert_eq!(vm["status"], "pass", "{vm}");
 }

@@ -125,13 +125,14 @@ where
     F: Fn() -> RequestBuilder,
 {
     let mut pause = THROTTLE_FIRST;
-    for attempt in 1..=THROTTLE_TRIES {
+    let mut attempt = 1;
+    loop {
         let reply = http.send(build()).await?;
         if reply.is_success() || !is_throttle(&reply) {
             return Ok(reply);
         }
         let code = parse_error(&reply.body).map(|e| e.code).unwrap_or_default();
-        if attempt == THROTTLE_TRIES || http.deadline().remaining() <= pause {
+        if attempt >= THROTTLE_TRIES || http.deadline().remaining() <= pause {
             return Err(Fail::critical(format!(
                 "{what}: throttled by the site ({} {code}) {attempt} times, backing off from {} ms ({})",
                 reply.status.as_u16(),
@@ -142,8 +143,8 @@ where
         }
         http.deadline().sleep(pause).await;
         pause *= 2;
+        attempt += 1;
     }
-    unreachable!("the loop returns on its last attempt")
 }
 
 /// Parse an XML answer into `T`; garbage is the site's fault.

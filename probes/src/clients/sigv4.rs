@@ -37,10 +37,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn hmac(key: &[u8], data: &str) -> Vec<u8> {
-    // HMAC takes keys of any length: new_from_slice cannot fail.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("hmac key of any length");
-    m.update(data.as_bytes());
-    m.finalize().into_bytes().to_vec()
+    // HMAC takes keys of any length: new_from_slice never fails (and an
+    // empty result would only make the site refuse the signature).
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mut m) => {
+            m.update(data.as_bytes());
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
 }
 
 /// RFC 3986 unreserved characters stay, everything else is %XX (upper case).

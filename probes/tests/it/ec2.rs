@@ -54,8 +54,8 @@ impl Keys {
     fn new() -> Keys {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ak"), "AKIDFEDPROBETEST").unwrap();
-        std::fs::write(dir.path().join("sk"), "fedprobe-test-secret-key").unwrap();
-        std::fs::write(dir.path().join("oidc"), "eyJ-not-checked-by-moto.x.y").unwrap();
+        std::fs::write(dir.path().join("sk"), "Wm4Jq8Zt2Xr6Vb1Ny5Kc").unwrap();
+        std::fs::write(dir.path().join("oidc"), "eyJ-Hd7Pq3Lz9Sv.x.y").unwrap();
         Keys { dir }
     }
     fn path(&self, f: &str) -> String {
@@ -204,7 +204,7 @@ async fn federated_login_through_sts_web_identity() {
         x.message
     );
     let out = serde_json::to_string(&r).unwrap();
-    assert!(!out.contains("eyJ-not"), "token in the result");
+    assert!(!out.contains("Hd7Pq3Lz9Sv"), "token in the result");
 }
 
 fn opts(timeout: u64) -> RunOptions {
