@@ -57,6 +57,8 @@ pub struct Ec2 {
     terminated: Arc<Mutex<HashSet<String>>>,
     /// Probe image name -> its snapshot and AMI, once made.
     images: Arc<Mutex<ImageParts>>,
+    /// Probe image name -> the properties its snapshot and AMI are tagged with.
+    image_tags: Arc<Mutex<HashMap<String, BTreeMap<String, String>>>>,
 }
 
 /// The login prologue: keys (static, or from STS with the OIDC token),
@@ -149,6 +151,7 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Ec2, Fail> {
         login,
         terminated: Arc::default(),
         images: Arc::default(),
+        image_tags: Arc::default(),
     };
     if b.zone.is_empty() {
         b.zone = b.first_zone().await?;
@@ -570,19 +573,32 @@ impl Ec2 {
         Ok(())
     }
 
+    /// The probe's properties for image `name` (run id, creation time).
+    fn tags_of(&self, name: &str) -> BTreeMap<String, String> {
+        self.image_tags
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+            .unwrap_or_default()
+    }
+
     /// Write `body` into a new EBS snapshot, block by block.
     async fn write_snapshot(&self, name: &str, mut body: BodyStream) -> Result<String, Fail> {
         let len = body.len();
         let size_gib = len.div_ceil(GIB).max(1);
+        let mut tags: Vec<serde_json::Value> = self
+            .tags_of(name)
+            .into_iter()
+            .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
+            .collect();
+        tags.push(serde_json::json!({"Key": IMAGE_TAG, "Value": name}));
+        tags.push(serde_json::json!({"Key": BYTES_TAG, "Value": len.to_string()}));
         let start = serde_json::json!({
             "VolumeSize": size_gib,
             "ClientToken": name,
             "Timeout": 60,
             "Description": format!("fedprobe image {name}"),
-            "Tags": [
-                {"Key": IMAGE_TAG, "Value": name},
-                {"Key": BYTES_TAG, "Value": len.to_string()},
-            ],
+            "Tags": tags,
         })
         .to_string()
         .into_bytes();
@@ -687,7 +703,7 @@ impl Ec2 {
         if c.image_id.is_empty() {
             return Err(Fail::critical("RegisterImage answered no imageId"));
         }
-        let mut t = BTreeMap::new();
+        let mut t = self.tags_of(name);
         t.insert(IMAGE_TAG.to_string(), name.to_string());
         self.tag(&c.image_id, &t).await?;
         if let Ok(mut m) = self.images.lock() {
@@ -1050,6 +1066,9 @@ impl ImageStore for Ec2 {
     async fn create_image(&self, spec: &NewImage) -> Result<ImageState, Fail> {
         if let Ok(mut m) = self.images.lock() {
             m.insert(spec.name.clone(), (None, None));
+        }
+        if let Ok(mut m) = self.image_tags.lock() {
+            m.insert(spec.name.clone(), spec.properties.clone());
         }
         Ok(ImageState {
             id: spec.name.clone(),

@@ -861,6 +861,18 @@ async fn requests_conform_to_botocore_service_models() {
     .await;
     assert_eq!(v.status, Status::Ok, "{:#?}", v.steps);
     let lines: Vec<String> = log.lock().unwrap().iter().map(|v| v.to_string()).collect();
+    // The image's snapshot and AMI carry the probe's run tag (leftovers are found by it).
+    let start = lines
+        .iter()
+        .find(|l| l.contains(r#""path":"/snapshots""#))
+        .expect("StartSnapshot sent");
+    assert!(start.contains("fedprobe-run"), "{start}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Action=CreateTags") && l.contains("fedprobe-run")),
+        "AMI not tagged with the run"
+    );
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), lines.join("\n")).unwrap();
     let script =
