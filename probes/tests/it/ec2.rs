@@ -916,3 +916,35 @@ async fn requests_conform_to_botocore_service_models() {
         assert!(text.contains(op), "{op} not checked: {text}");
     }
 }
+
+#[tokio::test]
+async fn check_token_auth_checks_the_sts_federated_login() {
+    let Some(m) = moto("ec2::check_token_auth_checks_the_sts_federated_login") else {
+        return;
+    };
+    let k = Keys::new();
+    let base = [
+        "--cloud",
+        "ec2",
+        "--endpoint",
+        &m,
+        "--access-token",
+        &k.path("oidc"),
+    ];
+    let with_role: Vec<String> = base
+        .iter()
+        .chain(&["--ec2-role-arn", "arn:aws:iam::123456789012:role/fedprobe"])
+        .map(|s| s.to_string())
+        .collect();
+    let r = run::<probes::checks::token_auth::TokenAuth>(&with_role).await;
+    assert_eq!(r.status, Status::Ok, "{:#?}", r.steps);
+    assert!(step(&r, "AUTH-02")
+        .message
+        .contains("AssumeRoleWithWebIdentity"));
+    assert!(step(&r, "AUTH-04")
+        .message
+        .contains("role credentials accepted"));
+    let no_role: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    let r = run::<probes::checks::token_auth::TokenAuth>(&no_role).await;
+    assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+}
