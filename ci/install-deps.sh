@@ -10,6 +10,7 @@
 #                                      ci/peers/azure.sh (azure-identity + azure-mgmt-compute)
 #                                      ci/peers/gce.sh (google-api-python-client for the GCE fixture)
 #                                      ci/peers/im.sh (the Infrastructure Manager from PyPI, Python >= 3.10)
+#                                      ci/peers/moto.sh (moto + botocore from PyPI)
 #   libxml2-utils                      xmllint, for JUnit / XML output checks
 #   prometheus                         promtool, for OpenMetrics output checks; a real
 #                                      Prometheus scraping `fedprobe serve` (harness serve.rs)

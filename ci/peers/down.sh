@@ -73,6 +73,8 @@ for f in "$RUN"/*.pid; do
   rm -f "$f"
 done
 
+rm -f "$P/moto.env"   # moto was stopped with the others (its pid is in $RUN)
+
 # cinder's bind mount (after cinder-volume has stopped using it)
 umount_under_p
 

@@ -88,6 +88,8 @@ phase saml bash "$HERE/saml.sh" start
 phase gce bash "$HERE/gce.sh" start   # the GCE fixture (own port, own $P/gce.env)
 # the federation's orchestrator, last: it appends its facts to peers.env
 phase im bash "$HERE/im.sh" start
+# moto (EC2/EBS/STS) for the EC2 backend: own venv, own port, facts in $P/moto.env
+phase moto bash "$HERE/moto.sh" start
 
 MEM1=$(free -m | awk '/^Mem:/{print $3}')
 RSS=0

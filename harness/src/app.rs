@@ -128,6 +128,13 @@ pub struct DemoArgs {
     /// Number of virtual sites served by the one process
     #[arg(long, default_value_t = 1)]
     pub sites: usize,
+    /// The demo site's API: openstack (the in-process reference cloud) or ec2
+    /// (the moto server ci/peers/moto.sh starts, found through --moto-env)
+    #[arg(long, value_enum, default_value_t = probes::auth::cloud::CloudKind::OpenStack)]
+    pub cloud: probes::auth::cloud::CloudKind,
+    /// moto's facts file (MOTO_URL=...), for --cloud ec2
+    #[arg(long, default_value = "/tmp/fedprobe-peers/moto.env")]
+    pub moto_env: PathBuf,
     /// Time a new VM stays in BUILD
     #[arg(long, default_value = "1s", value_parser = probes::units::parse_duration)]
     pub boot_delay: Duration,
@@ -603,7 +610,21 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
     }
     let g = Guideline::embedded();
     let mut plans = Vec::new();
-    for i in 0..demo.sites() {
+    match a.cloud {
+        probes::auth::cloud::CloudKind::OpenStack => {}
+        probes::auth::cloud::CloudKind::Ec2 => {
+            let p = crate::demo::ec2_profile(&a.moto_env, demo.dir(), Some(&a.probe_timeout))?
+                .ok_or_else(|| {
+                    format!(
+                        "--cloud ec2: no MOTO_URL in {} (start moto: ci/peers/moto.sh start)",
+                        a.moto_env.display()
+                    )
+                })?;
+            plans.push(plan_site(&p, &g, demo.dir())?);
+        }
+        other => return Err(format!("--cloud {other}: the demo has no such site")),
+    }
+    for i in (0..demo.sites()).filter(|_| a.cloud == probes::auth::cloud::CloudKind::OpenStack) {
         let mut p = demo.profile(i, Some(&a.probe_timeout))?;
         for (probe, flag, value) in &opts {
             p.probe

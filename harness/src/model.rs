@@ -8,6 +8,17 @@ use probes::model::Perf;
 use probes::model::{secs, ProbeResult, Status};
 use serde::{Deserialize, Serialize};
 
+impl SiteRun {
+    /// The site name as reports show it: with its API when that is not
+    /// OpenStack (an OpenStack site reads as before).
+    pub fn site_label(&self) -> String {
+        match self.cloud {
+            CloudKind::OpenStack => self.site.clone(),
+            other => format!("{} ({})", self.site, other.api()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SiteRun {
     pub site: String,

@@ -274,6 +274,25 @@ pub fn resolve(ctx: &Ctx, args: &AuthArgs) -> Result<Resolved, Fail> {
     config::resolve(args, &env).map_err(|f| ctx.fail_at(READ_TOKEN, f))
 }
 
+/// The federation's OIDC access token for another cloud's federated login
+/// (EC2's STS, Azure's and GCE's token exchange), from the same sources as
+/// the Keystone login; recorded as AUTH-01. Returns the token, how it was
+/// obtained, and the HTTP client trusting the configured CA.
+pub async fn federation_token(ctx: &Ctx, args: &AuthArgs) -> Result<(Secret, String, Http), Fail> {
+    let plan = resolve(ctx, args)?;
+    let http = session_http(ctx, &plan)?;
+    match ctx
+        .step(READ_TOKEN, credential::obtain(ctx, &http, &plan))
+        .await?
+    {
+        credential::Obtained::Bearer(token, how) => Ok((token, how, http)),
+        _ => Err(Fail::unknown(
+            "a federated login needs an OIDC token source (--access-token, --refresh-token, \
+             --client-id with --client-secret), not a password or application credential",
+        )),
+    }
+}
+
 /// [`login`] with settings already resolved.
 pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
     let t_all = Instant::now();

@@ -106,7 +106,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
         anchor(&s.run.site),
         h(&s.run.site),
         g.passed,
-        h(&s.run.site),
+        h(&s.run.site_label()),
         if g.passed { "pass" } else { "fail" },
         if g.passed { "PASS" } else { "FAIL" },
         g.required_passed,

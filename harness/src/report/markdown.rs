@@ -64,7 +64,7 @@ pub fn top(r: &Report) -> String {
 
 fn site(o: &mut String, r: &Report, s: &SiteReport) {
     let g = &s.grade;
-    let _ = writeln!(o, "\n## Site {}\n", md_cell(&s.run.site, 100));
+    let _ = writeln!(o, "\n## Site {}\n", md_cell(&s.run.site_label(), 100));
     let _ = writeln!(
         o,
         "{} — required {}/{} ({}%), unflagged checks {}/{} ({}%).\n",

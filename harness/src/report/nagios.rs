@@ -22,7 +22,7 @@ pub fn render(r: &Report) -> String {
     let summary = match r.sites_worst_first().first() {
         Some(w) if n == 1 => format!(
             "{}: {} {} (required {}/{} = {}%, unflagged checks {}%)",
-            w.run.site,
+            w.run.site_label(),
             w.grade.guideline,
             if w.grade.passed { "passed" } else { "FAILED" },
             w.grade.required_passed,
@@ -69,7 +69,7 @@ pub fn render(r: &Report) -> String {
         long.push(format!(
             "[{}] {}: {} {}, required {}/{} ({}%), unflagged checks {}/{} ({}%), {:.1}s",
             g.status,
-            s.run.site,
+            s.run.site_label(),
             g.guideline,
             if g.passed { "passed" } else { "FAILED" },
             g.required_passed,

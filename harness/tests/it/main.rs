@@ -5,6 +5,7 @@ mod azure_site;
 mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
+mod ec2_site;
 mod engines;
 mod gce_site;
 mod grading;

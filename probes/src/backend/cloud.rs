@@ -6,6 +6,7 @@
 //! to [`with_backend!`]; the probes do not change.
 
 use super::azure::{self, Azure};
+use super::ec2::{self, Ec2};
 use super::opennebula::{self, OpenNebula};
 use super::openstack::{self, OpenStack};
 use crate::auth::cloud::CloudKind;
@@ -20,6 +21,7 @@ pub enum Connected {
     OpenNebula(OpenNebula),
     Azure(Azure),
     Gce(super::gce::Gce),
+    Ec2(Ec2),
 }
 
 impl Connected {
@@ -29,13 +31,13 @@ impl Connected {
             Connected::OpenNebula(_) => CloudKind::OpenNebula,
             Connected::Azure(_) => CloudKind::Azure,
             Connected::Gce(_) => CloudKind::Gce,
+            Connected::Ec2(_) => CloudKind::Ec2,
         }
     }
 }
 
 /// Log in to the cloud `args.cloud` names (recording its login steps and
-/// `auth` perfdata) and return its backend. A cloud this build has no
-/// backend for is the monitor's own trouble: UNKNOWN.
+/// `auth` perfdata) and return its backend.
 pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     ctx.detail(format!("cloud API: {}", args.cloud.api()));
     match args.cloud {
@@ -43,10 +45,7 @@ pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
         CloudKind::OpenNebula => Ok(Connected::OpenNebula(opennebula::login(ctx, args).await?)),
         CloudKind::Azure => Ok(Connected::Azure(azure::login(ctx, args).await?)),
         CloudKind::Gce => Ok(Connected::Gce(super::gce::connect(ctx, args).await?)),
-        other => Err(Fail::unknown(format!(
-            "--cloud {other}: this build has no {} backend",
-            other.api()
-        ))),
+        CloudKind::Ec2 => Ok(Connected::Ec2(ec2::login(ctx, args).await?)),
     }
 }
 
@@ -61,6 +60,7 @@ macro_rules! with_backend {
             $crate::backend::cloud::Connected::OpenNebula(mut $b) => $body,
             $crate::backend::cloud::Connected::Azure(mut $b) => $body,
             $crate::backend::cloud::Connected::Gce(mut $b) => $body,
+            $crate::backend::cloud::Connected::Ec2(mut $b) => $body,
         }
     };
     ($c:expr, $b:ident => $body:expr) => {
@@ -69,6 +69,7 @@ macro_rules! with_backend {
             $crate::backend::cloud::Connected::OpenNebula($b) => $body,
             $crate::backend::cloud::Connected::Azure($b) => $body,
             $crate::backend::cloud::Connected::Gce($b) => $body,
+            $crate::backend::cloud::Connected::Ec2($b) => $body,
         }
     };
 }

@@ -8,6 +8,7 @@
 
 pub mod azure;
 pub mod cloud;
+pub mod ec2;
 pub mod gce;
 pub mod opennebula;
 pub mod openstack;

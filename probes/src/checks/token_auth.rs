@@ -85,6 +85,9 @@ impl Probe for TokenAuth {
             let _perf = PerfOnExit(ctx.clone());
             return azure_login::run(&args, &ctx).await;
         }
+        if args.auth.cloud == crate::auth::cloud::CloudKind::Ec2 {
+            return ec2_federated(&args, &ctx).await;
+        }
         if args.auth.cloud == crate::auth::cloud::CloudKind::Gce {
             return gce::run(&args, &ctx).await;
         }
@@ -97,6 +100,28 @@ impl Probe for TokenAuth {
 }
 
 mod azure_login;
+/// On EC2 the federated login is STS `AssumeRoleWithWebIdentity` with the
+/// OIDC token (AUTH-01, AUTH-02, recorded by the backend's login); AUTH-04
+/// checks the temporary, role-scoped credentials are accepted by EC2.
+async fn ec2_federated(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
+    if args.auth.ec2.role_arn.is_none() {
+        return Err(Fail::unknown(
+            "check_token_auth on --cloud ec2 checks the federated login: give --ec2-role-arn \
+             and an OIDC token source",
+        ));
+    }
+    let mut b = crate::backend::ec2::login(ctx, &args.auth).await?;
+    ctx.step(auth::SCOPE, async {
+        use crate::backend::Compute;
+        let d = b.api_version().await?;
+        Ok(Done::ok((), format!("role credentials accepted: {d}")))
+    })
+    .await?;
+    Ok(
+        "federated login through STS AssumeRoleWithWebIdentity; EC2 accepts the role's credentials"
+            .into(),
+    )
+}
 
 /// Step timings become perfdata however the run ends: done, failed, or
 /// cut by the deadline (the runner drops the probe's future, running this).

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs, Session};
-use crate::backend::Usage as BackendUsage;
 use crate::clients::nova::Nova;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
 use crate::clock::{nova_time, now_secs, unix_of};
@@ -162,9 +161,6 @@ impl Probe for Usage {
             keep(cloud_usage::checks(&ctx, &args).await)?;
         } else if api {
             let r = async {
-                if args.auth.cloud != crate::auth::cloud::CloudKind::OpenStack {
-                    return cloud_usage(&ctx, &args).await;
-                }
                 let session = auth::login(&ctx, &args.auth).await?;
                 api_checks(&ctx, &args, &session).await
             }
@@ -214,102 +210,6 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
         summary.push_str(&format!(", server {id} accounted"));
     }
     summary.push_str(&volumes(ctx, session).await?);
-    Ok(summary)
-}
-
-/// Usage on a cloud other than OpenStack, through its backend's
-/// [`BackendUsage`] (each cloud adds its arm).
-async fn cloud_usage(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
-    match crate::backend::cloud::connect(ctx, &args.auth).await? {
-        crate::backend::cloud::Connected::Gce(b) => {
-            // GCE lists existing instances only: a deleted server (the VM
-            // probe's, once it is done) cannot be seen; an existing one is checked.
-            let mut a = args.clone();
-            let gone = match &a.server_id {
-                Some(id) => crate::backend::Compute::server(&b, id).await?.is_none(),
-                None => false,
-            };
-            if let Some(id) = a.server_id.take_if(|_| gone) {
-                ctx.note(
-                    SERVER_USAGE,
-                    crate::model::Status::Warning,
-                    format!(
-                        "server {id} not checked: GCE's compute API keeps no usage of deleted \
-                         instances (usage is in the billing export, outside the API)"
-                    ),
-                );
-            }
-            usage_of(ctx, &a, &b).await
-        }
-        other => Err(Fail::unknown(format!(
-            "check_usage reads no usage on --cloud {} yet",
-            other.kind()
-        ))),
-    }
-}
-
-/// USAGE-01..03 from any backend's usage reading.
-async fn usage_of<U: BackendUsage>(ctx: &Ctx, args: &Args, b: &U) -> Result<String, Fail> {
-    let end = now_secs() as f64;
-    let start = end - args.window.as_secs_f64();
-    let usages = ctx
-        .step(TENANT_USAGE, async {
-            let u = b.server_usage(start, end).await?;
-            ctx.perf(Perf::count("servers", u.len() as u64));
-            let msg = format!(
-                "{} server(s) in the last {} ({})",
-                u.len(),
-                humantime::format_duration(args.window),
-                b.describe()
-            );
-            Ok(Done::ok(u, msg))
-        })
-        .await?;
-    let mut summary = format!("{} server(s) in usage", usages.len());
-    if let Some(id) = &args.server_id {
-        ctx.step(SERVER_USAGE, async {
-            let Some(u) = usages.iter().find(|u| &u.id == id) else {
-                return Err(Fail::critical(format!(
-                    "server {id} is missing from the usage ({} servers listed)",
-                    usages.len()
-                )));
-            };
-            let mut bad = Vec::new();
-            if u.vcpus.is_none() || u.ram_mb.is_none() {
-                bad.push("no vCPU or memory size".to_string());
-            }
-            match u.started {
-                None => bad.push("no start time".to_string()),
-                Some(t) if t > end + 300.0 => bad.push(format!("start time {t} in the future")),
-                Some(_) => {}
-            }
-            if !bad.is_empty() {
-                return Err(Fail::critical(format!("server {id}: {}", bad.join("; "))));
-            }
-            Ok(Done::ok(
-                (),
-                format!(
-                    "server {id}: vcpus {} memory {} MB, started {}",
-                    u.vcpus.unwrap_or(0),
-                    u.ram_mb.unwrap_or(0),
-                    u.started.unwrap_or(0.0) as i64
-                ),
-            ))
-        })
-        .await?;
-        summary.push_str(&format!(", server {id} accounted"));
-    }
-    let vols = ctx
-        .step(VOLUME_USAGE, async {
-            let v = b.volume_usage().await?;
-            let gb: u64 = v.iter().filter_map(|v| v.size_gb).sum();
-            let msg = format!("{} volume(s), {gb} GB", v.len());
-            ctx.perf(Perf::count("volumes", v.len() as u64));
-            ctx.perf(Perf::new("volume_size", gb as f64, Uom::GigaBytes).min(0.0));
-            Ok(Done::ok(v.len(), msg))
-        })
-        .await?;
-    summary.push_str(&format!(", {vols} volume(s)"));
     Ok(summary)
 }
 

@@ -1,4 +1,5 @@
 pub mod azure;
+pub mod ec2;
 pub mod ecp;
 pub mod gce;
 pub mod glance;
@@ -11,5 +12,6 @@ pub mod nova;
 pub mod oidc;
 pub mod opennebula;
 pub mod service;
+pub mod sigv4;
 pub mod swift;
 pub mod usage;

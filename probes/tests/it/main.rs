@@ -11,6 +11,7 @@ mod token_auth_support;
 mod appliances_real;
 mod azure;
 mod dropin;
+mod ec2;
 mod fault_matrix;
 mod foundation_deadline;
 mod foundation_garbage;

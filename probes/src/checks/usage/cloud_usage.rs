@@ -13,9 +13,20 @@ use super::{Args, SERVER_USAGE, TENANT_USAGE, VOLUME_USAGE};
 pub async fn checks(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
     match cloud::connect(ctx, &args.auth).await? {
         // Microsoft.Compute lists existing VMs only (deleted ones are Cost Management's).
-        Connected::Azure(b) => with_usage(ctx, args, &b, false).await,
+        Connected::Azure(b) => {
+            let why =
+                "Microsoft.Compute lists existing VMs only (deleted ones are Cost Management's)";
+            with_usage(ctx, args, &b, Some(why)).await
+        }
+        Connected::Gce(b) => {
+            let why = "GCE's compute API keeps no usage of deleted instances (usage is in the \
+                       billing export, outside the API)";
+            with_usage(ctx, args, &b, Some(why)).await
+        }
+        // DescribeInstances lists terminated instances for about an hour.
+        Connected::Ec2(b) => with_usage(ctx, args, &b, None).await,
         // oned's accounting keeps the history records of terminated VMs.
-        Connected::OpenNebula(b) => with_usage(ctx, args, &b, true).await,
+        Connected::OpenNebula(b) => with_usage(ctx, args, &b, None).await,
         other => Err(Fail::unknown(format!(
             "check_usage has no usage reading for --cloud {}",
             other.kind()
@@ -27,7 +38,7 @@ async fn with_usage<U: Usage>(
     ctx: &Ctx,
     args: &Args,
     b: &U,
-    lists_deleted: bool,
+    existing_only: Option<&str>,
 ) -> Result<String, Fail> {
     let end = now_unix();
     let start = end - args.window.as_secs_f64();
@@ -47,7 +58,7 @@ async fn with_usage<U: Usage>(
     let mut summary = format!("{} server(s) in usage", servers.len());
     if let Some(id) = &args.server_id {
         ctx.step(SERVER_USAGE, async {
-            judge(&servers, id, end, lists_deleted)
+            judge(&servers, id, end, existing_only)
         })
         .await?;
         summary.push_str(&format!(", server {id} accounted"));
@@ -75,15 +86,15 @@ pub fn judge(
     records: &[UsageRecord],
     id: &str,
     now: f64,
-    lists_deleted: bool,
+    existing_only: Option<&str>,
 ) -> Result<Done<()>, Fail> {
     let Some(r) = records.iter().find(|r| r.id == id) else {
-        if !lists_deleted {
+        if let Some(why) = existing_only {
             return Ok(Done::warn(
                 (),
                 format!(
                     "server {id} not listed: this API lists existing servers only, so a \
-                     deleted server's usage is not readable here ({} servers listed)",
+                     deleted server's usage is not readable here: {why} ({} servers listed)",
                     records.len()
                 ),
             ));
