@@ -161,6 +161,16 @@ pub fn problems(text: &str, path: &Path) -> Vec<Problem> {
         let Some(entry) = probes::checks::find(name) else {
             continue;
         };
+        // A probe needing an endpoint the profile does not name is not
+        // planned (the harness skips it the same way).
+        let needs = g
+            .probes
+            .get(name)
+            .map(|e| e.needs.as_slice())
+            .unwrap_or(&[]);
+        if needs.iter().any(|n| !profile.endpoints.contains_key(n)) {
+            continue;
+        }
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let argv = profile.argv(
             name,

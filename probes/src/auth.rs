@@ -135,6 +135,12 @@ pub struct AuthArgs {
     pub opennebula: opennebula::OpenNebulaArgs,
 }
 
+/// Every login check a probe may record, whatever the cloud: Keystone's
+/// (and SAML's) above, and the other clouds' own login stages.
+pub fn checks() -> Vec<crate::model::CheckId> {
+    ALL.iter().chain(gce::ALL).copied().collect()
+}
+
 impl AuthArgs {
     /// For probes that speak OpenStack's own APIs only: another `--cloud`
     /// is a configuration the probe cannot serve (UNKNOWN).

@@ -47,7 +47,10 @@ impl Probe for Appliances {
     type Args = Args;
 
     fn checks() -> Vec<crate::model::CheckId> {
-        crate::auth::ALL.iter().chain(ALL).copied().collect()
+        crate::auth::checks()
+            .into_iter()
+            .chain(ALL.iter().copied())
+            .collect()
     }
 
     const OPTIONAL: &'static [Optional] = &[

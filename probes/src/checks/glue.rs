@@ -91,7 +91,10 @@ impl Probe for Glue {
     type Args = Args;
 
     fn checks() -> Vec<crate::model::CheckId> {
-        crate::auth::ALL.iter().chain(ALL).copied().collect()
+        crate::auth::checks()
+            .into_iter()
+            .chain(ALL.iter().copied())
+            .collect()
     }
 
     const OPTIONAL: &'static [Optional] = &[

@@ -78,7 +78,10 @@ impl Probe for ObjectStorage {
     type Args = Args;
 
     fn checks() -> Vec<crate::model::CheckId> {
-        crate::auth::ALL.iter().chain(ALL).copied().collect()
+        crate::auth::checks()
+            .into_iter()
+            .chain(ALL.iter().copied())
+            .collect()
     }
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {

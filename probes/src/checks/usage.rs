@@ -82,7 +82,10 @@ impl Probe for Usage {
     type Args = Args;
 
     fn checks() -> Vec<crate::model::CheckId> {
-        crate::auth::ALL.iter().chain(ALL).copied().collect()
+        crate::auth::checks()
+            .into_iter()
+            .chain(ALL.iter().copied())
+            .collect()
     }
 
     const OPTIONAL: &'static [Optional] = &[
