@@ -32,7 +32,10 @@ async fn sigterm_during_a_slow_create_waits_out_im_and_leaves_nothing() {
             // The create answers late (IM creating the VM at the site).
             ("POST", ["im", "infrastructures"]) => {
                 s.posted.store(true, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(600));
+                // Blocking a worker would stall the tasks queued on it (the
+                // probe's runner among them) and race the SIGTERM past the
+                // create: hand the worker's tasks over first.
+                tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(600)));
                 None
             }
             // At first IM has no VM for it yet.
