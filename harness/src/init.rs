@@ -367,10 +367,10 @@ pub async fn run(a: InitArgs) -> Result<u8, String> {
         if matches!(r.status, Status::Ok | Status::Warning) {
             println!("dry login: {} - {}", r.status, r.summary);
             // A catalog without object storage: its advisory check is skipped.
-            let no_swift = r
-                .steps
-                .iter()
-                .any(|s| s.check == "AUTH-08" && s.message.contains("object-store: missing"));
+            let no_swift = r.perfdata.iter().any(|p| {
+                p.label == probes::checks::token_auth::OBJECT_STORE_ENDPOINTS
+                    && p.value == Some(0.0)
+            });
             if no_swift {
                 text = profile_text(&a, &keystone, glue.as_ref(), &["check_object_storage"]);
                 profile = Profile::parse(&text, &origin)?;

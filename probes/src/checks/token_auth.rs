@@ -159,6 +159,13 @@ async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
     if !optional.is_empty() {
         let (status, msg) = catalog_extra(&session, &optional, plan.allow_http);
         ctx.note(CATALOG_EXTRA, status, msg);
+        if optional.iter().any(|s| s == "object-store") {
+            let n = session
+                .catalog
+                .public_endpoints("object-store", session.region.as_deref())
+                .len();
+            ctx.perf(Perf::count(OBJECT_STORE_ENDPOINTS, n as u64));
+        }
     }
 
     ctx.step(FED_PROTOCOLS, advertised_protocols(&session))
@@ -398,7 +405,8 @@ async fn advertised_protocols(s: &Session) -> Result<Done<()>, Fail> {
         };
         parts.push(format!("{}{off}: {ps}", i.idp));
     }
-    let offered = if families.is_empty() {
+    let none = families.is_empty();
+    let offered = if none {
         "no OIDC or SAML protocol".to_string()
     } else {
         families.into_iter().collect::<Vec<_>>().join(" and ")
@@ -413,11 +421,15 @@ async fn advertised_protocols(s: &Session) -> Result<Done<()>, Fail> {
         }
     );
     let msg = crate::text::one_line(&msg, 600);
-    if offered.starts_with("no ") {
+    if none {
         return Ok(Done::warn((), msg));
     }
     Ok(Done::ok((), msg))
 }
+
+/// Perfdata label: the catalog's public object-store endpoints in the region
+/// (when object-store is among the optional services), read by `fedprobe init`.
+pub const OBJECT_STORE_ENDPOINTS: &str = "object_store_endpoints";
 
 /// Alternative service types a catalog may use for the same service.
 const VOLUME_TYPES: &[&str] = &["volumev3", "block-storage", "volume", "volumev2"];
