@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
@@ -10,8 +9,8 @@ use serde_json::{json, Value};
 use crate::dates::iso;
 use crate::faults::Fault;
 use crate::fixtures::new_id;
-use crate::http::{bytes, empty, glance_error, reply, with_header, Req, Resp};
-use crate::state::{Cloud, Image, ImageData};
+use crate::http::{empty, glance_error, image_data, reply, with_header, Req, Resp};
+use crate::state::{Cloud, Image, ImageData, Upload};
 
 fn image_json(img: &Image, now: Instant) -> Value {
     let status = img.current_status(now);
@@ -40,15 +39,17 @@ fn image_json(img: &Image, now: Instant) -> Value {
     v
 }
 
-fn store_data(c: &Cloud, img: &mut Image, data: Bytes) {
-    let good = format!("{:x}", Md5::digest(&data));
+fn store_data(c: &Cloud, img: &mut Image, up: Upload) {
     img.checksum = Some(if c.fault(Fault::WrongChecksum) {
-        format!("{:x}", Md5::digest(format!("corrupted-{good}").as_bytes()))
+        format!(
+            "{:x}",
+            Md5::digest(format!("corrupted-{}", up.md5).as_bytes())
+        )
     } else {
-        good
+        up.md5
     });
-    img.sha512 = Some(format!("{:x}", sha2::Sha512::digest(&data)));
-    img.data = Some(ImageData::new(data));
+    img.sha512 = Some(up.sha512);
+    img.data = Some(up.data);
 }
 
 pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
@@ -209,7 +210,11 @@ pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                     "Properties disk_format, container_format must be set prior to saving data.",
                 );
             }
-            store_data(c, img, r.body.clone());
+            let up = match &r.upload {
+                Some(up) => up.clone(),
+                None => Upload::of(r.body.clone()),
+            };
+            store_data(c, img, up);
             img.status = if stage { "uploading" } else { "active" };
             empty(StatusCode::NO_CONTENT)
         }
@@ -240,10 +245,7 @@ pub async fn glance(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["v2", "images", id, "file"]) => match site.images.get(*id) {
             Some(img) => match &img.data {
                 Some(d) if img.current_status(now) == "active" => {
-                    let Ok(data) = d.read() else {
-                        return glance_error(500, "image data unreadable");
-                    };
-                    let resp = bytes(StatusCode::OK, data);
+                    let resp = image_data(StatusCode::OK, d.clone());
                     let resp = with_header(resp, "content-type", "application/octet-stream");
                     match &img.checksum {
                         Some(sum) => with_header(resp, "content-md5", sum),

@@ -4,12 +4,81 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use serde_json::{json, Value};
 
-pub type Resp = Response<Full<Bytes>>;
+pub type Resp = Response<Body>;
+
+/// An answer's body: bytes in memory, or image data read from its file a
+/// chunk at a time as the client takes it (a thousand concurrent downloads
+/// do not each copy their image into memory).
+pub enum Body {
+    Bytes(Option<Bytes>),
+    Image(crate::state::ImageData, u64),
+}
+
+const CHUNK: u64 = 64 * 1024;
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        use crate::state::ImageData;
+        use std::os::unix::fs::FileExt;
+        let this = self.get_mut();
+        let frame = match this {
+            Body::Bytes(b) => b
+                .take()
+                .filter(|b| !b.is_empty())
+                .map(|b| Ok(Frame::data(b))),
+            Body::Image(ImageData::Memory(b), at) => {
+                let rest = b.slice((*at as usize).min(b.len())..);
+                *at = b.len() as u64;
+                (!rest.is_empty()).then(|| Ok(Frame::data(rest)))
+            }
+            Body::Image(ImageData::File { file, len }, at) => {
+                let n = (*len - *at).min(CHUNK) as usize;
+                if n == 0 {
+                    None
+                } else {
+                    // Page-cache reads of one chunk: short enough to do inline.
+                    let mut buf = vec![0u8; n];
+                    match file.read_exact_at(&mut buf, *at) {
+                        Ok(()) => {
+                            *at += n as u64;
+                            Some(Ok(Frame::data(Bytes::from(buf))))
+                        }
+                        Err(e) => {
+                            *at = *len;
+                            Some(Err(e))
+                        }
+                    }
+                }
+            }
+        };
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Bytes(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            Body::Image(d, at) => *at >= d.len(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(match self {
+            Body::Bytes(b) => b.as_ref().map_or(0, |b| b.len() as u64),
+            Body::Image(d, at) => d.len().saturating_sub(*at),
+        })
+    }
+}
 
 /// A request with its body read and its path split into decoded segments.
 pub struct Req {
@@ -18,6 +87,8 @@ pub struct Req {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Image data streamed in by the router instead of `body`.
+    pub upload: Option<crate::state::Upload>,
 }
 
 impl Req {
@@ -35,6 +106,7 @@ impl Req {
             query: parse_query(raw_query.unwrap_or("")),
             headers,
             body,
+            upload: None,
         }
     }
 
@@ -97,7 +169,14 @@ pub fn reply(status: StatusCode, body: Value) -> Resp {
 }
 
 pub fn bytes(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Body::Bytes(Some(body.into())));
+    *r.status_mut() = status;
+    r
+}
+
+/// Image data as an answer, streamed from where it is kept.
+pub fn image_data(status: StatusCode, data: crate::state::ImageData) -> Resp {
+    let mut r = Response::new(Body::Image(data, 0));
     *r.status_mut() = status;
     r
 }

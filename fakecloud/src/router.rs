@@ -5,12 +5,13 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 
-use crate::http::{empty, not_found, Req, Resp};
-use crate::state::Cloud;
+use crate::http::{empty, not_found, split_path, Req, Resp};
+use crate::state::{Cloud, Upload, UploadError};
 use crate::{accounting, cinder, glance, im, infosys, keystone, neutron, nova};
 
 /// Largest request body accepted (image uploads).
@@ -25,21 +26,40 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(empty(StatusCode::PAYLOAD_TOO_LARGE)),
+    let (body, upload) = if parts.method == Method::PUT && is_image_data(parts.uri.path()) {
+        match Upload::spool(body, MAX_BODY).await {
+            Ok(u) => (Bytes::new(), Some(u)),
+            Err(UploadError::TooLarge) => return Ok(empty(StatusCode::PAYLOAD_TOO_LARGE)),
+            Err(UploadError::Unreadable) => return Ok(empty(StatusCode::BAD_REQUEST)),
+        }
+    } else {
+        match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => (b.to_bytes(), None),
+            Err(_) => return Ok(empty(StatusCode::PAYLOAD_TOO_LARGE)),
+        }
     };
-    let r = Req::new(
+    let mut r = Req::new(
         parts.method,
         parts.uri.path(),
         parts.uri.query(),
         parts.headers,
         body,
     );
+    r.upload = upload;
     if let Some(resp) = hook.as_ref().and_then(|h| h(&r)) {
         return Ok(resp);
     }
     Ok(route(&cloud, &r).await)
+}
+
+/// Glance's image data upload (`/sN/image/v2/images/ID/file` or `.../stage`):
+/// streamed to its store, not collected.
+fn is_image_data(raw_path: &str) -> bool {
+    let p = split_path(raw_path);
+    matches!(
+        p.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+        [_, "image", "v2", "images", _, "file" | "stage"]
+    )
 }
 
 /// `sN` as the index of an existing site.

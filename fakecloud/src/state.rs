@@ -3,10 +3,8 @@
 //! timestamps when read, so 500 sites need no timers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
-
-use md5::{Digest, Md5};
 
 use crate::faults::{Fault, Faults};
 use crate::fixtures;
@@ -143,30 +141,17 @@ pub struct Image {
 
 /// An image's bytes. Large ones live in an unlinked temporary file (the
 /// demo serves a thousand sites uploading at once: page cache, not the
-/// process's memory), freed with the handle, even if the process dies.
+/// process's memory), freed with the last handle, even if the process dies.
+#[derive(Clone)]
 pub enum ImageData {
     Memory(bytes::Bytes),
-    File { file: std::fs::File, len: u64 },
+    File { file: Arc<std::fs::File>, len: u64 },
 }
 
 /// Images up to this size stay in memory.
 const IN_MEMORY: usize = 64 * 1024;
 
 impl ImageData {
-    pub fn new(data: bytes::Bytes) -> ImageData {
-        if data.len() <= IN_MEMORY {
-            return ImageData::Memory(data);
-        }
-        match unlinked_file(&data) {
-            Ok(file) => ImageData::File {
-                file,
-                len: data.len() as u64,
-            },
-            // No usable temp dir: keep serving from memory.
-            Err(_) => ImageData::Memory(data),
-        }
-    }
-
     pub fn len(&self) -> u64 {
         match self {
             ImageData::Memory(b) => b.len() as u64,
@@ -177,18 +162,93 @@ impl ImageData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
 
-    /// The bytes, read back for one answer.
-    pub fn read(&self) -> std::io::Result<bytes::Bytes> {
-        match self {
-            ImageData::Memory(b) => Ok(b.clone()),
-            ImageData::File { file, len } => {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0u8; *len as usize];
-                file.read_exact_at(&mut buf, 0)?;
-                Ok(buf.into())
+/// Image data read off the wire as it arrives: hashed on the way in and
+/// kept in memory up to [`IN_MEMORY`], then in an unlinked file, so a
+/// thousand concurrent uploads do not each hold their whole body.
+#[derive(Clone)]
+pub struct Upload {
+    pub data: ImageData,
+    pub md5: String,
+    pub sha512: String,
+}
+
+/// Why an upload was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadError {
+    TooLarge,
+    Unreadable,
+}
+
+impl Upload {
+    /// A body that is already in memory (tests, small requests).
+    pub fn of(data: bytes::Bytes) -> Upload {
+        use md5::Digest;
+        let md5 = format!("{:x}", md5::Md5::digest(&data));
+        let sha512 = format!("{:x}", sha2::Sha512::digest(&data));
+        Upload {
+            data: ImageData::Memory(data),
+            md5,
+            sha512,
+        }
+    }
+
+    /// Read `body` frame by frame, at most `max` bytes.
+    pub async fn spool<B>(mut body: B, max: usize) -> Result<Upload, UploadError>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    {
+        use http_body_util::BodyExt;
+        use md5::Digest;
+        use std::io::Write;
+        let (mut md5, mut sha512) = (md5::Md5::new(), sha2::Sha512::new());
+        let mut mem = bytes::BytesMut::new();
+        let mut file: Option<std::fs::File> = None;
+        // No usable temp dir: keep the data in memory.
+        let mut memory_only = false;
+        let mut len = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| UploadError::Unreadable)?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            len += chunk.len();
+            if len > max {
+                return Err(UploadError::TooLarge);
+            }
+            md5.update(&chunk);
+            sha512.update(&chunk);
+            match file.as_mut() {
+                Some(f) => f.write_all(&chunk).map_err(|_| UploadError::Unreadable)?,
+                None if memory_only || mem.len() + chunk.len() <= IN_MEMORY => {
+                    mem.extend_from_slice(&chunk)
+                }
+                None => match unlinked_file(&mem) {
+                    Ok(mut f) => {
+                        f.write_all(&chunk).map_err(|_| UploadError::Unreadable)?;
+                        mem = bytes::BytesMut::new();
+                        file = Some(f);
+                    }
+                    Err(_) => {
+                        memory_only = true;
+                        mem.extend_from_slice(&chunk);
+                    }
+                },
             }
         }
+        let data = match file {
+            Some(f) => ImageData::File {
+                file: Arc::new(f),
+                len: len as u64,
+            },
+            None => ImageData::Memory(mem.freeze()),
+        };
+        Ok(Upload {
+            data,
+            md5: format!("{:x}", md5.finalize()),
+            sha512: format!("{:x}", sha512.finalize()),
+        })
     }
 }
 
@@ -270,8 +330,7 @@ impl Site {
         props.insert("os_distro".into(), "ubuntu".into());
         props.insert("os_version".into(), "22.04".into());
         props.insert("architecture".into(), "x86_64".into());
-        let checksum = format!("{:x}", Md5::digest(&data));
-        let sha = format!("{:x}", sha2::Sha512::digest(&data));
+        let up = Upload::of(data);
         s.images.insert(
             id.clone(),
             Image {
@@ -282,9 +341,9 @@ impl Site {
                 visibility: "public".into(),
                 protected: true,
                 props,
-                data: Some(ImageData::new(data)),
-                checksum: Some(checksum),
-                sha512: Some(sha),
+                data: Some(up.data),
+                checksum: Some(up.md5),
+                sha512: Some(up.sha512),
                 created_at: SystemTime::now(),
                 status: "active",
                 importing_since: None,

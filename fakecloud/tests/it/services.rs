@@ -531,6 +531,37 @@ async fn upload(s: &Session, data: &[u8]) -> (String, Value) {
     (id, v)
 }
 
+/// Data past the in-memory limit goes through the streamed path both ways
+/// (spooled to an unlinked file while hashed; read back a chunk at a time).
+#[tokio::test]
+async fn glance_streams_large_image_data_both_ways() {
+    use sha2::Digest;
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    let d = demo(Faults::default()).await;
+    let s = login(&d, 0).await;
+    let (id, v) = upload(&s, &data).await;
+    assert_eq!(v["status"], "active");
+    assert_eq!(v["size"], data.len());
+    assert_eq!(v["checksum"], format!("{:x}", md5::Md5::digest(&data)));
+    assert_eq!(
+        v["os_hash_value"],
+        format!("{:x}", sha2::Sha512::digest(&data))
+    );
+    let r = s
+        .req(
+            Method::GET,
+            format!("{}/v2/images/{id}/file", s.url("image")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.content_length(), Some(data.len() as u64));
+    let got = r.bytes().await.unwrap();
+    assert!(got.as_ref() == &data[..], "downloaded bytes differ");
+}
+
 #[tokio::test]
 async fn glance_upload_download_delete_and_the_checksum_fault() {
     use md5::Digest;

@@ -402,12 +402,23 @@ fn state(s: nova::Server) -> ServerState {
 
 /// Glance's status words as phases.
 fn image_state(i: Image) -> ImageState {
-    let status = i.status.to_ascii_lowercase();
+    let mut status = i.status.to_ascii_lowercase();
+    // An interoperable import is over when its task lets go of the image:
+    // Glance answers `active` while the task still holds its lock and lists
+    // stores left to import to, and a delete in that window races the task
+    // (the real Glance then answers 500).
+    let busy = |key: &str| i.property(key).is_some_and(|v| !v.trim().is_empty());
+    if status == "active"
+        && (busy("os_glance_import_task") || busy("os_glance_importing_to_stores"))
+    {
+        status = "active, import task still running".into();
+    }
     let phase = match status.as_str() {
         "queued" => ImagePhase::Queued,
         "saving" | "uploading" => ImagePhase::Saving,
         "importing" => ImagePhase::Importing,
         "active" => ImagePhase::Active,
+        "active, import task still running" => ImagePhase::Importing,
         "killed" => ImagePhase::Killed,
         "deleted" | "pending_delete" | "deactivated" => ImagePhase::Deleted,
         _ => ImagePhase::Other,
@@ -543,7 +554,28 @@ impl ObjectStore for OpenStack {
 
 #[cfg(test)]
 mod tests {
-    use super::ref_matches;
+    use super::{image_state, ref_matches};
+    use crate::backend::ImagePhase;
+
+    #[test]
+    fn an_active_image_whose_import_task_still_holds_it_is_not_active_yet() {
+        let img = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"id": "i", "status": "active"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            image_state(serde_json::from_value(v).unwrap())
+        };
+        let busy = img(serde_json::json!({"os_glance_import_task": "t-1"}));
+        assert_eq!(busy.phase, ImagePhase::Importing);
+        let stores = img(serde_json::json!({"os_glance_importing_to_stores": "fs"}));
+        assert_eq!(stores.phase, ImagePhase::Importing);
+        let done = img(
+            serde_json::json!({"os_glance_importing_to_stores": "", "os_glance_failed_import": ""}),
+        );
+        assert_eq!(done.phase, ImagePhase::Active);
+        assert_eq!(img(serde_json::json!({})).phase, ImagePhase::Active);
+    }
 
     #[test]
     fn a_reference_without_a_tag_matches_every_tag_of_its_repository() {
