@@ -209,6 +209,8 @@ fn adhoc_guideline(probes: &[String]) -> Guideline {
                 flagged: vec![],
                 hints: vec![],
                 fix: String::new(),
+                not_applicable: vec![],
+                not_checked: vec![],
             })
             .collect(),
     }
