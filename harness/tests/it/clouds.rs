@@ -609,3 +609,26 @@ fn an_opennebula_boot_failure_fails_the_lifecycle_at_active() {
     );
     assert_eq!(r.status("image-upload-delete"), "pass");
 }
+
+/// `fedprobe demo --cloud azure`: the Azure fixture run with python3 from
+/// the binary's own copy, graded like any Azure site, stopped afterwards.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_shows_an_azure_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args(["demo", "--cloud", "azure", "--quiet", "--format", "json"])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-AZURE", "{v}");
+    assert_eq!(site["run"]["cloud"], "azure");
+    assert_eq!(site["grade"]["passed"], true, "{:#}", site["grade"]);
+    let md = std::fs::read_to_string(dir.path().join("fedprobe-report.md")).unwrap();
+    assert!(md.contains("DEMO-AZURE (Azure Virtual Machines/Disks)"));
+    assert!(md.contains("NOT APPLICABLE"), "{md}");
+}
