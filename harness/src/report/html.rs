@@ -149,7 +149,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
             if let Some(why) = &c.reason {
                 let _ = writeln!(o, "<p class=\"reason\">{}</p>", h(why));
             }
-            if c.status == CapStatus::Fail && !c.fix.is_empty() {
+            if c.status == CapStatus::Fail && c.reason.is_none() && !c.fix.is_empty() {
                 let _ = writeln!(o, "<p class=\"fix\"><b>To fix:</b> {}</p>", h(&c.fix));
             }
             let _ = writeln!(

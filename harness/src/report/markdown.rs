@@ -104,7 +104,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
             if let Some(why) = &c.reason {
                 let _ = writeln!(o, "  - {}", md_cell(why, 1000));
             }
-            if c.status == CapStatus::Fail && !c.fix.is_empty() {
+            if c.status == CapStatus::Fail && c.reason.is_none() && !c.fix.is_empty() {
                 let _ = writeln!(o, "  - **To fix:** {}", md_cell(&c.fix, 1000));
             }
         }

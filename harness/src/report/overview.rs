@@ -212,6 +212,9 @@ fn fixes(s: &SiteReport) -> Vec<Fix> {
                 let id = x.check.rsplit(':').next().unwrap_or(&x.check);
                 let fix = if x.outcome == Verdict::NotConfigured {
                     x.message.clone()
+                } else if let Some(why) = &c.reason {
+                    // Not checkable on this API: the usual fix is for another one.
+                    why.clone()
                 } else {
                     let usual = crate::explain::entry(id).map(|e| e.fix).unwrap_or_default();
                     match (usual.is_empty(), c.fix.is_empty()) {
