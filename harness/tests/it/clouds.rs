@@ -91,10 +91,15 @@ fn run(profile_text: &str, dir: &Path, env: &[(&str, &str)]) -> Reports {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    Reports {
-        json: serde_json::from_str(&text).unwrap(),
-        dir: reports,
-    }
+    let json: Value = serde_json::from_str(&text).unwrap();
+    // Shown with --nocapture: the wall time of the guideline on this API.
+    eprintln!(
+        "{} ({}): guideline run {}s",
+        json["sites"][0]["run"]["site"],
+        json["sites"][0]["run"]["cloud"],
+        json["sites"][0]["run"]["duration"]
+    );
+    Reports { json, dir: reports }
 }
 
 /// The grading every API shares: the capabilities that apply pass, those that
