@@ -128,8 +128,9 @@ pub struct DemoArgs {
     /// Number of virtual sites served by the one process
     #[arg(long, default_value_t = 1)]
     pub sites: usize,
-    /// The demo site's API: openstack (the in-process reference cloud) or ec2
-    /// (the moto server ci/peers/moto.sh starts, found through --moto-env)
+    /// The demo site's API: openstack (the in-process reference cloud), ec2
+    /// (the moto server ci/peers/moto.sh starts, found through --moto-env) or
+    /// azure (the Azure fixture, run with python3)
     #[arg(long, value_enum, default_value_t = probes::auth::cloud::CloudKind::OpenStack)]
     pub cloud: probes::auth::cloud::CloudKind,
     /// moto's facts file (MOTO_URL=...), for --cloud ec2
@@ -209,6 +210,8 @@ fn adhoc_guideline(probes: &[String]) -> Guideline {
                 flagged: vec![],
                 hints: vec![],
                 fix: String::new(),
+                not_applicable: vec![],
+                not_checked: vec![],
             })
             .collect(),
     }
@@ -610,6 +613,8 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
     }
     let g = Guideline::embedded();
     let mut plans = Vec::new();
+    // Stopped (by PID) when the demo ends.
+    let mut fixture = None;
     match a.cloud {
         probes::auth::cloud::CloudKind::OpenStack => {}
         probes::auth::cloud::CloudKind::Ec2 => {
@@ -621,6 +626,18 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
                     )
                 })?;
             plans.push(plan_site(&p, &g, demo.dir())?);
+        }
+        probes::auth::cloud::CloudKind::Azure => {
+            let fx = crate::demo::AzureFixture::start(demo.dir()).await?;
+            if !a.out.quiet {
+                eprintln!(
+                    "fedprobe demo: Azure fixture (ci/peers/azure_fixture.py) on {}",
+                    fx.url
+                );
+            }
+            let p = fx.profile(demo.dir(), Some(&a.probe_timeout))?;
+            plans.push(plan_site(&p, &g, demo.dir())?);
+            fixture = Some(fx);
         }
         other => return Err(format!("--cloud {other}: the demo has no such site")),
     }
@@ -647,6 +664,7 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
         );
         let _ = tokio::signal::ctrl_c().await;
     }
+    drop(fixture);
     drop(demo);
     Ok(exit_code(report.status(), a.fail_on))
 }

@@ -26,6 +26,9 @@ pub enum Verdict {
     /// names the flag or profile key that enables it.
     #[serde(rename = "not-configured")]
     NotConfigured,
+    /// The capability does not apply to the site's cloud API (reason given).
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
 }
 
 impl Verdict {
@@ -49,6 +52,7 @@ impl Verdict {
             Verdict::Fail => "fail",
             Verdict::Skip => "skip",
             Verdict::NotConfigured => "not-configured",
+            Verdict::NotApplicable => "not-applicable",
         }
     }
 }
@@ -81,6 +85,21 @@ pub enum CapStatus {
     Fail,
     /// Every check is flagged: nothing to grade.
     Untested,
+    /// Not for this site's cloud API: neither passed nor failed, with the
+    /// reason (`CapGrade::reason`).
+    #[serde(rename = "not-applicable")]
+    NotApplicable,
+}
+
+impl CapStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapStatus::Pass => "pass",
+            CapStatus::Fail => "fail",
+            CapStatus::Untested => "untested",
+            CapStatus::NotApplicable => "not-applicable",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +110,10 @@ pub struct CapGrade {
     pub title: String,
     pub status: CapStatus,
     pub fix: String,
+    /// Why the capability does not apply to, or cannot be checked on, the
+    /// site's cloud API.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
     pub checks: Vec<CheckGrade>,
 }
 
@@ -188,6 +211,11 @@ pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
             .iter()
             .filter_map(|f| Some((Selector::parse(&f.check).ok()?, f.reason.as_str())))
             .collect();
+        let unchecked = c.not_checked_on(run.cloud);
+        if let Some(why) = c.not_applicable_on(run.cloud) {
+            caps.push(not_applicable(c, run, &own, why));
+            continue;
+        }
         let mut seen = BTreeSet::new();
         let mut checks = Vec::new();
         for s in &c.checks {
@@ -196,7 +224,12 @@ pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
             };
             let found = matching(&sel, run, &own);
             let rest = if found.is_empty() || stopped_outside(&sel, run) {
-                Some(not_reached(&sel, run))
+                let mut r = not_reached(&sel, run);
+                if let Some(why) = unchecked {
+                    r.message =
+                        format!("not checked on {}: {why} ({})", run.cloud.api(), r.message);
+                }
+                Some(r)
             } else {
                 None
             };
@@ -237,14 +270,74 @@ pub fn grade(g: &Guideline, run: &SiteRun) -> SiteGrade {
             title: c.title.clone(),
             status,
             fix: c.fix.clone(),
+            reason: unchecked.map(|w| format!("not checked on {}: {w}", run.cloud.api())),
             checks,
         });
     }
     summarise(g, run, caps)
 }
 
+/// A capability that does not apply to the site's API: the checks that ran
+/// anyway are shown, not graded; without any, one line gives the reason.
+fn not_applicable(
+    c: &crate::guideline::Capability,
+    run: &SiteRun,
+    own: &[CheckGrade],
+    why: &str,
+) -> CapGrade {
+    let reason = format!("not applicable on {}: {why}", run.cloud.api());
+    let mut checks: Vec<CheckGrade> = Vec::new();
+    for s in &c.checks {
+        let Ok(sel) = Selector::parse(s) else {
+            continue;
+        };
+        for mut cg in matching(&sel, run, own) {
+            if !checks
+                .iter()
+                .any(|x| x.probe == cg.probe && x.check == cg.check)
+            {
+                cg.flagged = Some(reason.clone());
+                checks.push(cg);
+            }
+        }
+    }
+    if checks.is_empty() {
+        checks.push(CheckGrade {
+            probe: c
+                .checks
+                .first()
+                .and_then(|s| Selector::parse(s).ok())
+                .map(|s| s.probe)
+                .unwrap_or_default(),
+            check: c.checks.join(", "),
+            requirement: c.requirement.clone(),
+            name: "not applicable".into(),
+            status: Status::Unknown,
+            outcome: Verdict::NotApplicable,
+            message: reason.clone(),
+            duration: Duration::ZERO,
+            flagged: Some(reason.clone()),
+            hint: None,
+        });
+    }
+    CapGrade {
+        id: c.id.clone(),
+        requirement: c.requirement.clone(),
+        level: c.level,
+        title: c.title.clone(),
+        status: CapStatus::NotApplicable,
+        fix: String::new(),
+        reason: Some(reason),
+        checks,
+    }
+}
+
 fn summarise(g: &Guideline, run: &SiteRun, caps: Vec<CapGrade>) -> SiteGrade {
-    let required: Vec<&CapGrade> = caps.iter().filter(|c| c.level == Level::Required).collect();
+    // A capability that does not apply is neither passed nor failed.
+    let required: Vec<&CapGrade> = caps
+        .iter()
+        .filter(|c| c.level == Level::Required && c.status != CapStatus::NotApplicable)
+        .collect();
     let required_passed = required
         .iter()
         .filter(|c| c.status == CapStatus::Pass)

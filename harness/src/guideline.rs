@@ -83,6 +83,41 @@ pub struct Capability {
     /// shows it beside that check (the capability's `fix` is general).
     #[serde(default)]
     pub hints: Vec<Hint>,
+    /// Clouds where the capability does not apply (the federation's own
+    /// services do not serve that API): graded `not-applicable`, the
+    /// reason shown, never counted as passed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_applicable: Vec<PerCloud>,
+    /// Clouds where the capability applies but no probe can check it yet:
+    /// what it did not check says why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<PerCloud>,
+}
+
+/// A note about some cloud APIs, with its reason.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerCloud {
+    pub clouds: Vec<probes::auth::cloud::CloudKind>,
+    pub reason: String,
+}
+
+impl Capability {
+    /// Why this capability does not apply to a site on `cloud`, if it does not.
+    pub fn not_applicable_on(&self, cloud: probes::auth::cloud::CloudKind) -> Option<&str> {
+        find_cloud(&self.not_applicable, cloud)
+    }
+
+    /// Why this capability cannot be checked on `cloud`, if it cannot.
+    pub fn not_checked_on(&self, cloud: probes::auth::cloud::CloudKind) -> Option<&str> {
+        find_cloud(&self.not_checked, cloud)
+    }
+}
+
+fn find_cloud(list: &[PerCloud], cloud: probes::auth::cloud::CloudKind) -> Option<&str> {
+    list.iter()
+        .find(|n| n.clouds.contains(&cloud))
+        .map(|n| n.reason.as_str())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -299,6 +334,25 @@ impl Guideline {
                     }
                     Err(e) => out.push(format!("capability {}: hint {e}", c.id)),
                 }
+            }
+        }
+        for c in &self.capabilities {
+            for n in c.not_applicable.iter().chain(&c.not_checked) {
+                if n.clouds.is_empty() || n.reason.trim().is_empty() {
+                    out.push(format!(
+                        "capability {}: a not_applicable/not_checked entry needs clouds and a reason",
+                        c.id
+                    ));
+                }
+            }
+            let both = probes::auth::cloud::CloudKind::ALL
+                .into_iter()
+                .find(|k| c.not_applicable_on(*k).is_some() && c.not_checked_on(*k).is_some());
+            if let Some(k) = both {
+                out.push(format!(
+                    "capability {}: {k} is both not applicable and not checked",
+                    c.id
+                ));
             }
         }
         for r in &self.requirements {

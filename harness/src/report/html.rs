@@ -15,7 +15,7 @@ table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;pad
 code{font-size:90%;word-break:break-all}svg text{font-size:11px;font-family:sans-serif}
 section.site{border-top:2px solid #444;margin-top:2em}.fix{background:#fff8c5;padding:.3em .6em}
 section.overview{background:#f6f8fa;padding:.5em 1em;margin:1em 0}table.ov{width:100%}
-.v-pass,.v-done{color:#1a7f37;font-weight:bold}.v-fail,.v-to-do{color:#cf222e;font-weight:bold}.v-advisory{color:#9a6700;font-weight:bold}.v-not-configured,.v-untested,.v-not-checked{color:#6e7781;font-weight:bold}
+.v-pass,.v-done{color:#1a7f37;font-weight:bold}.v-fail,.v-to-do{color:#cf222e;font-weight:bold}.v-advisory{color:#9a6700;font-weight:bold}.v-not-configured,.v-untested,.v-not-checked,.v-not-applicable{color:#6e7781;font-weight:bold}
 ol.fixes li{margin:.4em 0}
 @media (max-width:700px){body{margin:.5em}h1{font-size:1.3em}.ov b{white-space:nowrap}table{display:block;overflow-x:auto}table.ov{display:table}.rtitle{display:none}td,th{padding:.2em .3em;font-size:90%}svg.timing{max-width:100%;height:auto}pre{white-space:pre-wrap}}";
 
@@ -134,7 +134,7 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
             let css = match c.status {
                 CapStatus::Pass => "pass",
                 CapStatus::Fail => "fail",
-                CapStatus::Untested => "skip",
+                CapStatus::Untested | CapStatus::NotApplicable => "skip",
             };
             let _ = writeln!(
                 o,
@@ -146,7 +146,10 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                 c.status,
                 h(&c.title)
             );
-            if c.status == CapStatus::Fail && !c.fix.is_empty() {
+            if let Some(why) = &c.reason {
+                let _ = writeln!(o, "<p class=\"reason\">{}</p>", h(why));
+            }
+            if c.status == CapStatus::Fail && c.reason.is_none() && !c.fix.is_empty() {
                 let _ = writeln!(o, "<p class=\"fix\"><b>To fix:</b> {}</p>", h(&c.fix));
             }
             let _ = writeln!(
@@ -154,7 +157,10 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                 "<table><tr><th>check</th><th>outcome</th><th>time (s)</th><th>evidence</th></tr>"
             );
             for ch in &c.checks {
-                let outcome = if ch.flagged.is_some() {
+                let na = c.status == CapStatus::NotApplicable;
+                let outcome = if na {
+                    "not-applicable"
+                } else if ch.flagged.is_some() {
                     "flagged"
                 } else {
                     ch.outcome.as_str()
@@ -164,12 +170,15 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                     (false, Verdict::Pass) => "pass",
                     (false, Verdict::Warn) => "warn",
                     (false, Verdict::Fail) => "fail",
-                    (false, Verdict::NotConfigured) => "skip",
+                    (false, Verdict::NotConfigured | Verdict::NotApplicable) => "skip",
                 };
                 let flag = ch
                     .flagged
                     .as_ref()
-                    .map(|w| format!("<br><i>flagged: {}</i>", h(w)))
+                    .map(|w| {
+                        let what = if na { "" } else { "flagged: " };
+                        format!("<br><i>{what}{}</i>", h(w))
+                    })
                     .unwrap_or_default();
                 let flag = match &ch.hint {
                     Some(hint) => format!(

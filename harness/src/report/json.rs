@@ -37,6 +37,9 @@ pub struct Totals {
     /// Checks not run because their probe was not configured for them.
     #[serde(skip_serializing_if = "is_zero")]
     pub not_configured: usize,
+    /// Checks of capabilities that do not apply to the site's cloud API.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_applicable: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -51,6 +54,10 @@ pub fn totals(r: &Report) -> Totals {
     };
     for s in &r.sites {
         for c in &s.grade.capabilities {
+            if c.status == crate::grade::CapStatus::NotApplicable {
+                t.not_applicable += c.checks.len();
+                continue;
+            }
             for ch in &c.checks {
                 if ch.flagged.is_some() {
                     t.flagged += 1;
@@ -62,6 +69,7 @@ pub fn totals(r: &Report) -> Totals {
                     crate::grade::Verdict::Fail => t.fail += 1,
                     crate::grade::Verdict::Skip => t.skip += 1,
                     crate::grade::Verdict::NotConfigured => t.not_configured += 1,
+                    crate::grade::Verdict::NotApplicable => t.not_applicable += 1,
                 }
             }
         }

@@ -63,16 +63,22 @@ pub fn site_chunk(s: &SiteReport, first_id: usize) -> (String, usize) {
 fn add_site(report: &mut ReportBuilder, s: &SiteReport) {
     {
         let site = xml_line(&s.run.site, 200);
+        // The suite names the API (an OpenStack site reads as before).
+        let label = xml_line(&s.run.site_label(), 250);
         for c in &s.grade.capabilities {
-            let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{site} / {}", c.id), 300));
+            let mut suite = TestSuiteBuilder::new(&xml_line(&format!("{label} / {}", c.id), 300));
             suite.set_timestamp(started(s.run.started_at));
             suite.set_system_out(&xml_safe(&format!(
-                "{} capability ({}), requirement {}: {}\nresult: {:?}\nfix: {}",
+                "{} capability ({}), requirement {}: {}\nresult: {:?}{}\nfix: {}",
                 c.level.as_str(),
                 c.title,
                 c.requirement,
                 c.id,
                 c.status,
+                c.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
                 c.fix
             )));
             for ch in &c.checks {
@@ -101,6 +107,9 @@ fn add_site(report: &mut ReportBuilder, s: &SiteReport) {
                         (Verdict::Skip, _) => TestCase::skipped_with_cause(&name, "skipped", &msg),
                         (Verdict::NotConfigured, _) => {
                             TestCase::skipped_with_cause(&name, "not configured", &msg)
+                        }
+                        (Verdict::NotApplicable, _) => {
+                            TestCase::skipped_with_cause(&name, "not applicable", &msg)
                         }
                     }
                 };

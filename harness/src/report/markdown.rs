@@ -101,7 +101,10 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
                 c.status,
                 md_cell(&c.title, 300)
             );
-            if c.status == CapStatus::Fail && !c.fix.is_empty() {
+            if let Some(why) = &c.reason {
+                let _ = writeln!(o, "  - {}", md_cell(why, 1000));
+            }
+            if c.status == CapStatus::Fail && c.reason.is_none() && !c.fix.is_empty() {
                 let _ = writeln!(o, "  - **To fix:** {}", md_cell(&c.fix, 1000));
             }
         }
@@ -111,12 +114,16 @@ fn site(o: &mut String, r: &Report, s: &SiteReport) {
         );
         for c in g.capabilities.iter().filter(|c| &c.requirement == rid) {
             for ch in &c.checks {
+                let na = c.status == CapStatus::NotApplicable;
                 let outcome = match (&ch.flagged, ch.outcome) {
+                    (Some(_), _) if na => "not applicable".to_string(),
                     (Some(_), _) => "flagged".to_string(),
                     (None, Verdict::Pass) => "pass".into(),
                     (None, x) => format!("**{}**", x.as_str()),
                 };
                 let mut ev = match &ch.flagged {
+                    Some(why) if na && ch.message == *why => why.clone(),
+                    Some(why) if na => format!("{} ({why})", ch.message),
                     Some(why) => format!("{} (flagged: {})", ch.message, why),
                     None => ch.message.clone(),
                 };

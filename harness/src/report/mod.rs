@@ -190,6 +190,8 @@ pub enum ReqStatus {
     Advisory,
     Fail,
     Untested,
+    /// Every capability of the requirement is not for this site's API.
+    NotApplicable,
 }
 
 impl ReqStatus {
@@ -199,6 +201,7 @@ impl ReqStatus {
             ReqStatus::Advisory => "ADVISORY FAIL (not required)",
             ReqStatus::Fail => "FAIL",
             ReqStatus::Untested => "UNTESTED",
+            ReqStatus::NotApplicable => "NOT APPLICABLE",
         }
     }
 
@@ -208,6 +211,7 @@ impl ReqStatus {
             ReqStatus::Advisory => "warn",
             ReqStatus::Fail => "fail",
             ReqStatus::Untested => "skip",
+            ReqStatus::NotApplicable => "skip",
         }
     }
 }
@@ -215,12 +219,13 @@ impl ReqStatus {
 pub fn requirement_status(g: &SiteGrade, req: &str) -> ReqStatus {
     use crate::grade::CapStatus;
     use crate::guideline::Level;
-    let caps: Vec<_> = g
-        .capabilities
-        .iter()
-        .filter(|c| c.requirement == req && c.status != CapStatus::Untested)
+    let mine = || g.capabilities.iter().filter(|c| c.requirement == req);
+    let caps: Vec<_> = mine()
+        .filter(|c| !matches!(c.status, CapStatus::Untested | CapStatus::NotApplicable))
         .collect();
-    if caps.is_empty() {
+    if caps.is_empty() && mine().any(|c| c.status == CapStatus::NotApplicable) {
+        ReqStatus::NotApplicable
+    } else if caps.is_empty() {
         ReqStatus::Untested
     } else if caps
         .iter()

@@ -82,15 +82,21 @@ pub fn render(r: &Report) -> String {
         ));
         let mut lines = Vec::new();
         for c in &g.capabilities {
+            let na = c.status == CapStatus::NotApplicable;
             for ch in &c.checks {
-                let flag = if ch.flagged.is_some() {
+                let flag = if ch.flagged.is_some() && !na {
                     " (flagged)"
                 } else {
                     ""
                 };
+                // Not a status of the site: a capability its API does not have.
+                let status = if na && ch.outcome == Verdict::NotApplicable {
+                    "N/A".to_string()
+                } else {
+                    ch.status.to_string()
+                };
                 let line = format!(
-                    "  [{}] {} {} {} {}{flag}: {} ({:.2}s)",
-                    ch.status,
+                    "  [{status}] {} {} {} {}{flag}: {} ({:.2}s)",
                     s.run.site,
                     c.id,
                     ch.check,
@@ -100,6 +106,8 @@ pub fn render(r: &Report) -> String {
                 );
                 let rank = if c.status == CapStatus::Fail && ch.flagged.is_none() {
                     0
+                } else if na {
+                    2
                 } else {
                     1
                 };

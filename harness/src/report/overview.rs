@@ -86,7 +86,7 @@ pub struct Overview {
 pub struct Row {
     pub id: String,
     pub title: String,
-    /// pass | fail | advisory | not-configured | untested
+    /// pass | fail | advisory | not-configured | untested | not-applicable
     pub verdict: &'static str,
     pub label: &'static str,
     pub evidence: String,
@@ -147,11 +147,13 @@ fn graded(c: &CheckGrade) -> bool {
 
 /// A requirement's verdict from its capabilities.
 fn verdict(g: &SiteGrade, req: &str) -> (&'static str, &'static str) {
-    let caps: Vec<_> = g
-        .capabilities
-        .iter()
-        .filter(|c| c.requirement == req && c.status != CapStatus::Untested)
+    let mine = || g.capabilities.iter().filter(|c| c.requirement == req);
+    let caps: Vec<_> = mine()
+        .filter(|c| !matches!(c.status, CapStatus::Untested | CapStatus::NotApplicable))
         .collect();
+    if caps.is_empty() && mine().any(|c| c.status == CapStatus::NotApplicable) {
+        return ("not-applicable", "NOT APPLICABLE");
+    }
     if caps.is_empty() {
         return ("untested", "UNTESTED");
     }
@@ -182,7 +184,7 @@ fn outcome_rank(v: Verdict) -> u8 {
         Verdict::Fail => 0,
         Verdict::Skip => 1,
         Verdict::NotConfigured => 2,
-        Verdict::Warn | Verdict::Pass => 3,
+        Verdict::Warn | Verdict::Pass | Verdict::NotApplicable => 3,
     }
 }
 
@@ -210,6 +212,9 @@ fn fixes(s: &SiteReport) -> Vec<Fix> {
                 let id = x.check.rsplit(':').next().unwrap_or(&x.check);
                 let fix = if x.outcome == Verdict::NotConfigured {
                     x.message.clone()
+                } else if let Some(why) = &c.reason {
+                    // Not checkable on this API: the usual fix is for another one.
+                    why.clone()
                 } else {
                     let usual = crate::explain::entry(id).map(|e| e.fix).unwrap_or_default();
                     match (usual.is_empty(), c.fix.is_empty()) {
@@ -410,7 +415,7 @@ pub fn build(r: &Report, s: &SiteReport) -> Overview {
         })
         .collect();
     Overview {
-        site: s.run.site.clone(),
+        site: s.run.site_label(),
         anchor: anchor(&s.run.site),
         passed: g.passed,
         status: g.status.to_string(),
@@ -427,11 +432,7 @@ pub fn build(r: &Report, s: &SiteReport) -> Overview {
 }
 
 fn cap_word(s: CapStatus) -> &'static str {
-    match s {
-        CapStatus::Pass => "pass",
-        CapStatus::Fail => "fail",
-        CapStatus::Untested => "untested",
-    }
+    s.as_str()
 }
 
 /// Render one site's overview with the named template.

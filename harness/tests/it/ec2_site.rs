@@ -91,8 +91,9 @@ fn fedprobe_run_grades_an_ec2_site() {
     ] {
         assert_eq!(cap(id), "pass", "{id}: {caps:#?}");
     }
-    // Keystone's federation is not what EC2 offers: not run, so not passed.
-    assert_eq!(cap("identity-oidc-federation"), "fail");
+    // EC2's federated login is STS AssumeRoleWithWebIdentity, which
+    // check_token_auth now checks (it was skipped here before).
+    assert_eq!(cap("identity-oidc-federation"), "pass");
 }
 
 /// `fedprobe demo --cloud ec2` runs the guideline against moto.

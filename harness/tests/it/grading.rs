@@ -503,3 +503,108 @@ fn a_saml_only_site_meets_the_aai_requirement_and_a_saml_failure_says_what_to_fi
         "{problems:#?}"
     );
 }
+
+/// The test guideline with per-cloud notes: login not applicable on
+/// OpenNebula, the advisory extra not checked on EC2.
+fn g_per_cloud() -> Guideline {
+    let text = G
+        .replace(
+            "checks = [\"check_token_auth:AUTH-*\"]",
+            "checks = [\"check_token_auth:AUTH-*\"]\nnot_applicable = [{ clouds = [\"opennebula\"], reason = \"no federated login\" }]",
+        )
+        .replace(
+            "checks = [\"check_vm_lifecycle:VM-03\"]",
+            "checks = [\"check_vm_lifecycle:VM-03\"]\nnot_checked = [{ clouds = [\"ec2\"], reason = \"no probe for it\" }]",
+        );
+    Guideline::parse(&text).unwrap()
+}
+
+#[test]
+fn not_applicable_is_shown_with_its_reason_and_never_counted() {
+    use probes::auth::cloud::CloudKind;
+    // The login ran and failed: on OpenNebula that is shown, not graded.
+    let mut results = all_ok();
+    results[0] = result(
+        "check_token_auth",
+        "TOKEN_AUTH",
+        Status::Critical,
+        vec![step("AUTH-01", Status::Critical)],
+    );
+    let mut run = site(results.clone());
+    run.cloud = CloudKind::OpenNebula;
+    let sg = grade(&g_per_cloud(), &run);
+    let auth = cap(&sg, "auth");
+    assert_eq!(auth.status, CapStatus::NotApplicable);
+    assert_eq!(
+        auth.reason.as_deref(),
+        Some("not applicable on OpenNebula XML-RPC: no federated login")
+    );
+    assert!(auth.checks.iter().all(|c| c.flagged.is_some()), "{auth:?}");
+    assert!(sg.passed, "{sg:?}");
+    assert_eq!(sg.required_total, 2);
+    assert_eq!(
+        sg.status,
+        Status::Ok,
+        "a not-applicable check sets no status"
+    );
+    // Not run at all: one line with the reason.
+    let mut run = site(results[1..].to_vec());
+    run.cloud = CloudKind::OpenNebula;
+    let sg = grade(&g_per_cloud(), &run);
+    let auth = cap(&sg, "auth");
+    assert_eq!(auth.checks.len(), 1);
+    assert_eq!(auth.checks[0].outcome, Verdict::NotApplicable);
+    // The same failure on OpenStack fails the site.
+    let sg = grade(&g_per_cloud(), &site(results));
+    assert_eq!(cap(&sg, "auth").status, CapStatus::Fail);
+    assert!(!sg.passed);
+    assert_eq!(sg.required_total, 3);
+}
+
+#[test]
+fn not_checked_fails_saying_why_and_only_on_its_clouds() {
+    use probes::auth::cloud::CloudKind;
+    let no_vm03 = || {
+        let mut r = all_ok();
+        r[1].steps.retain(|s| s.check != "VM-03");
+        r[1].status = Status::Critical;
+        r[1].steps.push(step("VM-02", Status::Critical));
+        r
+    };
+    let mut run = site(no_vm03());
+    run.cloud = CloudKind::Ec2;
+    let sg = grade(&g_per_cloud(), &run);
+    let extra = cap(&sg, "vm-extra");
+    assert_eq!(extra.status, CapStatus::Fail);
+    assert_eq!(
+        extra.reason.as_deref(),
+        Some("not checked on Amazon EC2/EBS: no probe for it")
+    );
+    assert!(
+        extra.checks[0]
+            .message
+            .starts_with("not checked on Amazon EC2/EBS: no probe for it ("),
+        "{:?}",
+        extra.checks[0]
+    );
+    // Elsewhere the same miss reads as before.
+    let sg = grade(&g_per_cloud(), &site(no_vm03()));
+    let extra = cap(&sg, "vm-extra");
+    assert!(extra.reason.is_none());
+    assert!(!extra.checks[0].message.contains("not checked on"));
+}
+
+#[test]
+fn a_cloud_both_not_applicable_and_not_checked_is_refused() {
+    let text = G.replace(
+        "checks = [\"check_vm_lifecycle:VM-03\"]",
+        "checks = [\"check_vm_lifecycle:VM-03\"]\nnot_applicable = [{ clouds = [\"gce\"], reason = \"a\" }]\nnot_checked = [{ clouds = [\"gce\"], reason = \"b\" }]",
+    );
+    let e = Guideline::parse(&text).unwrap_err();
+    assert!(e.iter().any(|p| p.contains("gce is both")), "{e:?}");
+    let text = G.replace(
+        "checks = [\"check_vm_lifecycle:VM-03\"]",
+        "checks = [\"check_vm_lifecycle:VM-03\"]\nnot_applicable = [{ clouds = [], reason = \"a\" }]",
+    );
+    assert!(Guideline::parse(&text).is_err());
+}

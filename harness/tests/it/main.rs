@@ -2,6 +2,7 @@
 //! its own): one build, one link, shared support modules.
 
 mod azure_site;
+mod clouds;
 mod concurrency;
 #[cfg(feature = "demo")]
 mod demo;
