@@ -80,6 +80,17 @@ if [ -f "$PEERS_ENV" ]; then
   [ "$rc" = 0 ] || fail "installed novaprobe exit $rc against the real peers"
   grep -q '^VM_LIFECYCLE OK - Compute instance=' <<< "$out" || fail "unexpected novaprobe output"
   if grep -qF "$(cat "$work/oidc")" <<< "$out"; then fail "the token is in the output"; fi
+  # The installed harness against the real peers: `fedprobe init` writes a profile from the
+  # clouds.yaml entry after a dry login (the provider's first command).
+  set +e
+  out=$(cd "$work" && fedprobe init --os-cloud "$(get OS_CLOUD_OIDC_NAME)" \
+    --clouds-yaml "$(get CLOUDS_YAML)" --vo ops --out site.toml 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || { printf '%s\n' "$out" | tail -5 >&2; fail "installed fedprobe init exit $rc against the real peers"; }
+  grep -q '^dry login: OK' <<< "$out" || fail "installed fedprobe init: no dry login OK"
+  grep -q '^site = ' "$work/site.toml" || fail "installed fedprobe init wrote no profile"
+  say "installed fedprobe init: $(grep '^dry login' <<< "$out")"
   # swiftprobe with ARGO's command line for eu.egi.cloud.OpenStack-Swift.
   if [ -n "$(get SWIFT_URL)" ]; then
     set +e
