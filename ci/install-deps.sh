@@ -18,7 +18,7 @@
 #   hyperfine, time                    ci/bench.sh (start-up, peak RSS)
 #   ldap-utils slapd glue-schema       a real BDII for check_glue
 #   apache2 libapache2-mod-auth-openidc rabbitmq-server   the OpenStack peers (ci/peers)
-#   rpm                                `rpm -qpl` on the .rpm (ci/package-test.sh)
+#   rpm rpmlint                        `rpm -qpl` and rpmlint on the .rpm (ci/package-test.sh)
 #   libapache2-mod-auth-mellon xmlsec1 the SAML2 ECP peers (ci/peers/saml.sh)
 #
 # Quiet: apt's output goes to a log, shown only when something fails.
@@ -26,7 +26,7 @@ set -euo pipefail
 
 PKGS="icinga2-bin monitoring-plugins-basic libxml2-utils prometheus chromium hyperfine time
       ldap-utils slapd glue-schema apache2 libapache2-mod-auth-openidc rabbitmq-server
-      python3-venv rpm libapache2-mod-auth-mellon xmlsec1 openssl"
+      python3-venv rpm rpmlint libapache2-mod-auth-mellon xmlsec1 openssl"
 LOG=${FEDPROBE_DEPS_LOG:-/tmp/fedprobe-install-deps.log}
 t0=$(date +%s%N)
 

@@ -30,14 +30,16 @@ trap purge EXIT
 say "dpkg -i $deb"
 dpkg -i "$deb" >&2
 files=$(dpkg -L fedprobe)
+# Every probe of the workspace (cargo metadata), installed, linked and answering --help.
+probes=$(cargo metadata --format-version 1 --no-deps --locked | python3 ci/workspace-bins.py probes)
+for b in $probes; do
+  [ -x "/usr/libexec/argo/probes/fedcloud/$b" ] || fail "probe $b is not installed"
+  [ "$(readlink -f "/usr/lib/nagios/plugins/$b")" = "/usr/libexec/argo/probes/fedcloud/$b" ] ||
+    fail "/usr/lib/nagios/plugins/$b does not link to the probe"
+  "/usr/lib/nagios/plugins/$b" --help >/dev/null || fail "installed $b --help"
+done
 for want in /usr/bin/fedprobe \
-  /usr/libexec/argo/probes/fedcloud/novaprobe \
-  /usr/libexec/argo/probes/fedcloud/cloudinfo \
-  /usr/libexec/argo/probes/fedcloud/swiftprobe \
-  /usr/libexec/argo/probes/fedcloud/check_vm_lifecycle \
-  /usr/libexec/argo/probes/fedcloud/check_object_storage \
-  /usr/lib/nagios/plugins/swiftprobe \
-  /usr/lib/nagios/plugins/check_vm_lifecycle \
+  /usr/share/doc/fedprobe/CHANGELOG.md \
   /usr/share/man/man1/novaprobe.1.gz /usr/share/man/man1/swiftprobe.1.gz \
   /usr/share/man/man1/fedprobe-run.1.gz /usr/share/man/man1/fedprobe-serve.1.gz \
   /usr/share/bash-completion/completions/fedprobe \
@@ -78,6 +80,17 @@ if [ -f "$PEERS_ENV" ]; then
   [ "$rc" = 0 ] || fail "installed novaprobe exit $rc against the real peers"
   grep -q '^VM_LIFECYCLE OK - Compute instance=' <<< "$out" || fail "unexpected novaprobe output"
   if grep -qF "$(cat "$work/oidc")" <<< "$out"; then fail "the token is in the output"; fi
+  # The installed harness against the real peers: `fedprobe init` writes a profile from the
+  # clouds.yaml entry after a dry login (the provider's first command).
+  set +e
+  out=$(cd "$work" && fedprobe init --os-cloud "$(get OS_CLOUD_OIDC_NAME)" \
+    --clouds-yaml "$(get CLOUDS_YAML)" --vo ops --out site.toml 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" = 0 ] || { printf '%s\n' "$out" | tail -5 >&2; fail "installed fedprobe init exit $rc against the real peers"; }
+  grep -q '^dry login: OK' <<< "$out" || fail "installed fedprobe init: no dry login OK"
+  grep -q '^site = ' "$work/site.toml" || fail "installed fedprobe init wrote no profile"
+  say "installed fedprobe init: $(grep '^dry login' <<< "$out")"
   # swiftprobe with ARGO's command line for eu.egi.cloud.OpenStack-Swift.
   if [ -n "$(get SWIFT_URL)" ]; then
     set +e
@@ -129,9 +142,17 @@ if [ -n "$rpmfile" ] && command -v rpm >/dev/null; then
   done
   rpm -qpc "$rpmfile" 2>/dev/null | grep -qx /etc/fedprobe/sites/example.toml ||
     fail "the sample profile is not a config file in the .rpm"
-  rpm -qp --scripts "$rpmfile" 2>/dev/null | grep -q 'ln -sfn /usr/libexec/argo/probes/fedcloud/$b /usr/lib64/nagios/plugins/$b' ||
-    fail "the .rpm does not link the probes into /usr/lib64/nagios/plugins"
+  python3 ci/package-contents.py rpm "$rpmfile" fedprobe $probes || fail "the .rpm's contents"
   say "rpm -qpl: $(wc -l <<< "$list") files"
+  if command -v rpmlint >/dev/null; then
+    # Findings a cargo-generate-rpm package has by design are filtered in
+    # packaging/rpmlint.toml (each with its reason); anything else fails.
+    rpmlint -c packaging/rpmlint.toml "$rpmfile" > "$work/rpmlint.log" 2>&1 ||
+      { cat "$work/rpmlint.log" >&2; fail "rpmlint $rpmfile"; }
+    say "rpmlint: $(tail -1 "$work/rpmlint.log")"
+  else
+    say "SKIP rpmlint: not installed (ci/install-deps.sh installs it)"
+  fi
 else
   say "SKIP .rpm check: ${rpmfile:-no .rpm} / rpm ${rpmfile:+not installed}"
 fi

@@ -13,12 +13,13 @@
 #   FEDPROBE_PEERS_ENV   facts about the peers (default /tmp/fedprobe-peers/peers.env)
 #   FEDPROBE_NO_PEERS=1  do not start or stop peers (use the ones already running)
 #   FEDPROBE_NO_PRODUCERS=1  do not run the producers (their last output is used)
-#   FEDPROBE_PACKAGE=1   also build, install, run and purge the packages (off by default:
-#                        the .deb/.rpm build, dpkg -i, the installed novaprobe/swiftprobe
-#                        against the peers, serve --demo and the purge passed on 2026-11-30
-#                        with FEDPROBE_PACKAGE_PROFILE=dev FEDPROBE_PACKAGE_NO_AUDIT=1; the
-#                        cargo-deny and SBOM steps are not verified yet: installing cargo-deny
-#                        took over 50 min on the shared 2-core machine and was cut off)
+#   FEDPROBE_PACKAGE=0   leave out the packages. By default a whole run (no arguments) builds
+#                        them (ci/package.sh: .deb, .rpm, cargo deny, the SBOM; with the dev
+#                        profile, FEDPROBE_PACKAGE_PROFILE=dev, to stay in CI's time: a release
+#                        build of the workspace takes longer than the rest), installs the .deb,
+#                        runs the installed probes against the peers and purges it
+#                        (ci/package-test.sh). The package tools install in the background
+#                        while the peers start.
 #   arguments replace `--workspace` for cargo test, e.g. `ci/test.sh -p probes --test icinga`
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,6 +36,15 @@ elapsed() { local s=$1; echo "$(( $(date +%s) - s ))s"; }
 export FEDPROBE_PEERS_ENV=${FEDPROBE_PEERS_ENV:-/tmp/fedprobe-peers/peers.env}
 T0=$(date +%s)
 
+# The package tools (cargo install) build while apt and the peers start; waited for below.
+PACKAGE=0
+if [ $# -eq 0 ] && [ "${FEDPROBE_PACKAGE:-1}" = 1 ]; then
+  PACKAGE=1
+  TOOLS_LOG=$(mktemp /tmp/fedprobe-package-tools.XXXXXX)
+  bash ci/package.sh tools > "$TOOLS_LOG" 2>&1 &
+  tools_pid=$!
+fi
+
 if ! bash ci/install-deps.sh; then
   loud "ci/install-deps.sh FAILED: tests needing those packages will skip"
 fi
@@ -42,6 +52,9 @@ fi
 started_peers=0
 started_slapd=0
 stop_peers() {
+  if [ -n "${tools_pid:-}" ] && kill -0 "$tools_pid" 2>/dev/null; then
+    pkill -TERM -P "$tools_pid" 2>/dev/null; kill -TERM "$tools_pid" 2>/dev/null
+  fi
   if [ "$started_slapd" = 1 ]; then
     bash ci/producers/slapd.sh down >&2 || say "slapd down failed"
   fi
@@ -138,9 +151,15 @@ fi
 
 # The packages, in a whole run: built (ci/package.sh), installed with dpkg, the installed
 # novaprobe run against the peers while they are still up, purged (ci/package-test.sh).
-if [ $# -eq 0 ] && [ "${FEDPROBE_PACKAGE:-0}" = 1 ]; then
+if [ "$PACKAGE" = 1 ]; then
   t=$(date +%s)
-  if bash ci/package.sh && bash ci/package-test.sh; then
+  wait "$tools_pid"
+  tools_rc=$?
+  tools_pid=""
+  cat "$TOOLS_LOG" >&2; rm -f "$TOOLS_LOG"
+  say "package tools ready (exit $tools_rc) $(elapsed "$t") after the tests ended"
+  export FEDPROBE_PACKAGE_PROFILE=${FEDPROBE_PACKAGE_PROFILE:-dev}
+  if [ "$tools_rc" = 0 ] && bash ci/package.sh && bash ci/package-test.sh; then
     say "packages built, installed, run and purged in $(elapsed "$t")"
   else
     loud "packages FAILED after $(elapsed "$t") (ci/package.sh, ci/package-test.sh)"
