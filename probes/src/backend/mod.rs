@@ -259,7 +259,13 @@ pub async fn remove_volume<V: Volumes>(v: &V, id: &str) -> Result<(), Fail> {
                     }
                 }
             }
-            VolumePhase::Available | VolumePhase::Error { .. } | VolumePhase::Other if !deleted => {
+            // Creating too: a volume stuck there may still be deletable.
+            VolumePhase::Available
+            | VolumePhase::Error { .. }
+            | VolumePhase::Creating
+            | VolumePhase::Other
+                if !deleted =>
+            {
                 match v.delete_volume(id).await {
                     Ok(_) => {
                         if let Ok(mut g) = asked.lock() {

@@ -248,7 +248,7 @@ pub async fn volume_cycle<B: Volumes + Compute>(
     let available = ctx
         .step(AVAILABLE, async {
             let (v, polls) = wait_volume(ctx, cloud, plan, &vid, "available", |v| {
-                v.phase == VolumePhase::Available
+                Ok(v.phase == VolumePhase::Available)
             })
             .await?;
             let secs = t_create.elapsed().as_secs_f64();
@@ -271,8 +271,21 @@ pub async fn volume_cycle<B: Volumes + Compute>(
     let t = Instant::now();
     ctx.step(ATTACH, async {
         cloud.attach_volume(&server, &vid).await?;
+        // Seen attaching, then available again: the cloud rolled the attach back.
+        let began = std::sync::atomic::AtomicBool::new(false);
         let (_, polls) = wait_volume(ctx, cloud, plan, &vid, "in-use on the server", |v| {
-            v.phase == VolumePhase::InUse && v.attached_to.contains(&server)
+            use std::sync::atomic::Ordering::Relaxed;
+            match v.phase {
+                VolumePhase::InUse if v.attached_to.contains(&server) => Ok(true),
+                VolumePhase::Attaching | VolumePhase::InUse => {
+                    began.store(true, Relaxed);
+                    Ok(false)
+                }
+                VolumePhase::Available if began.load(Relaxed) => Err(Fail::critical(format!(
+                    "attach of volume {vid} to {server} failed: the volume went from attaching back to available"
+                ))),
+                _ => Ok(false),
+            }
         })
         .await?;
         Ok(Done::ok(
@@ -308,7 +321,7 @@ pub async fn volume_cycle<B: Volumes + Compute>(
     ctx.step(DETACH, async {
         cloud.detach_volume(&server, &vid).await?;
         let (_, polls) = wait_volume(ctx, cloud, plan, &vid, "available again", |v| {
-            v.phase == VolumePhase::Available && !v.attached_to.contains(&server)
+            Ok(v.phase == VolumePhase::Available && !v.attached_to.contains(&server))
         })
         .await?;
         Ok(Done::ok(
@@ -477,14 +490,15 @@ async fn server<C: Compute>(
     ))
 }
 
-/// Poll the volume until `done`; `error` is CRITICAL with the cloud's reason.
+/// Poll the volume until `done` says so (or fails); `error` is CRITICAL
+/// with the cloud's reason.
 async fn wait_volume<V: Volumes>(
     ctx: &Ctx,
     cloud: &V,
     plan: &Plan,
     id: &str,
     what: &str,
-    done: impl Fn(&VolumeState) -> bool,
+    done: impl Fn(&VolumeState) -> Result<bool, Fail>,
 ) -> Result<(VolumeState, u64), Fail> {
     let wait = Wait::bounded(ctx.deadline(), plan.volume_timeout, plan.poll_interval).sleep_first();
     let done = &done;
@@ -496,7 +510,7 @@ async fn wait_volume<V: Volumes>(
                     "volume {id} disappeared while waiting for it to be {what}"
                 )));
             };
-            if done(&v) {
+            if done(&v)? {
                 return Ok(Poll::Ready(v));
             }
             match &v.phase {
