@@ -41,6 +41,12 @@ pub enum Fault {
     BadToken,
     /// The site's accounting was last updated 40 days ago (spool and portal)
     StaleAccounting,
+    /// New volumes stay `creating` for ever
+    VolumeStuckCreating,
+    /// Nova accepts a volume attach, then the volume rolls back to available
+    AttachFailing,
+    /// Cinder's limits show the project's volume quota used up
+    VolumeQuotaExhausted,
 }
 
 impl Fault {
@@ -127,7 +133,10 @@ mod tests {
                 "5xx",
                 "hang",
                 "bad-token",
-                "stale-accounting"
+                "stale-accounting",
+                "volume-stuck-creating",
+                "attach-failing",
+                "volume-quota-exhausted"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

@@ -177,6 +177,13 @@ pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::DELETE, ["servers", id]) => match site.servers.get_mut(*id) {
             Some(s) if s.deleted.is_none() => {
                 s.deleted = Some((now, SystemTime::now()));
+                // Nova detaches the volumes of a deleted server.
+                let sid = id.to_string();
+                for v in site.volumes.values_mut() {
+                    if v.attached_to(now) == Some(sid.as_str()) && v.detach.is_none() {
+                        v.detach = Some(now);
+                    }
+                }
                 empty(StatusCode::NO_CONTENT)
             }
             _ => nova_error(
@@ -185,6 +192,23 @@ pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 &format!("Instance {id} could not be found."),
             ),
         },
+        (
+            &Method::GET | &Method::POST | &Method::DELETE,
+            ["servers", id, "os-volume_attachments", more @ ..],
+        ) => {
+            if !site
+                .servers
+                .get(*id)
+                .is_some_and(|s| !s.gone(now) && s.deleted.is_none())
+            {
+                return nova_error(
+                    404,
+                    "itemNotFound",
+                    &format!("Instance {id} could not be found."),
+                );
+            }
+            crate::cinder::attachments(c, &mut site, r, id, more)
+        }
         (&Method::GET, ["servers", _, "diagnostics"]) => nova_error(
             403,
             "forbidden",

@@ -122,6 +122,64 @@ impl Server {
     }
 }
 
+/// A Cinder volume. Its status follows from timestamps like a server's.
+pub struct Volume {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    pub volume_type: String,
+    pub metadata: serde_json::Value,
+    pub created: Instant,
+    pub created_at: SystemTime,
+    /// Never leaves `creating` ([`Fault::VolumeStuckCreating`]).
+    pub stuck: bool,
+    /// Server and when the attach was asked; `fails`: rolls back to available.
+    pub attach: Option<(String, Instant, bool)>,
+    pub detach: Option<Instant>,
+    pub deleted: Option<Instant>,
+}
+
+/// How long a volume transition (create, attach, detach, delete) takes.
+pub const VOLUME_STEP: Duration = Duration::from_millis(300);
+/// How long a failing attach stays `attaching` before it rolls back.
+pub const ATTACH_ROLLBACK: Duration = Duration::from_millis(1500);
+
+impl Volume {
+    pub fn status(&self, now: Instant) -> &'static str {
+        if let Some(t) = self.deleted {
+            return if now < t + VOLUME_STEP {
+                "deleting"
+            } else {
+                "deleted"
+            };
+        }
+        if self.stuck || now < self.created + VOLUME_STEP {
+            return "creating";
+        }
+        match (&self.attach, self.detach) {
+            (None, _) => "available",
+            (Some(_), Some(d)) if now < d + VOLUME_STEP => "detaching",
+            (Some(_), Some(_)) => "available",
+            (Some((_, t, true)), None) if now < *t + ATTACH_ROLLBACK => "attaching",
+            (Some((_, _, true)), None) => "available",
+            (Some((_, t, false)), None) if now < *t + VOLUME_STEP => "attaching",
+            (Some(_), None) => "in-use",
+        }
+    }
+
+    /// The server it is attached to now, if any.
+    pub fn attached_to(&self, now: Instant) -> Option<&str> {
+        match self.status(now) {
+            "in-use" | "detaching" => self.attach.as_ref().map(|(s, _, _)| s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn gone(&self, now: Instant) -> bool {
+        self.deleted.is_some_and(|t| now >= t + VOLUME_STEP)
+    }
+}
+
 pub struct Image {
     pub id: String,
     pub name: String,
@@ -300,6 +358,8 @@ pub struct Site {
     pub server_order: Vec<String>,
     pub images: HashMap<String, Image>,
     pub image_order: Vec<String>,
+    pub volumes: HashMap<String, Volume>,
+    pub volume_order: Vec<String>,
 }
 
 impl Site {
@@ -313,6 +373,8 @@ impl Site {
             server_order: vec![],
             images: HashMap::new(),
             image_order: vec![],
+            volumes: HashMap::new(),
+            volume_order: vec![],
         };
         let data = bytes::Bytes::from_static(b"demo base image");
         let id = fixtures::base_image_id(&s.name);

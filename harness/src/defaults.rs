@@ -23,9 +23,14 @@ fn value<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
 
 /// Fill the defaults a probe cannot run without; `argv[0]` is the probe.
 pub fn apply(argv: &mut Vec<String>) {
-    if argv.first().map(String::as_str) == Some("check_vm_lifecycle")
-        && !IMAGE_FLAGS.iter().any(|f| has(argv, f))
-    {
+    // The block-storage probe boots its own server like the VM probe, unless
+    // it is given one to attach to.
+    let boots = match argv.first().map(String::as_str) {
+        Some("check_vm_lifecycle") => true,
+        Some("check_block_storage") => !has(argv, "--server-id"),
+        _ => false,
+    };
+    if boots && !IMAGE_FLAGS.iter().any(|f| has(argv, f)) {
         argv.push("--registry-image".into());
         argv.push(MONITORING_IMAGE.into());
     }

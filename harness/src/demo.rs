@@ -108,6 +108,9 @@ site = "{name}"
 [probe.check_vm_lifecycle]
 registry-image = "egi.ubuntu.22.04"
 
+[probe.check_block_storage]
+registry-image = "egi.ubuntu.22.04"
+
 [probe.check_orchestrator]
 registry-image = "egi.ubuntu.22.04"
 orchestrator-user = "{im_user}"
@@ -175,6 +178,9 @@ file = "{token}"
 ec2-role-arn = "arn:aws:iam::123456789012:role/fedprobe"
 
 [probe.check_vm_lifecycle]
+image = "ami-760aaa0f"
+
+[probe.check_block_storage]
 image = "ami-760aaa0f"
 "#,
         url = url.trim(),

@@ -897,11 +897,14 @@ impl Volumes for Ec2 {
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<String, Fail> {
         let mut t = spec.metadata.clone();
         t.insert("Name".into(), spec.name.clone());
-        let p = Params::new()
+        let mut p = Params::new()
             .set("Size", spec.size_gb.max(1).to_string())
             .set("AvailabilityZone", &self.zone)
             .set("TagSpecification.1.ResourceType", "volume")
             .tags("TagSpecification.1.Tag", &t);
+        if let Some(vt) = &spec.volume_type {
+            p = p.set("VolumeType", vt);
+        }
         let c: Created = self.call("CreateVolume", p).await?;
         if c.volume_id.is_empty() {
             return Err(Fail::critical("CreateVolume answered no volumeId"));

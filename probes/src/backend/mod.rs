@@ -139,7 +139,19 @@ pub trait Compute: Backend {
 pub struct VolumeSpec {
     pub name: String,
     pub size_gb: u64,
+    /// The cloud's volume type (Cinder type, EBS VolumeType...), if asked for.
+    pub volume_type: Option<String>,
     pub metadata: BTreeMap<String, String>,
+}
+
+/// Room for volumes in the project, as far as the cloud says; `None` max
+/// is unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeLimits {
+    pub max_volumes: Option<u64>,
+    pub used_volumes: u64,
+    pub max_gb: Option<u64>,
+    pub used_gb: u64,
 }
 
 /// Where a volume is in its life, in any cloud's terms.
@@ -206,6 +218,75 @@ pub trait Volumes: Backend {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<VolumeState>, Fail>> + Send;
+    /// The project's volume limits; `None` where the cloud has no limits API.
+    fn volume_limits(&self) -> impl Future<Output = Result<Option<VolumeLimits>, Fail>> + Send {
+        async { Ok(None) }
+    }
+    /// The volumes a server lists as attached, as the compute side sees
+    /// them: `Ok(None)` where the cloud has no such view, `Some(empty)` when
+    /// the server is gone.
+    fn server_volumes(
+        &self,
+        _server_id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, Fail>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// Remove a volume whatever state it is in: wait out a transition, detach it
+/// from every server it is attached to, delete it, and poll until it is
+/// gone. The cleanup of a probe's volume. Bounded by the backend's deadline.
+pub async fn remove_volume<V: Volumes>(v: &V, id: &str) -> Result<(), Fail> {
+    // Asked once each; a refused ask (the volume moved meanwhile) is retried.
+    let asked = std::sync::Mutex::new((std::collections::BTreeSet::<String>::new(), false));
+    let asked = &asked;
+    let waited = wait_for(Wait::until_deadline(), || async move {
+        let Some(s) = v.volume(id).await? else {
+            return Ok(Poll::Ready(()));
+        };
+        let (detached, deleted) = asked.lock().map(|g| g.clone()).unwrap_or_default();
+        match &s.phase {
+            VolumePhase::InUse => {
+                for server in s.attached_to.iter().filter(|x| !detached.contains(*x)) {
+                    match v.detach_volume(server, id).await {
+                        Ok(()) => {
+                            if let Ok(mut g) = asked.lock() {
+                                g.0.insert(server.clone());
+                            }
+                        }
+                        Err(f) if matches!(f.http_status(), Some(400 | 404 | 409)) => {}
+                        Err(f) => return Err(f),
+                    }
+                }
+            }
+            // Creating too: a volume stuck there may still be deletable.
+            VolumePhase::Available
+            | VolumePhase::Error { .. }
+            | VolumePhase::Creating
+            | VolumePhase::Other
+                if !deleted =>
+            {
+                match v.delete_volume(id).await {
+                    Ok(_) => {
+                        if let Ok(mut g) = asked.lock() {
+                            g.1 = true;
+                        }
+                    }
+                    Err(f) if matches!(f.http_status(), Some(400 | 409)) => {}
+                    Err(f) => return Err(f),
+                }
+            }
+            _ => {}
+        }
+        Ok(Poll::Pending(s.status_text))
+    })
+    .await?;
+    match waited {
+        Waited::Ready { .. } => Ok(()),
+        Waited::TimedOut { polls, last, .. } => Err(Fail::timeout(format!(
+            "volume {id} not gone after {polls} polls: last status {last}"
+        ))),
+    }
 }
 
 /// One VM's or volume's usage as a cloud's API reports it (per-VM usage,

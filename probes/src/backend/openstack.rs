@@ -1,5 +1,5 @@
 //! The OpenStack backend: Nova for servers, Glance for images, Neutron for
-//! networks, all from a Keystone session's catalog.
+//! networks, Cinder for volumes, all from a Keystone session's catalog.
 
 use reqwest::Url;
 use serde_json::{json, Map, Value};
@@ -7,9 +7,10 @@ use serde_json::{json, Map, Value};
 use super::{
     Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
     ListedObject, NetworkChoice, NewImage, ObjectStore, ReadObject, ServerPhase, ServerSpec,
-    ServerState, Sink, Transfer,
+    ServerState, Sink, Transfer, VolumeLimits, VolumePhase, VolumeSpec, VolumeState, Volumes,
 };
 use crate::auth::{self, AuthArgs, Session};
+use crate::clients::cinder::{self, Cinder};
 use crate::clients::glance::{self, Glance, Image};
 use crate::clients::neutron::Neutron;
 use crate::clients::nova::{self, Nova};
@@ -36,6 +37,7 @@ pub struct OpenStack {
     image: Option<Url>,
     network: Option<Url>,
     object_store: Option<Url>,
+    volume: Option<Url>,
     /// Negotiated compute microversion and the site's maximum.
     microversion: Option<String>,
     max_version: Option<String>,
@@ -64,6 +66,9 @@ impl OpenStack {
             image: session.endpoint("image").ok(),
             network: session.endpoint("network").ok(),
             object_store: session.endpoint("object-store").ok(),
+            volume: crate::clients::usage::VOLUME_TYPES
+                .iter()
+                .find_map(|t| session.endpoint(t).ok()),
             microversion: None,
             max_version: None,
         }
@@ -111,6 +116,23 @@ impl OpenStack {
             .clone()
             .ok_or_else(|| Fail::critical("no public object-store endpoint in the catalog"))?;
         Ok(Swift::new(self.http.clone(), &url, self.token.clone()))
+    }
+
+    fn cinder(&self) -> Result<Cinder, Fail> {
+        let url = self.volume.clone().ok_or_else(|| {
+            Fail::critical("no public block-storage (volumev3) endpoint in the catalog")
+        })?;
+        Cinder::new(
+            self.http.clone(),
+            &url,
+            self.token.clone(),
+            &self.project_id,
+        )
+    }
+
+    /// The block-storage URL, for messages.
+    pub fn volume_url(&self) -> Option<&Url> {
+        self.volume.as_ref()
     }
 
     /// The object-store account URL, for messages.
@@ -549,6 +571,107 @@ impl ObjectStore for OpenStack {
 
     async fn delete_container(&self, name: &str) -> Result<bool, Fail> {
         self.swift()?.delete_container(name).await
+    }
+}
+
+/// Cinder's status words as phases.
+fn volume_state(v: cinder::Volume) -> VolumeState {
+    let status = v.status.to_ascii_lowercase();
+    let phase = match status.as_str() {
+        "creating" | "downloading" => VolumePhase::Creating,
+        "available" => VolumePhase::Available,
+        "attaching" | "reserved" => VolumePhase::Attaching,
+        "in-use" => VolumePhase::InUse,
+        "detaching" => VolumePhase::Detaching,
+        "deleting" => VolumePhase::Deleting,
+        s if s.starts_with("error") => VolumePhase::Error { reason: None },
+        _ => VolumePhase::Other,
+    };
+    VolumeState {
+        phase,
+        status_text: status,
+        size_gb: v.size,
+        attached_to: v
+            .attachments
+            .into_iter()
+            .filter_map(|a| a.server_id)
+            .collect(),
+        created: v.created_at.as_deref().and_then(parse_utc),
+        name: v.name.unwrap_or_default(),
+        metadata: v.metadata,
+        id: v.id,
+    }
+}
+
+impl Volumes for OpenStack {
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<String, Fail> {
+        let mut volume = Map::new();
+        volume.insert("name".into(), json!(spec.name));
+        volume.insert("size".into(), json!(spec.size_gb));
+        volume.insert("metadata".into(), json!(spec.metadata));
+        if let Some(t) = &spec.volume_type {
+            volume.insert("volume_type".into(), json!(t));
+        }
+        self.cinder()?
+            .create_volume(&json!({ "volume": volume }))
+            .await
+    }
+
+    async fn volume(&self, id: &str) -> Result<Option<VolumeState>, Fail> {
+        let c = self.cinder()?;
+        let Some(mut s) = c.volume(id).await?.map(volume_state) else {
+            return Ok(None);
+        };
+        if let VolumePhase::Error { reason } = &mut s.phase {
+            // Cinder keeps the why in its user messages; the last one is the latest.
+            *reason = c.messages(id).await.ok().and_then(|m| m.last().cloned());
+        }
+        Ok(Some(s))
+    }
+
+    async fn attach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), Fail> {
+        self.nova()?.attach_volume(server_id, volume_id).await
+    }
+
+    async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), Fail> {
+        self.nova()?
+            .detach_volume(server_id, volume_id)
+            .await
+            .map(drop)
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<bool, Fail> {
+        self.cinder()?.delete_volume(id).await
+    }
+
+    async fn volumes_tagged(&self, key: &str) -> Result<Vec<VolumeState>, Fail> {
+        Ok(self
+            .cinder()?
+            .volumes_detail()
+            .await?
+            .into_iter()
+            .filter(|v| v.metadata.contains_key(key))
+            .map(volume_state)
+            .collect())
+    }
+
+    async fn volume_limits(&self) -> Result<Option<VolumeLimits>, Fail> {
+        let l = self.cinder()?.limits().await?;
+        Ok(Some(VolumeLimits {
+            max_volumes: l.max_volumes,
+            used_volumes: l.used_volumes,
+            max_gb: l.max_gb,
+            used_gb: l.used_gb,
+        }))
+    }
+
+    async fn server_volumes(&self, server_id: &str) -> Result<Option<Vec<String>>, Fail> {
+        Ok(Some(
+            self.nova()?
+                .volume_attachments(server_id)
+                .await?
+                .unwrap_or_default(),
+        ))
     }
 }
 

@@ -4,6 +4,7 @@
 //! `clients`, rendering in `render`; this layer only decides what to check.
 
 pub mod appliances;
+pub mod block_storage;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
@@ -76,6 +77,7 @@ pub const ALL: &[Entry] = &[
     entry::<usage::Usage>(),
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
+    entry::<block_storage::BlockStorage>(),
     entry::<appliances::Appliances>(),
     entry::<orchestrator::Orchestrator>(),
 ];

@@ -1,4 +1,5 @@
 pub mod azure;
+pub mod cinder;
 pub mod ec2;
 pub mod ecp;
 pub mod gce;

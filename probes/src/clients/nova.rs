@@ -1,4 +1,4 @@
-//! Nova (compute v2.1) client: versions, flavors, servers.
+//! Nova (compute v2.1) client: versions, flavors, servers, volume attachments.
 
 use std::collections::BTreeMap;
 
@@ -114,6 +114,18 @@ struct Servers {
 }
 
 #[derive(Deserialize)]
+struct VolumeAttachments {
+    #[serde(rename = "volumeAttachments", default)]
+    volume_attachments: Vec<VolumeAttachment>,
+}
+
+#[derive(Deserialize)]
+struct VolumeAttachment {
+    #[serde(rename = "volumeId")]
+    volume_id: String,
+}
+
+#[derive(Deserialize)]
 struct Link {
     #[serde(default)]
     rel: String,
@@ -184,6 +196,41 @@ impl Nova {
     /// `DELETE /servers/{id}`: true if accepted, false if already gone.
     pub async fn delete_server(&self, id: &str) -> Result<bool, Fail> {
         self.svc.delete(self.svc.url(&["servers", id])?).await
+    }
+
+    /// `POST /servers/{id}/os-volume_attachments`: ask Nova to attach a volume.
+    pub async fn attach_volume(&self, server_id: &str, volume_id: &str) -> Result<(), Fail> {
+        let url = self
+            .svc
+            .url(&["servers", server_id, "os-volume_attachments"])?;
+        let body = serde_json::json!({ "volumeAttachment": { "volumeId": volume_id } });
+        let req = self.svc.json_request(Method::POST, url).json(&body);
+        self.svc.send(req).await?.success()?;
+        Ok(())
+    }
+
+    /// `DELETE /servers/{id}/os-volume_attachments/{volume}`: false when
+    /// there was no such attachment (404).
+    pub async fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<bool, Fail> {
+        let url = self
+            .svc
+            .url(&["servers", server_id, "os-volume_attachments", volume_id])?;
+        self.svc.delete(url).await
+    }
+
+    /// The ids of the volumes attached to a server, as Nova lists them;
+    /// `None` when the server is gone.
+    pub async fn volume_attachments(&self, server_id: &str) -> Result<Option<Vec<String>>, Fail> {
+        let url = self
+            .svc
+            .url(&["servers", server_id, "os-volume_attachments"])?;
+        let a: Option<VolumeAttachments> = self.svc.get_opt(url).await?;
+        Ok(a.map(|a| {
+            a.volume_attachments
+                .into_iter()
+                .map(|v| v.volume_id)
+                .collect()
+        }))
     }
 
     /// The project's servers with details (metadata included), all pages.

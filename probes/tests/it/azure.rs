@@ -484,6 +484,7 @@ async fn volumes_create_attach_detach_delete() {
             .create_volume(&VolumeSpec {
                 name: "fedprobe-vol1-data".into(),
                 size_gb: 1,
+                volume_type: None,
                 metadata: tag,
             })
             .await?;

@@ -286,6 +286,7 @@ async fn volumes_attach_detach_and_usage_on_moto() {
             .create_volume(&VolumeSpec {
                 name: "fedprobe-voltest".into(),
                 size_gb: 1,
+                volume_type: None,
                 metadata: tags,
             })
             .await?;
@@ -820,6 +821,7 @@ async fn requests_conform_to_botocore_service_models() {
             .create_volume(&VolumeSpec {
                 name: "fedprobe-model".into(),
                 size_gb: 1,
+                volume_type: None,
                 metadata: BTreeMap::from([("fedprobe-run".to_string(), "model".to_string())]),
             })
             .await?;

@@ -516,6 +516,7 @@ async fn volumes_create_attach_detach_delete() {
             .create_volume(&VolumeSpec {
                 name: "fedprobe-vol1-d".into(),
                 size_gb: 1,
+                volume_type: None,
                 metadata: meta,
             })
             .await?;

@@ -10,6 +10,8 @@ mod token_auth_support;
 
 mod appliances_real;
 mod azure;
+mod block_faults;
+mod block_real;
 mod dropin;
 mod ec2;
 mod fault_matrix;

@@ -296,6 +296,7 @@ async fn volumes_attach_detach_and_usage_through_the_backend() {
             .create_volume(&VolumeSpec {
                 name: "vol-1".into(),
                 size_gb: 1,
+                volume_type: None,
                 metadata: meta.clone(),
             })
             .await?;
