@@ -4,6 +4,7 @@
 //! `clients`, rendering in `render`; this layer only decides what to check.
 
 pub mod appliances;
+pub mod certificates;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
@@ -78,6 +79,7 @@ pub const ALL: &[Entry] = &[
     entry::<object_storage::ObjectStorage>(),
     entry::<appliances::Appliances>(),
     entry::<orchestrator::Orchestrator>(),
+    entry::<certificates::Certificates>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -196,7 +198,7 @@ mod tests {
         names.dedup();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
         assert_eq!(names.len(), ALL.len());
         for e in ALL {
             let f = long_flags(e);

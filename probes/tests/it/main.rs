@@ -10,6 +10,7 @@ mod token_auth_support;
 
 mod appliances_real;
 mod azure;
+mod certificates;
 mod dropin;
 mod ec2;
 mod fault_matrix;
