@@ -41,6 +41,8 @@ pub enum Fault {
     BadToken,
     /// The site's accounting was last updated 40 days ago (spool and portal)
     StaleAccounting,
+    /// The project's instances quota is used up: Nova's limits say 0 allowed, `POST /servers` answers 403
+    QuotaExhausted,
 }
 
 impl Fault {
@@ -127,7 +129,8 @@ mod tests {
                 "5xx",
                 "hang",
                 "bad-token",
-                "stale-accounting"
+                "stale-accounting",
+                "quota-exhausted"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

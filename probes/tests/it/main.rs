@@ -46,4 +46,5 @@ mod usage_probe;
 mod usage_random;
 mod vm_backend_seam;
 mod vm_faults;
+mod vm_quota;
 mod vm_real;
