@@ -3,6 +3,7 @@
 //! URL and any `--check-endpoint` gets one TLS handshake verified against
 //! the probes' trust roots; the leaf's expiry gives `days_left` per endpoint.
 //! `--insecure` does not apply here: the certificate is what is checked.
+//! On another `--cloud` (no catalog) the cloud's API endpoint is checked.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -76,9 +77,14 @@ impl Probe for Certificates {
                 args.cert_critical, args.cert_warning
             )));
         }
-        let login = args.auth.configures_login() || args.check_endpoint.is_empty();
-        let (mut targets, tls) = if login {
-            args.auth.require_openstack(Self::BIN)?;
+        let openstack = args.auth.cloud == auth::cloud::CloudKind::OpenStack;
+        let login = openstack && (args.auth.configures_login() || args.check_endpoint.is_empty());
+        let (mut targets, tls) = if !openstack {
+            // No catalog on other clouds: their API endpoint is what there is.
+            let api = args.auth.endpoint.iter();
+            let urls = api.map(|u| (format!("{} API", args.auth.cloud), u.to_string()));
+            (urls.collect(), ctx.http().tls().clone())
+        } else if login {
             let t0 = Instant::now();
             let session = auth::login(&ctx, &args.auth).await?;
             ctx.perf(Perf::seconds("auth", t0.elapsed()));

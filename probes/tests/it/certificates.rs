@@ -445,3 +445,31 @@ async fn real_peers_with_badcert_servers_expired_and_wrong_host() {
     assert!((-1.2..=-0.9).contains(&d), "{d}: {out}");
     assert_no_token(&out, &token);
 }
+
+/// Another cloud has no catalog: its API endpoint (--endpoint) is checked,
+/// without a login.
+#[tokio::test]
+async fn another_clouds_api_endpoint_is_checked_without_login() {
+    let r = rig();
+    let (c, k) = r.ca.leaf(&["127.0.0.1"], 20);
+    let s = serve(c, k).await;
+    let url = format!("https://127.0.0.1:{}/compute/v1/", s.addr.port());
+    let args = strings(&[
+        "-v",
+        "-t",
+        "30",
+        "--cloud",
+        "gce",
+        "--endpoint",
+        &url,
+        "--ca-cert",
+        &r.ca_file.display().to_string(),
+    ]);
+    let (code, out, _, _) = run_bin(BIN, &args).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("127.0.0.1:{} (gce API) 19.", s.addr.port())),
+        "{out}"
+    );
+    assert!(!out.contains("AUTH-0"), "no login: {out}");
+}
