@@ -47,6 +47,8 @@ pub enum Fault {
     AttachFailing,
     /// Cinder's limits show the project's volume quota used up
     VolumeQuotaExhausted,
+    /// The project's instances quota is used up: Nova's limits say 0 allowed, `POST /servers` answers 403
+    QuotaExhausted,
 }
 
 impl Fault {
@@ -136,7 +138,8 @@ mod tests {
                 "stale-accounting",
                 "volume-stuck-creating",
                 "attach-failing",
-                "volume-quota-exhausted"
+                "volume-quota-exhausted",
+                "quota-exhausted"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

@@ -135,7 +135,8 @@ pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
         (&Method::GET, ["limits"]) => reply(
             StatusCode::OK,
             json!({"limits": {"rate": [], "absolute": {
-            "maxTotalInstances": 10, "maxTotalCores": 20, "maxTotalRAMSize": 51200,
+            "maxTotalInstances": if c.fault(Fault::QuotaExhausted) { 0 } else { 10 },
+            "maxTotalCores": 20, "maxTotalRAMSize": 51200,
             "totalInstancesUsed": site.servers.values().filter(|s| !s.gone(now)).count(),
             "totalCoresUsed": 0, "totalRAMUsed": 0, "maxServerMeta": 128, "maxImageMeta": 128,
             "maxPersonality": 5, "maxPersonalitySize": 10240, "maxTotalKeypairs": 100,
@@ -230,6 +231,17 @@ pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
 }
 
 fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)) -> Resp {
+    if c.fault(Fault::QuotaExhausted) {
+        let now = Instant::now();
+        let used = site.servers.values().filter(|s| !s.gone(now)).count();
+        return nova_error(
+            403,
+            "forbidden",
+            &format!(
+                "Quota exceeded for instances: Requested 1, but already used {used} of 0 instances"
+            ),
+        );
+    }
     if c.fault(Fault::Http5xx) {
         let resp = bytes(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -103,6 +103,15 @@ fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
             .with_custom_certificate_verifier(Arc::new(insecure::NoVerify(provider)))
             .with_no_client_auth());
     }
+    Ok(builder
+        .with_root_certificates(trust_roots(tls)?)
+        .with_no_client_auth())
+}
+
+/// The trust roots `tls` names (system store, `--ca-cert`, `--ca-path`),
+/// whatever its `insecure` says: check_certificates verifies with them even
+/// under `--insecure`, since the certificate is what it checks.
+pub fn trust_roots(tls: &TlsOptions) -> Result<rustls::RootCertStore, Fail> {
     let mut roots = rustls::RootCertStore::empty();
     // The system store; federation sites use IGTF CAs installed there.
     roots.add_parsable_certificates(system_roots().iter().cloned());
@@ -127,7 +136,7 @@ fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
             }
         }
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    Ok(roots)
 }
 
 /// The system store, read once per process (the harness builds a client per

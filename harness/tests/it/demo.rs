@@ -786,3 +786,42 @@ fn a_rejected_token_fails_glue_publication_though_the_document_reads_fine() {
         "{glue:?}"
     );
 }
+
+#[test]
+fn quota_exhausted_fails_the_vm_lifecycle_at_the_quota_stage() {
+    let (out, v, _dir) = run_demo(&["--fault", "quota-exhausted", "--boot-delay", "0.3s"]);
+    assert!(out.status.success(), "--fail-on never is the demo default");
+    assert_eq!(cap_status(&v, 0, "compute-vm-lifecycle"), "fail");
+    let c = checks(&v, 0, "compute-vm-lifecycle");
+    let quota = c.iter().find(|c| c["check"] == "VM-09").unwrap();
+    assert_eq!(quota["status"], "CRITICAL", "{quota}");
+    let msg = quota["message"].as_str().unwrap();
+    assert!(
+        msg.contains("no room for one more server of flavor")
+            && msg.contains("in use, limit 0, one more server needs 1; nothing created"),
+        "{msg}"
+    );
+    assert!(
+        !c.iter()
+            .any(|c| c["check"] == "VM-06" && c["outcome"] == "pass"),
+        "{c:?}"
+    );
+    assert_eq!(probe_status(&v, 0, "check_vm_lifecycle"), "CRITICAL");
+}
+
+#[test]
+fn certificates_probe_runs_in_the_demo_and_finds_no_https_to_check() {
+    // The demo's site serves plain http on loopback: nothing to check, OK.
+    let (_out, v, _dir) = run_demo(&["--boot-delay", "0.3s"]);
+    assert_eq!(probe_status(&v, 0, "check_certificates"), "OK");
+    assert_eq!(cap_status(&v, 0, "endpoint-certificates"), "pass");
+    let c = checks(&v, 0, "endpoint-certificates");
+    let list = c.iter().find(|c| c["check"] == "CERT-01").unwrap();
+    assert!(
+        list["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no https endpoint to check"),
+        "{list}"
+    );
+}

@@ -49,6 +49,26 @@ pub struct Flavor {
     pub disk_gb: u64,
 }
 
+/// One compute quota as one more server meets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaUse {
+    /// `instances`, `cores`, `RAM MB`.
+    pub resource: &'static str,
+    pub in_use: u64,
+    /// `None`: unlimited.
+    pub limit: Option<u64>,
+    /// What one more server of the chosen flavor takes.
+    pub need: u64,
+}
+
+impl QuotaUse {
+    /// No room for `need` more.
+    pub fn exhausted(&self) -> bool {
+        self.limit
+            .is_some_and(|l| self.in_use.saturating_add(self.need) > l)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetworkChoice {
     /// Boot on this network.
@@ -132,6 +152,14 @@ pub trait Compute: Backend {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Vec<ServerState>, Fail>> + Send;
+    /// The compute quota one more server of `flavor` meets; `None` where
+    /// this cloud's API has no quota to read (the create then tells).
+    fn compute_quota(
+        &self,
+        _flavor: &Flavor,
+    ) -> impl Future<Output = Result<Option<Vec<QuotaUse>>, Fail>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// A new volume: size, and tags to find it again (leftovers, reaping).

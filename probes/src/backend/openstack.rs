@@ -6,8 +6,9 @@ use serde_json::{json, Map, Value};
 
 use super::{
     Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
-    ListedObject, NetworkChoice, NewImage, ObjectStore, ReadObject, ServerPhase, ServerSpec,
-    ServerState, Sink, Transfer, VolumeLimits, VolumePhase, VolumeSpec, VolumeState, Volumes,
+    ListedObject, NetworkChoice, NewImage, ObjectStore, QuotaUse, ReadObject, ServerPhase,
+    ServerSpec, ServerState, Sink, Transfer, VolumeLimits, VolumePhase, VolumeSpec, VolumeState,
+    Volumes,
 };
 use crate::auth::{self, AuthArgs, Session};
 use crate::clients::cinder::{self, Cinder};
@@ -386,6 +387,39 @@ impl Compute for OpenStack {
             .filter(|s| s.metadata.contains_key(key))
             .map(state)
             .collect())
+    }
+
+    async fn compute_quota(&self, flavor: &Flavor) -> Result<Option<Vec<QuotaUse>>, Fail> {
+        let l = self.nova()?.limits().await?;
+        let one = |resource, used: Option<i64>, max: Option<i64>, need| {
+            // A negative limit is Nova's "unlimited"; a missing one is not known.
+            let max = max?;
+            Some(QuotaUse {
+                resource,
+                in_use: used.unwrap_or(0).max(0) as u64,
+                limit: (max >= 0).then_some(max as u64),
+                need,
+            })
+        };
+        let q: Vec<QuotaUse> = [
+            one(
+                "instances",
+                l.total_instances_used,
+                l.max_total_instances,
+                1,
+            ),
+            one("cores", l.total_cores_used, l.max_total_cores, flavor.vcpus),
+            one(
+                "RAM MB",
+                l.total_ram_used,
+                l.max_total_ram_size,
+                flavor.ram_mb,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(Some(q))
     }
 }
 

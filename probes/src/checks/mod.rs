@@ -5,6 +5,7 @@
 
 pub mod appliances;
 pub mod block_storage;
+pub mod certificates;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
@@ -80,6 +81,7 @@ pub const ALL: &[Entry] = &[
     entry::<block_storage::BlockStorage>(),
     entry::<appliances::Appliances>(),
     entry::<orchestrator::Orchestrator>(),
+    entry::<certificates::Certificates>(),
 ];
 
 pub fn find(name: &str) -> Option<&'static Entry> {
@@ -198,7 +200,7 @@ mod tests {
         names.dedup();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
         assert_eq!(names.len(), ALL.len());
         for e in ALL {
             let f = long_flags(e);

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use crate::auth::AuthArgs;
 use crate::backend::cloud;
 use crate::backend::{
-    delete_server_and_wait, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase, ServerSpec,
-    ServerState,
+    delete_server_and_wait, run_id, Compute, Flavor, ImageQuery, NetworkChoice, QuotaUse,
+    ServerPhase, ServerSpec, ServerState,
 };
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ProbeResult, ResourceKind, Status};
@@ -28,6 +28,7 @@ crate::check_ids! { "EOSC-IAAS-VM";
     FLAVOR = "VM-03", "pick flavor";
     NETWORK = "VM-04", "pick network";
     REAP = "VM-05", "leftovers of earlier runs";
+    QUOTA = "VM-09", "room in the compute quota";
     CREATE = "VM-06", "create server";
     ACTIVE = "VM-07", "server becomes ACTIVE";
     DELETE = "VM-08", "delete server";
@@ -240,6 +241,7 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         })
         .await?;
     ctx.step(REAP, reap(ctx, cloud, plan)).await?;
+    ctx.step(QUOTA, room_for_one(cloud, &flavor)).await?;
 
     let name = format!("{NAME_PREFIX}{}", plan.run_id);
     let mut metadata = BTreeMap::new();
@@ -315,6 +317,53 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
         "Compute instance={id} created({:.2}s) and destroyed({:.2}s)",
         create_time.as_secs_f64(),
         delete_time.as_secs_f64()
+    ))
+}
+
+/// VM-09: the project's compute quota against one more server of `flavor`;
+/// no room ends the run here, before anything is created.
+async fn room_for_one<C: Compute>(cloud: &C, flavor: &Flavor) -> Result<Done<()>, Fail> {
+    let q = match cloud.compute_quota(flavor).await {
+        Ok(Some(q)) => q,
+        Ok(None) => return Ok(Done::ok((), "no quota to read on this cloud: not checked")),
+        // A policy hiding the limits, or an API without them: the create tells.
+        Err(f) if matches!(f.http_status(), Some(403 | 404)) => {
+            return Ok(Done::warn((), format!("quota not readable: {}", f.message)))
+        }
+        Err(f) => return Err(f),
+    };
+    let limit = |u: &QuotaUse| u.limit.map_or("unlimited".into(), |l| l.to_string());
+    let full: Vec<String> = q
+        .iter()
+        .filter(|u| u.exhausted())
+        .map(|u| {
+            format!(
+                "{} {} in use, limit {}, one more server needs {}",
+                u.resource,
+                u.in_use,
+                limit(u),
+                u.need
+            )
+        })
+        .collect();
+    if !full.is_empty() {
+        return Err(Fail::critical(format!(
+            "no room for one more server of flavor {}: {}; nothing created",
+            flavor.name,
+            full.join("; ")
+        )));
+    }
+    let room: Vec<String> = q
+        .iter()
+        .map(|u| format!("{} {}+{} of {}", u.resource, u.in_use, u.need, limit(u)))
+        .collect();
+    Ok(Done::ok(
+        (),
+        format!(
+            "room for one more server of {}: {}",
+            flavor.name,
+            room.join(", ")
+        ),
     ))
 }
 

@@ -15,4 +15,5 @@ pub mod opennebula;
 pub mod service;
 pub mod sigv4;
 pub mod swift;
+pub mod tlscert;
 pub mod usage;

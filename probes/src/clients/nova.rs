@@ -1,4 +1,4 @@
-//! Nova (compute v2.1) client: versions, flavors, servers, volume attachments.
+//! Nova (compute v2.1) client: versions, flavors, servers, volume attachments, absolute limits.
 
 use std::collections::BTreeMap;
 
@@ -133,6 +133,30 @@ struct Link {
     href: String,
 }
 
+/// `GET /limits`'s absolute part: the compute quota and its use (`-1`: unlimited).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AbsoluteLimits {
+    pub max_total_instances: Option<i64>,
+    pub total_instances_used: Option<i64>,
+    pub max_total_cores: Option<i64>,
+    pub total_cores_used: Option<i64>,
+    #[serde(rename = "maxTotalRAMSize")]
+    pub max_total_ram_size: Option<i64>,
+    #[serde(rename = "totalRAMUsed")]
+    pub total_ram_used: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct LimitsDoc {
+    limits: LimitsBody,
+}
+
+#[derive(Deserialize)]
+struct LimitsBody {
+    absolute: AbsoluteLimits,
+}
+
 impl Nova {
     pub fn new(http: Http, url: &Url, token: Secret, microversion: Option<&str>) -> Nova {
         let mut svc = Service::new(http, url, None, Some(token));
@@ -170,6 +194,12 @@ impl Nova {
         }
         let f: Flavors = self.svc.get_json(url).await?;
         Ok(f.flavors)
+    }
+
+    /// `GET /limits`: the project's absolute compute limits and their use.
+    pub async fn limits(&self) -> Result<AbsoluteLimits, Fail> {
+        let d: LimitsDoc = self.svc.get_json(self.svc.url(&["limits"])?).await?;
+        Ok(d.limits.absolute)
     }
 
     /// `POST /servers`; returns the new server's id (202 expected). An id

@@ -55,6 +55,7 @@ const VM_STAGES: &[(&str, &str, &str)] = &[
     ("VM-03", "GET", "/compute/v2.1/flavors/detail"),
     ("VM-04", "GET", "/network/v2.0/networks"),
     ("VM-05", "GET", "/compute/v2.1/servers/detail"),
+    ("VM-09", "GET", "/compute/v2.1/limits"),
     ("VM-06", "POST", "/compute/v2.1/servers"),
     ("VM-07", "GET", "/compute/v2.1/servers/srv-1"),
     ("VM-08", "DELETE", "/compute/v2.1/servers/srv-1"),

@@ -36,6 +36,8 @@ pub struct NovaState {
     pub script: Vec<String>,
     pub fault: Option<String>,
     pub created: u32,
+    /// `maxTotalInstances` of `GET /limits` (default 10; `Some(n)` sets it).
+    pub max_instances: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -55,6 +57,17 @@ impl Respond for Nova {
                 200,
                 json!({"version": {"id": "v2.1", "status": "CURRENT", "version": "2.90", "min_version": "2.1"}}),
             ),
+            ("GET", "/limits") => {
+                let used = st.servers.values().filter(|s| !s.deleted).count();
+                j(
+                    200,
+                    json!({"limits": {"rate": [], "absolute": {
+                        "maxTotalInstances": st.max_instances.unwrap_or(10),
+                        "totalInstancesUsed": used,
+                        "maxTotalCores": 20, "totalCoresUsed": used,
+                        "maxTotalRAMSize": -1, "totalRAMUsed": 0}}}),
+                )
+            }
             ("GET", "/flavors/detail") => j(
                 200,
                 json!({"flavors": [
