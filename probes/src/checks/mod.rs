@@ -7,6 +7,7 @@ pub mod appliances;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
+pub mod network;
 pub mod object_storage;
 pub mod orchestrator;
 pub mod token_auth;
@@ -76,6 +77,7 @@ pub const ALL: &[Entry] = &[
     entry::<usage::Usage>(),
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
+    entry::<network::NetworkProbe>(),
     entry::<appliances::Appliances>(),
     entry::<orchestrator::Orchestrator>(),
 ];

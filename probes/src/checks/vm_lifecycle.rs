@@ -352,7 +352,7 @@ fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> Resou
 
 /// Cleanup for a create request whose answer has not come yet: delete
 /// whatever server carries this run's id, each reported under its own id.
-fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
+pub(crate) fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> ResourceId {
     let owner = ctx.clone();
     ctx.track(
         ResourceKind::ServerRequest,
