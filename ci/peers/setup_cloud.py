@@ -256,9 +256,14 @@ def network():
         found = call("GET", f"{nt}/{kind}s?{query}", t)[2][f"{kind}s"]
         return found[0] if found else call("POST", f"{nt}/{kind}s", t, {kind: body})[2][kind]
 
+    # shared as well as external: the federation's orchestrator (IM) puts a VM whose RADL has one
+    # public interface straight on the pool's network, and Nova refuses that for a non-admin
+    # unless the network is shared (ExternalNetworkAttachForbidden). See NOTES.md, IM gotcha 4.
     ext = one("network", f"name={EXT_NET}", {
-        "name": EXT_NET, "router:external": True, "provider:network_type": "flat",
+        "name": EXT_NET, "router:external": True, "shared": True, "provider:network_type": "flat",
         "provider:physical_network": EXT_NET})
+    if not ext.get("shared"):
+        call("PUT", f"{nt}/networks/{ext['id']}", t, {"network": {"shared": True}})
     one("subnet", f"network_id={ext['id']}", {
         "name": f"{EXT_NET}-subnet", "network_id": ext["id"], "ip_version": 4, "cidr": EXT_CIDR,
         "gateway_ip": "198.51.100.1", "enable_dhcp": False,

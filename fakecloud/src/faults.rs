@@ -41,6 +41,8 @@ pub enum Fault {
     BadToken,
     /// The site's accounting was last updated 40 days ago (spool and portal)
     StaleAccounting,
+    /// Neutron's floating IP pool is exhausted: allocation answers 409
+    FipExhausted,
 }
 
 impl Fault {
@@ -127,7 +129,8 @@ mod tests {
                 "5xx",
                 "hang",
                 "bad-token",
-                "stale-accounting"
+                "stale-accounting",
+                "fip-exhausted"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

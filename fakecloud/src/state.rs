@@ -240,6 +240,8 @@ pub struct Site {
     pub server_order: Vec<String>,
     pub images: HashMap<String, Image>,
     pub image_order: Vec<String>,
+    /// Neutron's security groups, floating IPs and ports.
+    pub net: crate::neutron::Net,
 }
 
 impl Site {
@@ -253,6 +255,7 @@ impl Site {
             server_order: vec![],
             images: HashMap::new(),
             image_order: vec![],
+            net: crate::neutron::Net::default(),
         };
         let data = bytes::Bytes::from_static(b"demo base image");
         let id = fixtures::base_image_id(&s.name);

@@ -108,6 +108,9 @@ site = "{name}"
 [probe.check_vm_lifecycle]
 registry-image = "egi.ubuntu.22.04"
 
+[probe.check_network]
+registry-image = "egi.ubuntu.22.04"
+
 [probe.check_orchestrator]
 registry-image = "egi.ubuntu.22.04"
 orchestrator-user = "{im_user}"

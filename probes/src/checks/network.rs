@@ -179,9 +179,22 @@ pub async fn network_cycle(ctx: &Ctx, os: &OpenStack, plan: &Plan) -> Result<Str
     let t = Instant::now();
     let (group_id, group_handle) = ctx
         .step(GROUP, async {
-            let g = nt
+            let g = match nt
                 .create_security_group(&name, &format!("fedprobe run {}", plan.run_id))
-                .await?;
+                .await
+            {
+                Ok(g) => g,
+                Err(f) => {
+                    if nt
+                        .security_groups_named(&name)
+                        .await
+                        .is_ok_and(|l| l.is_empty())
+                    {
+                        ctx.forget(placeholder);
+                    }
+                    return Err(f);
+                }
+            };
             let handle = ctx.track(
                 ResourceKind::SecurityGroup,
                 &g.id,
@@ -282,15 +295,24 @@ pub async fn network_cycle(ctx: &Ctx, os: &OpenStack, plan: &Plan) -> Result<Str
     let t = Instant::now();
     let (fip, fip_handle) = ctx
         .step(ALLOCATE, async {
-            let f = nt
-                .create_floating_ip(&topo.external.id, &name)
-                .await
-                .map_err(|f| {
-                    f.context(format!(
+            let f = match nt.create_floating_ip(&topo.external.id, &name).await {
+                Ok(f) => f,
+                Err(f) => {
+                    // Refused or lost: if none carries the run's name, none
+                    // is owed (a failed listing keeps the placeholder).
+                    if nt
+                        .floating_ips_described(&name)
+                        .await
+                        .is_ok_and(|l| l.is_empty())
+                    {
+                        ctx.forget(placeholder);
+                    }
+                    return Err(f.context(format!(
                         "no floating IP allocated on external network {} ({})",
                         topo.external.name, topo.external.id
-                    ))
-                })?;
+                    )));
+                }
+            };
             let handle = ctx.track(
                 ResourceKind::FloatingIp,
                 &f.id,

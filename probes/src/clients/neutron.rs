@@ -161,8 +161,21 @@ fn unwrap<T: DeserializeOwned>(mut v: Value, key: &str) -> Result<T, Fail> {
         .get_mut(key)
         .map(Value::take)
         .ok_or_else(|| Fail::critical(format!("Neutron's answer has no {key:?} member")))?;
-    serde_json::from_value(inner)
-        .map_err(|e| Fail::critical(format!("Neutron's {key:?} is not as documented: {e}")))
+    serde_json::from_value(inner).map_err(|e| {
+        Fail::critical(format!(
+            "Neutron's {key:?} is not as documented: {}",
+            unquoted(&e.to_string())
+        ))
+    })
+}
+
+/// serde's message without the site's own text it quotes (`string "..."`).
+fn unquoted(msg: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in msg.split('"').enumerate() {
+        out.push_str(if i % 2 == 1 { "\"…\"" } else { part });
+    }
+    crate::text::one_line(&out, 160)
 }
 
 impl Neutron {
@@ -374,6 +387,21 @@ mod tests {
         let f: FloatingIp = unwrap(v, "floatingip").unwrap();
         assert_eq!(f.floating_ip_address, "1.2.3.4");
         assert!(unwrap::<FloatingIp>(json!({"x": 1}), "floatingip").is_err());
-        assert!(unwrap::<FloatingIp>(json!({"floatingip": "nope"}), "floatingip").is_err());
+        let Err(f) = unwrap::<FloatingIp>(
+            json!({"floatingip": {"id": "<b>x</b>", "status": 3}}),
+            "floatingip",
+        ) else {
+            panic!("a number for a string must fail")
+        };
+        assert!(!f.message.contains("<b>"), "{}", f.message);
+        let Err(f) = unwrap::<FloatingIp>(json!({"floatingip": "<i>nope</i>"}), "floatingip")
+        else {
+            panic!("a string for an object must fail")
+        };
+        assert!(
+            f.message.contains("invalid type: string \"…\""),
+            "{}",
+            f.message
+        );
     }
 }
