@@ -165,7 +165,7 @@ site = "DEMO-EC2"
 cloud = "ec2"
 guideline = "{guideline}"
 vos = ["ops"]
-skip = ["check_token_auth", "check_object_storage", "check_glue"]
+skip = ["check_token_auth", "check_object_storage", "check_network", "check_glue"]
 
 [endpoints]
 api = "{url}"
