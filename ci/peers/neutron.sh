@@ -1,6 +1,7 @@
 #!/bin/bash
 # Real neutron-server API (PyPI) under gunicorn on http://127.0.0.1:9696 (https front :9697):
-# ML2 without agents or mechanism drivers, sqlite (only read by nova: ports of every server).
+# ML2 without agents (one own mechanism driver binds every port: ml2_bindall/), the L3 router
+# plugin (routers and floating IPs as API objects; no L3 agent), sqlite.
 # FEDPROBE_NEUTRON_STUB=1 starts the 30-line read-only stub (neutron_stub.py) instead.
 #   neutron.sh prepare | start | (both)
 set -e
@@ -22,7 +23,7 @@ cat > "$D/etc/neutron.conf" <<EOC
 log_file = $LOG/neutron.log
 state_path = $D/state
 core_plugin = ml2
-service_plugins =
+service_plugins = router
 auth_strategy = keystone
 transport_url = rabbit://guest:guest@127.0.0.1:$RABBIT_PORT/
 api_paste_config = $D/etc/api-paste.ini
@@ -45,7 +46,12 @@ lock_path = $D/state
 enable_proxy_headers_parsing = true
 EOC
 chmod 600 "$D/etc/neutron.conf"
-printf '[ml2]\ntype_drivers = flat,vlan\ntenant_network_types =\nmechanism_drivers =\nextension_drivers = port_security\n[ml2_type_flat]\nflat_networks = *\n' \
+# the peers' own mechanism driver (no L2 agent here): without a binding Nova refuses to boot a
+# server on a network (PortBindingFailed). Built from a copy so the source tree stays clean.
+rm -rf "$D/ml2_bindall"; cp -r "$PEERS_SRC/ml2_bindall" "$D/ml2_bindall"
+"$V/bin/pip" install -q --no-deps "$D/ml2_bindall" > "$LOG/neutron-ml2.log" 2>&1 \
+  || fail_with_log neutron-ml2 "$LOG/neutron-ml2.log"
+printf '[ml2]\ntype_drivers = flat,vlan\ntenant_network_types =\nmechanism_drivers = fedprobe_bindall\nextension_drivers = port_security\n[ml2_type_flat]\nflat_networks = *\n' \
   > "$D/etc/plugins/ml2/ml2_conf.ini"
 printf 'import sys\nsys.argv = sys.argv[:1]\nfrom neutron.wsgi.api import application  # noqa\n' > "$D/wsgi_neutron.py"
 # neutron's alembic migrations do not run on sqlite: create the schema from the models, then stamp

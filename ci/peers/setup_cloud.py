@@ -7,6 +7,9 @@
                             them to running peers; `keystone` does it too)
   setup_cloud.py fixture    public image egi-monitoring (ad:appid, APPLIANCE_ATTRIBUTES),
                             flavors m1.probe and m1.tiny
+  setup_cloud.py network    external network `public` (router:external, flat, a 40-address pool)
+                            and, for each shared project, its network + subnet and a router with
+                            its gateway on `public` and an interface on the subnet
   setup_cloud.py env        write $P/peers.env (KEY=VALUE lines) and $P/clouds.yaml
 
 Reads its settings from the environment (set by up.sh through lib.sh):
@@ -239,6 +242,51 @@ def fixture():
     print(f"setup_cloud: fixture ready (image {img}, flavors m1.probe={flavors['m1.probe']} m1.tiny={flavors['m1.tiny']})")
 
 
+# The usual topology a user sees: own network + subnet, own router to the external network.
+# Flat networks (one physnet each): the peers have no tenant network type (no agent).
+EXT_NET, EXT_CIDR, EXT_POOL = "public", "198.51.100.0/24", ("198.51.100.10", "198.51.100.49")
+
+
+def network():
+    t = admin_token()
+    f = facts_load()
+    nt = f"http://127.0.0.1:{ENV['NEUTRON_PORT']}/v2.0"
+
+    def one(kind, query, body):
+        found = call("GET", f"{nt}/{kind}s?{query}", t)[2][f"{kind}s"]
+        return found[0] if found else call("POST", f"{nt}/{kind}s", t, {kind: body})[2][kind]
+
+    # shared as well as external: the federation's orchestrator (IM) puts a VM whose RADL has one
+    # public interface straight on the pool's network, and Nova refuses that for a non-admin
+    # unless the network is shared (ExternalNetworkAttachForbidden). See NOTES.md, IM gotcha 4.
+    ext = one("network", f"name={EXT_NET}", {
+        "name": EXT_NET, "router:external": True, "shared": True, "provider:network_type": "flat",
+        "provider:physical_network": EXT_NET})
+    if not ext.get("shared"):
+        call("PUT", f"{nt}/networks/{ext['id']}", t, {"network": {"shared": True}})
+    one("subnet", f"network_id={ext['id']}", {
+        "name": f"{EXT_NET}-subnet", "network_id": ext["id"], "ip_version": 4, "cidr": EXT_CIDR,
+        "gateway_ip": "198.51.100.1", "enable_dhcp": False,
+        "allocation_pools": [{"start": EXT_POOL[0], "end": EXT_POOL[1]}]})
+    for i, key in enumerate(("OPS", "VO"), start=1):
+        pid, pname = f[f"{key}_PROJECT_ID"], f[f"{key}_PROJECT_NAME"]
+        net = one("network", f"name={pname}-net&project_id={pid}", {
+            "name": f"{pname}-net", "project_id": pid, "provider:network_type": "flat",
+            "provider:physical_network": f"project{i}"})
+        sub = one("subnet", f"network_id={net['id']}", {
+            "name": f"{pname}-subnet", "network_id": net["id"], "project_id": pid, "ip_version": 4,
+            "cidr": f"10.10.{i}.0/24"})
+        rt = one("router", f"name={pname}-router&project_id={pid}", {
+            "name": f"{pname}-router", "project_id": pid,
+            "external_gateway_info": {"network_id": ext["id"]}})
+        ports = call("GET", f"{nt}/ports?device_id={rt['id']}&network_id={net['id']}", t)[2]["ports"]
+        if not ports:
+            call("PUT", f"{nt}/routers/{rt['id']}/add_router_interface", t, {"subnet_id": sub["id"]})
+        facts_save({f"{key}_NETWORK_ID": net["id"], f"{key}_ROUTER_ID": rt["id"]})
+    facts_save({"EXTERNAL_NETWORK_ID": ext["id"], "EXTERNAL_NETWORK_NAME": EXT_NET})
+    print(f"setup_cloud: network ready (external {EXT_NET} {ext['id']}, project networks and routers)")
+
+
 def write_env():
     f = facts_load()
     sec = lambda name: os.path.join(SECRETS, name)
@@ -298,6 +346,9 @@ def write_env():
         "CINDER_MIN_MICROVERSION": cver["min_version"],
         "CINDER_MAX_MICROVERSION": cver["version"],
         "CINDER_EXPORT_DIR": os.path.join(P, "cinder", "nfs-export"),  # holds volume-<id> files
+        "EXTERNAL_NETWORK_ID": f.get("EXTERNAL_NETWORK_ID", ""),
+        "EXTERNAL_NETWORK_NAME": f.get("EXTERNAL_NETWORK_NAME", ""),
+        "OPS_NETWORK_ID": f.get("OPS_NETWORK_ID", ""),
         "SWIFT_URL": f"https://127.0.0.1:{ENV['SWIFT_TLS_PORT']}/v1",
         "SWIFT_DIRECT_URL": f"http://127.0.0.1:{ENV['SWIFT_PORT']}/v1",
         "SWIFT_DEVICES_DIR": os.path.join(P, "swift", "node"),  # d1/objects/... (the one device)
@@ -377,4 +428,4 @@ clouds:
 
 if __name__ == "__main__":
     {"keystone": keystone, "storage": lambda: keystone(only_storage=True), "fixture": fixture,
-     "env": write_env}[sys.argv[1]]()
+     "network": network, "env": write_env}[sys.argv[1]]()

@@ -224,6 +224,21 @@ code=$("${C[@]}" "${SH[@]}" -I "$SWIFT/$CONT"); [ "$code" = 404 ] || fail "conta
 
 STEP="neutron (https front)"
 code=$("${C[@]}" -H "X-Auth-Token: $ST" "$NEUTRON_URL/v2.0/networks"); [ "$code" = 200 ] || fail "HTTP $code"; ok "$NEUTRON_KIND"
+if [ "$NEUTRON_KIND" = real ]; then
+  STEP="neutron topology as the project sees it (network, router to the external network, floating IP)"
+  NETS=$(cat "$BODY")
+  code=$("${C[@]}" -H "X-Auth-Token: $ST" "$NEUTRON_URL/v2.0/routers"); [ "$code" = 200 ] || fail "routers: HTTP $code"
+  out=$(python3 -c 'import json,sys; n=json.loads(sys.argv[1])["networks"]; r=json.load(open(sys.argv[2]))["routers"]
+ext=[x["id"] for x in n if x.get("router:external")]; own=[x for x in n if not x.get("router:external") and x["subnets"]]
+gw=[x for x in r if (x.get("external_gateway_info") or {}).get("network_id") in ext]
+print(f"{len(own)} own network(s), {len(gw)} router(s) to {len(ext)} external") if own and gw else sys.exit("missing: "+json.dumps([bool(own), bool(gw), bool(ext)]))' "$NETS" "$BODY") || fail "$out"
+  code=$("${C[@]}" -H "X-Auth-Token: $ST" -H 'Content-Type: application/json' -X POST \
+    -d "{\"floatingip\":{\"floating_network_id\":\"$EXTERNAL_NETWORK_ID\",\"description\":\"fedprobe-smoke\"}}" "$NEUTRON_URL/v2.0/floatingips")
+  [ "$code" = 201 ] || fail "floating IP: HTTP $code"
+  FIP=$(j 'd["floatingip"]["id"]'); FIPA=$(j 'd["floatingip"]["floating_ip_address"]')
+  code=$("${C[@]}" -H "X-Auth-Token: $ST" -X DELETE "$NEUTRON_URL/v2.0/floatingips/$FIP"); [ "$code" = 204 ] || fail "release: HTTP $code"
+  ok "$out; floating IP $FIPA allocated and released"
+fi
 
 STEP="clouds.yaml entries through openstacksdk"
 OSPY=$P/cache/venv-os/bin/python
@@ -265,10 +280,12 @@ if [ -f "$P/azure.env" ]; then
   code=$("${C[@]}" -H "Authorization: Bearer $AZT" \
     "$AZURE_URL/subscriptions/$AZURE_SUBSCRIPTION/providers/Microsoft.Compute/locations/$AZURE_LOCATION/vmSizes?api-version=2024-07-01")
   [ "$code" = 200 ] || fail "vmSizes: HTTP $code"; ok "$(j 'len(d["value"])') sizes"
+fi
 STEP="gce fixture through google-api-python-client"
 if [ -f "$P/gce.env" ]; then
   out=$(timeout 300 bash "$(dirname "$0")/gce.sh" client 2>&1) || fail "$out"
   ok "$(echo "$out" | tail -n 1)"
+fi
 if [ -n "${IM_URL:-}" ]; then
   STEP="orchestrator (IM) version and the monitor's IM account"
   code=$("${C[@]}" "$IM_URL/version"); [ "$code" = 200 ] || fail "HTTP $code"

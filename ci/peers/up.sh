@@ -80,6 +80,7 @@ phase keystone-setup+apache run_parallel setup="python3 $HERE/setup_cloud.py key
 phase services run_parallel glance="bash $HERE/glance.sh start" neutron="bash $HERE/neutron.sh start" nova="bash $HERE/nova.sh start" \
   cinder="bash $HERE/cinder.sh start" swift="bash $HERE/swift.sh start"
 phase fixture python3 "$HERE/setup_cloud.py" fixture
+[ "${FEDPROBE_NEUTRON_STUB:-0}" = 1 ] || phase network python3 "$HERE/setup_cloud.py" network
 # OpenNebula: pyone venv, and a real oned when one was installed beforehand (non-fatal)
 bash "$HERE/opennebula.sh" up || log "opennebula.sh up FAILED: the real-oned tests will SKIP"
 phase env python3 "$HERE/setup_cloud.py" env

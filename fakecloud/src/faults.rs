@@ -49,6 +49,8 @@ pub enum Fault {
     VolumeQuotaExhausted,
     /// The project's instances quota is used up: Nova's limits say 0 allowed, `POST /servers` answers 403
     QuotaExhausted,
+    /// Neutron's floating IP pool is exhausted: allocation answers 409
+    FipExhausted,
 }
 
 impl Fault {
@@ -139,7 +141,8 @@ mod tests {
                 "volume-stuck-creating",
                 "attach-failing",
                 "volume-quota-exhausted",
-                "quota-exhausted"
+                "quota-exhausted",
+                "fip-exhausted"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

@@ -330,6 +330,7 @@ fn create_server(c: &Cloud, site: &mut Site, r: &Req, base: &str, mv: (u32, u32)
         },
     );
     site.server_order.push(id.clone());
+    crate::neutron::boot(site, &id, &s["security_groups"]);
     let href = format!("{base}/servers/{id}");
     let resp = reply(
         StatusCode::ACCEPTED,

@@ -360,6 +360,8 @@ pub struct Site {
     pub image_order: Vec<String>,
     pub volumes: HashMap<String, Volume>,
     pub volume_order: Vec<String>,
+    /// Neutron's security groups, floating IPs and ports.
+    pub net: crate::neutron::Net,
 }
 
 impl Site {
@@ -375,6 +377,7 @@ impl Site {
             image_order: vec![],
             volumes: HashMap::new(),
             volume_order: vec![],
+            net: crate::neutron::Net::default(),
         };
         let data = bytes::Bytes::from_static(b"demo base image");
         let id = fixtures::base_image_id(&s.name);

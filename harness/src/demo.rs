@@ -111,6 +111,9 @@ registry-image = "egi.ubuntu.22.04"
 [probe.check_block_storage]
 registry-image = "egi.ubuntu.22.04"
 
+[probe.check_network]
+registry-image = "egi.ubuntu.22.04"
+
 [probe.check_orchestrator]
 registry-image = "egi.ubuntu.22.04"
 orchestrator-user = "{im_user}"
@@ -165,7 +168,7 @@ site = "DEMO-EC2"
 cloud = "ec2"
 guideline = "{guideline}"
 vos = ["ops"]
-skip = ["check_object_storage", "check_glue"]
+skip = ["check_object_storage", "check_network", "check_glue"]
 
 [endpoints]
 api = "{url}"

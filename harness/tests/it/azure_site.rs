@@ -96,7 +96,7 @@ fn fedprobe_run_grades_an_azure_site() {
         format!(
             r#"site = "AZURE-FIXTURE"
 cloud = "azure"
-skip = ["check_token_auth", "check_object_storage", "check_glue"]
+skip = ["check_token_auth", "check_object_storage", "check_network", "check_glue"]
 [endpoints]
 api = "{url}"
 [defaults]

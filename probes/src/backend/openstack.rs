@@ -136,6 +136,57 @@ impl OpenStack {
         self.volume.as_ref()
     }
 
+    /// Neutron at the catalog's network endpoint.
+    pub fn neutron(&self) -> Result<Neutron, Fail> {
+        let url = self
+            .network
+            .clone()
+            .ok_or_else(|| Fail::critical("no public network endpoint in the catalog"))?;
+        Ok(Neutron::new(self.http.clone(), &url, self.token.clone()))
+    }
+
+    /// The project the session is scoped to.
+    pub fn project_id(&self) -> &str {
+        &self.project_id
+    }
+
+    /// [`Compute::create_server`] in the named security groups (Nova puts
+    /// the server's ports in them at boot).
+    pub async fn create_server_in_groups(
+        &self,
+        spec: &ServerSpec,
+        groups: &[&str],
+    ) -> Result<String, Fail> {
+        let mut server = self.server_body(spec);
+        let groups: Vec<Value> = groups.iter().map(|g| json!({ "name": g })).collect();
+        server.insert("security_groups".into(), Value::Array(groups));
+        self.nova()?
+            .create_server(&json!({ "server": server }))
+            .await
+    }
+
+    fn server_body(&self, spec: &ServerSpec) -> Map<String, Value> {
+        let mut server = Map::new();
+        server.insert("name".into(), json!(spec.name));
+        server.insert("imageRef".into(), json!(spec.image_id));
+        server.insert("flavorRef".into(), json!(spec.flavor_id));
+        server.insert("metadata".into(), json!(spec.metadata));
+        match &spec.network {
+            NetworkChoice::Network { id, .. } => {
+                server.insert("networks".into(), json!([{ "uuid": id }]));
+            }
+            NetworkChoice::None if self.networks_none_allowed() => {
+                server.insert("networks".into(), json!("none"));
+            }
+            NetworkChoice::Auto if self.networks_none_allowed() => {
+                server.insert("networks".into(), json!("auto"));
+            }
+            // Before 2.37 leaving `networks` out lets Nova decide.
+            NetworkChoice::None | NetworkChoice::Auto => {}
+        }
+        server
+    }
+
     /// The object-store account URL, for messages.
     pub fn object_store_url(&self) -> Option<&Url> {
         self.object_store.as_ref()
@@ -347,24 +398,7 @@ impl Compute for OpenStack {
     }
 
     async fn create_server(&self, spec: &ServerSpec) -> Result<String, Fail> {
-        let mut server = Map::new();
-        server.insert("name".into(), json!(spec.name));
-        server.insert("imageRef".into(), json!(spec.image_id));
-        server.insert("flavorRef".into(), json!(spec.flavor_id));
-        server.insert("metadata".into(), json!(spec.metadata));
-        match &spec.network {
-            NetworkChoice::Network { id, .. } => {
-                server.insert("networks".into(), json!([{ "uuid": id }]));
-            }
-            NetworkChoice::None if self.networks_none_allowed() => {
-                server.insert("networks".into(), json!("none"));
-            }
-            NetworkChoice::Auto if self.networks_none_allowed() => {
-                server.insert("networks".into(), json!("auto"));
-            }
-            // Before 2.37 leaving `networks` out lets Nova decide.
-            NetworkChoice::None | NetworkChoice::Auto => {}
-        }
+        let server = self.server_body(spec);
         self.nova()?
             .create_server(&json!({ "server": server }))
             .await

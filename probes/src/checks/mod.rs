@@ -9,6 +9,7 @@ pub mod certificates;
 pub mod dropin;
 pub mod glue;
 pub mod image_upload;
+pub mod network;
 pub mod object_storage;
 pub mod orchestrator;
 pub mod token_auth;
@@ -79,6 +80,7 @@ pub const ALL: &[Entry] = &[
     entry::<glue::Glue>(),
     entry::<object_storage::ObjectStorage>(),
     entry::<block_storage::BlockStorage>(),
+    entry::<network::NetworkProbe>(),
     entry::<appliances::Appliances>(),
     entry::<orchestrator::Orchestrator>(),
     entry::<certificates::Certificates>(),

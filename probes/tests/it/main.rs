@@ -32,6 +32,8 @@ mod icinga_zones;
 mod image_faults;
 mod image_real;
 mod layers;
+mod network_faults;
+mod network_real;
 mod object_faults;
 mod object_real;
 mod opennebula;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    probes::cli::main::<probes::checks::network::NetworkProbe>()
+}
