@@ -10,7 +10,9 @@
 # The CI phase of ci/test.sh runs the same tests with 12 runs each.
 #
 #   ci/soak.sh [RUNS] [vm|image|both]   FEDPROBE_PEERS_ENV as for ci/test.sh;
-#                                       FEDPROBE_SOAK_SEED to replay
+#                                       FEDPROBE_SOAK_SEED to replay; FEDPROBE_SOAK_BUDGET_SECS
+#                                       to start no run after that many seconds (the line
+#                                       says "runs N of RUNS")
 # It starts and stops no peer.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

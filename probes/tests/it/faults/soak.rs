@@ -187,15 +187,14 @@ pub fn tally(shot: &Shot) -> String {
     }
 }
 
-/// Whether the 40-bit time-based run id `hex` (backend::run_id) was made
-/// inside `window` (wall-clock ns).
-pub fn id_in_window(hex: &str, window: (i128, i128)) -> bool {
+/// The full wall-clock time (ns) of the 40-bit time-based run id `hex`
+/// (backend::run_id), which wraps every 2^40 ns (18.3 min): the latest such
+/// time before `created_ns` (Glance's created_at, whole seconds) plus 2 s.
+pub fn run_id_time(hex: &str, created_ns: i128) -> Option<i128> {
     const M: i128 = 1 << 40;
-    let Ok(v) = u64::from_str_radix(hex, 16) else {
-        return false;
-    };
-    let from = window.0.rem_euclid(M);
-    (v as i128 - from).rem_euclid(M) <= window.1 - window.0
+    let v = u64::from_str_radix(hex, 16).ok()? as i128;
+    let upper = created_ns + 2_000_000_000;
+    Some(upper - (upper - v).rem_euclid(M))
 }
 
 /// Images named `fedprobe-<run id>` whose run id falls in one of `windows`,
@@ -222,7 +221,14 @@ pub async fn images_of_runs(p: &Peers, windows: &[(i128, i128)]) -> BTreeMap<usi
             let Some(hex) = name.strip_prefix("fedprobe-") else {
                 continue;
             };
-            if let Some(i) = windows.iter().position(|w| id_in_window(hex, *w)) {
+            let created = img["created_at"]
+                .as_str()
+                .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_nanosecond());
+            let Some(at) = created.and_then(|c| run_id_time(hex, c)) else {
+                continue;
+            };
+            if let Some(i) = windows.iter().position(|w| w.0 <= at && at <= w.1) {
                 found.entry(i).or_default().push(format!(
                     "{} ({})",
                     img["id"].as_str().unwrap_or("?"),
@@ -276,12 +282,16 @@ impl Typical {
 }
 
 #[test]
-fn run_ids_are_told_by_window() {
-    let now = 1_700_000_000_123_456_789i128;
-    let id = format!("{:010x}", (now as u64) & 0xff_ffff_ffff);
-    assert!(id_in_window(&id, (now - 5, now + 5)));
-    assert!(!id_in_window(&id, (now + 1, now + 1_000_000)));
-    assert!(!id_in_window("zz", (now - 5, now + 5)));
+fn run_ids_are_placed_in_time_across_wraps() {
+    let made = 1_700_000_000_123_456_789i128;
+    let id = format!("{:010x}", (made as u64) & 0xff_ffff_ffff);
+    // Glance's created_at: the second after, truncated.
+    let created = (made / 1_000_000_000 + 1) * 1_000_000_000;
+    assert_eq!(run_id_time(&id, created), Some(made));
+    // One wrap (18.3 min) later the same id is another time.
+    let later = created + (1i128 << 40);
+    assert_eq!(run_id_time(&id, later), Some(made + (1i128 << 40)));
+    assert_eq!(run_id_time("zz", created), None);
 }
 
 #[tokio::test]
