@@ -33,8 +33,12 @@ NOTES = [
     "- **Two runs from one monitoring host**, overlapping: `pending_overlapping_runs_from_one_host`",
     "  expects the same-host reaping fix of branch `defects`; on this branch the second run reaps the",
     "  first's live server (WARNING), so ci/test.sh skips `pending_` rows until that merge.",
-    "- **Soak**: the CI row is 12 VM runs (20 took 4 min on 2 busy cores); `ci/soak.sh` runs 200 and records them in BENCHMARKS.md.",
-    "  Image runs are not soaked yet.",
+    "- **Soak**: the CI rows are 12 VM runs and 12 image runs (about 6 and 2.5 min on 2 busy cores);",
+    "  `ci/soak.sh 200` runs 200 of each and records them in BENCHMARKS.md. The proxy resets 6% of the",
+    "  tunnels to Nova / Glance at a random answer chunk; runs 4, 14, ... get SIGTERM and 8, 18, ...",
+    "  SIGKILL at a random moment (peak RSS from wait4 through `/usr/bin/time`, also when killed).",
+    "  `check_image_upload` does not reap earlier runs' images: what a SIGKILL leaves is counted",
+    "  (`killed_left`) and deleted by the admin; `check_vm_lifecycle`'s next run reaps (WARNING).",
 ]
 
 

@@ -15,6 +15,7 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::faults::proxy::{self, Weather};
+use crate::faults::soak;
 use crate::faults::{
     admin_delete_servers, left_text, nova_services_up, run_cmd, run_json, servers_left, servers_of,
     Broken, Row, Run, IMAGE_BIN, VM_BIN,
@@ -849,9 +850,175 @@ async fn overlapping_runs_from_one_host() {
 
 // ---------------------------------------------------------------- soak
 
+/// What a soak does: which probe, through a proxy resetting which port.
+struct SoakPlan {
+    kind: &'static str,
+    bin: &'static str,
+    args: Vec<String>,
+    /// The service port whose tunnels the proxy resets, and where.
+    port: u16,
+    span: u32,
+    /// The stage a WARNING may name (a reaped leftover), if the probe reaps.
+    reap_stage: Option<&'static str>,
+    /// A run's duration before any is measured (for signal moments).
+    typical_secs: f64,
+}
+
+/// What the runs of a soak gave.
+struct Soaked {
+    runs: u32,
+    seed: u64,
+    counts: std::collections::BTreeMap<String, u32>,
+    wrong: Vec<String>,
+    max_rss: u64,
+    resets: u64,
+    terms: u32,
+    kills: u32,
+    /// Signals drawn for a moment after the probe had already ended.
+    missed: u32,
+    /// Runs planned (FEDPROBE_SOAK_RUNS); `runs` is how many were made
+    /// before FEDPROBE_SOAK_BUDGET_SECS ran out.
+    planned: u32,
+    /// Each run's wall-clock window and whether a SIGKILL ended it.
+    windows: Vec<((i128, i128), bool)>,
+}
+
+impl Soaked {
+    fn line(&self, r: &Rig, left: usize, extra: &str, kind: &str) -> String {
+        format!(
+            "SOAK {kind} runs {} of {} seed {} resets {} sigterm {} sigkill {} signal_after_end {} statuses {:?} wrong {} max_rss_kb {} left {left}{extra} secs {:.0}",
+            self.runs,
+            self.planned,
+            self.seed,
+            self.resets,
+            self.terms,
+            self.kills,
+            self.missed,
+            self.counts,
+            self.wrong.len(),
+            self.max_rss,
+            r.t0.elapsed().as_secs_f64()
+        )
+    }
+}
+
+fn soak_env(var: &str) -> Option<u64> {
+    std::env::var(var).ok().and_then(|v| v.parse().ok())
+}
+
+fn port_of(url: &str) -> u16 {
+    url.split(':')
+        .nth(2)
+        .and_then(|s| s.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap()
+}
+
+/// FEDPROBE_SOAK_RUNS runs of the plan's probe through a proxy resetting 6%
+/// of the tunnels to its service at a random point; every 10th run is sent
+/// SIGTERM, every 10th SIGKILL (runs 4, 14, ... and 8, 18, ...), at a random
+/// moment within about a run's length. FEDPROBE_SOAK_BUDGET_SECS, if set,
+/// stops starting runs once that time is spent (the line says how many).
+async fn soak(r: &Rig, plan: &SoakPlan) -> Soaked {
+    let runs = soak_env("FEDPROBE_SOAK_RUNS").unwrap_or(12) as u32;
+    let budget = soak_env("FEDPROBE_SOAK_BUDGET_SECS").map(Duration::from_secs);
+    let seed = soak_env("FEDPROBE_SOAK_SEED").unwrap_or(0x5eed_u64 + runs as u64);
+    let proxy = proxy::start(
+        Weather::Resets {
+            port: plan.port,
+            per_mille: 60,
+            span: plan.span,
+        },
+        seed,
+    )
+    .await;
+    let mut rng = proxy::Rng(seed.rotate_left(17) | 1);
+    let mut typical = soak::Typical::default();
+    let rss_file = r.dir.path().join(format!("rss-{}", plan.kind));
+    let mut s = Soaked {
+        runs,
+        seed,
+        counts: Default::default(),
+        wrong: vec![],
+        max_rss: 0,
+        resets: 0,
+        terms: 0,
+        kills: 0,
+        missed: 0,
+        planned: runs,
+        windows: vec![],
+    };
+    // The OP's access tokens live an hour; a long soak takes longer.
+    let (mut token, mut fetched) = (r.token.clone(), Instant::now());
+    for i in 0..runs {
+        if budget.is_some_and(|b| r.t0.elapsed() > b) {
+            s.runs = i;
+            break;
+        }
+        if fetched.elapsed() > Duration::from_secs(1200) {
+            if let Some(t) = r.p.access_token(plan.kind).await {
+                std::fs::write(&r.token_file, &t).unwrap();
+                (token, fetched) = (t, Instant::now());
+            }
+        }
+        let sig = match i % 10 {
+            4 => Some(soak::Sig::Term),
+            8 => Some(soak::Sig::Kill),
+            _ => None,
+        }
+        .map(|sig| {
+            let frac = (rng.next() % 1000) as f64 / 1000.0;
+            let at = 0.3 + frac * typical.get(plan.typical_secs) * 0.9;
+            (sig, Duration::from_secs_f64(at))
+        });
+        let shot = soak::shot(
+            plan.bin,
+            &plan.args,
+            &proxy.url,
+            sig,
+            &rss_file,
+            Duration::from_secs(300),
+        )
+        .await;
+        s.max_rss = s.max_rss.max(shot.rss_kb);
+        match shot.signalled {
+            Some((soak::Sig::Term, _)) => s.terms += 1,
+            Some((soak::Sig::Kill, _)) => s.kills += 1,
+            None if sig.is_some() => s.missed += 1,
+            None => typical.add(shot.secs),
+        }
+        if let Some(run) = &shot.run {
+            assert_no_token(&run.stdout, &token);
+        }
+        if let Some(why) = soak::wrong(&shot, plan.reap_stage) {
+            let at = shot
+                .signalled
+                .map(|(g, t)| format!(" (SIG{g:?} at {t:.1}s)"))
+                .unwrap_or_default();
+            s.wrong.push(format!("run {i}{at}: {why}"));
+        }
+        let key = soak::tally(&shot);
+        // Progress for a long soak (shown with --show-output / --nocapture).
+        eprintln!(
+            "soak {} run {i}: {key} in {:.1}s, {} kB{}",
+            plan.kind,
+            shot.secs,
+            shot.rss_kb,
+            shot.signalled
+                .map(|(g, t)| format!(", SIG{g:?} at {t:.1}s"))
+                .unwrap_or_default()
+        );
+        *s.counts.entry(key).or_insert(0) += 1;
+        s.windows.push((shot.window, shot.run.is_none()));
+    }
+    s.resets = proxy.resets.load(std::sync::atomic::Ordering::Relaxed);
+    s
+}
+
 /// VM lifecycle runs through a proxy that resets a share of the tunnels to
-/// Nova: every status is OK, WARNING (a leftover of an earlier cut run,
-/// reaped) or CRITICAL naming a cut transport; nothing is left at the end.
+/// Nova, some SIGTERMed or SIGKILLed mid-run: every status is OK, WARNING
+/// (a leftover of an earlier cut or killed run, reaped), CRITICAL naming a
+/// cut transport or UNKNOWN naming the SIGTERM; nothing is left at the end.
 /// FEDPROBE_SOAK_RUNS sets the count (ci/soak.sh: 200); default 12, which
 /// keeps the whole CI phase near 8 minutes on 2 busy cores.
 #[tokio::test]
@@ -860,94 +1027,109 @@ async fn soak_vm_runs_with_resets_to_nova() {
     let Some(r) = rig("soak_vm_runs_with_resets_to_nova").await else {
         return;
     };
-    let runs: u32 = std::env::var("FEDPROBE_SOAK_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    let seed = std::env::var("FEDPROBE_SOAK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_u64 + runs as u64);
-    let nova_port: u16 =
-        r.p.get("NOVA_URL")
-            .split(':')
-            .nth(2)
-            .and_then(|s| s.split('/').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap();
-    let proxy = proxy::start(
-        Weather::Resets {
-            port: nova_port,
-            per_mille: 60,
-        },
-        seed,
-    )
-    .await;
     let host = r.host("soak");
-    let (mut counts, mut max_rss, mut wrong) = (std::collections::BTreeMap::new(), 0u64, vec![]);
-    let rss_file = r.dir.path().join("rss");
-    for i in 0..runs {
-        let mut cmd = tokio::process::Command::new("/usr/bin/time");
-        cmd.arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(&rss_file)
-            .arg(VM_BIN)
-            .args(r.vm_args(&host, 120, &["--output", "json"]))
-            .env("HTTPS_PROXY", &proxy.url);
-        let run = run_cmd(cmd).await;
-        let rss: u64 = std::fs::read_to_string(&rss_file)
-            .unwrap_or_default()
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("0")
-            .parse()
-            .unwrap_or(0);
-        max_rss = max_rss.max(rss);
-        let transport = run.bad_step()["transport"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let fine = match run.code {
-            0 => true,
-            1 => run.stage() == "VM-05",
-            2 => ["reset", "closed", "broken"].contains(&transport.as_str()),
-            _ => false,
-        };
-        if !fine {
-            wrong.push(format!(
-                "run {i}: {} at {} ({transport}): {}",
-                run.status(),
-                run.stage(),
-                run.summary()
-            ));
-        }
-        *counts
-            .entry(format!("{} {transport}", run.status()).trim().to_string())
-            .or_insert(0u32) += 1;
-    }
+    let plan = SoakPlan {
+        kind: "vm",
+        bin: VM_BIN,
+        args: r.vm_args(&host, 120, &["--output", "json"]),
+        port: port_of(r.p.get("NOVA_URL")),
+        span: 6,
+        reap_stage: Some("VM-05"),
+        typical_secs: 10.0,
+    };
+    let s = soak(&r, &plan).await;
     // The last run may itself have been cut: one clean run reaps what is left.
     let last = run_json(VM_BIN, &r.vm_args(&host, 120, &[])).await;
     let left = servers_left(&r.p, &host, Duration::from_secs(60)).await;
-    let resets = proxy.resets.load(std::sync::atomic::Ordering::Relaxed);
-    println!(
-        "SOAK runs {runs} seed {seed} resets {resets} statuses {counts:?} wrong {} max_rss_kb {max_rss} left {} secs {:.0}",
-        wrong.len(),
-        left.len(),
-        r.t0.elapsed().as_secs_f64()
-    );
+    println!("{}", s.line(&r, left.len(), "", "vm"));
     r.row(
-        &format!("soak: {runs} VM runs, 6% of Nova tunnels reset"),
+        &format!(
+            "soak: {} VM runs, 6% of Nova tunnels reset, {} SIGTERM, {} SIGKILL",
+            s.runs, s.terms, s.kills
+        ),
         "check_vm_lifecycle",
-        "OK / WARNING (reaped) / CRITICAL (reset); zero left",
+        "OK / WARNING (reaped) / CRITICAL (reset) / UNKNOWN (SIGTERM); zero left",
         &last,
         &left,
-        &format!("statuses {counts:?}; max RSS {max_rss} kB"),
+        &format!("statuses {:?}; max RSS {} kB", s.counts, s.max_rss),
     );
     admin_delete_servers(&r.p, &host).await;
-    assert!(wrong.is_empty(), "{wrong:#?}");
+    assert!(s.wrong.is_empty(), "{:#?}", s.wrong);
     assert!(last.code <= 1, "{}", last.stdout);
     assert!(left.is_empty(), "{left:?}");
-    assert!(max_rss < 64 * 1024, "bounded RSS: {max_rss} kB");
+    assert!(s.max_rss < 64 * 1024, "bounded RSS: {} kB", s.max_rss);
+}
+
+/// check_image_upload runs through a proxy that resets a share of the
+/// tunnels to Glance at a random point (a create, the upload, a poll, the
+/// download or the delete), some SIGTERMed or SIGKILLed mid-run. Every
+/// status is OK, CRITICAL naming a cut transport or UNKNOWN naming the
+/// SIGTERM; the admin finds no image of a run that printed a result. The
+/// probe does not reap earlier runs' images: what a SIGKILL left is counted
+/// (`killed_left`) and deleted by the admin.
+#[tokio::test]
+#[ignore = "fault matrix: stops real services; run by ci/test.sh"]
+async fn soak_image_runs_with_resets_to_glance() {
+    let Some(r) = rig("soak_image_runs_with_resets_to_glance").await else {
+        return;
+    };
+    let plan = SoakPlan {
+        kind: "image",
+        bin: IMAGE_BIN,
+        args: r.image_args(120, &["--size", "2M", "--output", "json"]),
+        port: port_of(r.p.get("GLANCE_URL")),
+        span: 40,
+        reap_stage: None,
+        typical_secs: 4.0,
+    };
+    let mut s = soak(&r, &plan).await;
+    let from = probes::clock::now_nanos();
+    let last = run_json(IMAGE_BIN, &r.image_args(120, &["--size", "2M"])).await;
+    s.windows.push(((from, probes::clock::now_nanos()), false));
+    // A delete the probe asked for may still be finishing in Glance.
+    let windows: Vec<(i128, i128)> = s.windows.iter().map(|w| w.0).collect();
+    let mut found = soak::images_of_runs(&r.p, &windows).await;
+    for _ in 0..30 {
+        let unexplained = found.keys().any(|i| !s.windows[*i].1);
+        if !unexplained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        found = soak::images_of_runs(&r.p, &windows).await;
+    }
+    let (mut left, mut killed_left) = (vec![], vec![]);
+    for (i, imgs) in &found {
+        if s.windows[*i].1 {
+            killed_left.extend(imgs.iter().cloned());
+        } else {
+            left.extend(imgs.iter().map(|m| format!("run {i}: {m}")));
+        }
+    }
+    let extra = format!(" killed_left {}", killed_left.len());
+    println!("{}", s.line(&r, left.len(), &extra, "image"));
+    r.row(
+        &format!(
+            "soak: {} image runs, 6% of Glance tunnels reset, {} SIGTERM, {} SIGKILL",
+            s.runs, s.terms, s.kills
+        ),
+        "check_image_upload",
+        "OK / CRITICAL (reset) / UNKNOWN (SIGTERM); no image left by a run that printed a result",
+        &last,
+        &left,
+        &format!(
+            "statuses {:?}; max RSS {} kB; images left by SIGKILLed runs (no reaping in check_image_upload): {}",
+            s.counts,
+            s.max_rss,
+            killed_left.len()
+        ),
+    );
+    let all: Vec<String> = found.into_values().flatten().collect();
+    soak::admin_delete_images(&r.p, &all).await;
+    s.wrong
+        .extend(left.iter().map(|l| format!("left in Glance: {l}")));
+    assert!(s.wrong.is_empty(), "{:#?}", s.wrong);
+    assert_eq!(last.code, 0, "{}", last.stdout);
+    assert!(left.is_empty(), "{left:?}");
+    assert!(killed_left.len() <= s.kills as usize, "{killed_left:?}");
+    assert!(s.max_rss < 64 * 1024, "bounded RSS: {} kB", s.max_rss);
 }

@@ -16,9 +16,15 @@ use tokio::task::JoinHandle;
 pub enum Weather {
     /// Each chunk waits this long, both ways (latency on every round trip).
     Slow(Duration),
-    /// Tunnels to `port`: with probability `p` (per mille) the tunnel is
-    /// reset after its first answer chunk. Others pass.
-    Resets { port: u16, per_mille: u32 },
+    /// Tunnels to `port`: with probability `per_mille` the tunnel is reset
+    /// at a random point, after answer chunk 3 + (0..`span`); chunks 1-2 are
+    /// the TLS handshake, so `span` 1 cuts the first answer. A tunnel that
+    /// ends before its point passes whole.
+    Resets {
+        port: u16,
+        per_mille: u32,
+        span: u32,
+    },
 }
 
 pub struct Proxy {
@@ -36,10 +42,10 @@ impl Drop for Proxy {
 
 /// A small deterministic generator (xorshift), seeded per proxy: the soak
 /// prints its seed so a failing run can be replayed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -62,7 +68,7 @@ pub async fn start(weather: Weather, seed: u64) -> Proxy {
             let Ok((client, _)) = listener.accept().await else {
                 continue;
             };
-            let roll = (rng.lock().unwrap().next() % 1000) as u32;
+            let roll = rng.lock().unwrap().next();
             let (weather, t, r) = (weather.clone(), t.clone(), r.clone());
             tokio::spawn(async move {
                 let _ = tunnel(client, weather, roll, t, r).await;
@@ -80,7 +86,7 @@ pub async fn start(weather: Weather, seed: u64) -> Proxy {
 async fn tunnel(
     mut client: TcpStream,
     weather: Weather,
-    roll: u32,
+    roll: u64,
     tunnels: Arc<AtomicU64>,
     resets: Arc<AtomicU64>,
 ) -> std::io::Result<()> {
@@ -116,16 +122,24 @@ async fn tunnel(
         .await?;
     tunnels.fetch_add(1, Ordering::Relaxed);
     let (delay, reset) = match weather {
-        Weather::Slow(d) => (d, false),
-        Weather::Resets { port: p, per_mille } => (Duration::ZERO, p == port && roll < per_mille),
+        Weather::Slow(d) => (d, None),
+        Weather::Resets {
+            port: p,
+            per_mille,
+            span,
+        } => {
+            let cut = p == port && ((roll % 1000) as u32) < per_mille;
+            let at = 3 + (roll / 1000 % span.max(1) as u64) as u32;
+            (Duration::ZERO, cut.then_some(at))
+        }
     };
-    if reset {
+    if reset.is_some() {
         // closed with RST, not FIN, when the tunnel is cut
         client.set_zero_linger()?;
     }
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
-    let up = pump(cr, uw, delay, false);
+    let up = pump(cr, uw, delay, None);
     let down = pump(ur, cw, delay, reset);
     tokio::pin!(up, down);
     tokio::select! {
@@ -144,14 +158,14 @@ async fn tunnel(
     Ok(())
 }
 
-/// Copy `from` to `to`, each chunk after `delay`. With `reset`, stop after
-/// the chunks of the TLS handshake (an answer cut short), leaving the close
-/// to the caller. True when it reset.
+/// Copy `from` to `to`, each chunk after `delay`. With `reset` Some(n), stop
+/// at chunk n, not sending it (an answer cut short), leaving the close to
+/// the caller. True when it reset.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
-    reset: bool,
+    reset: Option<u32>,
 ) -> std::io::Result<bool> {
     let mut buf = vec![0u8; 16 * 1024];
     let mut chunks = 0u32;
@@ -167,7 +181,7 @@ async fn pump(
         chunks += 1;
         // Chunks 1-2 are the server's handshake flights; the third carries
         // (part of) the first HTTP answer.
-        if reset && chunks >= 3 {
+        if reset.is_some_and(|at| chunks >= at) {
             // no FIN first: the socket is reset when the read half drops too
             to.forget();
             return Ok(true);
