@@ -550,6 +550,15 @@ impl ImageStore for OpenStack {
         Ok(transfer(self.glance()?.upload(id, body).await?))
     }
 
+    async fn images_named(&self, name: &str) -> Result<Vec<String>, Fail> {
+        let found = self.glance()?.images(&[("name", name)]).await?;
+        Ok(found
+            .into_iter()
+            .filter(|i| i.name.as_deref() == Some(name))
+            .map(|i| i.id)
+            .collect())
+    }
+
     async fn import_support(&self) -> Result<Import, Fail> {
         let methods = self.glance()?.import_methods().await?;
         Ok(if methods.iter().any(|m| m == IMPORT_METHOD) {

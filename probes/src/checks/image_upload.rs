@@ -142,13 +142,44 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     };
     let (id, handle) = ctx
         .step(CREATE, async {
-            let img = store.create_image(&spec).await.map_err(|f| {
-                if f.http_status() == Some(403) {
-                    f.context(format!("{POLICY}; creating the image record was refused"))
-                } else {
-                    f
+            // A deadline or signal while the create is in flight leaves no id:
+            // until one comes back, cleanup finds the image by its run's name.
+            // A failed create keeps this too (a lost answer may hide an image).
+            let in_flight = ctx.track(
+                ResourceKind::ImageRequest,
+                &name,
+                Some(&name),
+                store,
+                |s, name| async move {
+                    for id in s.images_named(&name).await? {
+                        delete_image_and_wait(&s, &id)
+                            .await
+                            .map_err(|f| f.context(format!("image {id}")))?;
+                    }
+                    Ok(())
+                },
+            );
+            let img = match store.create_image(&spec).await {
+                Ok(img) => img,
+                Err(f) => {
+                    // A lost answer may hide a created image: adopt what the
+                    // run's name finds; if that listing fails too, the
+                    // placeholder stays and the runner's cleanup looks again.
+                    if let Ok(ids) = store.images_named(&name).await {
+                        for id in ids {
+                            ctx.track(ResourceKind::Image, &id, Some(&name), store, |s, id| async move {
+                                delete_image_and_wait(&s, &id).await.map(drop)
+                            });
+                        }
+                        ctx.forget(in_flight);
+                    }
+                    return Err(if f.http_status() == Some(403) {
+                        f.context(format!("{POLICY}; creating the image record was refused"))
+                    } else {
+                        f
+                    });
                 }
-            })?;
+            };
             let handle = ctx.track(
                 ResourceKind::Image,
                 &img.id,
@@ -156,6 +187,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
                 store,
                 |s, id| async move { delete_image_and_wait(&s, &id).await.map(drop) },
             );
+            ctx.forget(in_flight);
             let msg = format!(
                 "{} ({name}, {disk_format}/{container}), status {}",
                 img.id, img.status_text

@@ -133,6 +133,9 @@ pub enum ResourceKind {
     /// it made by the run's tag.
     ServerRequest,
     Image,
+    /// An image create whose answer has not come back: cleanup finds it by
+    /// the run's unique image name.
+    ImageRequest,
     Volume,
     VolumeAttachment,
     Container,
@@ -151,6 +154,7 @@ impl ResourceKind {
             ResourceKind::Server => "server",
             ResourceKind::ServerRequest => "server request",
             ResourceKind::Image => "image",
+            ResourceKind::ImageRequest => "image request",
             ResourceKind::Volume => "volume",
             ResourceKind::VolumeAttachment => "volume attachment",
             ResourceKind::Container => "container",
