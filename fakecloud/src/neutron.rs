@@ -172,7 +172,8 @@ pub fn neutron(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
                 json!({"id": id, "name": name,
                     "status": "ACTIVE", "admin_state_up": true, "shared": external, "router:external": external,
                     "project_id": project, "tenant_id": project, "subnets": [stable_id(&format!("{name}-subnet"))],
-                    "mtu": 1450, "availability_zones": ["nova"], "ipv4_address_scope": null, "ipv6_address_scope": null,
+                    "mtu": 1450, "availability_zones": ["nova"], "availability_zone_hints": [], "ipv4_address_scope": null, "ipv6_address_scope": null,
+                    "description": "", "port_security_enabled": true, "qinq": false, "vlan_transparent": null,
                     "created_at": iso(SystemTime::now()), "updated_at": iso(SystemTime::now()), "revision_number": 1, "tags": []})
             };
             reply(

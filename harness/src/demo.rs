@@ -290,7 +290,7 @@ site = "DEMO-AZURE"
 cloud = "azure"
 guideline = "{guideline}"
 vos = ["ops"]
-skip = ["check_object_storage", "check_glue"]
+skip = ["check_object_storage", "check_network", "check_glue"]
 
 [endpoints]
 api = "{url}"

@@ -313,7 +313,7 @@ fn azure_profile(url: &str, token: &Path) -> String {
     format!(
         r#"site = "AZURE-FIXTURE"
 cloud = "azure"
-skip = ["check_object_storage", "check_glue"]
+skip = ["check_object_storage", "check_network", "check_glue"]
 [endpoints]
 api = "{url}"
 [credentials.access_token]
@@ -446,8 +446,8 @@ fn gce_profile(addr: &str, key: &Path, token: &Path, project: &str) -> String {
         .replace("/tmp/fedprobe-peers/gce/sa.json", key.to_str().unwrap())
         .replace("\"fedprobe-ci\"", &format!("\"{project}\""))
         .replace(
-            "skip = [\"check_token_auth\", \"check_glue\", \"check_object_storage\"]",
-            "skip = [\"check_glue\", \"check_object_storage\"]",
+            "skip = [\"check_token_auth\", \"check_glue\", \"check_object_storage\", \"check_network\"]",
+            "skip = [\"check_glue\", \"check_object_storage\", \"check_network\"]",
         )
         + &format!(
             r#"
