@@ -202,7 +202,7 @@ mod tests {
         names.dedup();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 11);
         assert_eq!(names.len(), ALL.len());
         for e in ALL {
             let f = long_flags(e);
