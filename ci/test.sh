@@ -98,7 +98,14 @@ if [ "${FEDPROBE_NO_PRODUCERS:-0}" != 1 ] && [ -f "$FEDPROBE_PEERS_ENV" ]; then
     if bash "ci/producers/$producer.sh" >&2; then
       say "ci/producers/$producer.sh ok in $(elapsed "$t")"
     else
-      loud "ci/producers/$producer.sh FAILED: the tests of its output will SKIP (and fail the run)"
+      if [ "$producer" = caso ]; then
+        OUT_CASO_LOG=/tmp/fedprobe-producers/out/caso.log
+        # A fresh Nova has run no server yet, so cASO has nothing to account: the usage
+        # tests run caso.sh again once theirs have run (usage_peers::refresh_caso_spool).
+        say "ci/producers/caso.sh gave no records ($OUT_CASO_LOG): the usage tests run it again after their servers, and SKIP (failing the run) if it still gives none"
+      else
+        loud "ci/producers/$producer.sh FAILED: the tests of its output will SKIP (and fail the run)"
+      fi
     fi
   done
 fi
