@@ -492,26 +492,27 @@ fn state(s: nova::Server) -> ServerState {
 
 /// Glance's status words as phases.
 fn image_state(i: Image) -> ImageState {
-    let mut status = i.status.to_ascii_lowercase();
+    let status = i.status.to_ascii_lowercase();
     // An interoperable import is over when its task lets go of the image:
     // Glance answers `active` while the task still holds its lock and lists
     // stores left to import to, and a delete in that window races the task
     // (the real Glance then answers 500).
     let busy = |key: &str| i.property(key).is_some_and(|v| !v.trim().is_empty());
-    if status == "active"
-        && (busy("os_glance_import_task") || busy("os_glance_importing_to_stores"))
-    {
-        status = "active, import task still running".into();
-    }
+    let importing = busy("os_glance_import_task") || busy("os_glance_importing_to_stores");
     let phase = match status.as_str() {
         "queued" => ImagePhase::Queued,
         "saving" | "uploading" => ImagePhase::Saving,
         "importing" => ImagePhase::Importing,
+        "active" if importing => ImagePhase::Importing,
         "active" => ImagePhase::Active,
-        "active, import task still running" => ImagePhase::Importing,
         "killed" => ImagePhase::Killed,
         "deleted" | "pending_delete" | "deactivated" => ImagePhase::Deleted,
         _ => ImagePhase::Other,
+    };
+    let status = if importing && status == "active" {
+        "active, import task still running".to_string()
+    } else {
+        status
     };
     ImageState {
         id: i.id,
