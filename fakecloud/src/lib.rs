@@ -34,6 +34,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 
+/// Largest read buffer of a demo connection (hyper's floor is 8 KiB).
+const READ_BUF_MAX: usize = 16 * 1024;
+
 pub use faults::{Fault, Faults};
 pub use http::{Req, Resp};
 pub use router::Override;
@@ -131,8 +134,12 @@ async fn serve(
         let (c, h, mut stop) = (cloud.clone(), hook.clone(), rx.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req| router::handle(c.clone(), h.clone(), req));
+            // A small read buffer: hyper grows it to 400 KiB on a fast upload
+            // and keeps it; a thousand demo sites uploading at once would hold
+            // that much each.
             let conn = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
+                .max_buf_size(READ_BUF_MAX)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}

@@ -2,6 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = fedprobe::app::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()

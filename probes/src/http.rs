@@ -287,7 +287,9 @@ pub struct BodySender {
 
 /// A streamed body of exactly `len` bytes and the handle that feeds it.
 pub fn body_channel(len: u64) -> (BodySender, BodyStream) {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // One chunk queued: hyper queues more while the socket is full, and a
+    // harness running a thousand uploads at once holds every queued chunk.
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     (BodySender { tx }, BodyStream { rx, len, left: len })
 }
 

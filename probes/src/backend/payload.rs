@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::ova;
 
-/// Bytes produced per chunk; a multiple of 8 (the generator's word).
-pub const CHUNK: usize = 64 * 1024;
+/// Bytes produced per chunk; a multiple of 8 (the generator's word). Small
+/// enough that the chunks queued for the socket stay a few dozen KiB per
+/// upload (hyper queues up to 16 of them), large enough for full speed.
+pub const CHUNK: usize = 16 * 1024;
 
 /// The fixed seed of [`ova::disk_bytes`].
 pub const DEFAULT_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -169,13 +171,13 @@ impl Payload {
     }
 }
 
-/// Digests of a stream, all that Glance may report (`checksum` is MD5,
-/// `os_hash_algo` one of the SHA-2 family, sha512 by default).
+/// Digests of a stream as it is sent: what Glance reports by default
+/// (`checksum` is MD5, `os_hash_algo` sha512). A site configured with
+/// another SHA-2 gets it from [`digest_of`] afterwards, so every upload does
+/// not pay for four digests.
 #[derive(Clone, Default)]
 pub struct Hashes {
     md5: Md5,
-    sha256: Sha256,
-    sha384: Sha384,
     sha512: Sha512,
 }
 
@@ -183,24 +185,18 @@ pub struct Hashes {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Digests {
     pub md5: String,
-    pub sha256: String,
-    pub sha384: String,
     pub sha512: String,
 }
 
 impl Hashes {
     pub fn update(&mut self, data: &[u8]) {
         self.md5.update(data);
-        self.sha256.update(data);
-        self.sha384.update(data);
         self.sha512.update(data);
     }
 
     pub fn finish(self) -> Digests {
         Digests {
             md5: format!("{:x}", self.md5.finalize()),
-            sha256: format!("{:x}", self.sha256.finalize()),
-            sha384: format!("{:x}", self.sha384.finalize()),
             sha512: format!("{:x}", self.sha512.finalize()),
         }
     }
@@ -213,16 +209,39 @@ impl Digests {
         h.finish()
     }
 
-    /// The digest for a Glance `os_hash_algo` name, if we compute it.
+    /// The digest for a Glance `os_hash_algo` name, if computed on the way out.
     pub fn get(&self, algo: &str) -> Option<&str> {
         match algo.to_ascii_lowercase().as_str() {
             "sha512" => Some(&self.sha512),
-            "sha384" => Some(&self.sha384),
-            "sha256" => Some(&self.sha256),
             "md5" => Some(&self.md5),
             _ => None,
         }
     }
+}
+
+/// The digest named by a Glance `os_hash_algo` of `payload` regenerated from
+/// its start: one more pass over the bytes, for the algorithms not computed
+/// while sending. `None` for a name outside MD5 and SHA-2.
+pub fn digest_of(payload: Payload, algo: &str) -> Option<String> {
+    fn run<D: Digest>(mut p: Payload) -> String {
+        let mut d = D::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = p.read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            d.update(&buf[..n]);
+        }
+        d.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+    Some(match algo.to_ascii_lowercase().as_str() {
+        "md5" => run::<Md5>(payload),
+        "sha256" => run::<Sha256>(payload),
+        "sha384" => run::<Sha384>(payload),
+        "sha512" => run::<Sha512>(payload),
+        _ => return None,
+    })
 }
 
 /// Compares a download, piece by piece as it arrives, with the payload
@@ -369,5 +388,21 @@ mod tests {
         assert_eq!(d.md5, format!("{:x}", Md5::digest(&data)));
         assert_eq!(d.get("SHA512"), Some(d.sha512.as_str()));
         assert_eq!(d.get("blake2"), None);
+        // the algorithms not computed on the way out, from the regenerated payload
+        assert_eq!(d.get("sha256"), None);
+        let p = Payload::raw(9, 100_000);
+        assert_eq!(
+            digest_of(p.clone(), "SHA256"),
+            Some(format!("{:x}", Sha256::digest(&data)))
+        );
+        assert_eq!(
+            digest_of(p.clone(), "sha384"),
+            Some(format!("{:x}", Sha384::digest(&data)))
+        );
+        assert_eq!(
+            digest_of(p.clone(), "sha512").as_deref(),
+            Some(d.sha512.as_str())
+        );
+        assert_eq!(digest_of(p, "blake2"), None);
     }
 }
