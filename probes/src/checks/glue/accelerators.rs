@@ -18,11 +18,12 @@ const SPECS_MICROVERSION: &str = "2.61";
 const MAX_ONE_BY_ONE: usize = 200;
 const SHOW: usize = 5;
 
-/// The flavors with their properties as strings.
+/// The flavors with their properties as strings, and how many flavors'
+/// properties were left unread (an older Nova with very many flavors).
 async fn live_flavors(
     session: &Session,
     nova: &Url,
-) -> Result<Vec<(Flavor, BTreeMap<String, String>)>, Fail> {
+) -> Result<(Vec<(Flavor, BTreeMap<String, String>)>, usize), Fail> {
     let new = Nova::new(
         session.http.clone(),
         nova,
@@ -43,11 +44,15 @@ async fn live_flavors(
     };
     let old = Nova::new(session.http.clone(), nova, session.token.clone(), None);
     let mut out = Vec::with_capacity(flavors.len());
+    let mut unread = 0;
     for (i, mut f) in flavors.into_iter().enumerate() {
         let specs = match f.extra_specs.take() {
             Some(s) if listed => s,
             _ if i < MAX_ONE_BY_ONE => old.extra_specs(&f.id).await?.unwrap_or_default(),
-            _ => BTreeMap::new(),
+            _ => {
+                unread += 1;
+                BTreeMap::new()
+            }
         };
         let specs = specs
             .into_iter()
@@ -61,7 +66,7 @@ async fn live_flavors(
             .collect();
         out.push((f, specs));
     }
-    Ok(out)
+    Ok((out, unread))
 }
 
 fn who(f: &Flavor) -> String {
@@ -76,8 +81,13 @@ pub(super) async fn check(
 ) -> Result<String, Fail> {
     let read: Vec<(Flavor, Option<Spec>)> = ctx
         .step(ACCEL_SPEC, async {
-            let flavors = live_flavors(session, nova).await?;
+            let (flavors, unread) = live_flavors(session, nova).await?;
             let total = flavors.len();
+            if unread > 0 {
+                ctx.detail(format!(
+                    "older Nova: the extra specs of the first {MAX_ONE_BY_ONE} flavors were read, {unread} more not"
+                ));
+            }
             let read: Vec<(Flavor, Option<Spec>)> = flavors
                 .into_iter()
                 .map(|(f, specs)| {
