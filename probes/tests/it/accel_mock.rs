@@ -102,3 +102,42 @@ async fn older_nova_extra_specs_are_read_one_by_one() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn many_malformed_flavors_stay_under_16_kb_and_are_critical() {
+    let c = MockCloud::start().await;
+    let long = "x".repeat(255);
+    let flavors: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"id": format!("{i}"), "name": format!("g{i}.{long}"), "vcpus": 1, "ram": 512, "disk": 1,
+                "extra_specs": {"Accelerator:Number": long, "Accelerator:Type": long, "Accelerator:Memory": long}})
+        })
+        .collect();
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/flavors/detail"))
+        .and(header("OpenStack-API-Version", "compute 2.61"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "flavors": flavors })))
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), publication().to_string()).unwrap();
+    let file = f.path().display().to_string();
+    let r = run::<Glue>(&c.argv(&["-v", "--glue-file", &file, "--glue-vo", "ops"])).await;
+    let out = nagios::render(&r, 3);
+    assert!(out.len() < 16 * 1024, "{} bytes", out.len());
+    let a1 = r.steps.iter().find(|s| s.check == "ACCEL-01").unwrap();
+    assert_eq!(a1.status, Status::Critical, "{out}");
+    assert!(
+        a1.message
+            .starts_with("300 accelerator flavor(s), malformed properties: flavor g0."),
+        "{}",
+        a1.message
+    );
+    assert!(a1.message.ends_with("; 895 more"), "{}", a1.message);
+    let calls = c.calls().await;
+    assert!(
+        !calls.iter().any(|x| x.ends_with("/os-extra_specs")),
+        "listed with the flavors at 2.61: {calls:?}"
+    );
+}

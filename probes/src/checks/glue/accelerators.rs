@@ -69,6 +69,18 @@ async fn live_flavors(
     Ok((out, unread))
 }
 
+/// Long-output lines at most, so the output stays under 16 KB.
+const MAX_DETAILS: usize = 30;
+
+fn show_details(ctx: &Ctx, lines: &[String]) {
+    for l in lines.iter().take(MAX_DETAILS) {
+        ctx.detail(crate::text::one_line(l, 300));
+    }
+    if lines.len() > MAX_DETAILS {
+        ctx.detail(format!("... {} more", lines.len() - MAX_DETAILS));
+    }
+}
+
 fn who(f: &Flavor) -> String {
     format!("{} ({})", f.name, f.id)
 }
@@ -118,9 +130,6 @@ pub(super) async fn check(
                 .count();
             ctx.perf(Perf::count("accelerator_flavors", seen.len() as u64));
             ctx.perf(Perf::count("accelerator_malformed", bad as u64));
-            for line in problems.iter().chain(notes.iter()).skip(SHOW) {
-                ctx.detail(line.clone());
-            }
             if seen.is_empty() {
                 let msg =
                     format!("no accelerator flavors among the {total} flavor(s) the project sees");
@@ -129,10 +138,16 @@ pub(super) async fn check(
             let (status, mut lines) = if !problems.is_empty() {
                 (Status::Critical, problems)
             } else if !notes.is_empty() {
-                (Status::Warning, notes)
+                (Status::Warning, notes.clone())
             } else {
                 (Status::Ok, Vec::new())
             };
+            // What the message leaves out goes to the long output, bounded.
+            let mut rest: Vec<String> = lines.iter().skip(SHOW).cloned().collect();
+            if status == Status::Critical {
+                rest.extend(notes);
+            }
+            show_details(ctx, &rest);
             let more = lines.len().saturating_sub(SHOW);
             lines.truncate(SHOW);
             let msg = if status == Status::Ok {
@@ -214,9 +229,7 @@ pub(super) async fn check(
             };
             return Ok(Done::ok(msg.clone(), msg));
         }
-        for line in all.iter().skip(SHOW) {
-            ctx.detail(line.clone());
-        }
+        show_details(ctx, &all[SHOW.min(all.len())..]);
         let more = all.len().saturating_sub(SHOW);
         let msg = format!(
             "{} accelerator mismatch(es) between Nova and the publication: {}{}",
