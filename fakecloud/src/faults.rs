@@ -51,6 +51,8 @@ pub enum Fault {
     QuotaExhausted,
     /// Neutron's floating IP pool is exhausted: allocation answers 409
     FipExhausted,
+    /// The site is served over https with a certificate that expires in 5 days
+    CertificateExpiring,
 }
 
 impl Fault {
@@ -142,7 +144,8 @@ mod tests {
                 "attach-failing",
                 "volume-quota-exhausted",
                 "quota-exhausted",
-                "fip-exhausted"
+                "fip-exhausted",
+                "certificate-expiring"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

@@ -1,5 +1,6 @@
 //! fakecloud: an emulated OpenStack federated cloud served in-process on
-//! loopback (plain http on 127.0.0.1): Keystone with OIDC federation and
+//! loopback (plain http on 127.0.0.1; https under the certificate-expiring
+//! fault, `tls`): Keystone with OIDC federation and
 //! its OIDC provider, Nova, Neutron, Cinder, Glance, GLUE JSON, the
 //! information-system API, accounting and the federation's orchestrator
 //! (IM's REST subset), in the shapes the real services
@@ -25,6 +26,7 @@ mod neutron;
 mod nova;
 pub mod router;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +66,8 @@ impl Default for Options {
 pub struct FakeCloud {
     pub addr: SocketAddr,
     pub cloud: Arc<Cloud>,
+    /// The CA to trust when the site is served over https.
+    pub ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -77,22 +81,31 @@ impl FakeCloud {
     pub async fn start_with(opts: Options, hook: Option<Override>) -> std::io::Result<FakeCloud> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let tls = if opts.faults.has(Fault::CertificateExpiring) {
+            Some(tls::expiring(tls::EXPIRING_DAYS)?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let cloud = Arc::new(Cloud::new(
-            format!("http://{addr}"),
+            format!("{scheme}://{addr}"),
             opts.sites,
             opts.boot_delay,
             opts.faults,
         ));
         let (shutdown, rx) = watch::channel(false);
-        tokio::spawn(serve(listener, cloud.clone(), hook, rx));
+        let acceptor = tls.map(|t| t.acceptor);
+        tokio::spawn(serve(listener, cloud.clone(), hook, acceptor, rx));
         Ok(FakeCloud {
             addr,
             cloud,
+            ca_pem,
             shutdown,
         })
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` under the certificate-expiring fault)
     pub fn base(&self) -> &str {
         &self.cloud.base
     }
@@ -113,11 +126,14 @@ impl Drop for FakeCloud {
     }
 }
 
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
+
 /// Accept until told to stop; each connection also ends on stop.
 async fn serve(
     listener: tokio::net::TcpListener,
     cloud: Arc<Cloud>,
     hook: Option<Override>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     rx: watch::Receiver<bool>,
 ) {
     let mut stop = rx.clone();
@@ -132,14 +148,31 @@ async fn serve(
             continue;
         };
         let (c, h, mut stop) = (cloud.clone(), hook.clone(), rx.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| router::handle(c.clone(), h.clone(), req));
             // A small read buffer: hyper grows it to 400 KiB on a fast upload
             // and keeps it; a thousand demo sites uploading at once would hold
             // that much each.
-            let conn = hyper::server::conn::http1::Builder::new()
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.max_buf_size(READ_BUF_MAX);
+            let Some(acceptor) = tls else {
+                let conn = http
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), svc);
+                tokio::select! {
+                    _ = conn => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+                return;
+            };
+            // A client that never finishes the handshake holds nothing for long.
+            let shake = tokio::time::timeout(HANDSHAKE_WAIT, acceptor.accept(stream));
+            let Ok(Ok(stream)) = shake.await else {
+                return;
+            };
+            let conn = http
                 .keep_alive(true)
-                .max_buf_size(READ_BUF_MAX)
                 .serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}

@@ -463,7 +463,8 @@ fn check_guideline_accepts_the_embedded_one_and_names_problems() {
     assert!(s.contains("INVALID") && s.contains("retries"), "{s}");
     let text = std::fs::read_to_string(&g)
         .unwrap()
-        .replace("checks = [\"check_glue:GLUE-*\"]", "checks = []");
+        .replace("checks = [\"check_glue:GLUE-*\"]", "checks = []")
+        .replace("checks = [\"check_glue:ACCEL-*\"]", "checks = []");
     std::fs::write(&bad, text).unwrap();
     let out = Command::new(bin())
         .arg("check-guideline")
@@ -824,4 +825,36 @@ fn certificates_probe_runs_in_the_demo_and_finds_no_https_to_check() {
             .starts_with("no https endpoint to check"),
         "{list}"
     );
+}
+
+#[test]
+fn certificate_expiring_fault_serves_https_and_fails_the_days_left_check() {
+    // The site is served over https with a certificate 5 days from expiry,
+    // signed by the demo's own CA, which the profile makes every probe trust.
+    let (out, v, _dir) = run_demo(&["--fault", "certificate-expiring", "--boot-delay", "0.3s"]);
+    assert!(out.status.success(), "--fail-on never is the demo default");
+    assert_eq!(probe_status(&v, 0, "check_certificates"), "CRITICAL");
+    assert_eq!(cap_status(&v, 0, "endpoint-certificates"), "fail");
+    let c = checks(&v, 0, "endpoint-certificates");
+    let list = c.iter().find(|c| c["check"] == "CERT-01").unwrap();
+    assert!(
+        list["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 distinct https host:port"),
+        "{list}"
+    );
+    let chain = c.iter().find(|c| c["check"] == "CERT-02").unwrap();
+    assert_eq!(chain["status"], "OK", "{chain}");
+    let days = c.iter().find(|c| c["check"] == "CERT-03").unwrap();
+    assert_eq!(days["status"], "CRITICAL", "{days}");
+    let msg = days["message"].as_str().unwrap();
+    assert!(msg.contains("identity, compute, image"), "{msg}");
+    assert!(
+        msg.contains(" 4.9 days") || msg.contains(" 5.0 days"),
+        "{msg}"
+    );
+    // Everything else still works over https: the site passes.
+    assert_eq!(cap_status(&v, 0, "compute-vm-lifecycle"), "pass");
+    assert_eq!(cap_status(&v, 0, "glue-publication"), "pass");
 }

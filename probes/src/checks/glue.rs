@@ -12,6 +12,7 @@ use crate::auth::{self, AuthArgs};
 use crate::clients::glance::Glance;
 use crate::clients::nova::Nova;
 use crate::clients::{is_api, ldap};
+use crate::formats::accelerators as acc;
 use crate::formats::glue::{self, Item, Rules, ShareInfo};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
@@ -24,7 +25,11 @@ crate::check_ids! { "EOSC-IAAS-INFOSYS";
     IS_SITE = "GLUE-03", "site in the information system";
     PROJECTS = "GLUE-04", "published project matches the site";
     DRIFT = "GLUE-05", "published images and flavors exist";
+    ACCEL_SPEC = "ACCEL-01", "accelerator flavor properties well formed";
+    ACCEL_MATCH = "ACCEL-02", "published accelerators match the flavors";
 }
+
+mod accelerators;
 
 const SHOW: usize = 30;
 
@@ -81,6 +86,8 @@ struct Published {
     shares: Vec<ShareInfo>,
     images: Vec<Item>,
     instance_types: Vec<Item>,
+    /// `None`: the source does not publish flavors (information-system API).
+    accelerators: Option<Vec<acc::Published>>,
 }
 
 impl Probe for Glue {
@@ -112,6 +119,16 @@ impl Probe for Glue {
             check: "GLUE-05",
             flags: LOGIN_FLAGS,
             how: "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+        },
+        Optional {
+            check: "ACCEL-01",
+            flags: LOGIN_FLAGS,
+            how: "a login to read the flavors' Accelerator:* properties: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+        },
+        Optional {
+            check: "ACCEL-02",
+            flags: LOGIN_FLAGS,
+            how: "a login to compare the published accelerators with the flavors: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
         },
     ];
 
@@ -301,6 +318,7 @@ fn validate(
             shares: r.shares,
             images: r.images,
             instance_types: r.instance_types,
+            accelerators: Some(acc::published(doc)),
         },
         summary,
     )
@@ -382,6 +400,7 @@ async fn is_checks(
             shares,
             images,
             instance_types: Vec::new(),
+            accelerators: None,
         },
         s,
     ))
@@ -510,8 +529,14 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
         }
     })
     .await?;
+    let accel = accelerators::check(ctx, &session, &nova, published).await?;
     Ok(format!(
-        "consistent with the live site (project {})",
-        session.project_name
+        "consistent with the live site (project {}){}",
+        session.project_name,
+        if accel.is_empty() {
+            String::new()
+        } else {
+            format!("; {accel}")
+        }
     ))
 }

@@ -55,6 +55,9 @@ pub struct Flavor {
     pub ram: u64,
     #[serde(default)]
     pub disk: u64,
+    /// Listed from microversion 2.61 on.
+    #[serde(default)]
+    pub extra_specs: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +197,24 @@ impl Nova {
         }
         let f: Flavors = self.svc.get_json(url).await?;
         Ok(f.flavors)
+    }
+
+    /// `GET /flavors/{id}/os-extra_specs` (before microversion 2.61); `None`
+    /// once the flavor is gone.
+    pub async fn extra_specs(
+        &self,
+        id: &str,
+    ) -> Result<Option<BTreeMap<String, serde_json::Value>>, Fail> {
+        #[derive(Deserialize)]
+        struct Doc {
+            #[serde(default)]
+            extra_specs: BTreeMap<String, serde_json::Value>,
+        }
+        let d: Option<Doc> = self
+            .svc
+            .get_opt(self.svc.url(&["flavors", id, "os-extra_specs"])?)
+            .await?;
+        Ok(d.map(|d| d.extra_specs))
     }
 
     /// `GET /limits`: the project's absolute compute limits and their use.

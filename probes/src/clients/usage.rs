@@ -291,6 +291,7 @@ mod tests {
             vcpus: 1,
             ram: 512,
             disk: 8,
+            extra_specs: None,
         }
     }
 

@@ -8,6 +8,8 @@ mod mockcloud;
 mod realpeers;
 mod token_auth_support;
 
+mod accel_mock;
+mod accel_real;
 mod appliances_real;
 mod azure;
 mod block_faults;
