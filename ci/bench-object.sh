@@ -10,7 +10,10 @@
 # github.com/ARGOeu-Metrics/argo-probe-fedcloud in ARGO_FEDCLOUD_SRC (the
 # directory holding src/argo_probe_fedcloud/swiftprobe.py). Its Python deps
 # (the ones swiftprobe.py and helpers.py import) go into a venv from PyPI
-# under $FEDPROBE_BENCH_DIR (default /tmp/fedprobe-bench).
+# under $FEDPROBE_BENCH_DIR (default /tmp/fedprobe-bench). From a bare clone
+# or mirror of that repository:
+#   git -C MIRROR archive --prefix=argo-probe-fedcloud/ HEAD | tar -x -C /tmp/fedprobe-bench
+# (measured at its commit 461991b).
 #   ARGO_FEDCLOUD_SRC=/path/to/argo-probe-fedcloud ci/bench-object.sh [RUNS]
 # FEDPROBE_BENCH_PROFILE=release builds our probe in release (default debug).
 set -euo pipefail
