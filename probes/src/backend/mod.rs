@@ -333,8 +333,9 @@ pub struct UsageRecord {
     pub hours: Option<f64>,
 }
 
-/// Usage reading for accounting checks on clouds other than OpenStack
-/// (whose Nova/Cinder usage has its own client in `clients::usage`).
+/// Usage reading for accounting checks. On OpenStack check_usage reads
+/// Nova's usage and Cinder's summary with `clients::usage` for USAGE-01..03
+/// and uses this for its own volume (`--own-volume`); elsewhere for all.
 pub trait Usage: Backend {
     /// Servers' usage between two unix times.
     fn server_usage(

@@ -579,7 +579,7 @@ async fn wait_gone<V: Volumes>(ctx: &Ctx, cloud: &V, plan: &Plan, id: &str) -> R
 }
 
 /// Register the volume for removal on every exit path (detached first).
-fn track_volume<V: Volumes>(ctx: &Ctx, cloud: &V, id: &str, name: &str) -> ResourceId {
+pub(crate) fn track_volume<V: Volumes>(ctx: &Ctx, cloud: &V, id: &str, name: &str) -> ResourceId {
     ctx.track(
         ResourceKind::Volume,
         id,
@@ -591,7 +591,7 @@ fn track_volume<V: Volumes>(ctx: &Ctx, cloud: &V, id: &str, name: &str) -> Resou
 
 /// Cleanup for a create request whose answer has not come yet: remove
 /// whatever volume carries this run's id.
-fn track_volume_run<V: Volumes>(ctx: &Ctx, cloud: &V, run: &str) -> ResourceId {
+pub(crate) fn track_volume_run<V: Volumes>(ctx: &Ctx, cloud: &V, run: &str) -> ResourceId {
     ctx.track(
         ResourceKind::Volume,
         &format!("run {run}"),

@@ -12,9 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::Url;
 
 use crate::auth::{self, AuthArgs, Session};
+use crate::backend::openstack::OpenStack;
+use crate::backend::{Usage as _, UsageRecord};
 use crate::clients::nova::Nova;
 use crate::clients::usage::{self as api, VOLUME_TYPES};
-use crate::clock::{nova_time, now_secs, unix_of};
+use crate::clock::{nova_time, now_secs, now_unix, unix_of};
 use crate::formats::{apel, freshness};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
@@ -46,6 +48,22 @@ pub struct Args {
     /// Require this server in the usage with its flavor's sizes and sane times
     #[arg(long = "server-id", value_name = "ID", requires = "endpoint")]
     pub server_id: Option<String>,
+    /// Make a short-lived volume of this run and require it in the volume
+    /// usage (USAGE-03); deleted before the probe ends, on every exit path
+    #[arg(long = "own-volume", requires = "endpoint")]
+    pub own_volume: bool,
+    /// Size of the own volume in GiB
+    #[arg(long = "volume-size", value_name = "GIB", default_value = "1", value_parser = clap::value_parser!(u64).range(1..=crate::checks::block_storage::MAX_SIZE_GB))]
+    pub volume_size: u64,
+    /// Volume type of the own volume; default: the cloud's
+    #[arg(long = "volume-type", value_name = "TYPE")]
+    pub volume_type: Option<String>,
+    /// Longest wait for the own volume to become available, and to go
+    #[arg(long = "volume-timeout", value_name = "DURATION", default_value = "120", value_parser = crate::units::parse_duration)]
+    pub volume_timeout: Duration,
+    /// Monitoring host name put on the own volume; default: this machine's name
+    #[arg(long = "argo-host-name", value_name = "HOST")]
+    pub argo_host_name: Option<String>,
     /// Servers asked per os-simple-tenant-usage page
     #[arg(long = "usage-page-size", value_name = "N", default_value_t = api::PAGE)]
     pub page_size: usize,
@@ -101,8 +119,8 @@ impl Probe for Usage {
         },
         Optional {
             check: "USAGE-03",
-            flags: &["endpoint"],
-            how: "--endpoint URL with a credential (profile: endpoints.keystone and a credential)",
+            flags: &["endpoint", "own-volume"],
+            how: "--endpoint URL with a credential (profile: endpoints.keystone and a credential); --own-volume (profile: [probe.check_usage] own-volume = true) also requires a volume of this run in the usage",
         },
         Optional {
             check: "USAGE-04",
@@ -184,6 +202,24 @@ impl Probe for Usage {
 }
 
 mod cloud_usage;
+pub mod own_volume;
+
+/// The own volume `--own-volume` asks for, if it does.
+fn own_plan(args: &Args) -> Option<own_volume::Own> {
+    args.own_volume.then(|| {
+        let host = args
+            .argo_host_name
+            .clone()
+            .or_else(crate::checks::vm_lifecycle::machine_hostname)
+            .unwrap_or_else(|| "unknown-host".into());
+        own_volume::Own::new(
+            args.volume_size.max(1),
+            args.volume_type.clone(),
+            args.volume_timeout,
+            host,
+        )
+    })
+}
 
 async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
     let nova = session.endpoint("compute")?;
@@ -212,7 +248,7 @@ async fn api_checks(ctx: &Ctx, args: &Args, session: &Session) -> Result<String,
         check_server(ctx, session, &nova, &usages, id).await?;
         summary.push_str(&format!(", server {id} accounted"));
     }
-    summary.push_str(&volumes(ctx, session).await?);
+    summary.push_str(&volumes(ctx, args, session).await?);
     Ok(summary)
 }
 
@@ -322,7 +358,7 @@ pub async fn check_server(
     .await
 }
 
-async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
+async fn volumes(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
     let found = VOLUME_TYPES
         .iter()
         .find_map(|t| session.catalog.public_url(t, session.region.as_deref()));
@@ -337,24 +373,79 @@ async fn volumes(ctx: &Ctx, session: &Session) -> Result<String, Fail> {
         );
         return Ok(String::new());
     };
+    let own = own_plan(args);
     let s = ctx
         .step(VOLUME_USAGE, async {
-            let s = api::Cinder::new(
+            let c = api::Cinder::new(
                 session.http.clone(),
                 &cinder,
                 session.token.clone(),
                 &session.project_id,
-            )?
-            .volume_summary()
-            .await
-            .map_err(|f| forbidden(f, "reading the volume summary"))?;
-            let msg = format!("{} volume(s), {} GB", s.total_count, s.total_size);
+            )?;
+            let Some(own) = &own else {
+                let s = c
+                    .volume_summary()
+                    .await
+                    .map_err(|f| forbidden(f, "reading the volume summary"))?;
+                let msg = format!("{} volume(s), {} GB", s.total_count, s.total_size);
+                return Ok(Done::ok(s, msg));
+            };
+            let os = OpenStack::from_session(session);
+            let made = own_volume::create(ctx, &os, own).await?;
+            let (s, list, stable) = summary_and_list(&c, &os).await?;
+            let listed = own_volume::judge(&list, &made.id, own.size_gb, made.asked, now_unix())
+                .map_err(Fail::critical)?;
+            let counted =
+                own_volume::judge_summary(&s, &list, stable, own.size_gb).map_err(Fail::critical)?;
+            let ready = made.ready_secs;
+            ctx.perf(Perf::new("own_volume_available", ready, Uom::Seconds).min(0.0));
+            let gone = own_volume::delete(ctx, &os, own, made).await?;
+            ctx.perf(Perf::new("own_volume_delete", gone, Uom::Seconds).min(0.0));
+            let msg = format!(
+                "{} volume(s), {} GB; {listed}, {counted}; available after {ready:.2}s, deleted in {gone:.2}s",
+                s.total_count, s.total_size
+            );
             Ok(Done::ok(s, msg))
         })
         .await?;
     ctx.perf(Perf::count("volumes", s.total_count));
     ctx.perf(Perf::new("volume_size", s.total_size, Uom::GigaBytes).min(0.0));
-    Ok(format!(", {} volume(s)", s.total_count))
+    let own = if args.own_volume {
+        ", own volume accounted"
+    } else {
+        ""
+    };
+    Ok(format!(", {} volume(s){own}", s.total_count))
+}
+
+/// Cinder's summary read between two reads of the volume list. When the
+/// lists differ (the project changed meanwhile) all is read again, up to
+/// RELIST times; the flag says whether the last two lists agreed.
+async fn summary_and_list(
+    c: &api::Cinder,
+    os: &OpenStack,
+) -> Result<(api::VolumeSummary, Vec<UsageRecord>, bool), Fail> {
+    let key = |l: &[UsageRecord]| {
+        let mut k: Vec<(String, Option<u64>)> =
+            l.iter().map(|r| (r.id.clone(), r.size_gb)).collect();
+        k.sort();
+        k
+    };
+    let mut before = os.volume_usage().await?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let s = c
+            .volume_summary()
+            .await
+            .map_err(|f| forbidden(f, "reading the volume summary"))?;
+        let after = os.volume_usage().await?;
+        let stable = key(&before) == key(&after);
+        if stable || tries >= RELIST {
+            return Ok((s, after, stable));
+        }
+        before = after;
+    }
 }
 
 /// Message files under `dir` (dirq layout: `<dir>/<8 hex>/<name>`), skipping

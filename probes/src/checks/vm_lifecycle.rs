@@ -137,7 +137,7 @@ impl Plan {
     }
 }
 
-fn machine_hostname() -> Option<String> {
+pub(crate) fn machine_hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -768,6 +768,29 @@ async fn check_usage_accounts_the_lifecycle_server() {
     assert!(step(&u, "USAGE-02").message.contains("missing"));
 }
 
+/// check_usage --own-volume through the same seam on EC2/EBS: its volume is
+/// listed by DescribeVolumes with its size, then deleted.
+#[tokio::test]
+async fn check_usage_own_volume_on_moto() {
+    let Some(m) = moto("ec2::check_usage_own_volume_on_moto") else {
+        return;
+    };
+    let k = Keys::new();
+    let u =
+        run::<probes::checks::usage::Usage>(&k.argv(&m, &["--own-volume", "--volume-size", "3"]))
+            .await;
+    assert_eq!(u.status, Status::Ok, "{:#?}", u.steps);
+    let s = step(&u, "USAGE-03");
+    assert!(s.message.contains("; own volume vol-"), "{}", s.message);
+    assert!(
+        s.message.contains(" listed with 3 GiB, deleted in "),
+        "{}",
+        s.message
+    );
+    assert_eq!(u.resources.len(), 1, "{:?}", u.resources);
+    assert_eq!(u.resources[0].cleanup, probes::model::Cleanup::Deleted);
+}
+
 /// Every request the probes send (VM lifecycle with static keys and with
 /// STS, image upload through EBS direct, usage, volumes) conforms to AWS's
 /// own definitions: botocore's service models, checked by

@@ -50,6 +50,7 @@ mod usage_apel;
 mod usage_peers;
 mod usage_probe;
 mod usage_random;
+mod usage_volume_real;
 mod vm_backend_seam;
 mod vm_faults;
 mod vm_quota;

@@ -487,3 +487,129 @@ async fn usage_next_marker_is_a_query_value_not_a_path() {
         );
     }
 }
+
+/// A scripted Cinder with one own volume's life (create, show, delete) and
+/// a volume usage that does not account it as it should: a real Cinder will
+/// not produce that on demand.
+#[derive(Clone)]
+struct OwnVolumeCinder {
+    /// The own volume exists (created, not yet deleted).
+    exists: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The list shows it (else only the other volume).
+    listed: bool,
+    /// The summary's count and size.
+    summary: (u64, u64),
+}
+
+impl wiremock::Respond for OwnVolumeCinder {
+    fn respond(&self, r: &wiremock::Request) -> ResponseTemplate {
+        use std::sync::atomic::Ordering::SeqCst;
+        let base = format!("/volume/v3/{PROJECT_ID}/volumes");
+        let rest = r.url.path().strip_prefix(&base).unwrap_or("?");
+        let t = probes::clock::nova_time(now());
+        let own = json!({"id": "own-1", "name": "own", "status": "available", "size": 1,
+            "created_at": t, "attachments": [], "metadata": {}});
+        let other = json!({"id": "other-1", "name": "other", "status": "available", "size": 3,
+            "created_at": t, "attachments": [], "metadata": {}});
+        match (r.method.as_str(), rest) {
+            ("POST", "") => {
+                self.exists.store(true, SeqCst);
+                ResponseTemplate::new(202).set_body_json(json!({"volume": own}))
+            }
+            ("GET", "/own-1") if self.exists.load(SeqCst) => {
+                ResponseTemplate::new(200).set_body_json(json!({"volume": own}))
+            }
+            ("DELETE", "/own-1") => {
+                self.exists.store(false, SeqCst);
+                ResponseTemplate::new(202)
+            }
+            ("GET", "/detail") => {
+                let mut v = vec![other];
+                if self.listed && self.exists.load(SeqCst) {
+                    v.push(own);
+                }
+                ResponseTemplate::new(200).set_body_json(json!({"volumes": v}))
+            }
+            ("GET", "/summary") => ResponseTemplate::new(200).set_body_json(json!({
+                "volume-summary": {"total_count": self.summary.0, "total_size": self.summary.1, "metadata": {}}})),
+            _ => ResponseTemplate::new(404).set_body_json(
+                json!({"itemNotFound": {"code": 404, "message": "Volume could not be found."}}),
+            ),
+        }
+    }
+}
+
+async fn own_volume_site(
+    listed: bool,
+    summary: (u64, u64),
+) -> (MockServer, tempfile::NamedTempFile, OwnVolumeCinder) {
+    let (s, tok) = site(true).await;
+    usage_pages(&s, vec![server("a", "m1.tiny", 512, false)]).await;
+    let cinder = OwnVolumeCinder {
+        exists: Default::default(),
+        listed,
+        summary,
+    };
+    Mock::given(wiremock::matchers::path_regex("^/volume/v3/"))
+        .respond_with(cinder.clone())
+        .mount(&s)
+        .await;
+    (s, tok, cinder)
+}
+
+#[tokio::test]
+async fn own_volume_accounted_is_ok_and_deleted() {
+    let (s, tok, cinder) = own_volume_site(true, (2, 4)).await;
+    let mut a = api_args(&s, &tok);
+    a.push("--own-volume".into());
+    let r = run_owned(a).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    let step = r.steps.iter().find(|s| s.check == "USAGE-03").unwrap();
+    assert!(step.message.contains("own volume own-1 listed with 1 GiB, counted in the volume summary (2 volume(s), 4 GB, as listed)"), "{}", step.message);
+    assert!(!cinder.exists.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(r.resources.len(), 1, "{:?}", r.resources);
+    assert_eq!(r.resources[0].cleanup, probes::model::Cleanup::Deleted);
+}
+
+#[tokio::test]
+async fn own_volume_missing_from_the_usage_is_critical_at_usage_03() {
+    // Listed without it, and the summary agrees with the list.
+    let (s, tok, cinder) = own_volume_site(false, (1, 3)).await;
+    let mut a = api_args(&s, &tok);
+    a.push("--own-volume".into());
+    let r = run_owned(a).await;
+    assert_eq!(r.status, Status::Critical, "{r:#?}");
+    let step = r.steps.iter().find(|s| s.check == "USAGE-03").unwrap();
+    assert_eq!(step.status, Status::Critical);
+    assert!(
+        r.summary
+            .starts_with("USAGE-03 block storage usage: own volume own-1 (1 GiB, made "),
+        "{}",
+        r.summary
+    );
+    assert!(
+        r.summary
+            .contains("is missing from the volume usage (1 volume(s) listed)"),
+        "{}",
+        r.summary
+    );
+    // Deleted all the same, by the runner's cleanup.
+    assert!(!cinder.exists.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(r.resources[0].cleanup, probes::model::Cleanup::Deleted);
+}
+
+#[tokio::test]
+async fn a_summary_not_counting_the_own_volume_is_critical_at_usage_03() {
+    // Listed with it (2 volumes, 4 GB), but the summary counts the other only.
+    let (s, tok, cinder) = own_volume_site(true, (1, 3)).await;
+    let mut a = api_args(&s, &tok);
+    a.push("--own-volume".into());
+    let r = run_owned(a).await;
+    assert_eq!(r.status, Status::Critical, "{r:#?}");
+    assert!(
+        r.summary.contains("USAGE-03 block storage usage: the volume summary counts 1 volume(s), 3 GB, but the project lists 2 volume(s), 4 GB, own volume included"),
+        "{}",
+        r.summary
+    );
+    assert!(!cinder.exists.load(std::sync::atomic::Ordering::SeqCst));
+}

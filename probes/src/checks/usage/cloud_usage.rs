@@ -3,12 +3,12 @@
 //! with the same checks USAGE-01..03.
 
 use crate::backend::cloud::{self, Connected};
-use crate::backend::{Usage, UsageRecord};
+use crate::backend::{Usage, UsageRecord, Volumes};
 use crate::clock::now_unix;
 use crate::model::{Perf, Uom};
 use crate::{Ctx, Done, Fail};
 
-use super::{Args, SERVER_USAGE, TENANT_USAGE, VOLUME_USAGE};
+use super::{own_plan, own_volume, Args, SERVER_USAGE, TENANT_USAGE, VOLUME_USAGE};
 
 pub async fn checks(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
     match cloud::connect(ctx, &args.auth).await? {
@@ -34,7 +34,7 @@ pub async fn checks(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
     }
 }
 
-async fn with_usage<U: Usage>(
+async fn with_usage<U: Usage + Volumes>(
     ctx: &Ctx,
     args: &Args,
     b: &U,
@@ -63,14 +63,23 @@ async fn with_usage<U: Usage>(
         .await?;
         summary.push_str(&format!(", server {id} accounted"));
     }
+    let own = own_plan(args);
     let vols = ctx
         .step(VOLUME_USAGE, async {
+            let made = match &own {
+                Some(o) => Some(own_volume::create(ctx, b, o).await?),
+                None => None,
+            };
             let v = b.volume_usage().await?;
             let gb: u64 = v.iter().filter_map(|r| r.size_gb).sum();
-            Ok(Done::ok(
-                (v.len(), gb),
-                format!("{} volume(s), {gb} GB", v.len()),
-            ))
+            let mut msg = format!("{} volume(s), {gb} GB", v.len());
+            if let (Some(o), Some(m)) = (&own, made) {
+                let listed = own_volume::judge(&v, &m.id, o.size_gb, m.asked, now_unix())
+                    .map_err(Fail::critical)?;
+                let gone = own_volume::delete(ctx, b, o, m).await?;
+                msg.push_str(&format!("; {listed}, deleted in {gone:.2}s"));
+            }
+            Ok(Done::ok((v.len(), gb), msg))
         })
         .await?;
     ctx.perf(Perf::count("volumes", vols.0 as u64));
