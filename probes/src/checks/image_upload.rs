@@ -185,24 +185,61 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     };
     let (id, handle) = ctx
         .step(CREATE, async {
-            // A deadline or signal while the create is in flight leaves no id:
-            // until one comes back, cleanup finds the image by its run's name.
-            // A failed create keeps this too (a lost answer may hide an image).
+            // The create runs as its own task, so a signal while it is in
+            // flight does not drop it: the cleanup waits for its answer (the
+            // runner bounds that wait) and deletes the image it names. Looking
+            // the image up by name at once can run before the site has made
+            // it (the image soak saw Glance commit one a second later). When
+            // no answer names one (failed, lost, cut by the deadline), the
+            // cleanup finds the image by its run's name.
+            let (tx, rx) = tokio::sync::watch::channel(None::<Option<String>>);
+            let create = {
+                let (s, spec) = (store.clone(), spec.clone());
+                tokio::spawn(async move {
+                    let r = s.create_image(&spec).await;
+                    let _ = tx.send(Some(r.as_ref().ok().map(|i| i.id.clone())));
+                    r
+                })
+            };
+            let owner = ctx.clone();
             let in_flight = ctx.track(
                 ResourceKind::ImageRequest,
                 &name,
                 Some(&name),
                 store,
-                |s, name| async move {
-                    for id in s.images_named(&name).await? {
-                        delete_image_and_wait(&s, &id)
-                            .await
-                            .map_err(|f| f.context(format!("image {id}")))?;
+                move |s, name| async move {
+                    let mut rx = rx;
+                    let answered = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|v| v.clone().flatten());
+                    let ids = match answered {
+                        Some(id) => vec![id],
+                        None => s.images_named(&name).await?,
+                    };
+                    for id in ids {
+                        // Listed as its own resource, settled here.
+                        let rid = owner.track(ResourceKind::Image, &id, Some(&name), &s, |_, _| async {
+                            Ok(())
+                        });
+                        let deleted = delete_image_and_wait(&s, &id).await;
+                        owner.settle(
+                            rid,
+                            match &deleted {
+                                Ok(_) => Cleanup::Deleted,
+                                Err(f) => Cleanup::Failed(f.message.clone()),
+                            },
+                        );
+                        deleted.map_err(|f| f.context(format!("image {id}")))?;
                     }
                     Ok(())
                 },
             );
-            let img = match store.create_image(&spec).await {
+            let created = create
+                .await
+                .unwrap_or_else(|e| Err(Fail::unknown(format!("the image create task failed: {e}"))));
+            let img = match created {
                 Ok(img) => img,
                 Err(f) => {
                     // A lost answer may hide a created image: adopt what the

@@ -477,3 +477,76 @@ async fn leftovers_of_earlier_runs_are_reaped_and_live_runs_left_alone() {
     assert!(until > now && until < now + 120, "{until} vs {now}");
     assert_eq!(body["fedprobe-owner"].as_str(), Some(alive.as_str()));
 }
+
+/// SIGTERM while the image create is in flight, on a Glance that makes the
+/// image only as it answers (1.5 s later, as the real one did under load in
+/// the image soak): the cleanup waits for the create's answer and deletes
+/// the image it names, reported under its id. Looking it up by name at the
+/// signal finds nothing and leaves it.
+#[tokio::test]
+async fn sigterm_while_the_create_is_in_flight_deletes_the_image_it_made() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let c = MockCloud::start().await;
+    let posted = Arc::new(AtomicBool::new(false));
+    let (glance, flag) = (c.glance.clone(), posted.clone());
+    Mock::given(method("POST"))
+        .and(path("/image/v2/images"))
+        .respond_with(move |req: &wiremock::Request| {
+            flag.store(true, Ordering::SeqCst);
+            let mut meta: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            meta["id"] = "img-late".into();
+            meta["status"] = "queued".into();
+            let (g, m) = (glance.clone(), meta.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                g.0.lock().unwrap().images.insert(
+                    "img-late".into(),
+                    crate::mockcloud::FakeImage {
+                        meta: m,
+                        ..Default::default()
+                    },
+                );
+            });
+            ResponseTemplate::new(201)
+                .set_body_json(meta)
+                .set_delay(Duration::from_millis(1600))
+        })
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let mut argv = vec!["check_image_upload".to_string()];
+    argv.extend(c.argv(&["--size", "64K"]));
+    let inv = probes::probe::Invocation::<probes::checks::image_upload::Args>::parse(
+        "check_image_upload",
+        &argv,
+    )
+    .expect("argv parses");
+    let cancel = async move {
+        while !posted.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        probes::runner::Stop::Signal("SIGTERM".into())
+    };
+    let r = probes::probe::run::<ImageUpload>(inv, cancel, None).await;
+    let out = nagios::render(&r, 2);
+    assert!(r.summary.contains("SIGTERM"), "{out}");
+    assert!(
+        r.summary.contains("IMG-01"),
+        "cancelled during the create: {out}"
+    );
+    let made = c.glance.0.lock().unwrap().images.get("img-late").cloned();
+    assert!(
+        made.is_some_and(|i| i.deleted),
+        "the image the create made is left: {out}"
+    );
+    assert!(
+        r.resources
+            .iter()
+            .any(|x| x.id == "img-late" && x.cleanup == Cleanup::Deleted),
+        "named in the output: {out}"
+    );
+}
