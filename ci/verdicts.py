@@ -37,8 +37,13 @@ NOTES = [
     "  `ci/soak.sh 200` runs 200 of each and records them in BENCHMARKS.md. The proxy resets 6% of the",
     "  tunnels to Nova / Glance at a random answer chunk; runs 4, 14, ... get SIGTERM and 8, 18, ...",
     "  SIGKILL at a random moment (peak RSS from wait4 through `/usr/bin/time`, also when killed).",
-    "  `check_image_upload` does not reap earlier runs' images: what a SIGKILL leaves is counted",
-    "  (`killed_left`) and deleted by the admin; `check_vm_lifecycle`'s next run reaps (WARNING).",
+    "  Both probes reap a killed run's leftover at their next run (WARNING at VM-05 / IMG-07, by",
+    "  one ownership rule: never what a run still going may own); the image soak runs on its own",
+    "  monitoring host and, after one clean run, must leave nothing (`killed_left` 0).",
+    "- **Image leftovers** (`check_image_upload` IMG-07): a run SIGKILLed mid-upload leaves its",
+    "  image (queued again once Glance sees the cut); the next run of that monitoring host deletes it",
+    "  and names it. Two overlapping runs of one host: the second lists the first's image mid-upload",
+    "  and counts it as a live run's (its `fedprobe-owner` process alive, its `fedprobe-until` ahead).",
 ]
 
 

@@ -386,6 +386,20 @@ pub struct ImageState {
     pub hash_value: Option<String>,
 }
 
+/// An image as the project's listing shows it: enough to tell a probe's
+/// leftover (name, tags it set, age) from anything else.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ListedImage {
+    pub id: String,
+    pub name: String,
+    /// The cloud's word for its state, for messages only.
+    pub status_text: String,
+    /// The image's string properties (tags).
+    pub properties: BTreeMap<String, String>,
+    /// Unix time the cloud says it was created.
+    pub created: Option<f64>,
+}
+
 /// How a data transfer went: done, or refused by policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transfer {
@@ -442,6 +456,16 @@ pub trait ImageStore: Backend {
     fn images_named(&self, name: &str) -> impl Future<Output = Result<Vec<String>, Fail>> + Send {
         let _ = name;
         async { Ok(Vec::new()) }
+    }
+    /// The project's own images carrying property `key`, for reaping a
+    /// killed run's leftover. `None` where this backend cannot list them
+    /// (the probe then says leftovers were not looked for).
+    fn images_tagged(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<ListedImage>>, Fail>> + Send {
+        let _ = key;
+        async { Ok(None) }
     }
 }
 

@@ -6,9 +6,9 @@ use serde_json::{json, Map, Value};
 
 use super::{
     Backend, Compute, Flavor, ImagePhase, ImageQuery, ImageRef, ImageState, ImageStore, Import,
-    ListedObject, NetworkChoice, NewImage, ObjectStore, QuotaUse, ReadObject, ServerPhase,
-    ServerSpec, ServerState, Sink, Transfer, Usage, UsageRecord, VolumeLimits, VolumePhase,
-    VolumeSpec, VolumeState, Volumes,
+    ListedImage, ListedObject, NetworkChoice, NewImage, ObjectStore, QuotaUse, ReadObject,
+    ServerPhase, ServerSpec, ServerState, Sink, Transfer, Usage, UsageRecord, VolumeLimits,
+    VolumePhase, VolumeSpec, VolumeState, Volumes,
 };
 use crate::auth::{self, AuthArgs, Session};
 use crate::clients::cinder::{self, Cinder};
@@ -558,6 +558,29 @@ impl ImageStore for OpenStack {
             .filter(|i| i.name.as_deref() == Some(name))
             .map(|i| i.id)
             .collect())
+    }
+
+    /// Private images only: the probe makes its images private, and a
+    /// site's public catalogue can be long.
+    async fn images_tagged(&self, key: &str) -> Result<Option<Vec<ListedImage>>, Fail> {
+        let found = self.glance()?.images(&[("visibility", "private")]).await?;
+        Ok(Some(
+            found
+                .into_iter()
+                .filter(|i| i.property(key).is_some())
+                .map(|i| ListedImage {
+                    created: i.created_at.as_deref().and_then(parse_utc),
+                    properties: i
+                        .properties
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect(),
+                    name: i.name.unwrap_or_default(),
+                    status_text: i.status,
+                    id: i.id,
+                })
+                .collect(),
+        ))
     }
 
     async fn import_support(&self) -> Result<Import, Fail> {

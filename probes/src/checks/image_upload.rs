@@ -13,7 +13,12 @@ use crate::auth::AuthArgs;
 use crate::backend::cloud;
 use crate::backend::payload::{self, Compare, Digests, Hashes, Payload};
 use crate::backend::{
-    delete_image_and_wait, run_id, ImagePhase, ImageState, ImageStore, Import, NewImage, Transfer,
+    delete_image_and_wait, run_id, ImagePhase, ImageState, ImageStore, Import, ListedImage,
+    NewImage, Transfer,
+};
+use crate::checks::vm_lifecycle::{
+    machine_hostname, run_may_be_going, run_owner, tag_age, CREATED_KEY, HOST_KEY, NAME_PREFIX,
+    OWNER_KEY, RUN_KEY, UNTIL_KEY,
 };
 use crate::clock::now_unix;
 use crate::http::{body_channel, BodySender, BodyStream};
@@ -24,6 +29,7 @@ use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
 
 crate::check_ids! { "EOSC-IAAS-IMAGE";
+    REAP = "IMG-07", "leftovers of earlier runs";
     CREATE = "IMG-01", "create image record";
     UPLOAD = "IMG-02", "upload image data";
     ACTIVE = "IMG-03", "image becomes active";
@@ -65,6 +71,13 @@ pub struct Args {
     /// Fixed status poll interval (default: adaptive, 100 ms growing to 2 s)
     #[arg(long = "poll-interval", value_name = "DURATION", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
+    /// Monitoring host name put in the image's properties (its leftovers are
+    /// reaped by this host's next run); default: this machine's name
+    #[arg(long = "argo-host-name", value_name = "HOST")]
+    pub argo_host_name: Option<String>,
+    /// Delete other monitoring hosts' probe images older than this
+    #[arg(long = "reap-ttl", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub reap_ttl: Duration,
 }
 
 /// `--size`: a size (`64K`, `1MiB`) up to [`MAX_SIZE`].
@@ -85,6 +98,11 @@ pub struct Plan {
     pub image_timeout: Duration,
     pub poll_interval: Option<Duration>,
     pub run_id: String,
+    /// The monitoring host tagged on the image (`argo-mon-host`).
+    pub host: String,
+    pub reap_ttl: Duration,
+    /// Unix time by which this run is over, cleanup included (`fedprobe-until`).
+    pub ends_by: f64,
 }
 
 pub struct ImageUpload;
@@ -111,6 +129,15 @@ impl Probe for ImageUpload {
             image_timeout: args.image_timeout,
             poll_interval: args.poll_interval,
             run_id: run_id(),
+            host: args
+                .argo_host_name
+                .clone()
+                .or_else(machine_hostname)
+                .unwrap_or_else(|| "unknown-host".into()),
+            reap_ttl: args.reap_ttl,
+            // As check_vm_lifecycle: the cleanup grace is at most the work
+            // time, so twice the work time left bounds the whole run.
+            ends_by: now_unix() + 2.0 * ctx.deadline().remaining().as_secs_f64(),
         };
         let connected = cloud::connect(&ctx, &args.auth).await?;
         crate::with_backend!(connected, store => image_cycle(&ctx, &store, &plan).await)
@@ -119,7 +146,13 @@ impl Probe for ImageUpload {
 
 /// The probe logic, for any [`ImageStore`].
 pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Result<String, Fail> {
-    ctx.detail(format!("run {}, {}", plan.run_id, store.describe()));
+    ctx.detail(format!(
+        "monitoring host {:?}, run {}, {}",
+        plan.host,
+        plan.run_id,
+        store.describe()
+    ));
+    ctx.step(REAP, reap(ctx, store, plan)).await?;
     let seed = payload::seed_of(&plan.run_id);
     let (payload, disk_format, container) = match plan.format {
         Format::Raw => (Payload::raw(seed, plan.size), "raw", "bare"),
@@ -127,13 +160,23 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
         Format::Ova => (Payload::ova(seed, plan.size), "raw", "ova"),
     };
     let total = payload.len();
-    let name = format!("fedprobe-{}", plan.run_id);
+    let name = format!("{NAME_PREFIX}{}", plan.run_id);
     let mut props = BTreeMap::new();
-    props.insert("fedprobe-run".to_string(), plan.run_id.clone());
+    props.insert(RUN_KEY.to_string(), plan.run_id.clone());
     props.insert(
-        "fedprobe-created".to_string(),
+        CREATED_KEY.to_string(),
         format!("{}", now_unix().floor() as u64),
     );
+    // The keys check_vm_lifecycle tags its servers with: whose, and until
+    // when (or while which process lives) a run may still own it.
+    props.insert(HOST_KEY.to_string(), plan.host.clone());
+    props.insert(
+        UNTIL_KEY.to_string(),
+        format!("{}", plan.ends_by.ceil() as u64),
+    );
+    if let Some(owner) = run_owner(std::process::id()) {
+        props.insert(OWNER_KEY.to_string(), owner);
+    }
     let spec = NewImage {
         name: name.clone(),
         disk_format: disk_format.into(),
@@ -142,24 +185,61 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     };
     let (id, handle) = ctx
         .step(CREATE, async {
-            // A deadline or signal while the create is in flight leaves no id:
-            // until one comes back, cleanup finds the image by its run's name.
-            // A failed create keeps this too (a lost answer may hide an image).
+            // The create runs as its own task, so a signal while it is in
+            // flight does not drop it: the cleanup waits for its answer (the
+            // runner bounds that wait) and deletes the image it names. Looking
+            // the image up by name at once can run before the site has made
+            // it (the image soak saw Glance commit one a second later). When
+            // no answer names one (failed, lost, cut by the deadline), the
+            // cleanup finds the image by its run's name.
+            let (tx, rx) = tokio::sync::watch::channel(None::<Option<String>>);
+            let create = {
+                let (s, spec) = (store.clone(), spec.clone());
+                tokio::spawn(async move {
+                    let r = s.create_image(&spec).await;
+                    let _ = tx.send(Some(r.as_ref().ok().map(|i| i.id.clone())));
+                    r
+                })
+            };
+            let owner = ctx.clone();
             let in_flight = ctx.track(
                 ResourceKind::ImageRequest,
                 &name,
                 Some(&name),
                 store,
-                |s, name| async move {
-                    for id in s.images_named(&name).await? {
-                        delete_image_and_wait(&s, &id)
-                            .await
-                            .map_err(|f| f.context(format!("image {id}")))?;
+                move |s, name| async move {
+                    let mut rx = rx;
+                    let answered = rx
+                        .wait_for(Option::is_some)
+                        .await
+                        .ok()
+                        .and_then(|v| v.clone().flatten());
+                    let ids = match answered {
+                        Some(id) => vec![id],
+                        None => s.images_named(&name).await?,
+                    };
+                    for id in ids {
+                        // Listed as its own resource, settled here.
+                        let rid = owner.track(ResourceKind::Image, &id, Some(&name), &s, |_, _| async {
+                            Ok(())
+                        });
+                        let deleted = delete_image_and_wait(&s, &id).await;
+                        owner.settle(
+                            rid,
+                            match &deleted {
+                                Ok(_) => Cleanup::Deleted,
+                                Err(f) => Cleanup::Failed(f.message.clone()),
+                            },
+                        );
+                        deleted.map_err(|f| f.context(format!("image {id}")))?;
                     }
                     Ok(())
                 },
             );
-            let img = match store.create_image(&spec).await {
+            let created = create
+                .await
+                .unwrap_or_else(|e| Err(Fail::unknown(format!("the image create task failed: {e}"))));
+            let img = match created {
                 Ok(img) => img,
                 Err(f) => {
                     // A lost answer may hide a created image: adopt what the
@@ -271,6 +351,90 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
         },
         to_active.as_secs_f64()
     ))
+}
+
+/// IMG-07: delete this host's images left by earlier runs (WARNING, as
+/// check_vm_lifecycle's VM-05) and other hosts' probe images older than the
+/// TTL. Only images this probe made (its name prefix and run tag), and never
+/// one a run still going may own: check_vm_lifecycle's rule.
+async fn reap<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Result<Done<()>, Fail> {
+    let Some(tagged) = store.images_tagged(RUN_KEY).await? else {
+        return Ok(Done::ok(
+            (),
+            "this cloud's backend cannot list images: leftovers not looked for",
+        ));
+    };
+    let now = now_unix();
+    let (mut mine, mut stale) = (Vec::new(), Vec::new());
+    let (mut live, mut kept) = (0, 0);
+    for img in tagged {
+        let ours = img.name.starts_with(NAME_PREFIX);
+        let host = img.properties.get(HOST_KEY);
+        if !ours || run_may_be_going(&img.properties, img.created, now) {
+            if ours && host == Some(&plan.host) {
+                live += 1;
+            } else {
+                kept += 1;
+            }
+        } else if host == Some(&plan.host) {
+            mine.push(img);
+        } else if tag_age(&img.properties, img.created, now) > Some(plan.reap_ttl.as_secs_f64()) {
+            stale.push(img);
+        } else {
+            kept += 1;
+        }
+    }
+    let bounded = store.with_deadline(ctx.deadline().within(Duration::from_secs(120)));
+    let mut failed = Vec::new();
+    for img in mine.iter().chain(stale.iter()) {
+        if let Err(f) = delete_image_and_wait(&bounded, &img.id).await {
+            failed.push(format!("{}: {}", img.id, f.message));
+        }
+    }
+    ctx.perf(Perf::count(
+        "reaped",
+        (mine.len() + stale.len() - failed.len()) as u64,
+    ));
+    let names = |v: &[ListedImage]| {
+        v.iter()
+            .map(|i| format!("{} ({}, {})", i.id, i.name, i.status_text))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut msg = Vec::new();
+    if !mine.is_empty() {
+        msg.push(format!(
+            "deleted {} leftover image(s) of {} from earlier runs: {}",
+            mine.len(),
+            plan.host,
+            names(&mine)
+        ));
+    }
+    if !stale.is_empty() {
+        msg.push(format!(
+            "deleted {} probe image(s) of other hosts older than {}: {}",
+            stale.len(),
+            humantime::format_duration(plan.reap_ttl),
+            names(&stale)
+        ));
+    }
+    let alone = format!(
+        "{live} image(s) of {} runs still going and {kept} other tagged image(s) left alone",
+        plan.host
+    );
+    if msg.is_empty() {
+        return Ok(Done::ok((), format!("none for {} ({alone})", plan.host)));
+    }
+    msg.push(alone);
+    if !failed.is_empty() {
+        msg.push(format!("could not delete {}", failed.join("; ")));
+    }
+    let status = if mine.is_empty() && failed.is_empty() {
+        Status::Ok
+    } else {
+        Status::Warning
+    };
+    Ok(Done::with(status, (), msg.join("; ")))
 }
 
 /// Throughput perfdata in MB/s (10^6 bytes), no unit: Monitoring Plugins

@@ -557,16 +557,24 @@ async fn reap<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<Done<()>,
 /// on this machine; without that key, within [`LEGACY_RUN_BOUND`] of its
 /// creation. A server with no time at all is not a live run's.
 fn may_be_running(s: &ServerState, now: f64) -> bool {
-    let until = s
-        .metadata
-        .get(UNTIL_KEY)
-        .and_then(|u| u.parse::<f64>().ok());
+    run_may_be_going(&s.metadata, s.created, now)
+}
+
+/// The rule of [`may_be_running`] for anything a probe tags with these keys
+/// (`tags`) and whose creation time the cloud gives (`created`): the image
+/// probe reaps by the same rule.
+pub(crate) fn run_may_be_going(
+    tags: &BTreeMap<String, String>,
+    created: Option<f64>,
+    now: f64,
+) -> bool {
+    let until = tags.get(UNTIL_KEY).and_then(|u| u.parse::<f64>().ok());
     match until {
         Some(until) => {
             now <= until + CLOCK_SLACK.as_secs_f64()
-                && !s.metadata.get(OWNER_KEY).is_some_and(|o| owner_gone(o))
+                && !tags.get(OWNER_KEY).is_some_and(|o| owner_gone(o))
         }
-        None => age(s, now).is_some_and(|a| a <= LEGACY_RUN_BOUND.as_secs_f64()),
+        None => tag_age(tags, created, now).is_some_and(|a| a <= LEGACY_RUN_BOUND.as_secs_f64()),
     }
 }
 
@@ -626,10 +634,17 @@ fn is_probe_name(name: &str) -> bool {
 
 /// Seconds since creation: our metadata first, else the cloud's.
 fn age(s: &ServerState, now: f64) -> Option<f64> {
-    s.metadata
-        .get(CREATED_KEY)
+    tag_age(&s.metadata, s.created, now)
+}
+
+pub(crate) fn tag_age(
+    tags: &BTreeMap<String, String>,
+    created: Option<f64>,
+    now: f64,
+) -> Option<f64> {
+    tags.get(CREATED_KEY)
         .and_then(|c| c.parse::<f64>().ok())
-        .or(s.created)
+        .or(created)
         .map(|c| now - c)
 }
 

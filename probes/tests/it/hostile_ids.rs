@@ -155,7 +155,10 @@ async fn glance_id_cannot_climb_out_of_images() {
         assert!(
             call.starts_with("POST /image/v2/images")
                 || call.starts_with("GET /image/v2/info/import")
-                || call.contains("/image/v2/images/..%2F..%2Fv3%2Fx"),
+                || call.contains("/image/v2/images/..%2F..%2Fv3%2Fx")
+                // IMG-07's listing of leftovers, made before the create.
+                || (call == "GET /image/v2/images?limit=200&visibility=private"
+                    && calls.iter().position(|c| c == call) < calls.iter().position(|c| c.starts_with("POST "))),
             "a hostile image id steered {call}: {calls:#?}\n{out}"
         );
     }

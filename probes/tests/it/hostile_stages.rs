@@ -62,6 +62,7 @@ const VM_STAGES: &[(&str, &str, &str)] = &[
 ];
 
 const IMG_STAGES: &[(&str, &str, &str)] = &[
+    ("IMG-07", "GET", "/image/v2/images"),
     ("IMG-01", "POST", "/image/v2/images"),
     ("IMG-02", "PUT", "/image/v2/images/img-1/file"),
     ("IMG-03", "GET", "/image/v2/images/img-1"),

@@ -318,3 +318,235 @@ async fn truncated_json_while_waiting_is_critical_and_deletes() {
     assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
     assert_eq!(count(&c.calls().await, "DELETE /image/v2/images/img-1"), 1);
 }
+
+/// IMG-07: the leftovers of this host's earlier runs (past their end, or
+/// their owner process gone) and other hosts' probe images older than the
+/// TTL are deleted, named, WARNING; a live run's image (before its end, its
+/// owner alive), another host's recent one, an image not named by the probe
+/// and a legacy one within the run bound are left alone.
+#[tokio::test]
+async fn leftovers_of_earlier_runs_are_reaped_and_live_runs_left_alone() {
+    use probes::checks::vm_lifecycle::run_owner;
+    use serde_json::json;
+    let c = MockCloud::start().await;
+    let now = probes::clock::now_unix() as u64;
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let dead = run_owner(child.id()).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let alive = run_owner(std::process::id()).unwrap();
+    let seed = |id: &str,
+                name: &str,
+                host: Option<&str>,
+                until: Option<u64>,
+                owner: &str,
+                created: u64| {
+        let mut meta = json!({"id": id, "name": name, "status": "saving",
+            "fedprobe-run": "0123456789", "fedprobe-created": created.to_string()});
+        if let Some(h) = host {
+            meta["argo-mon-host"] = json!(h);
+        }
+        if let Some(u) = until {
+            meta["fedprobe-until"] = json!(u.to_string());
+        }
+        if !owner.is_empty() {
+            meta["fedprobe-owner"] = json!(owner);
+        }
+        c.glance.0.lock().unwrap().images.insert(
+            id.into(),
+            crate::mockcloud::FakeImage {
+                meta,
+                ..Default::default()
+            },
+        );
+    };
+    let me = Some("mon.test.example");
+    let other = Some("other-mon.example");
+    seed(
+        "ended-mine",
+        "fedprobe-aaaaaaaaaa",
+        me,
+        Some(now - 1000),
+        &alive,
+        now - 2000,
+    );
+    seed(
+        "killed-mine",
+        "fedprobe-bbbbbbbbbb",
+        me,
+        Some(now + 1000),
+        &dead,
+        now - 5,
+    );
+    seed(
+        "live-mine",
+        "fedprobe-cccccccccc",
+        me,
+        Some(now + 1000),
+        &alive,
+        now - 5,
+    );
+    seed(
+        "fresh-other",
+        "fedprobe-dddddddddd",
+        other,
+        Some(now - 10),
+        &dead,
+        now - 100,
+    );
+    seed(
+        "stale-other",
+        "fedprobe-eeeeeeeeee",
+        other,
+        Some(now - 9000),
+        "",
+        now - 90_000,
+    );
+    seed(
+        "users-image",
+        "my-image",
+        me,
+        Some(now - 1000),
+        &dead,
+        now - 2000,
+    );
+    seed(
+        "legacy-recent",
+        "fedprobe-ffffffffff",
+        None,
+        None,
+        "",
+        now - 100,
+    );
+    let r = run::<ImageUpload>(&c.argv(&["--size", "64K", "--argo-host-name", "mon.test.example"]))
+        .await;
+    let out = nagios::render(&r, 2);
+    assert_eq!(r.status, Status::Warning, "{out}");
+    let reap = r
+        .steps
+        .iter()
+        .find(|s| s.check == "IMG-07")
+        .expect("IMG-07");
+    assert_eq!(reap.status, Status::Warning, "{out}");
+    assert!(
+        r.summary.contains(
+            "IMG-07 leftovers of earlier runs: deleted 2 leftover image(s) of mon.test.example"
+        ),
+        "{out}"
+    );
+    for id in ["ended-mine", "killed-mine", "stale-other"] {
+        assert!(reap.message.contains(id), "{id} named: {out}");
+        assert!(
+            c.glance.0.lock().unwrap().images[id].deleted,
+            "{id} deleted"
+        );
+    }
+    for id in ["live-mine", "fresh-other", "users-image", "legacy-recent"] {
+        assert!(!reap.message.contains(id), "{id} not named: {out}");
+        assert!(
+            !c.glance.0.lock().unwrap().images[id].deleted,
+            "{id} left alone"
+        );
+    }
+    assert!(
+        reap.message
+            .contains("1 image(s) of mon.test.example runs still going"),
+        "{out}"
+    );
+    let reaped = r
+        .perfdata
+        .iter()
+        .find(|p| p.label == "reaped")
+        .expect("perfdata reaped");
+    assert_eq!(reaped.value, Some(3.0));
+    // The run itself went on: its image uploaded, verified and deleted.
+    assert!(c.glance.0.lock().unwrap().images["img-1"].deleted);
+    // And tagged so the next run can tell it: host, end time, owner.
+    let create = c
+        .requests()
+        .await
+        .into_iter()
+        .find(|q| q.method.as_str() == "POST" && q.url.path() == "/image/v2/images")
+        .unwrap();
+    let body: Value = serde_json::from_slice(&create.body).unwrap();
+    assert_eq!(body["argo-mon-host"], "mon.test.example");
+    let until: u64 = body["fedprobe-until"].as_str().unwrap().parse().unwrap();
+    assert!(until > now && until < now + 120, "{until} vs {now}");
+    assert_eq!(body["fedprobe-owner"].as_str(), Some(alive.as_str()));
+}
+
+/// SIGTERM while the image create is in flight, on a Glance that makes the
+/// image only as it answers (1.5 s later, as the real one did under load in
+/// the image soak): the cleanup waits for the create's answer and deletes
+/// the image it names, reported under its id. Looking it up by name at the
+/// signal finds nothing and leaves it.
+#[tokio::test]
+async fn sigterm_while_the_create_is_in_flight_deletes_the_image_it_made() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let c = MockCloud::start().await;
+    let posted = Arc::new(AtomicBool::new(false));
+    let (glance, flag) = (c.glance.clone(), posted.clone());
+    Mock::given(method("POST"))
+        .and(path("/image/v2/images"))
+        .respond_with(move |req: &wiremock::Request| {
+            flag.store(true, Ordering::SeqCst);
+            let mut meta: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            meta["id"] = "img-late".into();
+            meta["status"] = "queued".into();
+            let (g, m) = (glance.clone(), meta.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                g.0.lock().unwrap().images.insert(
+                    "img-late".into(),
+                    crate::mockcloud::FakeImage {
+                        meta: m,
+                        ..Default::default()
+                    },
+                );
+            });
+            ResponseTemplate::new(201)
+                .set_body_json(meta)
+                .set_delay(Duration::from_millis(1600))
+        })
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let mut argv = vec!["check_image_upload".to_string()];
+    argv.extend(c.argv(&["--size", "64K"]));
+    let inv = probes::probe::Invocation::<probes::checks::image_upload::Args>::parse(
+        "check_image_upload",
+        &argv,
+    )
+    .expect("argv parses");
+    let cancel = async move {
+        while !posted.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        probes::runner::Stop::Signal("SIGTERM".into())
+    };
+    let r = probes::probe::run::<ImageUpload>(inv, cancel, None).await;
+    let out = nagios::render(&r, 2);
+    assert!(r.summary.contains("SIGTERM"), "{out}");
+    assert!(
+        r.summary.contains("IMG-01"),
+        "cancelled during the create: {out}"
+    );
+    let made = c.glance.0.lock().unwrap().images.get("img-late").cloned();
+    assert!(
+        made.is_some_and(|i| i.deleted),
+        "the image the create made is left: {out}"
+    );
+    assert!(
+        r.resources
+            .iter()
+            .any(|x| x.id == "img-late" && x.cleanup == Cleanup::Deleted),
+        "named in the output: {out}"
+    );
+}

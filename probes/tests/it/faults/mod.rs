@@ -253,6 +253,87 @@ pub async fn admin_delete_servers(p: &Peers, host: &str) {
     servers_left(p, host, Duration::from_secs(60)).await;
 }
 
+/// The images tagged with `host` as their monitoring host (check_image_upload's
+/// `argo-mon-host` property), as the admin lists them: all pages, bounded.
+pub async fn images_of(p: &Peers, admin: &str, host: &str) -> Vec<Value> {
+    let glance = p.get("GLANCE_DIRECT_URL");
+    let mut next = "/v2/images?limit=200".to_string();
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        let v: Value = p
+            .client
+            .get(format!("{glance}{next}"))
+            .header("X-Auth-Token", admin)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("glance answers")
+            .json()
+            .await
+            .expect("glance lists images");
+        found.extend(
+            v["images"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|i| i["argo-mon-host"] == host)
+                .cloned(),
+        );
+        match v["next"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
+    found
+}
+
+/// Wait up to `limit` for Glance to hold no image of `host`; what is still
+/// there, as `id (status)`.
+pub async fn images_left(p: &Peers, host: &str, limit: Duration) -> Vec<String> {
+    let t0 = Instant::now();
+    loop {
+        let admin = p.admin_token().await;
+        let left: Vec<String> = images_of(p, &admin, host)
+            .await
+            .iter()
+            .map(|i| format!("{} ({})", i["id"].as_str().unwrap_or("?"), i["status"]))
+            .collect();
+        if left.is_empty() || t0.elapsed() > limit {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Delete, as admin, every image of `host` (so a row leaves nothing).
+pub async fn admin_delete_images_of(p: &Peers, host: &str) {
+    let admin = p.admin_token().await;
+    for i in images_of(p, &admin, host).await {
+        let id = i["id"].as_str().unwrap_or_default();
+        let _ = p
+            .client
+            .delete(format!("{}/v2/images/{id}", p.get("GLANCE_DIRECT_URL")))
+            .header("X-Auth-Token", &admin)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+    }
+}
+
+/// The first image of `host` Glance lists in `status`, within `limit`.
+pub async fn first_image(p: &Peers, host: &str, status: &str, limit: Duration) -> Option<String> {
+    let admin = p.admin_token().await;
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let found = images_of(p, &admin, host).await;
+        if let Some(i) = found.iter().find(|i| i["status"] == status) {
+            return i["id"].as_str().map(String::from);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// Wait until Nova reports every compute and conductor service up again
 /// (after a restart the scheduler needs the compute's first report).
 pub async fn nova_services_up(p: &Peers, limit: Duration) -> bool {

@@ -197,9 +197,14 @@ pub fn run_id_time(hex: &str, created_ns: i128) -> Option<i128> {
     Some(upper - (upper - v).rem_euclid(M))
 }
 
-/// Images named `fedprobe-<run id>` whose run id falls in one of `windows`,
-/// as the admin lists them in Glance: run index -> "id (status)".
-pub async fn images_of_runs(p: &Peers, windows: &[(i128, i128)]) -> BTreeMap<usize, Vec<String>> {
+/// Images of monitoring host `host` named `fedprobe-<run id>` whose run id
+/// falls in one of `windows`, as the admin lists them in Glance: run index ->
+/// "id (status)". The host keeps out other tests' image runs of the same time.
+pub async fn images_of_runs(
+    p: &Peers,
+    host: &str,
+    windows: &[(i128, i128)],
+) -> BTreeMap<usize, Vec<String>> {
     let admin = p.admin_token().await;
     let glance = p.get("GLANCE_DIRECT_URL");
     let mut found: BTreeMap<usize, Vec<String>> = BTreeMap::new();
@@ -218,6 +223,9 @@ pub async fn images_of_runs(p: &Peers, windows: &[(i128, i128)]) -> BTreeMap<usi
         let v: Value = resp.json().await.unwrap();
         for img in v["images"].as_array().into_iter().flatten() {
             let name = img["name"].as_str().unwrap_or("");
+            if img["argo-mon-host"] != host {
+                continue;
+            }
             let Some(hex) = name.strip_prefix("fedprobe-") else {
                 continue;
             };
