@@ -10,7 +10,8 @@ prints "PORT n" once listening on 127.0.0.1. Faults: pending (VMs never
 leave PENDING), failed (boot fails with an ERROR message), stuck-delete
 (terminate never completes), auth (every call refused as oned refuses a bad
 session), garbage (one.vm.info answers non-XML), throttle (one.vm.allocate
-answers HTTP 429 as a fronting proxy would).
+answers HTTP 429 as a fronting proxy would), template-gone (oned lists no VM
+template: what cloud-info-provider published earlier is gone).
 """
 import argparse
 import hashlib
@@ -31,7 +32,9 @@ import pyone.bindings.supbind as supbind
 AUTHENTICATION, NO_EXISTS, ACTION, RPC_API = 0x100, 0x400, 0x800, 0x1000
 BOOT_SECS = 0.3
 LOCK = threading.Lock()
-VMS, IMAGES = {}, {}
+VMS, IMAGES, TEMPLATES = {}, {}, {}
+# the user's groups (primary first): "ops" is the VO's group, as a site maps a VO
+GROUPS = {0: "oneadmin", 100: "ops"}
 NEXT = {"vm": 0, "image": 100}
 ARGS = None
 
@@ -331,9 +334,28 @@ def imagepool_info(flt, start, end):
 
 
 def user_info(i, decrypt=False):
-    return ok(check_doc("<USER>" + el("ID", 0) + el("GID", 0) + "<GROUPS>" + el("ID", 0) + "</GROUPS>"
+    groups = "".join(el("ID", g) for g in GROUPS)
+    return ok(check_doc("<USER>" + el("ID", 0) + el("GID", 0) + "<GROUPS>" + groups + "</GROUPS>"
                         + el("GNAME", "oneadmin") + el("NAME", SESSION_USER) + el("PASSWORD", "x")
                         + el("AUTH_DRIVER", "core") + el("ENABLED", 1) + "<TEMPLATE/></USER>"))
+
+
+def group_info(i, decrypt=False):
+    if i not in GROUPS:
+        return err(NO_EXISTS, "one.group.info", f"Error getting group [{i}].")
+    return ok(check_doc("<GROUP>" + el("ID", i) + el("NAME", GROUPS[i]) + "<TEMPLATE/><USERS>" + el("ID", 0)
+                        + "</USERS><ADMINS/></GROUP>"))
+
+
+def template_xml(t):
+    return ("<VMTEMPLATE>" + el("ID", t["id"]) + el("UID", 0) + el("GID", t["gid"]) + el("UNAME", "oneadmin")
+            + el("GNAME", GROUPS[t["gid"]]) + el("NAME", t["name"]) + PERMS + el("REGTIME", t["regtime"])
+            + tmpl("TEMPLATE", t["template"]) + "</VMTEMPLATE>")
+
+
+def templatepool_info(flt, start, end):
+    with LOCK:
+        return ok(check_doc("<VMTEMPLATE_POOL>" + "".join(template_xml(t) for t in TEMPLATES.values()) + "</VMTEMPLATE_POOL>"))
 
 
 def user_login(user, token, valid, egid=-1):
@@ -350,6 +372,7 @@ METHODS = {
     "one.vmpool.info": vmpool_info, "one.vmpool.accounting": vmpool_accounting,
     "one.image.allocate": image_allocate, "one.image.info": image_info, "one.image.delete": image_delete,
     "one.imagepool.info": imagepool_info,
+    "one.group.info": group_info, "one.templatepool.info": templatepool_info,
 }
 SESSION_USER, SESSION_PASS, TOKENS = "fedprobe", None, set()
 
@@ -418,6 +441,17 @@ def main():
     IMAGES[0] = {"id": 0, "name": "ttylinux", "type": 0, "persistent": 0, "regtime": int(time.time()),
                  "source": "/var/lib/one/datastores/1/ttylinux", "path": "", "size": 200, "state": 1,
                  "vms": [], "ds": 1, "template": {}}
+    # the VM template cloudkeeper-one registers for an appliance of the VO's
+    # image list (attribute names from cloudkeeper-one's template), in the
+    # VO's group: what cloud-info-provider publishes as an image
+    TEMPLATES[0] = {"id": 0, "name": "ttylinux@ops", "gid": 100, "regtime": int(time.time()), "template": {
+        "CPU": "1", "MEMORY": "128", "DISK": {"IMAGE_ID": "0"},
+        "CLOUDKEEPER_APPLIANCE_MPURI": "https://appdb.egi.eu/store/vm/image/fedprobe-ttylinux:1/",
+        "CLOUDKEEPER_APPLIANCE_ID": "fedprobe-ttylinux-1", "CLOUDKEEPER_APPLIANCE_TITLE": "ttylinux",
+        "CLOUDKEEPER_APPLIANCE_DESCRIPTION": "ttylinux test appliance", "CLOUDKEEPER_APPLIANCE_VERSION": "1.0",
+        "CLOUDKEEPER_APPLIANCE_ARCHITECTURE": "x86_64", "CLOUDKEEPER_APPLIANCE_OS": "Linux"}}
+    if ARGS.fault == "template-gone":
+        TEMPLATES.clear()
     srv = Server(("127.0.0.1", ARGS.port))
     print(f"PORT {srv.server_address[1]}", flush=True)
     # bounded: the fixture lives at most an hour, whoever started it

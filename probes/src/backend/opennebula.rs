@@ -4,6 +4,7 @@
 //! (`fedprobe-run` → `FEDPROBE_RUN`), which oned keeps in the VM's
 //! USER_TEMPLATE and the image's TEMPLATE.
 
+mod catalog;
 mod images;
 mod login;
 mod states;
