@@ -783,3 +783,75 @@ fn demo_shows_an_azure_site() {
     assert!(md.contains("DEMO-AZURE (Azure Virtual Machines/Disks)"));
     assert!(md.contains("NOT APPLICABLE"), "{md}");
 }
+
+/// `fedprobe demo --cloud NAME`, its JSON document and Markdown report.
+#[cfg(feature = "demo")]
+fn demo(cloud: &str, extra: &[&str]) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args(["demo", "--cloud", cloud, "--quiet", "--format", "json"])
+        .args(extra)
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let md = std::fs::read_to_string(dir.path().join("fedprobe-report.md")).unwrap();
+    (v, md)
+}
+
+/// `fedprobe demo --cloud opennebula`: the OpenNebula fixture run with
+/// python3 alone (answers not checked against pyone), graded like any
+/// OpenNebula site, its GLUE publication compared with it.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_shows_an_opennebula_site() {
+    let (v, md) = demo("opennebula", &[]);
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-ONE", "{v}");
+    assert_eq!(site["run"]["cloud"], "opennebula");
+    assert_eq!(site["grade"]["passed"], true, "{:#}", site["grade"]);
+    let glue = site["grade"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "glue-publication")
+        .unwrap();
+    assert_eq!(glue["status"], "pass", "{glue:#}");
+    assert!(md.contains("DEMO-ONE (OpenNebula XML-RPC)"));
+    assert!(
+        md.contains("published project is the login's file: group ops"),
+        "{md}"
+    );
+    assert!(md.starts_with("# fedprobe "), "{}", &md[..80]);
+}
+
+/// `fedprobe demo --cloud gce`: the GCE fixture, run with the python of
+/// ci/peers/gce.sh's venv, graded like any GCE site; without that python the
+/// demo says what to install.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_shows_a_gce_site() {
+    let py = gce_python();
+    let (v, md) = demo("gce", &["--gce-python", &py]);
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-GCE", "{v}");
+    assert_eq!(site["run"]["cloud"], "gce");
+    assert_eq!(site["grade"]["passed"], true, "{:#}", site["grade"]);
+    assert!(md.contains("DEMO-GCE (Google Compute Engine)"));
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args([
+            "demo",
+            "--cloud",
+            "gce",
+            "--quiet",
+            "--gce-python",
+            "/nonexistent/python",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bash ci/peers/gce.sh install"), "{err}");
+}
