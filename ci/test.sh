@@ -115,6 +115,12 @@ if ! bash ci/peers/opennebula.sh check >&2; then
   loud "ci/peers/opennebula.sh check FAILED: the OpenNebula fixture drifted from pyone"
   one_rc=1
 fi
+# The GLUE producer for an OpenNebula site (cloud-info-provider 1.2.0's formatter) against
+# that fixture; its venv is also what harness/tests/it/clouds.rs runs the producer with.
+if ! bash ci/producers/cloud_info_one.sh >&2; then
+  loud "ci/producers/cloud_info_one.sh FAILED: the OpenNebula GLUE tests will fail"
+  one_rc=1
+fi
 # The GCE fixture: its venv (the probes' GCE tests start their own fixtures from it), then
 # Google's own clients against a private fixture, so a fixture drifting from the API fails.
 gce_rc=0

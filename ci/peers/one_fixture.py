@@ -5,12 +5,13 @@ probe uses (one.vm.*, one.image.*, one.vmpool.*, one.user.*), answering
 and order are checked, at every answer, against pyone's bindings (generated
 by OpenNebula from its XSDs): a document pyone does not know fails loudly.
 
-usage: one_fixture.py [--port N] [--fault NAME] [--session-file F]
+usage: one_fixture.py [--port N] [--fault NAME] [--session-file F] [--unchecked]
 prints "PORT n" once listening on 127.0.0.1. Faults: pending (VMs never
 leave PENDING), failed (boot fails with an ERROR message), stuck-delete
 (terminate never completes), auth (every call refused as oned refuses a bad
 session), garbage (one.vm.info answers non-XML), throttle (one.vm.allocate
-answers HTTP 429 as a fronting proxy would).
+answers HTTP 429 as a fronting proxy would), template-gone (oned lists no VM
+template: what cloud-info-provider published earlier is gone).
 """
 import argparse
 import hashlib
@@ -25,13 +26,18 @@ from http.server import ThreadingHTTPServer
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCDispatcher
 from xml.sax.saxutils import escape
 
-import pyone.bindings as bindings
-import pyone.bindings.supbind as supbind
+try:
+    import pyone.bindings as bindings
+    import pyone.bindings.supbind as supbind
+except ImportError:  # only --unchecked runs without pyone (main says so)
+    bindings = supbind = None
 
 AUTHENTICATION, NO_EXISTS, ACTION, RPC_API = 0x100, 0x400, 0x800, 0x1000
 BOOT_SECS = 0.3
 LOCK = threading.Lock()
-VMS, IMAGES = {}, {}
+VMS, IMAGES, TEMPLATES = {}, {}, {}
+# the user's groups (primary first): "ops" is the VO's group, as a site maps a VO
+GROUPS = {0: "oneadmin", 100: "ops"}
 NEXT = {"vm": 0, "image": 100}
 ARGS = None
 
@@ -39,7 +45,10 @@ ARGS = None
 # ---- documents, checked against pyone's XSD-generated bindings
 def check_doc(xml):
     """Parse with pyone's bindings; every element (outside the free-form
-    TEMPLATE/USER_TEMPLATE) must be one the binding class knows, in its order."""
+    TEMPLATE/USER_TEMPLATE) must be one the binding class knows, in its order.
+    --unchecked (fedprobe demo, python3 without pyone) answers unchecked."""
+    if ARGS.unchecked:
+        return xml
     obj = bindings.parseString(xml.encode())
     walk(ET.fromstring(xml), obj, ET.fromstring(xml).tag)
     return xml
@@ -331,9 +340,28 @@ def imagepool_info(flt, start, end):
 
 
 def user_info(i, decrypt=False):
-    return ok(check_doc("<USER>" + el("ID", 0) + el("GID", 0) + "<GROUPS>" + el("ID", 0) + "</GROUPS>"
+    groups = "".join(el("ID", g) for g in GROUPS)
+    return ok(check_doc("<USER>" + el("ID", 0) + el("GID", 0) + "<GROUPS>" + groups + "</GROUPS>"
                         + el("GNAME", "oneadmin") + el("NAME", SESSION_USER) + el("PASSWORD", "x")
                         + el("AUTH_DRIVER", "core") + el("ENABLED", 1) + "<TEMPLATE/></USER>"))
+
+
+def group_info(i, decrypt=False):
+    if i not in GROUPS:
+        return err(NO_EXISTS, "one.group.info", f"Error getting group [{i}].")
+    return ok(check_doc("<GROUP>" + el("ID", i) + el("NAME", GROUPS[i]) + "<TEMPLATE/><USERS>" + el("ID", 0)
+                        + "</USERS><ADMINS/></GROUP>"))
+
+
+def template_xml(t):
+    return ("<VMTEMPLATE>" + el("ID", t["id"]) + el("UID", 0) + el("GID", t["gid"]) + el("UNAME", "oneadmin")
+            + el("GNAME", GROUPS[t["gid"]]) + el("NAME", t["name"]) + PERMS + el("REGTIME", t["regtime"])
+            + tmpl("TEMPLATE", t["template"]) + "</VMTEMPLATE>")
+
+
+def templatepool_info(flt, start, end):
+    with LOCK:
+        return ok(check_doc("<VMTEMPLATE_POOL>" + "".join(template_xml(t) for t in TEMPLATES.values()) + "</VMTEMPLATE_POOL>"))
 
 
 def user_login(user, token, valid, egid=-1):
@@ -350,6 +378,7 @@ METHODS = {
     "one.vmpool.info": vmpool_info, "one.vmpool.accounting": vmpool_accounting,
     "one.image.allocate": image_allocate, "one.image.info": image_info, "one.image.delete": image_delete,
     "one.imagepool.info": imagepool_info,
+    "one.group.info": group_info, "one.templatepool.info": templatepool_info,
 }
 SESSION_USER, SESSION_PASS, TOKENS = "fedprobe", None, set()
 
@@ -412,12 +441,28 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--fault", default="")
     ap.add_argument("--session-file", required=True)
+    ap.add_argument("--unchecked", action="store_true",
+                    help="answer without checking documents against pyone's bindings (demo only)")
     ARGS = ap.parse_args()
+    if bindings is None and not ARGS.unchecked:
+        sys.exit("one_fixture.py checks its answers with pyone: bash ci/peers/opennebula.sh install "
+                 "makes its venv (or --unchecked, as fedprobe demo runs it)")
     SESSION_USER, SESSION_PASS = open(ARGS.session_file).read().strip().split(":", 1)
     # the image VMs boot from, as a site's marketplace import would leave it
     IMAGES[0] = {"id": 0, "name": "ttylinux", "type": 0, "persistent": 0, "regtime": int(time.time()),
                  "source": "/var/lib/one/datastores/1/ttylinux", "path": "", "size": 200, "state": 1,
                  "vms": [], "ds": 1, "template": {}}
+    # the VM template cloudkeeper-one registers for an appliance of the VO's
+    # image list (attribute names from cloudkeeper-one's template), in the
+    # VO's group: what cloud-info-provider publishes as an image
+    TEMPLATES[0] = {"id": 0, "name": "ttylinux@ops", "gid": 100, "regtime": int(time.time()), "template": {
+        "CPU": "1", "MEMORY": "128", "DISK": {"IMAGE_ID": "0"},
+        "CLOUDKEEPER_APPLIANCE_MPURI": "https://appdb.egi.eu/store/vm/image/fedprobe-ttylinux:1/",
+        "CLOUDKEEPER_APPLIANCE_ID": "fedprobe-ttylinux-1", "CLOUDKEEPER_APPLIANCE_TITLE": "ttylinux",
+        "CLOUDKEEPER_APPLIANCE_DESCRIPTION": "ttylinux test appliance", "CLOUDKEEPER_APPLIANCE_VERSION": "1.0",
+        "CLOUDKEEPER_APPLIANCE_ARCHITECTURE": "x86_64", "CLOUDKEEPER_APPLIANCE_OS": "Linux"}}
+    if ARGS.fault == "template-gone":
+        TEMPLATES.clear()
     srv = Server(("127.0.0.1", ARGS.port))
     print(f"PORT {srv.server_address[1]}", flush=True)
     # bounded: the fixture lives at most an hour, whoever started it

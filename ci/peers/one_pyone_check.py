@@ -96,6 +96,15 @@ def main():
         acct = one.vmpool.accounting(-3, -1, -1)
         expect(acct.HISTORY[0].OID == vid and acct.HISTORY[0].VM.ID == vid, "one.vmpool.accounting -> HISTORY_RECORDS")
         expect(iid in [i.ID for i in one.imagepool.info(-3, -1, -1).IMAGE], "one.imagepool.info -> IMAGE_POOL")
+        # what check_glue compares a GLUE publication with (and what
+        # ci/producers/cip_opennebula.py publishes from)
+        expect(u.GROUPS.ID == [0, 100], "one.user.info -> USER/GROUPS")
+        g = one.group.info(100)
+        expect(g.NAME == "ops", "one.group.info -> GROUP")
+        tpls = one.templatepool.info(-2, -1, -1).VMTEMPLATE
+        expect([(t.ID, t.GNAME) for t in tpls] == [(0, "ops")], "one.templatepool.info -> VMTEMPLATE_POOL")
+        expect(tpls[0].TEMPLATE.get("CLOUDKEEPER_APPLIANCE_MPURI", "").startswith("https://"),
+               "VM template with cloudkeeper-one's appliance attributes")
         one.vm.action("terminate-hard", vid)
         wait(lambda: one.vm.info(vid).STATE == 6, "terminate-hard -> DONE")
         for i in (iid, vol):

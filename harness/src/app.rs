@@ -129,13 +129,22 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1)]
     pub sites: usize,
     /// The demo site's API: openstack (the in-process reference cloud), ec2
-    /// (the moto server ci/peers/moto.sh starts, found through --moto-env) or
-    /// azure (the Azure fixture, run with python3)
+    /// (the moto server ci/peers/moto.sh starts, found through --moto-env),
+    /// azure or opennebula (their fixtures, run with python3) or gce (its
+    /// fixture, run with --gce-python)
     #[arg(long, value_enum, default_value_t = probes::auth::cloud::CloudKind::OpenStack)]
     pub cloud: probes::auth::cloud::CloudKind,
     /// moto's facts file (MOTO_URL=...), for --cloud ec2
     #[arg(long, default_value = "/tmp/fedprobe-peers/moto.env")]
     pub moto_env: PathBuf,
+    /// A python with google-api-python-client, for --cloud gce (the venv of
+    /// ci/peers/gce.sh install)
+    #[arg(
+        long,
+        default_value = "/tmp/fedprobe-peers/cache/venv-gce/bin/python",
+        value_name = "PYTHON"
+    )]
+    pub gce_python: PathBuf,
     /// Time a new VM stays in BUILD
     #[arg(long, default_value = "1s", value_parser = probes::units::parse_duration)]
     pub boot_delay: Duration,
@@ -615,6 +624,7 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
     let mut plans = Vec::new();
     // Stopped (by PID) when the demo ends.
     let mut fixture = None;
+    let mut other_fixture = None;
     match a.cloud {
         probes::auth::cloud::CloudKind::OpenStack => {}
         probes::auth::cloud::CloudKind::Ec2 => {
@@ -639,7 +649,33 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
             plans.push(plan_site(&p, &g, demo.dir())?);
             fixture = Some(fx);
         }
-        other => return Err(format!("--cloud {other}: the demo has no such site")),
+        probes::auth::cloud::CloudKind::OpenNebula | probes::auth::cloud::CloudKind::Gce => {
+            let one = a.cloud == probes::auth::cloud::CloudKind::OpenNebula;
+            let fx = if one {
+                crate::demo_fixtures::Fixture::opennebula(demo.dir()).await?
+            } else {
+                crate::demo_fixtures::Fixture::gce(demo.dir(), &a.gce_python).await?
+            };
+            if !a.out.quiet {
+                eprintln!(
+                    "fedprobe demo: {} fixture (ci/peers/{}) on {}",
+                    if one { "OpenNebula" } else { "GCE" },
+                    if one {
+                        "one_fixture.py"
+                    } else {
+                        "gce_fixture.py"
+                    },
+                    fx.addr
+                );
+            }
+            let p = if one {
+                fx.opennebula_profile(Some(&a.probe_timeout))?
+            } else {
+                fx.gce_profile(Some(&a.probe_timeout))?
+            };
+            plans.push(plan_site(&p, &g, demo.dir())?);
+            other_fixture = Some(fx);
+        }
     }
     for i in (0..demo.sites()).filter(|_| a.cloud == probes::auth::cloud::CloudKind::OpenStack) {
         let mut p = demo.profile(i, Some(&a.probe_timeout))?;
@@ -665,6 +701,7 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
         let _ = tokio::signal::ctrl_c().await;
     }
     drop(fixture);
+    drop(other_fixture);
     drop(demo);
     Ok(exit_code(report.status(), a.fail_on))
 }

@@ -282,18 +282,7 @@ impl AzureFixture {
     /// client assertion at its Entra ID token endpoint.
     pub fn profile(&self, dir: &Path, probe_timeout: Option<&str>) -> Result<Profile, String> {
         let token = dir.join("azure-oidc-token");
-        let exp = probes::clock::now_unix() as u64 + 3600;
-        let b64 = |s: &str| {
-            use base64::Engine;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-        };
-        let jwt = format!(
-            "{}.{}.ZGVtbw",
-            b64(r#"{"alg":"RS256","typ":"JWT"}"#),
-            b64(&format!(
-                r#"{{"iss":"https://aai.demo.invalid/oidc/","sub":"fedprobe-demo","exp":{exp}}}"#
-            ))
-        );
+        let jwt = demo_jwt();
         crate::profile::write_private(&token, &jwt)
             .map_err(|e| format!("{}: {e}", token.display()))?;
         let timeout = probe_timeout
@@ -330,6 +319,23 @@ image = "egi-monitoring"
         );
         Profile::parse(&text, "demo profile DEMO-AZURE")
     }
+}
+
+/// A JWT-shaped OIDC access token for the fixtures, valid an hour (they
+/// check its shape and expiry, not a signature).
+pub fn demo_jwt() -> String {
+    let exp = probes::clock::now_unix() as u64 + 3600;
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    };
+    format!(
+        "{}.{}.ZGVtbw",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"iss":"https://aai.demo.invalid/oidc/","sub":"fedprobe-demo","exp":{exp}}}"#
+        ))
+    )
 }
 
 #[cfg(test)]

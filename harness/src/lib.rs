@@ -6,6 +6,8 @@ pub mod checkprofile;
 pub mod defaults;
 #[cfg(feature = "demo")]
 pub mod demo;
+#[cfg(feature = "demo")]
+pub mod demo_fixtures;
 pub mod explain;
 pub mod gendocs;
 pub mod grade;

@@ -28,7 +28,8 @@ use config::Resolved;
 
 crate::check_ids! { "EOSC-IAAS-AAI";
     READ_TOKEN = "AUTH-01", "obtain monitor credential";
-    EXCHANGE = "AUTH-02", "OIDC token exchange at Keystone";
+    // Cloud-neutral title: EC2's STS and Azure's Entra ID record it too.
+    EXCHANGE = "AUTH-02", "OIDC token exchange";
     PASSWORD = "AUTH-12", "password authentication at Keystone";
     APP_CRED = "AUTH-13", "application credential authentication at Keystone";
     SAML_SP = "AUTH-14", "SAML2 ECP: service provider's authentication request (PAOS)";

@@ -40,7 +40,7 @@ const STEPS: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "AAI: federated login at Keystone",
+        "AAI: federated login",
         &[
             "check_token_auth:AUTH-01",
             "check_token_auth:AUTH-02",

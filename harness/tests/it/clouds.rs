@@ -553,13 +553,66 @@ fn one_profile(port: &str, session: &Path) -> String {
         + "poll-interval = \"0.2s\"\n"
 }
 
+/// The site's GLUE 2.1 JSON as its producer writes it: cloud-info-provider
+/// 1.2.0's objects and glue21json formatter with the OpenNebula provider of
+/// ci/producers/cip_opennebula.py, run against the fixture (venv of
+/// ci/producers/lib.sh). `group` is the OpenNebula group the site maps VO
+/// ops to.
+fn one_glue(dir: &Path, port: &str, session: &Path, group: &str) -> PathBuf {
+    let py = std::env::var("FEDPROBE_CIP_PYTHON")
+        .unwrap_or_else(|_| "/tmp/fedprobe-producers/venv/bin/python".into());
+    let url = format!("http://127.0.0.1:{port}/RPC2");
+    let site = dir.join("cip-site.yaml");
+    std::fs::write(
+        &site,
+        format!("gocdb: EXAMPLE-ONE\nendpoint: {url}\nvos:\n  - name: ops\n    auth:\n      group: {group}\n"),
+    )
+    .unwrap();
+    let out = Command::new(&py)
+        .arg(repo().join("ci/producers/cip_opennebula.py"))
+        .arg("EXAMPLE-ONE")
+        .arg(&site)
+        .arg("--on-auth")
+        .arg(std::fs::read_to_string(session).unwrap().trim())
+        .args(["--on-rpcxml-endpoint", &url])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{py}: {e} (ci/producers/lib.sh ensure_venv installs cloud-info-provider 1.2.0)")
+        });
+    assert!(
+        out.status.success(),
+        "cloud-info-provider: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let glue = dir.join("glue.json");
+    std::fs::write(&glue, &out.stdout).unwrap();
+    glue
+}
+
+/// The OpenNebula profile with check_glue on: the producer's publication,
+/// compared with oned through the profile's session.
+fn one_profile_with_glue(port: &str, session: &Path, glue: &Path) -> String {
+    one_profile(port, session).replace(
+        "skip = [\"check_object_storage\", \"check_network\", \"check_glue\"]",
+        "skip = [\"check_object_storage\", \"check_network\"]",
+    ) + &format!(
+        "\n[probe.check_glue]\nglue-file = {:?}\n",
+        glue.display().to_string()
+    )
+}
+
 #[test]
-fn the_guideline_on_the_opennebula_fixture() {
+fn the_guideline_passes_on_the_opennebula_fixture() {
     let dir = tempfile::tempdir().unwrap();
     let session = dir.path().join("one_auth");
     std::fs::write(&session, "fedprobe:clouds-fixture-pass-7").unwrap();
     let (_fx, port) = one_fixture(&session, None);
-    let r = run(&one_profile(&port, &session), dir.path(), &[]);
+    let glue = one_glue(dir.path(), &port, &session, "ops");
+    let r = run(
+        &one_profile_with_glue(&port, &session, &glue),
+        dir.path(),
+        &[],
+    );
     graded_like_everywhere(
         &r,
         "opennebula",
@@ -569,30 +622,123 @@ fn the_guideline_on_the_opennebula_fixture() {
             "usage-per-vm",
             "usage-block-storage",
             "monitoring-friendly",
+            "glue-publication",
         ],
         &["identity-oidc-federation", "object-storage"],
     );
     // the session login ran and is shown, not graded
     let login = check(&r, "identity-oidc-federation", "AUTH-19");
     assert_eq!(login["status"], "OK", "{login}");
-    // cloud-info-provider publishes OpenNebula sites, but check_glue cannot
-    // compare them with oned: that requirement fails, saying why
-    assert_eq!(r.status("glue-publication"), "fail");
-    let why = r.cap("glue-publication")["reason"].as_str().unwrap_or("");
-    assert!(why.contains("not checked on OpenNebula"), "{why}");
-    assert_eq!(r.site()["grade"]["passed"], false);
-    let failing: Vec<&str> = r.site()["grade"]["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["level"] == "required" && c["status"] == "fail")
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(failing, ["glue-publication"]);
+    // the publication compared with oned: the share's group is the user's,
+    // the published image is a VM template oned lists
+    let p = check(&r, "glue-publication", "GLUE-04");
+    assert_eq!(p["status"], "OK", "{p}");
+    assert!(p["message"].as_str().unwrap().contains("group ops"), "{p}");
+    let d = check(&r, "glue-publication", "GLUE-05");
+    assert_eq!(d["status"], "OK", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 VM templates live"),
+        "{d}"
+    );
+    assert_eq!(check(&r, "glue-publication", "GLUE-02")["status"], "OK");
+    assert_eq!(r.site()["grade"]["passed"], true, "{:#}", r.site()["grade"]);
     r.name_the_api("OpenNebula XML-RPC");
     assert!(!r
         .file("fedprobe-report.md")
         .contains("clouds-fixture-pass-7"));
+}
+
+#[test]
+fn a_stale_opennebula_publication_fails_glue_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("one_auth");
+    std::fs::write(&session, "fedprobe:clouds-fixture-pass-9").unwrap();
+    let (_fx, port) = one_fixture(&session, None);
+    let glue = one_glue(dir.path(), &port, &session, "ops");
+    // what the producer wrote 13 hours ago and has not renewed since
+    // (cloud-info-provider's Validity is 12 hours)
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&glue).unwrap()).unwrap();
+    let old = format!(
+        "{}+00:00",
+        probes::clock::nova_time(probes::clock::now_secs() - 13 * 3600)
+    );
+    for (_, objects) in doc.as_object_mut().unwrap() {
+        for o in objects.as_array_mut().unwrap() {
+            o["CreationTime"] = Value::String(old.clone());
+        }
+    }
+    std::fs::write(&glue, doc.to_string()).unwrap();
+    let r = run(
+        &one_profile_with_glue(&port, &session, &glue),
+        dir.path(),
+        &[],
+    );
+    assert_eq!(r.status("glue-publication"), "fail");
+    let v = check(&r, "glue-publication", "GLUE-02");
+    assert_eq!(v["status"], "CRITICAL", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+    assert_eq!(r.status("compute-vm-lifecycle"), "pass");
+    assert_eq!(r.site()["grade"]["passed"], false);
+}
+
+#[test]
+fn an_opennebula_share_of_another_group_fails_glue_at_the_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("one_auth");
+    std::fs::write(&session, "fedprobe:clouds-fixture-pass-10").unwrap();
+    let (_fx, port) = one_fixture(&session, None);
+    // the site maps VO ops to a group its monitoring user is not in
+    let glue = one_glue(dir.path(), &port, &session, "biomed");
+    let r = run(
+        &one_profile_with_glue(&port, &session, &glue),
+        dir.path(),
+        &[],
+    );
+    assert_eq!(r.status("glue-publication"), "fail");
+    let p = check(&r, "glue-publication", "GLUE-04");
+    assert_eq!(p["status"], "CRITICAL", "{p}");
+    let m = p["message"].as_str().unwrap();
+    assert!(
+        m.contains("project biomed, not a group of this login"),
+        "{p}"
+    );
+    assert!(m.contains("ops (100)"), "{p}");
+}
+
+#[test]
+fn a_template_oned_no_longer_has_is_a_glue_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("one_auth");
+    std::fs::write(&session, "fedprobe:clouds-fixture-pass-11").unwrap();
+    let (_fx, port) = one_fixture(&session, None);
+    let glue = one_glue(dir.path(), &port, &session, "ops");
+    // the same publication against an oned whose VM template was deleted
+    drop(_fx);
+    let (_fx2, port2) = one_fixture(&session, Some("template-gone"));
+    let text = std::fs::read_to_string(&glue)
+        .unwrap()
+        .replace(&format!(":{port}/"), &format!(":{port2}/"));
+    std::fs::write(&glue, text).unwrap();
+    let r = run(
+        &one_profile_with_glue(&port2, &session, &glue),
+        dir.path(),
+        &[],
+    );
+    let d = check(&r, "glue-publication", "GLUE-05");
+    assert_eq!(d["status"], "WARNING", "{d}");
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 published image(s) not among the site's VM templates: ttylinux@ops (0)"),
+        "{d}"
+    );
+    // drift within the Validity is churn, as on OpenStack: the check warns,
+    // the capability is not failed
+    assert_eq!(r.status("glue-publication"), "pass");
 }
 
 #[test]
@@ -636,4 +782,76 @@ fn demo_shows_an_azure_site() {
     let md = std::fs::read_to_string(dir.path().join("fedprobe-report.md")).unwrap();
     assert!(md.contains("DEMO-AZURE (Azure Virtual Machines/Disks)"));
     assert!(md.contains("NOT APPLICABLE"), "{md}");
+}
+
+/// `fedprobe demo --cloud NAME`, its JSON document and Markdown report.
+#[cfg(feature = "demo")]
+fn demo(cloud: &str, extra: &[&str]) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args(["demo", "--cloud", cloud, "--quiet", "--format", "json"])
+        .args(extra)
+        .arg("--report-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let md = std::fs::read_to_string(dir.path().join("fedprobe-report.md")).unwrap();
+    (v, md)
+}
+
+/// `fedprobe demo --cloud opennebula`: the OpenNebula fixture run with
+/// python3 alone (answers not checked against pyone), graded like any
+/// OpenNebula site, its GLUE publication compared with it.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_shows_an_opennebula_site() {
+    let (v, md) = demo("opennebula", &[]);
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-ONE", "{v}");
+    assert_eq!(site["run"]["cloud"], "opennebula");
+    assert_eq!(site["grade"]["passed"], true, "{:#}", site["grade"]);
+    let glue = site["grade"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "glue-publication")
+        .unwrap();
+    assert_eq!(glue["status"], "pass", "{glue:#}");
+    assert!(md.contains("DEMO-ONE (OpenNebula XML-RPC)"));
+    assert!(
+        md.contains("published project is the login's file: group ops"),
+        "{md}"
+    );
+    assert!(md.starts_with("# fedprobe "), "{}", &md[..80]);
+}
+
+/// `fedprobe demo --cloud gce`: the GCE fixture, run with the python of
+/// ci/peers/gce.sh's venv, graded like any GCE site; without that python the
+/// demo says what to install.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_shows_a_gce_site() {
+    let py = gce_python();
+    let (v, md) = demo("gce", &["--gce-python", &py]);
+    let site = &v["sites"][0];
+    assert_eq!(site["run"]["site"], "DEMO-GCE", "{v}");
+    assert_eq!(site["run"]["cloud"], "gce");
+    assert_eq!(site["grade"]["passed"], true, "{:#}", site["grade"]);
+    assert!(md.contains("DEMO-GCE (Google Compute Engine)"));
+    let out = Command::new(env!("CARGO_BIN_EXE_fedprobe"))
+        .args([
+            "demo",
+            "--cloud",
+            "gce",
+            "--quiet",
+            "--gce-python",
+            "/nonexistent/python",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bash ci/peers/gce.sh install"), "{err}");
 }

@@ -347,6 +347,35 @@ pub trait Usage: Backend {
     fn volume_usage(&self) -> impl Future<Output = Result<Vec<UsageRecord>, Fail>> + Send;
 }
 
+/// A thing of the live site (project, image, flavor): its id and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Named {
+    pub id: String,
+    pub name: String,
+}
+
+/// The live site as the probe's login sees it, to compare an
+/// information-system (GLUE) publication with.
+#[derive(Clone, Debug, Default)]
+pub struct SiteView {
+    /// The projects the login belongs to (OpenNebula: the user's groups).
+    pub projects: Vec<Named>,
+    /// What the site's GLUE producer publishes as images (OpenNebula: the
+    /// VM templates cloud-info-provider reads).
+    pub images: Vec<Named>,
+    /// `None` where the cloud has no flavors.
+    pub flavors: Option<Vec<Named>>,
+    /// The cloud's words, for messages: "group", "VM template".
+    pub project_word: &'static str,
+    pub image_word: &'static str,
+}
+
+/// What a GLUE publication of the site is compared with, on clouds whose
+/// live view is not Keystone's (OpenStack's is read in `checks::glue`).
+pub trait SiteCatalog: Backend {
+    fn site_view(&self) -> impl Future<Output = Result<SiteView, Fail>> + Send;
+}
+
 /// A new image's record.
 #[derive(Clone, Debug)]
 pub struct NewImage {

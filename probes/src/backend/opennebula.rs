@@ -4,6 +4,7 @@
 //! (`fedprobe-run` → `FEDPROBE_RUN`), which oned keeps in the VM's
 //! USER_TEMPLATE and the image's TEMPLATE.
 
+mod catalog;
 mod images;
 mod login;
 mod states;
@@ -104,7 +105,9 @@ impl OpenNebula {
     /// A made-up secret for the logged-in user must be refused as oned
     /// refuses a bad session (error 0x100); accepted is CRITICAL.
     pub async fn garbage_session_refused(&self) -> Result<String, Fail> {
-        let bogus = crate::secret::Secret::new(format!("fedprobe-invalid-{}", super::run_id()));
+        // Random hex only: a Secret's 8-byte pieces are scrubbed from all
+        // output, so a word in it ("fedprobe-...") would vanish from reports.
+        let bogus = crate::secret::Secret::new(format!("{}{}", super::run_id(), super::run_id()));
         let r = self
             .one
             .with_secret(bogus)

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::auth::cloud::CloudKind;
 use crate::auth::{self, AuthArgs};
+use crate::backend::opennebula;
+use crate::backend::{Named, SiteCatalog};
 use crate::clients::glance::Glance;
 use crate::clients::nova::Nova;
 use crate::clients::{is_api, ldap};
 use crate::formats::accelerators as acc;
-use crate::formats::glue::{self, Item, Rules, ShareInfo};
+use crate::formats::glue::{self, Item, Producer, Rules, ShareInfo};
 use crate::model::Status;
 use crate::model::{Perf, Range, Uom};
 use crate::probe::{Optional, Probe};
@@ -35,6 +38,7 @@ const SHOW: usize = 30;
 
 /// Flags that give the probe a login of its own (see `AuthArgs::configures_login`).
 const LOGIN_FLAGS: &[&str] = &[
+    "opennebula-session",
     "access-token",
     "refresh-token",
     "client-id",
@@ -78,7 +82,17 @@ impl Args {
     }
 }
 
+const LOGIN_HOW: &str = "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential); on OpenNebula --cloud opennebula --endpoint RPC2-URL with --opennebula-session FILE";
+
 pub struct Glue;
+
+/// Whether the probe has a login of its own to compare with the live site.
+fn compares_live(a: &AuthArgs) -> bool {
+    a.configures_login()
+        || (a.cloud == CloudKind::OpenNebula
+            && a.endpoint.is_some()
+            && a.opennebula.session.is_some())
+}
 
 /// What one source publishes, for the live comparison.
 struct Published {
@@ -113,12 +127,12 @@ impl Probe for Glue {
         Optional {
             check: "GLUE-04",
             flags: LOGIN_FLAGS,
-            how: "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+            how: LOGIN_HOW,
         },
         Optional {
             check: "GLUE-05",
             flags: LOGIN_FLAGS,
-            how: "a login to compare with the live site: --endpoint URL with --access-token FILE or --os-cloud NAME (profile: endpoints.keystone and a credential)",
+            how: LOGIN_HOW,
         },
         Optional {
             check: "ACCEL-01",
@@ -139,6 +153,10 @@ impl Probe for Glue {
         let rules = Rules {
             now: crate::clock::now_secs(),
             endpoint: args.auth.endpoint.as_ref().map(|u| u.to_string()),
+            producer: match args.auth.cloud {
+                CloudKind::OpenNebula => Producer::OpenNebula,
+                _ => Producer::OpenStack,
+            },
         };
         let mut published = Vec::new();
         let mut summary = Vec::new();
@@ -214,8 +232,21 @@ impl Probe for Glue {
             published.push(p);
             summary.push(s);
         }
-        if args.auth.configures_login() {
-            summary.push(live(&ctx, &args, &published).await?);
+        if compares_live(&args.auth) {
+            summary.push(match args.auth.cloud {
+                CloudKind::OpenStack => live(&ctx, &args, &published).await?,
+                CloudKind::OpenNebula => {
+                    let b = opennebula::login(&ctx, &args.auth).await?;
+                    live_view(&ctx, &b, &args, &published).await?
+                }
+                other => {
+                    return Err(Fail::unknown(format!(
+                        "check_glue compares a publication with the live site on OpenStack and \
+                         OpenNebula only (cloud-info-provider publishes no other API), not --cloud {}",
+                        other.name()
+                    )))
+                }
+            });
         }
         Ok(summary.join("; "))
     }
@@ -483,19 +514,6 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
         for p in published {
             let gone_i = glue::drift(&p.images, &images);
             let gone_f = glue::drift(&p.instance_types, &flavors);
-            let names = |v: &[Item]| {
-                v.iter()
-                    .take(5)
-                    .map(|i| {
-                        if i.name.is_empty() {
-                            i.id.clone()
-                        } else {
-                            format!("{} ({})", i.name, i.id)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
             if !gone_i.is_empty() {
                 drift.push(format!(
                     "{}: {} published image(s) not in Glance: {}",
@@ -538,5 +556,131 @@ async fn live(ctx: &Ctx, args: &Args, published: &[Published]) -> Result<String,
         } else {
             format!("; {accel}")
         }
+    ))
+}
+
+/// Up to five items, `name (id)`.
+fn names(v: &[Item]) -> String {
+    v.iter()
+        .take(5)
+        .map(|i| {
+            if i.name.is_empty() {
+                i.id.clone()
+            } else {
+                format!("{} ({})", i.name, i.id)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn items(v: &[Named]) -> Vec<Item> {
+    v.iter()
+        .map(|n| Item {
+            id: n.id.clone(),
+            name: n.name.clone(),
+        })
+        .collect()
+}
+
+/// Compare each source with the live site through the backend seam (clouds
+/// other than OpenStack): a share for the VO naming one of the login's
+/// projects (OpenNebula: the user's groups, by name or id), and the
+/// published images among what the cloud lists (OpenNebula: VM templates).
+async fn live_view<S: SiteCatalog>(
+    ctx: &Ctx,
+    b: &S,
+    args: &Args,
+    published: &[Published],
+) -> Result<String, Fail> {
+    let vo = args.published_vo();
+    let view = ctx
+        .step(PROJECTS, async {
+            let view = b.site_view().await?;
+            let word = view.project_word;
+            let mine = |pid: &str| {
+                view.projects
+                    .iter()
+                    .any(|p| !pid.is_empty() && (p.id == pid || p.name == pid))
+            };
+            let listed = names(&items(&view.projects));
+            let (mut good, mut bad) = (Vec::new(), Vec::new());
+            for p in published {
+                let share = vo
+                    .and_then(|v| p.shares.iter().find(|s| s.serves(v)))
+                    .or_else(|| p.shares.iter().find(|s| mine(&s.project_id)));
+                match share {
+                    Some(s) if mine(&s.project_id) => good.push(format!(
+                        "{}: {word} {}",
+                        p.source, s.project_id
+                    )),
+                    Some(s) => bad.push(format!(
+                        "{}: VO {} published with project {}, not a {word} of this login (has: {listed})",
+                        p.source,
+                        s.vo.as_deref().unwrap_or("?"),
+                        s.project_id
+                    )),
+                    None => bad.push(format!(
+                        "{}: no share {} (the login's {word}s: {listed})",
+                        p.source,
+                        vo.map(|v| format!("for VO {v}"))
+                            .unwrap_or_else(|| format!("for any {word} of this login"))
+                    )),
+                }
+            }
+            if !bad.is_empty() {
+                return Err(Fail::critical(bad.join("; ")));
+            }
+            let msg = format!("published project is the login's {}", good.join(", "));
+            Ok(Done::ok(view, msg))
+        })
+        .await?;
+    ctx.step(DRIFT, async {
+        let live = items(&view.images);
+        let mut drift = Vec::new();
+        let mut notes = Vec::new();
+        for p in published {
+            let gone = glue::drift(&p.images, &live);
+            if !gone.is_empty() {
+                drift.push(format!(
+                    "{}: {} published image(s) not among the site's {}s: {}",
+                    p.source,
+                    gone.len(),
+                    view.image_word,
+                    names(&gone)
+                ));
+            }
+            if view.flavors.is_none() && !p.instance_types.is_empty() {
+                notes.push(format!(
+                    "{}: {} instance type(s) not compared (this API has no flavors)",
+                    p.source,
+                    p.instance_types.len()
+                ));
+            }
+        }
+        ctx.perf(Perf::count("live_images", live.len() as u64));
+        let tail = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", notes.join("; "))
+        };
+        if drift.is_empty() {
+            Ok(Done::ok(
+                (),
+                format!(
+                    "published images exist ({} {}s live){tail}",
+                    live.len(),
+                    view.image_word
+                ),
+            ))
+        } else {
+            Ok(Done::warn((), format!("{}{tail}", drift.join("; "))))
+        }
+    })
+    .await?;
+    Ok(format!(
+        "consistent with the live site ({} {}s)",
+        view.images.len(),
+        view.image_word
     ))
 }

@@ -47,7 +47,7 @@ pub struct Args {
     /// CRITICAL when the monitor's refresh token expires within this many days
     #[arg(long = "refresh-critical-days", default_value_t = 15)]
     pub refresh_critical_days: u32,
-    /// Do not send a garbage token to check that Keystone refuses it
+    /// Do not send a garbage token to check that the site refuses it
     #[arg(long = "no-invalid-token-check")]
     pub no_invalid_token_check: bool,
     /// Services whose absence is a WARNING (comma separated: network, volume)
@@ -64,9 +64,10 @@ pub struct TokenAuth;
 impl Probe for TokenAuth {
     const BIN: &'static str = "check_token_auth";
     const LABEL: &'static str = "TOKEN_AUTH";
-    const ABOUT: &'static str = "Log in at a site's Keystone (federated OIDC, SAML2 ECP, password \
-        or application credential), check the token, the catalog and that bad tokens are refused. \
-        -w/-c apply to the login time in seconds.";
+    const ABOUT: &'static str = "Log in at a site (Keystone: federated OIDC, SAML2 ECP, password \
+        or application credential; other clouds: their own federated or session login), check \
+        the token, the catalog and that bad tokens are refused. -w/-c apply to the login time in \
+        seconds.";
     const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
     type Args = Args;
 

@@ -116,6 +116,20 @@ pub struct Rules {
     pub now: i64,
     /// The site's Keystone URL as the monitoring system knows it.
     pub endpoint: Option<String>,
+    /// Whose conventions the document follows.
+    pub producer: Producer,
+}
+
+/// The cloud-info-provider provider a document comes from: its ID
+/// conventions, and whether instance types exist at all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Producer {
+    /// Endpoint `<URL>_OpenStack_v3[_oidc]`; flavors published as instance types.
+    #[default]
+    OpenStack,
+    /// Endpoint `<URL>_OpenNebula`; OpenNebula has no flavors, so no
+    /// instance types (ci/producers/cip_opennebula.py).
+    OpenNebula,
 }
 
 /// Parse bytes as a GLUE JSON document; the error says what is wrong.
@@ -204,7 +218,8 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
         }
     }
     for class in ["CloudComputingImage", "CloudComputingInstanceType"] {
-        if objects(class).is_empty() {
+        let flavorless = rules.producer == Producer::OpenNebula;
+        if objects(class).is_empty() && !(flavorless && class == "CloudComputingInstanceType") {
             r.add(
                 Status::Warning,
                 class,
@@ -258,7 +273,7 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
         }
     }
 
-    check_ids(doc, &objects, &mut r);
+    check_ids(rules.producer, &objects, &mut r);
     check_policies(&objects, &mut r);
     check_times(&objects, rules.now, &mut r);
     check_endpoint(&objects, rules.endpoint.as_deref(), &mut r);
@@ -286,7 +301,7 @@ pub fn validate(doc: &Value, rules: &Rules) -> Report {
 /// `<url>_OpenStack_v3[_oidc]`, share `<endpoint-id>_share_<vo>_<project>`,
 /// mapping policy `<share-id>_Policy`. Deviations are warnings: other
 /// producers may differ.
-fn check_ids<'a>(_doc: &Value, objects: &dyn Fn(&str) -> &'a Vec<Value>, r: &mut Report) {
+fn check_ids<'a>(producer: Producer, objects: &dyn Fn(&str) -> &'a Vec<Value>, r: &mut Report) {
     for o in objects("CloudComputingService") {
         if let Some(id) = s(o, "ID") {
             if !id.ends_with("_cloud.compute") {
@@ -305,11 +320,18 @@ fn check_ids<'a>(_doc: &Value, objects: &dyn Fn(&str) -> &'a Vec<Value>, r: &mut
     for o in objects("CloudComputingEndpoint") {
         if let (Some(id), Some(url)) = (s(o, "ID"), s(o, "URL")) {
             let rest = id.strip_prefix(url);
-            if !matches!(rest, Some("_OpenStack_v3") | Some("_OpenStack_v3_oidc")) {
+            let (ok, want) = match producer {
+                Producer::OpenStack => (
+                    matches!(rest, Some("_OpenStack_v3") | Some("_OpenStack_v3_oidc")),
+                    "<URL>_OpenStack_v3",
+                ),
+                Producer::OpenNebula => (rest == Some("_OpenNebula"), "<URL>_OpenNebula"),
+            };
+            if !ok {
                 r.add(
                     Status::Warning,
                     label("CloudComputingEndpoint", o),
-                    "ID does not follow <URL>_OpenStack_v3",
+                    format!("ID does not follow {want}"),
                 );
             }
         }

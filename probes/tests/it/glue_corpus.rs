@@ -25,6 +25,7 @@ fn rules_for(doc: &Value) -> Rules {
     Rules {
         now: parse_time(ct).unwrap() + 60,
         endpoint: Some("https://cloud.example.org:5000/v3".into()),
+        producer: Default::default(),
     }
 }
 

@@ -99,6 +99,7 @@ fn glue_validator_survives_mutated_documents() {
         now: probes::clock::parse_iso(base["Share"][0]["CreationTime"].as_str().unwrap()).unwrap()
             + 60,
         endpoint: Some("https://cloud.example.org:5000/v3".into()),
+        producer: Default::default(),
     };
     let t0 = Instant::now();
     let (mut findings, mut not_ok) = (0usize, 0usize);
