@@ -169,12 +169,17 @@ pub fn neutron(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
     match (&r.method, rest) {
         (&Method::GET, ["networks"]) => {
             let net = |id: &str, name: &str, project: &str, external: bool| {
-                json!({"id": id, "name": name,
+                let mut n = json!({"id": id, "name": name,
                     "status": "ACTIVE", "admin_state_up": true, "shared": external, "router:external": external,
                     "project_id": project, "tenant_id": project, "subnets": [stable_id(&format!("{name}-subnet"))],
                     "mtu": 1450, "availability_zones": ["nova"], "availability_zone_hints": [], "ipv4_address_scope": null, "ipv6_address_scope": null,
                     "description": "", "port_security_enabled": true, "qinq": false, "vlan_transparent": null,
-                    "created_at": iso(SystemTime::now()), "updated_at": iso(SystemTime::now()), "revision_number": 1, "tags": []})
+                    "created_at": iso(SystemTime::now()), "updated_at": iso(SystemTime::now()), "revision_number": 1, "tags": []});
+                // Neutron's external-net extension adds this to external networks only.
+                if external {
+                    n["is_default"] = json!(false);
+                }
+                n
             };
             reply(
                 StatusCode::OK,
