@@ -53,6 +53,8 @@ pub enum Fault {
     FipExhausted,
     /// The site is served over https with a certificate that expires in 5 days
     CertificateExpiring,
+    /// Swift object GET answers bytes differing from those stored (same length, the stored ETag)
+    ObjectCorruptedOnRead,
 }
 
 impl Fault {
@@ -145,7 +147,8 @@ mod tests {
                 "volume-quota-exhausted",
                 "quota-exhausted",
                 "fip-exhausted",
-                "certificate-expiring"
+                "certificate-expiring",
+                "object-corrupted-on-read"
             ]
         );
         assert!("fire".parse::<Fault>().is_err());

@@ -111,6 +111,11 @@ fn catalog(c: &Cloud, i: usize, project: &str) -> Value {
             format!("{b}/volume/v3/{project}")
         ),
         svc("volumev3", "cinderv3", format!("{b}/volume/v3/{project}")),
+        svc(
+            "object-store",
+            "swift",
+            format!("{b}/swift/v1/AUTH_{project}")
+        ),
     ])
 }
 

@@ -1,7 +1,7 @@
 //! fakecloud: an emulated OpenStack federated cloud served in-process on
 //! loopback (plain http on 127.0.0.1; https under the certificate-expiring
 //! fault, `tls`): Keystone with OIDC federation and
-//! its OIDC provider, Nova, Neutron, Cinder, Glance, GLUE JSON, the
+//! its OIDC provider, Nova, Neutron, Cinder, Glance, Swift, GLUE JSON, the
 //! information-system API, accounting and the federation's orchestrator
 //! (IM's REST subset), in the shapes the real services
 //! answer with. Any number of virtual sites, switchable faults. A fixture
@@ -9,7 +9,7 @@
 //!
 //! Layering (each module imports only those below it):
 //! `lib` (listener) -> `router` -> services (`keystone nova neutron cinder
-//! glance infosys accounting im`) -> `state` -> {`http`, `fixtures`, `faults`,
+//! glance swift infosys accounting im`) -> `state` -> {`http`, `fixtures`, `faults`,
 //! `dates`}.
 
 pub mod accounting;
@@ -26,6 +26,7 @@ mod neutron;
 mod nova;
 pub mod router;
 pub mod state;
+mod swift;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 
 use crate::http::{empty, not_found, split_path, Req, Resp};
 use crate::state::{Cloud, Upload, UploadError};
-use crate::{accounting, cinder, glance, im, infosys, keystone, neutron, nova};
+use crate::{accounting, cinder, glance, im, infosys, keystone, neutron, nova, swift};
 
 /// Largest request body accepted (image uploads).
 const MAX_BODY: usize = 256 * 1024 * 1024;
@@ -86,6 +86,7 @@ pub async fn route(c: &Cloud, r: &Req) -> Resp {
                 "network" => neutron::neutron(c, i, r, rest),
                 "image" => glance::glance(c, i, r, rest).await,
                 "volume" => cinder::cinder(c, i, r, rest),
+                "swift" => swift::swift(c, i, r, rest),
                 "glue.json" => infosys::glue(c, i),
                 "accounting" => accounting::last_update_endpoint(c, i, rest),
                 _ => not_found(),

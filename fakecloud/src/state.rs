@@ -362,6 +362,8 @@ pub struct Site {
     pub volume_order: Vec<String>,
     /// Neutron's security groups, floating IPs and ports.
     pub net: crate::neutron::Net,
+    /// Swift's accounts, containers and objects.
+    pub swift: crate::swift::Store,
 }
 
 impl Site {
@@ -378,6 +380,7 @@ impl Site {
             volumes: HashMap::new(),
             volume_order: vec![],
             net: crate::neutron::Net::default(),
+            swift: crate::swift::Store::default(),
         };
         let data = bytes::Bytes::from_static(b"demo base image");
         let id = fixtures::base_image_id(&s.name);

@@ -928,3 +928,153 @@ async fn the_orchestrator_deploys_a_server_of_the_named_site_and_destroys_it() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn swift_containers_objects_and_the_corrupted_read_fault() {
+    let d = demo(Faults::default()).await;
+    let s = login(&d, 0).await;
+    let acct = s.url("object-store");
+    assert!(
+        acct.ends_with(&format!("/swift/v1/AUTH_{}", s.project)),
+        "{acct}"
+    );
+    // Without a token: 401, as Swift's auth middleware answers.
+    let r = s.c.head(&acct).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = s.req(Method::HEAD, acct.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["x-account-container-count"], "0");
+
+    let cont = format!("{acct}/probe-c");
+    let r = s
+        .req(Method::PUT, cont.clone())
+        .header("X-Container-Meta-Fedprobe-Run", "r1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s.req(Method::PUT, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "PUT again: 202");
+    let r = s.req(Method::HEAD, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["x-container-meta-fedprobe-run"], "r1");
+    let r = s
+        .req(Method::GET, format!("{cont}?format=json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    let r = s.req(Method::GET, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "empty plain listing");
+
+    // An object whose name holds an escaped slash is one object.
+    let obj = format!("{cont}/a%2Fb.bin");
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let md5 = format!("{:x}", <md5::Md5 as md5::Digest>::digest(&data));
+    let r = s
+        .req(Method::PUT, format!("{acct}/nope/x"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "no such container");
+    let r = s
+        .req(Method::PUT, obj.clone())
+        .header("ETag", "0123")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ETag mismatch"
+    );
+    let r = s
+        .req(Method::PUT, obj.clone())
+        .header("X-Object-Meta-Fedprobe-Run", "r1")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["etag"], md5.as_str());
+    let r = s.req(Method::GET, obj.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["etag"], md5.as_str());
+    assert_eq!(r.headers()["x-object-meta-fedprobe-run"], "r1");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
+    let r = s.req(Method::HEAD, obj.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], "5000");
+    let list: Value = s
+        .req(Method::GET, format!("{cont}?format=json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["name"], "a/b.bin");
+    assert_eq!(list[0]["bytes"], 5000);
+    assert_eq!(list[0]["hash"], md5.as_str());
+    let r = s
+        .req(Method::GET, format!("{cont}?format=json&marker=a/b.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]), "after marker");
+    let r = s
+        .req(Method::GET, format!("{acct}?format=json"))
+        .send()
+        .await
+        .unwrap();
+    let accts: Value = r.json().await.unwrap();
+    assert_eq!(accts[0]["name"], "probe-c");
+    assert_eq!(accts[0]["count"], 1);
+
+    let r = s.req(Method::DELETE, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "not empty");
+    let r = s.req(Method::DELETE, obj.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = s.req(Method::HEAD, obj.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = s.req(Method::DELETE, obj.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = s.req(Method::DELETE, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = s.req(Method::HEAD, cont.clone()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Another project's account: 403.
+    let other = acct.replace(&s.project, "someone-else");
+    let r = s.req(Method::HEAD, other).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The fault: same length, bytes differ, the stored ETag still answered.
+    let d = demo(Faults::of([Fault::ObjectCorruptedOnRead])).await;
+    let s = login(&d, 0).await;
+    let acct = s.url("object-store");
+    let r = s
+        .req(Method::PUT, format!("{acct}/c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = s
+        .req(Method::PUT, format!("{acct}/c/o"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["etag"], md5.as_str());
+    let r = s
+        .req(Method::GET, format!("{acct}/c/o"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["etag"], md5.as_str());
+    let got = r.bytes().await.unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_ne!(got.as_ref(), data.as_slice());
+}

@@ -858,3 +858,47 @@ fn certificate_expiring_fault_serves_https_and_fails_the_days_left_check() {
     assert_eq!(cap_status(&v, 0, "compute-vm-lifecycle"), "pass");
     assert_eq!(cap_status(&v, 0, "glue-publication"), "pass");
 }
+
+#[test]
+fn object_storage_passes_in_the_demo_and_fails_at_the_read_back_when_corrupted() {
+    let (_out, v, _dir) = run_demo(&["--boot-delay", "0.3s"]);
+    assert_eq!(probe_status(&v, 0, "check_object_storage"), "OK");
+    assert_eq!(cap_status(&v, 0, "object-storage"), "pass");
+    let c = checks(&v, 0, "object-storage");
+    for id in ["OBJ-01", "OBJ-02", "OBJ-03", "OBJ-04", "OBJ-05", "OBJ-06"] {
+        let step = c.iter().find(|c| c["check"] == id).unwrap();
+        assert_eq!(step["status"], "OK", "{step}");
+    }
+
+    let (out, v, _dir) = run_demo(&[
+        "--fault",
+        "object-corrupted-on-read",
+        "--boot-delay",
+        "0.3s",
+    ]);
+    assert!(out.status.success(), "--fail-on never is the demo default");
+    assert_eq!(probe_status(&v, 0, "check_object_storage"), "CRITICAL");
+    assert_eq!(cap_status(&v, 0, "object-storage"), "fail");
+    let c = checks(&v, 0, "object-storage");
+    let read = c.iter().find(|c| c["check"] == "OBJ-03").unwrap();
+    assert_eq!(read["status"], "CRITICAL", "{read}");
+    let msg = read["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("object corrupted: read 4096 bytes")
+            && msg.contains("first difference at byte 2048")
+            && msg.contains("the ETag still claims the MD5 of what was sent"),
+        "{msg}"
+    );
+    let put = c.iter().find(|c| c["check"] == "OBJ-02").unwrap();
+    assert_eq!(put["status"], "OK", "{put}");
+    // The container and object the failed run made were still deleted.
+    let res = probe_run(&v, 0, "check_object_storage")["result"]["resources"]
+        .as_array()
+        .unwrap();
+    assert_eq!(res.len(), 2, "{res:?}");
+    for r in res {
+        assert_eq!(r["cleanup"], "deleted", "{r}");
+    }
+    // Nothing else of the site is touched by the fault.
+    assert_eq!(cap_status(&v, 0, "compute-vm-lifecycle"), "pass");
+}
