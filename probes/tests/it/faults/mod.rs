@@ -144,6 +144,16 @@ impl Run {
             .unwrap_or(&Value::Null)
     }
 
+    /// The step that decided the status: the first whose status is the
+    /// run's (a WARNING reaping step can come before the CRITICAL one).
+    pub fn deciding_step(&self) -> &Value {
+        let status = &self.json["status"];
+        self.json["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| &s["status"] == status))
+            .unwrap_or_else(|| self.bad_step())
+    }
+
     pub fn outcome(&self) -> &str {
         self.json["outcome"]["kind"].as_str().unwrap_or("?")
     }

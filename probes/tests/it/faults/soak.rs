@@ -149,7 +149,7 @@ pub fn wrong(shot: &Shot, reap_stage: Option<&str>) -> Option<String> {
             )),
         };
     };
-    let transport = run.bad_step()["transport"].as_str().unwrap_or("");
+    let transport = run.deciding_step()["transport"].as_str().unwrap_or("");
     let fine = match run.code {
         0 => true,
         1 => reap_stage.is_some_and(|s| run.stage() == s),
@@ -176,7 +176,7 @@ pub fn tally(shot: &Shot) -> String {
     match &shot.run {
         None => "killed (SIGKILL)".to_string(),
         Some(run) => {
-            let t = run.bad_step()["transport"].as_str().unwrap_or("");
+            let t = run.deciding_step()["transport"].as_str().unwrap_or("");
             let by = if run.outcome() == "cancelled" {
                 " SIGTERM"
             } else {
@@ -323,4 +323,37 @@ async fn a_signal_reaches_the_child_of_time() {
     );
     assert!(shot.secs < 4.0, "{}", shot.secs);
     assert!(shot.time_note.contains("signal 15"), "{}", shot.time_note);
+}
+
+/// A run that reaped a killed run's leftover (WARNING at the reaping stage)
+/// and then had its tunnel reset (CRITICAL) is right: the reset decides.
+#[test]
+fn a_reset_after_a_reap_is_a_right_verdict() {
+    let shot = |steps: Value, code: i32, status: &str| Shot {
+        run: Some(Run {
+            code,
+            json: serde_json::json!({"status": status, "exit_code": code, "steps": steps}),
+            secs: 1.0,
+            stdout: String::new(),
+        }),
+        signalled: None,
+        rss_kb: 0,
+        code,
+        secs: 1.0,
+        window: (0, 0),
+        time_note: String::new(),
+    };
+    let reaped_then_reset = serde_json::json!([
+        {"check": "VM-05", "status": "WARNING"},
+        {"check": "VM-07", "status": "CRITICAL", "transport": "reset"},
+    ]);
+    let s = shot(reaped_then_reset, 2, "CRITICAL");
+    assert_eq!(wrong(&s, Some("VM-05")), None);
+    assert_eq!(tally(&s), "CRITICAL reset");
+    // a CRITICAL without a cut transport stays wrong
+    let plain = serde_json::json!([
+        {"check": "VM-05", "status": "WARNING"},
+        {"check": "VM-07", "status": "CRITICAL"},
+    ]);
+    assert!(wrong(&shot(plain, 2, "CRITICAL"), Some("VM-05")).is_some());
 }
