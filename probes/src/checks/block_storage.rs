@@ -338,7 +338,15 @@ pub async fn volume_cycle<B: Volumes + Compute>(
     let t = Instant::now();
     ctx.step(DELETE, async {
         cloud.delete_volume(&vid).await?;
-        let polls = wait_gone(ctx, cloud, plan, &vid).await?;
+        let polls = wait_gone(
+            ctx,
+            cloud,
+            &vid,
+            "volume",
+            plan.volume_timeout,
+            plan.poll_interval,
+        )
+        .await?;
         Ok(Done::ok(
             (),
             format!(
@@ -548,8 +556,17 @@ fn status_line(v: &VolumeState) -> String {
     }
 }
 
-async fn wait_gone<V: Volumes>(ctx: &Ctx, cloud: &V, plan: &Plan, id: &str) -> Result<u64, Fail> {
-    let wait = Wait::bounded(ctx.deadline(), plan.volume_timeout, plan.poll_interval).sleep_first();
+/// Wait until a deleted volume (`what`: how messages name it) is gone;
+/// the number of polls. A volume in error while deleted is CRITICAL.
+pub(crate) async fn wait_gone<V: Volumes>(
+    ctx: &Ctx,
+    cloud: &V,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    poll: Option<Duration>,
+) -> Result<u64, Fail> {
+    let wait = Wait::bounded(ctx.deadline(), timeout, poll).sleep_first();
     let waited = wait_for(wait, || {
         let fut = cloud.volume(id);
         async move {
@@ -558,7 +575,7 @@ async fn wait_gone<V: Volumes>(ctx: &Ctx, cloud: &V, plan: &Plan, id: &str) -> R
                 Some(v) => match &v.phase {
                     VolumePhase::Error { reason } => {
                         return Err(Fail::critical(format!(
-                            "volume {id} went to {} while being deleted: {}",
+                            "{what} {id} went to {} while being deleted: {}",
                             v.status_text,
                             reason.as_deref().unwrap_or("the cloud gives no reason")
                         )))
@@ -572,7 +589,7 @@ async fn wait_gone<V: Volumes>(ctx: &Ctx, cloud: &V, plan: &Plan, id: &str) -> R
     match waited {
         Waited::Ready { polls, .. } => Ok(polls),
         Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
-            "volume {id} still listed {:.0}s after its delete; last status {last}",
+            "{what} {id} still listed {:.0}s after its delete; last status {last}",
             limit.as_secs_f64()
         ))),
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backend::{run_id, UsageRecord, VolumePhase, VolumeSpec, Volumes};
+use crate::checks::block_storage::wait_gone;
 use crate::checks::vm_lifecycle::{
     self, CREATED_KEY, HOST_KEY, NAME_PREFIX, OWNER_KEY, RUN_KEY, UNTIL_KEY,
 };
@@ -208,32 +209,7 @@ pub async fn delete<V: Volumes>(ctx: &Ctx, cloud: &V, own: &Own, made: Made) -> 
         .delete_volume(id)
         .await
         .map_err(|f| f.context(format!("deleting own volume {id}")))?;
-    let wait = Wait::bounded(ctx.deadline(), own.timeout, None).sleep_first();
-    let waited = wait_for(wait, || {
-        let fut = cloud.volume(id);
-        async move {
-            Ok(match fut.await? {
-                None => Poll::Ready(()),
-                Some(v) => match &v.phase {
-                    VolumePhase::Error { reason } => {
-                        return Err(Fail::critical(format!(
-                            "own volume {id} went to {} while being deleted: {}",
-                            v.status_text,
-                            reason.as_deref().unwrap_or("the cloud gives no reason")
-                        )))
-                    }
-                    _ => Poll::Pending(v.status_text),
-                },
-            })
-        }
-    })
-    .await?;
-    if let Waited::TimedOut { limit, last, .. } = waited {
-        return Err(Fail::critical(format!(
-            "own volume {id} still listed {:.0}s after its delete; last status {last}",
-            limit.as_secs_f64()
-        )));
-    }
+    wait_gone(ctx, cloud, id, "own volume", own.timeout, None).await?;
     ctx.settle(made.handle, Cleanup::Deleted);
     Ok(t.elapsed().as_secs_f64())
 }
