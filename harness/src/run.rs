@@ -544,6 +544,7 @@ mod tests {
                 id: format!("{k}-{i}"),
                 name: None,
                 cleanup: probes::model::Cleanup::Deleted,
+                transport: None,
             });
         }
         r

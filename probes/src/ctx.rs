@@ -169,6 +169,7 @@ impl Ctx {
                 id: id.into(),
                 name: name.map(Into::into),
                 cleanup: Cleanup::Leaked,
+                transport: None,
             },
             Box::new(move |d| Box::pin(delete(b.with_deadline(d), rid))),
         )
@@ -177,6 +178,11 @@ impl Ctx {
     /// The probe deleted the resource itself (or failed to, with a reason).
     pub fn settle(&self, id: ResourceId, outcome: Cleanup) {
         self.rec.settle(id, outcome);
+    }
+
+    /// Settle from the delete's own result (keeps its transport class).
+    pub fn settle_result<T>(&self, id: ResourceId, deleted: &Result<T, Fail>) {
+        self.rec.settle_result(id, deleted);
     }
 
     /// Drop a placeholder (e.g. "whatever this create request made") once the

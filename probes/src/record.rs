@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::deadline::Deadline;
 use crate::fail::Fail;
-use crate::model::{CheckId, Cleanup, Perf, Resource, Step};
+use crate::model::{CheckId, Cleanup, Perf, Resource, Step, Transport};
 
 /// Deletes a created resource and waits until it is gone, within the deadline given.
 pub type CleanupFn =
@@ -226,8 +226,22 @@ impl Recorder {
     }
 
     pub fn settle(&self, id: ResourceId, outcome: Cleanup) {
+        self.settle_with(id, outcome, None);
+    }
+
+    /// The outcome of a delete: deleted, or failed with the failure's
+    /// message and transport class.
+    pub fn settle_result<T>(&self, id: ResourceId, deleted: &Result<T, Fail>) {
+        match deleted {
+            Ok(_) => self.settle(id, Cleanup::Deleted),
+            Err(f) => self.settle_with(id, Cleanup::Failed(f.message.clone()), f.transport),
+        }
+    }
+
+    pub fn settle_with(&self, id: ResourceId, outcome: Cleanup, transport: Option<Transport>) {
         if let Some(t) = self.lock().tracked.get_mut(id.0) {
             t.resource.cleanup = outcome;
+            t.resource.transport = transport;
             t.settled = true;
             t.cleanup = None;
         }

@@ -133,8 +133,10 @@ async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {
     }
     for (id, label, handle) in handles {
         let outcome = match tokio::time::timeout_at(deadline.end(), handle).await {
-            Ok(Ok(Ok(()))) => Cleanup::Deleted,
-            Ok(Ok(Err(f))) => Cleanup::Failed(f.message),
+            Ok(Ok(deleted)) => {
+                rec.settle_result(id, &deleted);
+                continue;
+            }
             Ok(Err(e)) if e.is_panic() => {
                 Cleanup::Failed(format!("internal error deleting {label}"))
             }
@@ -329,7 +331,7 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 mod tests {
     use super::*;
     use crate::ctx::Done;
-    use crate::model::{CheckId, ResourceKind};
+    use crate::model::{CheckId, ResourceKind, Transport};
 
     const C1: CheckId = CheckId {
         id: "T-01",
@@ -497,6 +499,9 @@ mod tests {
                 ctx.track(ResourceKind::Image, "img1", None, &http, |_, _| async {
                     Err(Fail::critical("HTTP 500"))
                 });
+                ctx.track(ResourceKind::Server, "s1", None, &http, |_, _| async {
+                    Err(Fail::critical("connection reset").with_transport(Transport::Reset))
+                });
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 Ok(String::new())
             },
@@ -518,5 +523,8 @@ mod tests {
             "{}",
             r.summary
         );
+        // The failed deletes keep their transport class as a fact.
+        let transports: Vec<_> = r.resources.iter().map(|r| r.transport).collect();
+        assert_eq!(transports, [None, Some(Transport::Reset)]);
     }
 }

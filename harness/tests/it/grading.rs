@@ -271,6 +271,7 @@ fn leaked_resources_and_timeouts_fail_the_harness_checks() {
         id: "abc".into(),
         name: None,
         cleanup: Cleanup::Failed("HTTP 500".into()),
+        transport: None,
     });
     rs[0].summary = "Timeout: no result within 60s (-t), stage AUTH-02".into();
     rs[0].outcome = Outcome::TimedOut {

@@ -68,6 +68,7 @@ fn site_run(name: &str, broken: bool) -> SiteRun {
         id: "5e2d".into(),
         name: Some("fedprobe-test".into()),
         cleanup: Cleanup::Deleted,
+        transport: None,
     });
     let probes = vec![
         result(

@@ -224,13 +224,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
                             Ok(())
                         });
                         let deleted = delete_image_and_wait(&s, &id).await;
-                        owner.settle(
-                            rid,
-                            match &deleted {
-                                Ok(_) => Cleanup::Deleted,
-                                Err(f) => Cleanup::Failed(f.message.clone()),
-                            },
-                        );
+                        owner.settle_result(rid, &deleted);
                         deleted.map_err(|f| f.context(format!("image {id}")))?;
                     }
                     Ok(())

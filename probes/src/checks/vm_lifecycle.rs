@@ -424,13 +424,7 @@ pub(crate) fn track_run<C: Compute>(ctx: &Ctx, cloud: &C, run: &str) -> Resource
                     |_, _| async { Ok(()) },
                 );
                 let deleted = delete_server_and_wait(&c, &s.id).await;
-                owner.settle(
-                    rid,
-                    match &deleted {
-                        Ok(_) => Cleanup::Deleted,
-                        Err(f) => Cleanup::Failed(f.message.clone()),
-                    },
-                );
+                owner.settle_result(rid, &deleted);
                 deleted.map_err(|f| f.context(format!("server {}", s.id)))?;
             }
             Ok(())

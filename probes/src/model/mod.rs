@@ -181,6 +181,9 @@ pub struct Resource {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
     pub cleanup: Cleanup,
+    /// The transport failure that failed its cleanup, if one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub transport: Option<Transport>,
 }
 
 /// How a run ended, whatever its status: the fact a harness grades on,

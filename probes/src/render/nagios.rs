@@ -120,6 +120,7 @@ mod tests {
                 id: "abc".into(),
                 name: None,
                 cleanup: Cleanup::Deleted,
+                transport: None,
             }],
             started_at: 0.0,
             duration: Duration::from_secs(2),

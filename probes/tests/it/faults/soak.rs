@@ -149,7 +149,7 @@ pub fn wrong(shot: &Shot, reap_stage: Option<&str>) -> Option<String> {
             )),
         };
     };
-    let transport = run.deciding_step()["transport"].as_str().unwrap_or("");
+    let transport = deciding_transport(run);
     let fine = match run.code {
         0 => true,
         1 => reap_stage.is_some_and(|s| run.stage() == s),
@@ -171,12 +171,30 @@ pub fn wrong(shot: &Shot, reap_stage: Option<&str>) -> Option<String> {
     })
 }
 
+/// The transport failure behind a run's status: its deciding step's, or
+/// else that of a cleanup that failed (a SIGTERMed run whose delete was cut
+/// is CRITICAL for the server it could not delete, not for the signal).
+fn deciding_transport(run: &Run) -> &str {
+    let step = run.deciding_step()["transport"].as_str().unwrap_or("");
+    if !step.is_empty() || run.json["status"] != "CRITICAL" {
+        return step;
+    }
+    run.json["resources"]
+        .as_array()
+        .and_then(|rs| {
+            rs.iter()
+                .filter(|r| r["cleanup"].get("failed").is_some())
+                .find_map(|r| r["transport"].as_str())
+        })
+        .unwrap_or("")
+}
+
 /// The tally key of a run: status and transport, or the signal's mark.
 pub fn tally(shot: &Shot) -> String {
     match &shot.run {
         None => "killed (SIGKILL)".to_string(),
         Some(run) => {
-            let t = run.deciding_step()["transport"].as_str().unwrap_or("");
+            let t = deciding_transport(run);
             let by = if run.outcome() == "cancelled" {
                 " SIGTERM"
             } else {
@@ -356,4 +374,41 @@ fn a_reset_after_a_reap_is_a_right_verdict() {
         {"check": "VM-07", "status": "CRITICAL"},
     ]);
     assert!(wrong(&shot(plain, 2, "CRITICAL"), Some("VM-05")).is_some());
+}
+
+/// A SIGTERMed run whose cleanup DELETE was reset is CRITICAL for the
+/// server it could not delete: right, and tallied by the reset. Seen in the
+/// 200-run soak (run 124, seed 24501) before resources carried a transport.
+#[test]
+fn a_reset_cleanup_after_sigterm_is_a_right_verdict() {
+    let json = |transport: Option<&str>| {
+        let mut r = serde_json::json!({"kind": "server", "id": "s1",
+            "cleanup": {"failed": "connection reset: Connection reset by peer"}});
+        if let Some(t) = transport {
+            r["transport"] = t.into();
+        }
+        serde_json::json!({"status": "CRITICAL", "exit_code": 2,
+            "outcome": {"kind": "cancelled", "by": "SIGTERM", "stage": "VM-07"},
+            "steps": [{"check": "VM-07", "status": "UNKNOWN"}],
+            "resources": [r]})
+    };
+    let shot = |json: Value| Shot {
+        run: Some(Run {
+            code: 2,
+            json,
+            secs: 1.0,
+            stdout: String::new(),
+        }),
+        signalled: Some((Sig::Term, 1.0)),
+        rss_kb: 0,
+        code: 2,
+        secs: 1.0,
+        window: (0, 0),
+        time_note: String::new(),
+    };
+    let s = shot(json(Some("reset")));
+    assert_eq!(wrong(&s, Some("VM-05")), None);
+    assert_eq!(tally(&s), "CRITICAL SIGTERM reset");
+    // a failed cleanup with no cut transport stays wrong
+    assert!(wrong(&shot(json(None)), Some("VM-05")).is_some());
 }
