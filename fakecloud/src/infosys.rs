@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::dates::iso;
 use crate::faults::Fault;
 use crate::fixtures::{FLAVORS, VOS};
-use crate::http::{not_found, reply, Resp};
+use crate::http::{not_found, reply, Req, Resp};
 use crate::state::Cloud;
 
 fn glue_creation(c: &Cloud) -> SystemTime {
@@ -174,7 +174,14 @@ fn is_images(c: &Cloud, i: usize) -> Value {
         .collect()
 }
 
-pub fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
+/// `?include_projects=` as FastAPI reads a bool.
+fn with_projects(r: &Req) -> bool {
+    r.query
+        .get("include_projects")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"))
+}
+
+pub fn is_api(c: &Cloud, r: &Req, rest: &[&str]) -> Resp {
     // Stale publications drop out of the information system.
     let visible = !c.fault(Fault::StaleGlue);
     let find = |name: &str| {
@@ -200,7 +207,7 @@ pub fn is_api(c: &Cloud, rest: &[&str]) -> Resp {
             };
             reply(StatusCode::OK, json!(list))
         }
-        ["site", name] => match find(name).and_then(|i| is_site(c, i, false)) {
+        ["site", name] => match find(name).and_then(|i| is_site(c, i, with_projects(r))) {
             Some(v) => reply(StatusCode::OK, v),
             None => nf("Site"),
         },

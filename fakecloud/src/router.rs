@@ -74,7 +74,7 @@ pub async fn route(c: &Cloud, r: &Req) -> Resp {
     let p: Vec<&str> = r.path.iter().map(String::as_str).collect();
     match p.as_slice() {
         ["oidc", rest @ ..] => keystone::oidc(c, r, rest),
-        ["is", rest @ ..] => infosys::is_api(c, rest),
+        ["is", rest @ ..] => infosys::is_api(c, r, rest),
         ["im", rest @ ..] => im::im(c, r, rest),
         [site, service, rest @ ..] => {
             let Some(i) = site_index(c, site) else {

@@ -363,13 +363,26 @@ async fn is_checks(
 ) -> Result<(Published, String), Fail> {
     let found = ctx
         .step(IS_SITE, async {
-            let sites = is_api::IsApi::new(ctx.http().clone(), is).sites().await?;
-            let Some(s) = sites.iter().find(|s| s.name == site || s.id == site) else {
-                return Err(Fail::critical(format!(
-                    "site {site} is not listed ({} sites listed; stale or missing publication)",
-                    sites.len()
-                )));
+            let api = is_api::IsApi::new(ctx.http().clone(), is);
+            // The site's own route first: the whole list grows with the
+            // federation (a harness over N sites would fetch N lists of N).
+            // The list is the fallback: a site given by its GOCDB id, an
+            // API older than `/site/{name}/?include_projects`, or a miss.
+            let s = match api.site(site).await? {
+                Some(s) if s.name == site && !s.projects.is_empty() => s,
+                _ => {
+                    let sites = api.sites().await?;
+                    let n = sites.len();
+                    let Some(s) = sites.into_iter().find(|s| s.name == site || s.id == site)
+                    else {
+                        return Err(Fail::critical(format!(
+                            "site {site} is not listed ({n} sites listed; stale or missing publication)"
+                        )));
+                    };
+                    s
+                }
             };
+            let s = &s;
             if s.projects.is_empty() {
                 return Err(Fail::critical(format!(
                     "site {site} is listed without any VO/project"

@@ -43,22 +43,29 @@ pub fn parse_sites(v: &Value) -> Result<Vec<Site>, String> {
     let list = v
         .as_array()
         .ok_or_else(|| "expected a list of sites".to_string())?;
-    let mut out = Vec::new();
-    for (i, s) in list.iter().enumerate() {
-        let name = text(s.get("name")).ok_or_else(|| format!("site #{i} has no name"))?;
-        let id = text(s.get("id")).unwrap_or_default();
-        let projects = match s.get("projects") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(p) => parse_projects(p).map_err(|e| format!("site {name}: {e}"))?,
-        };
-        out.push(Site {
-            id,
-            name,
-            url: text(s.get("url")),
-            projects,
-        });
+    list.iter()
+        .enumerate()
+        .map(|(i, s)| parse_site(s).map_err(|e| e.replace("the site", &format!("site #{i}"))))
+        .collect()
+}
+
+/// One site of `/sites/`, or the answer of `/site/{name}/`.
+pub fn parse_site(s: &Value) -> Result<Site, String> {
+    if !s.is_object() {
+        return Err("expected a site object".to_string());
     }
-    Ok(out)
+    let name = text(s.get("name")).ok_or_else(|| "the site has no name".to_string())?;
+    let id = text(s.get("id")).unwrap_or_default();
+    let projects = match s.get("projects") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(p) => parse_projects(p).map_err(|e| format!("site {name}: {e}"))?,
+    };
+    Ok(Site {
+        id,
+        name,
+        url: text(s.get("url")),
+        projects,
+    })
 }
 
 pub fn parse_projects(v: &Value) -> Result<Vec<Project>, String> {
@@ -124,6 +131,22 @@ impl IsApi {
             .push("");
         u.set_query(Some("include_projects=true"));
         Ok(u)
+    }
+
+    /// `/site/{name}/?include_projects=true`: one site, `None` when the API
+    /// does not know the name (or is older than that route).
+    pub async fn site(&self, name: &str) -> Result<Option<Site>, Fail> {
+        let mut u = self.svc.url(&["site", name])?;
+        u.path_segments_mut()
+            .map_err(|_| Fail::unknown("--is-url cannot take a path"))?
+            .push("");
+        u.set_query(Some("include_projects=true"));
+        match self.svc.get_opt::<Value>(u).await? {
+            Some(v) => parse_site(&v)
+                .map(Some)
+                .map_err(|e| shape(e, "GET /site/{site}/")),
+            None => Ok(None),
+        }
     }
 
     pub async fn sites(&self) -> Result<Vec<Site>, Fail> {

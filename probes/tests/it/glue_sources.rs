@@ -210,6 +210,50 @@ fn is_sites(doc: &Value) -> Value {
            {"id": "9", "name": "OTHER", "url": "https://x/v3", "state": "", "projects": []}])
 }
 
+/// A harness over N sites must not fetch N lists of N sites: the site's own
+/// route answers, the list is never asked for (the mock fails the test if
+/// it is).
+#[tokio::test]
+async fn information_system_asks_for_the_site_alone() {
+    let doc = fresh_sample();
+    let site = is_sites(&doc)[0].clone();
+    let s = MockServer::start().await;
+    Mock::given(path("/site/FIXTURE-SITE/"))
+        .and(query_param("include_projects", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(site))
+        .expect(2)
+        .mount(&s)
+        .await;
+    Mock::given(path("/sites/"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&s)
+        .await;
+    let base = s.uri();
+    let r = run(&["--is-url", &base, "--site", "FIXTURE-SITE"]).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+    let r = run(&["--is-url", &base, "--site", "FIXTURE-SITE"]).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+
+    // An API that ignores include_projects answers the site bare: the
+    // list is asked, not a false "listed without any VO".
+    let mut bare = is_sites(&doc)[0].clone();
+    bare.as_object_mut().unwrap().remove("projects");
+    let s = MockServer::start().await;
+    Mock::given(path("/site/FIXTURE-SITE/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(bare))
+        .mount(&s)
+        .await;
+    Mock::given(path("/sites/"))
+        .and(query_param("include_projects", "true"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(is_sites(&doc)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let r = run(&["--is-url", &s.uri(), "--site", "FIXTURE-SITE"]).await;
+    assert_eq!(r.status, Status::Ok, "{r:#?}");
+}
+
 #[tokio::test]
 async fn information_system_api() {
     let doc = fresh_sample();
