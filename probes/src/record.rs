@@ -238,7 +238,7 @@ impl Recorder {
         }
     }
 
-    pub fn settle_with(&self, id: ResourceId, outcome: Cleanup, transport: Option<Transport>) {
+    fn settle_with(&self, id: ResourceId, outcome: Cleanup, transport: Option<Transport>) {
         if let Some(t) = self.lock().tracked.get_mut(id.0) {
             t.resource.cleanup = outcome;
             t.resource.transport = transport;

@@ -132,18 +132,18 @@ async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {
         handles.push((owed.id, owed.label, tokio::spawn(fut)));
     }
     for (id, label, handle) in handles {
-        let outcome = match tokio::time::timeout_at(deadline.end(), handle).await {
-            Ok(Ok(deleted)) => {
-                rec.settle_result(id, &deleted);
-                continue;
-            }
-            Ok(Err(e)) if e.is_panic() => {
-                Cleanup::Failed(format!("internal error deleting {label}"))
-            }
-            Ok(Err(_)) => Cleanup::Leaked,
-            Err(_) => Cleanup::Failed("no time left to confirm deletion".into()),
-        };
-        rec.settle(id, outcome);
+        match tokio::time::timeout_at(deadline.end(), handle).await {
+            Ok(Ok(deleted)) => rec.settle_result(id, &deleted),
+            Ok(Err(e)) if e.is_panic() => rec.settle(
+                id,
+                Cleanup::Failed(format!("internal error deleting {label}")),
+            ),
+            Ok(Err(_)) => rec.settle(id, Cleanup::Leaked),
+            Err(_) => rec.settle(
+                id,
+                Cleanup::Failed("no time left to confirm deletion".into()),
+            ),
+        }
     }
 }
 

@@ -382,7 +382,6 @@ async fn is_checks(
                     s
                 }
             };
-            let s = &s;
             if s.projects.is_empty() {
                 return Err(Fail::critical(format!(
                     "site {site} is listed without any VO/project"
@@ -398,7 +397,7 @@ async fn is_checks(
                 }
             }
             let msg = format!("{site} listed with {} project(s)", s.projects.len());
-            Ok(Done::ok(s.clone(), msg))
+            Ok(Done::ok(s, msg))
         })
         .await?;
     ctx.perf(Perf::count("is_projects", found.projects.len() as u64));

@@ -45,16 +45,17 @@ pub fn parse_sites(v: &Value) -> Result<Vec<Site>, String> {
         .ok_or_else(|| "expected a list of sites".to_string())?;
     list.iter()
         .enumerate()
-        .map(|(i, s)| parse_site(s).map_err(|e| e.replace("the site", &format!("site #{i}"))))
+        .map(|(i, s)| parse_site(s, &format!("site #{i}")))
         .collect()
 }
 
-/// One site of `/sites/`, or the answer of `/site/{name}/`.
-pub fn parse_site(s: &Value) -> Result<Site, String> {
+/// One site of `/sites/`, or the answer of `/site/{name}/`; `label` names
+/// it in errors.
+pub fn parse_site(s: &Value, label: &str) -> Result<Site, String> {
     if !s.is_object() {
-        return Err("expected a site object".to_string());
+        return Err(format!("{label} is not an object"));
     }
-    let name = text(s.get("name")).ok_or_else(|| "the site has no name".to_string())?;
+    let name = text(s.get("name")).ok_or_else(|| format!("{label} has no name"))?;
     let id = text(s.get("id")).unwrap_or_default();
     let projects = match s.get("projects") {
         None | Some(Value::Null) => Vec::new(),
@@ -142,7 +143,7 @@ impl IsApi {
             .push("");
         u.set_query(Some("include_projects=true"));
         match self.svc.get_opt::<Value>(u).await? {
-            Some(v) => parse_site(&v)
+            Some(v) => parse_site(&v, "the site")
                 .map(Some)
                 .map_err(|e| shape(e, "GET /site/{site}/")),
             None => Ok(None),
