@@ -1,8 +1,10 @@
 //! The one probe signature ([`Probe`]), the options every probe shares
 //! ([`Common`]), and a probe invocation parsed once ([`Invocation`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
@@ -173,8 +175,19 @@ impl<A: Args> Invocation<A> {
     }
 
     /// Parse `argv` (argv[0] is the program name). Errors are one line.
+    /// The command is built once per probe and process: a harness parses
+    /// thousands of argvs, and building clap's command was most of the cost.
     pub fn parse(bin: &'static str, argv: &[String]) -> Result<Self, clap::Error> {
-        let m = Self::command_for(bin).try_get_matches_from(argv)?;
+        type Key = (&'static str, &'static str);
+        static BUILT: Mutex<BTreeMap<Key, clap::Command>> = Mutex::new(BTreeMap::new());
+        let m = match BUILT.lock() {
+            Ok(mut built) => built
+                .entry((std::any::type_name::<A>(), bin))
+                .or_insert_with(|| Self::command_for(bin))
+                .try_get_matches_from_mut(argv)?,
+            // A poisoned cache (a panic elsewhere): build afresh.
+            Err(_) => Self::command_for(bin).try_get_matches_from(argv)?,
+        };
         Self::from_arg_matches(&m)
     }
 }

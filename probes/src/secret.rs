@@ -12,10 +12,29 @@ const FRAGMENT: usize = 8;
 /// as one `u64`. The window set is kept as secrets arrive, so a scrub is one
 /// pass over its text whatever the number of secrets (a harness run over a
 /// thousand sites knows thousands of tokens; rebuilding the set per scrub
-/// made the run quadratic in the sites).
+/// made the run quadratic in the sites). `filter` has one bit per
+/// multiplicative hash of a window: a clear bit rules a window out without
+/// touching the set, and almost every window of a report is ruled out so
+/// (the set is megabytes at that scale; the filter stays in cache).
 struct Known {
     values: HashSet<Arc<str>>,
     windows: HashSet<u64, foldhash::fast::RandomState>,
+    filter: Vec<u64>,
+}
+
+/// Bits in [`Known::filter`]: 2^20 (128 KiB), a few percent set by the
+/// ~100,000 windows of a thousand sites' tokens.
+const FILTER_BITS: u32 = 20;
+
+fn filter_bit(w: u64) -> usize {
+    (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+}
+
+impl Known {
+    fn may_hold(&self, w: u64) -> bool {
+        let b = filter_bit(w);
+        self.filter[b / 64] & (1 << (b % 64)) != 0 && self.windows.contains(&w)
+    }
 }
 
 static KNOWN: RwLock<Option<Known>> = RwLock::new(None);
@@ -33,11 +52,14 @@ fn remember(value: &Arc<str>) {
     let known = known.get_or_insert_with(|| Known {
         values: HashSet::new(),
         windows: HashSet::default(),
+        filter: vec![0; (1 << FILTER_BITS) / 64],
     });
     if known.values.insert(value.clone()) {
-        known
-            .windows
-            .extend(value.as_bytes().windows(FRAGMENT).map(window));
+        for w in value.as_bytes().windows(FRAGMENT).map(window) {
+            let b = filter_bit(w);
+            known.filter[b / 64] |= 1 << (b % 64);
+            known.windows.insert(w);
+        }
     }
 }
 
@@ -82,12 +104,16 @@ impl fmt::Debug for Secret {
 /// anything shaped like a JWT or a Keystone fernet token, with `***`.
 pub fn scrub(text: &str) -> String {
     let bytes = text.as_bytes();
-    let mut hide = vec![false; bytes.len()];
+    // Allocated on the first hit only: most texts hold no secret.
+    let mut hide: Vec<bool> = Vec::new();
     if bytes.len() >= FRAGMENT {
         if let Ok(known) = KNOWN.read() {
             if let Some(known) = known.as_ref().filter(|k| !k.windows.is_empty()) {
                 for at in 0..=bytes.len() - FRAGMENT {
-                    if known.windows.contains(&window(&bytes[at..])) {
+                    if known.may_hold(window(&bytes[at..])) {
+                        if hide.is_empty() {
+                            hide = vec![false; bytes.len()];
+                        }
                         hide[at..at + FRAGMENT].iter_mut().for_each(|h| *h = true);
                     }
                 }
@@ -95,7 +121,7 @@ pub fn scrub(text: &str) -> String {
         }
     }
     mark_token_shapes(text, &mut hide);
-    if !hide.contains(&true) {
+    if hide.is_empty() {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len());
@@ -116,7 +142,8 @@ pub fn scrub(text: &str) -> String {
 }
 
 /// JWTs (`eyJ...`) and fernet tokens (`gAAAAA...`) of 20+ token characters.
-fn mark_token_shapes(text: &str, hide: &mut [bool]) {
+/// `hide` is empty until something is to be hidden, then as long as `text`.
+fn mark_token_shapes(text: &str, hide: &mut Vec<bool>) {
     let b = text.as_bytes();
     let tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.' || c == b'=';
     let mut i = 0;
@@ -128,6 +155,9 @@ fn mark_token_shapes(text: &str, hide: &mut [bool]) {
                 j += 1;
             }
             if start_ok && j - i >= 20 {
+                if hide.is_empty() {
+                    *hide = vec![false; b.len()];
+                }
                 hide[i..j].iter_mut().for_each(|h| *h = true);
                 i = j;
                 continue;

@@ -261,17 +261,21 @@ fn steps(g: &SiteGrade) -> Vec<StepRow> {
     STEPS
         .iter()
         .map(|(name, sels)| {
-            let sels: Vec<Selector> = sels
+            let sels: Vec<(Selector, String)> = sels
                 .iter()
                 .filter_map(|s| Selector::parse(s).ok())
+                .map(|s| {
+                    let text = s.to_string();
+                    (s, text)
+                })
                 .collect();
             let mine: Vec<&&CheckGrade> = checks
                 .values()
                 .filter(|x| {
-                    sels.iter().any(|s| {
+                    sels.iter().any(|(s, text)| {
                         s.matches(&x.probe, &x.check)
-                            || s.to_string() == format!("{}:{}", x.probe, x.check)
-                            || s.to_string() == x.check
+                            || text.split_once(':') == Some((x.probe.as_str(), x.check.as_str()))
+                            || *text == x.check
                     })
                 })
                 .collect();
