@@ -93,6 +93,12 @@ pub struct Output {
     /// Concurrent probes per site
     #[arg(long, default_value_t = 2)]
     pub jobs_per_site: usize,
+    /// Start no new probe while the process's resident memory is above SIZE
+    /// (e.g. 300M) and --jobs-per-site probes already run: a run over many
+    /// sites is CPU-bound long before --jobs, and probes in flight past that
+    /// point only hold memory
+    #[arg(long, value_name = "SIZE", value_parser = probes::units::parse_size)]
+    pub memory_budget: Option<u64>,
     /// No progress display on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -317,6 +323,7 @@ pub async fn execute(
     let limits = Limits {
         jobs: out.jobs,
         jobs_per_site: out.jobs_per_site,
+        memory_budget: out.memory_budget,
         ..Limits::default()
     };
     let progress = Arc::new(Progress::auto(out.quiet));

@@ -2,6 +2,7 @@
 //! in-process, grades them RefStack-style and writes aggregate reports.
 
 pub mod app;
+pub mod budget;
 pub mod checkprofile;
 pub mod defaults;
 #[cfg(feature = "demo")]

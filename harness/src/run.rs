@@ -116,6 +116,8 @@ pub struct Limits {
     pub jobs_per_site: usize,
     /// Extra time past a probe's own `-t` before the harness cancels it.
     pub margin: Duration,
+    /// Resident memory past which no new job starts (`budget.rs`).
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for Limits {
@@ -124,6 +126,7 @@ impl Default for Limits {
             jobs: 16,
             jobs_per_site: 2,
             margin: Duration::from_secs(30),
+            memory_budget: None,
         }
     }
 }
@@ -178,6 +181,7 @@ pub async fn run_all(
     mut on_site: impl FnMut(SiteRun),
 ) {
     let global = Arc::new(Semaphore::new(limits.jobs.max(1)));
+    let gate = crate::budget::Gate::new(limits.memory_budget, limits.jobs_per_site);
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, usize, Done)>();
     let mut sites: Vec<Pending> = Vec::with_capacity(plans.len());
     for (si, plan) in plans.into_iter().enumerate() {
@@ -196,7 +200,7 @@ pub async fn run_all(
             .map(Job::Probe)
             .chain(plan.externals.into_iter().map(Job::External));
         for ((ji, job), hook) in jobs.enumerate().zip(hooks) {
-            let (global, site_sem) = (global.clone(), site_sem.clone());
+            let (global, site_sem, gate) = (global.clone(), site_sem.clone(), gate.clone());
             let (progress, stop) = (progress.clone(), stop.clone());
             let site = plan.site.clone();
             let tx = tx.clone();
@@ -213,7 +217,10 @@ pub async fn run_all(
                 }
                 let _s = site_sem.acquire_owned().await;
                 let _g = global.acquire_owned().await;
-                let done = run_job(&site, job, limits, &progress, stop).await;
+                let _m = gate.admit().await;
+                // Boxed: the task is small while it waits for its slots (a run
+                // over a thousand sites spawns every job up front).
+                let done = Box::pin(run_job(&site, job, limits, &progress, stop)).await;
                 for (link, tx) in hook.tell {
                     let offered = match &done {
                         Done::Probe(p) => checks::find(&p.probe).and_then(|e| {

@@ -746,6 +746,42 @@ fn one_job_per_site_still_chains_vm_and_usage() {
 }
 
 #[test]
+fn a_memory_budget_below_the_process_runs_only_its_floor_of_probes_and_passes() {
+    // Always over a 1-byte budget: past the floor (one site's --jobs-per-site)
+    // a probe starts only when another ends.
+    let (out, v, _dir) = run_demo(&[
+        "--sites",
+        "2",
+        "--jobs",
+        "20",
+        "--jobs-per-site",
+        "1",
+        "--boot-delay",
+        "0.2s",
+        "--memory-budget",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut spans: Vec<(f64, f64)> = Vec::new();
+    for site in 0..2 {
+        assert_eq!(v["sites"][site]["grade"]["required_pct"], 100.0);
+        for p in v["sites"][site]["run"]["probes"].as_array().unwrap() {
+            let start = p["result"]["started_at"].as_f64().unwrap();
+            spans.push((start, start + p["result"]["duration"].as_f64().unwrap()));
+        }
+    }
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        // Timestamps are rounded in the report: allow 10 ms.
+        assert!(w[1].0 >= w[0].1 - 0.01, "two probes ran at once: {w:?}");
+    }
+}
+
+#[test]
 fn stale_accounting_fails_accounting_records_only() {
     let (out, v, _dir) = run_demo(&["--fault", "stale-accounting", "--boot-delay", "0.3s"]);
     assert!(out.status.success(), "--fail-on never is the demo default");

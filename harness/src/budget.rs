@@ -1,0 +1,153 @@
+//! Jobs admitted under a memory budget. A run over a thousand sites is
+//! CPU-bound long before `--jobs` is reached, and every job in flight holds
+//! its connections, buffers and evidence: past the budget, more jobs in
+//! flight only cost memory. A job starts while the process's resident memory
+//! is under the budget, or while fewer than a floor of jobs run (a run always
+//! progresses).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the head of the queue looks at the resident memory again.
+const RECHECK: Duration = Duration::from_millis(10);
+/// Longest wait of one job: past it the job starts anyway (the budget is a
+/// target, not a reason to stall a run whose jobs hang until their deadline).
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+pub struct Gate {
+    budget: Option<u64>,
+    /// Jobs that run whatever the memory: a budget below what the process
+    /// needs at rest still runs one site's worth at a time.
+    floor: usize,
+    max_wait: Duration,
+    running: AtomicUsize,
+    /// One waiter reads the memory at a time; the others queue behind it.
+    head: tokio::sync::Mutex<()>,
+}
+
+/// A job admitted: counted as running until dropped.
+pub struct Admitted(Arc<Gate>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    /// `budget` in bytes of resident memory; `None` admits every job at once.
+    /// `floor` jobs are admitted whatever the memory (at least one).
+    pub fn new(budget: Option<u64>, floor: usize) -> Arc<Gate> {
+        Gate::with_max_wait(budget, floor, MAX_WAIT)
+    }
+
+    fn with_max_wait(budget: Option<u64>, floor: usize, max_wait: Duration) -> Arc<Gate> {
+        Arc::new(Gate {
+            budget,
+            floor: floor.max(1),
+            max_wait,
+            running: AtomicUsize::new(0),
+            head: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Wait until a job may start.
+    pub async fn admit(self: &Arc<Gate>) -> Admitted {
+        if let Some(budget) = self.budget {
+            let _head = self.head.lock().await;
+            let give_up = tokio::time::Instant::now() + self.max_wait;
+            while self.running.load(Ordering::Acquire) >= self.floor
+                && resident_bytes().is_some_and(|r| r >= budget)
+                && tokio::time::Instant::now() < give_up
+            {
+                tokio::time::sleep(RECHECK).await;
+            }
+        }
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Admitted(self.clone())
+    }
+}
+
+/// The process's resident memory now (Linux `/proc/self/status` VmRSS);
+/// `None` where it cannot be read, which admits.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read() {
+        let r = resident_bytes().expect("VmRSS on Linux");
+        assert!(r > 1024 * 1024 && r < 64 * 1024 * 1024 * 1024, "{r}");
+    }
+
+    #[tokio::test]
+    async fn over_budget_waits_for_running_jobs() {
+        // A budget of one byte: always over.
+        let gate = Gate::new(Some(1), 1);
+        let first = gate.admit().await; // nothing runs: admitted
+        let g = gate.clone();
+        let second = tokio::spawn(async move { g.admit().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "admitted over budget while a job ran"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("admitted once the running job ended")
+            .unwrap();
+        assert_eq!(gate.running.load(Ordering::Acquire), 1);
+        drop(second);
+        assert_eq!(gate.running.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn the_floor_runs_whatever_the_memory() {
+        let gate = Gate::new(Some(1), 3);
+        let held = [gate.admit().await, gate.admit().await, gate.admit().await];
+        let g = gate.clone();
+        let fourth = tokio::spawn(async move { g.admit().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!fourth.is_finished(), "a fourth job started over budget");
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(5), fourth)
+            .await
+            .expect("admitted under the floor")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn without_budget_every_job_is_admitted_at_once() {
+        let gate = Gate::new(None, 1);
+        let mut held = Vec::new();
+        for _ in 0..100 {
+            held.push(gate.admit().await);
+        }
+        assert_eq!(gate.running.load(Ordering::Acquire), 100);
+        drop(held);
+        assert_eq!(gate.running.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_job_does_not_stall_the_run_past_the_longest_wait() {
+        let gate = Gate::with_max_wait(Some(1), 1, Duration::from_millis(300));
+        let _stuck = gate.admit().await;
+        let g = gate.clone();
+        let next = tokio::spawn(async move { g.admit().await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!next.is_finished());
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("admitted after the longest wait")
+            .unwrap();
+    }
+}
