@@ -92,11 +92,17 @@ def ids_of(r):
         if s["check"] == "VM-04" and m: found["network"] = m.group(1)
     return found
 rows, floors = [], []
+peak_kb = 0
 for i in range(1, runs + 1):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    out = subprocess.run(args, capture_output=True, text=True).stdout
+    # The probe's own peak RSS from GNU time: the children's ru_maxrss of this
+    # process would count Python's own pages (Linux keeps the pre-exec high
+    # water mark of a forked child).
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f"{w}/rss"] + args,
+                         capture_output=True, text=True).stdout
     wall = time.monotonic() - t0
+    peak_kb = max(peak_kb, int(open(f"{w}/rss").read().split()[-1]))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     r = json.loads(out)
@@ -108,7 +114,7 @@ for i in range(1, runs + 1):
     floors.append(fl)
     print(f"round {i}: probe {r['status']} wall {wall:.2f}s cpu {cpu:.3f}s requests {r['http_requests']} "
           f"create {perf.get('create')}s lag<={lag}s | floor {fl if fl is None else round(fl, 2)}s")
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+rss = peak_kb / 1024
 ok = [r for r in rows if r[0] == "OK"]
 def rng(k, f="%.2f"):
     v = [r[k] for r in ok if r[k] is not None]
