@@ -47,7 +47,18 @@ for test in "${TESTS[@]}"; do
     continue
   fi
   result=passed; [ "$rc" = 0 ] || { result="FAILED (exit $rc)"; status=$rc; }
-  echo "- $(date -u '+%Y-%m-%d %H:%M') UTC, $(( $(date +%s) - t )) s, $result: ${line#SOAK }" >> BENCHMARKS.md
+  # Appended at the end of the Soak section, not of the file (sections follow it).
+  entry="- $(date -u '+%Y-%m-%d %H:%M') UTC, $(( $(date +%s) - t )) s, $result: ${line#SOAK }"
+  ENTRY=$entry python3 - BENCHMARKS.md <<'PY'
+import os, re, sys
+path = sys.argv[1]
+text = open(path).read()
+start = text.index("\n## Soak")
+nxt = re.search(r"\n## ", text[start + 1:])
+end = start + 1 + nxt.start() if nxt else len(text)
+body = text[:end].rstrip("\n") + "\n" + os.environ["ENTRY"] + "\n"
+open(path, "w").write(body + ("\n" + text[end:].lstrip("\n") if nxt else ""))
+PY
   echo "soak: $test $result; recorded in BENCHMARKS.md" >&2
 done
 exit "$status"
