@@ -227,11 +227,14 @@ async fn sigterm_during_the_server_wait_leaves_nothing() {
     let Some(s) = setup("sigterm_during_the_server_wait_leaves_nothing").await else {
         return;
     };
-    // The fake driver takes several seconds to ACTIVE: 1 s in is mid-wait.
-    let (code, out) = sigterm_when(&s, "server", Duration::from_secs(1)).await;
+    // SIGTERM as soon as the admin sees the server: the fake driver usually
+    // takes seconds to ACTIVE, so this is mid-wait (NET-06). On a loaded
+    // machine the admin's listing can lag past ACTIVE (CI once saw NET-09):
+    // any stage with the server alive must still leave nothing.
+    let (code, out) = sigterm_when(&s, "server", Duration::ZERO).await;
     assert_eq!(code, Some(3), "{out}");
     assert!(
-        out.contains("Interrupted by SIGTERM during NET-06"),
+        (6..=13).any(|n| out.contains(&format!("Interrupted by SIGTERM during NET-{n:02}"))),
         "{out}"
     );
     assert!(out.contains("created server "), "{out}");
