@@ -44,6 +44,11 @@ const MARGIN: Duration = Duration::from_millis(300);
 /// longest cleanup grace (60 s) and some.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(90);
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long the secrets of a finished run (its Keystone tokens) stay known
+/// to the scrub: far longer than a run, so whatever it rendered was scrubbed
+/// with them; without forgetting, an exporter that runs for months would
+/// keep every token it was ever given.
+const FORGET_SECRETS_AFTER: Duration = Duration::from_secs(3600);
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Args, Debug)]
@@ -280,6 +285,7 @@ impl Exporter {
             locked(&ex.inflight).remove(&key);
             let _ = tx.send(Some(Arc::new(Finished { run, timeout })));
             ex.running.fetch_sub(1, Ordering::SeqCst);
+            probes::secret::forget_unused(FORGET_SECRETS_AFTER.max(timeout * 2));
         });
     }
 

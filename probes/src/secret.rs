@@ -1,9 +1,10 @@
 //! Secrets (tokens, passwords, credential secrets) in a type that cannot be
 //! printed, and a last scrub of every output for any fragment of one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 /// Shortest run of a secret's characters we treat as a leak.
 const FRAGMENT: usize = 8;
@@ -17,8 +18,11 @@ const FRAGMENT: usize = 8;
 /// touching the set, and almost every window of a report is ruled out so
 /// (the set is megabytes at that scale; the filter stays in cache).
 struct Known {
-    values: HashSet<Arc<str>>,
-    windows: HashSet<u64, foldhash::fast::RandomState>,
+    /// Each value, when it was last created, and its live copies: a value
+    /// whose every `Secret` is gone can be forgotten ([`forget_unused`]).
+    values: HashMap<Arc<str>, (Instant, Vec<Weak<str>>)>,
+    /// Each window, with how many times the values hold it.
+    windows: HashMap<u64, u32, foldhash::fast::RandomState>,
     filter: Vec<u64>,
 }
 
@@ -31,9 +35,68 @@ fn filter_bit(w: u64) -> usize {
 }
 
 impl Known {
+    fn new() -> Known {
+        Known {
+            values: HashMap::new(),
+            windows: HashMap::default(),
+            filter: vec![0; (1 << FILTER_BITS) / 64],
+        }
+    }
+
     fn may_hold(&self, w: u64) -> bool {
         let b = filter_bit(w);
-        self.filter[b / 64] & (1 << (b % 64)) != 0 && self.windows.contains(&w)
+        self.filter[b / 64] & (1 << (b % 64)) != 0 && self.windows.contains_key(&w)
+    }
+
+    fn remember(&mut self, value: &Arc<str>, now: Instant) {
+        if let Some((at, copies)) = self.values.get_mut(value) {
+            *at = now;
+            copies.retain(|c| c.strong_count() > 0);
+            copies.push(Arc::downgrade(value));
+            return;
+        }
+        // The key is a copy: holding the `Secret`'s own `Arc` would keep it alive.
+        self.values
+            .insert(Arc::from(&**value), (now, vec![Arc::downgrade(value)]));
+        for w in value.as_bytes().windows(FRAGMENT).map(window) {
+            let b = filter_bit(w);
+            self.filter[b / 64] |= 1 << (b % 64);
+            *self.windows.entry(w).or_default() += 1;
+        }
+    }
+
+    /// Forget the values no `Secret` holds any more, last created at least
+    /// `older_than` before `now`; the filter is rebuilt from what is left.
+    fn forget_unused(&mut self, now: Instant, older_than: Duration) -> usize {
+        let stale: Vec<Arc<str>> = self
+            .values
+            .iter()
+            .filter(|(_, (at, copies))| {
+                now.saturating_duration_since(*at) >= older_than
+                    && copies.iter().all(|c| c.strong_count() == 0)
+            })
+            .map(|(v, _)| v.clone())
+            .collect();
+        if stale.is_empty() {
+            return 0;
+        }
+        for v in &stale {
+            self.values.remove(v);
+            for w in v.as_bytes().windows(FRAGMENT).map(window) {
+                if let Some(n) = self.windows.get_mut(&w) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.windows.remove(&w);
+                    }
+                }
+            }
+        }
+        self.filter.iter_mut().for_each(|b| *b = 0);
+        for w in self.windows.keys() {
+            let b = filter_bit(*w);
+            self.filter[b / 64] |= 1 << (b % 64);
+        }
+        stale.len()
     }
 }
 
@@ -49,18 +112,32 @@ fn remember(value: &Arc<str>) {
     let Ok(mut known) = KNOWN.write() else {
         return;
     };
-    let known = known.get_or_insert_with(|| Known {
-        values: HashSet::new(),
-        windows: HashSet::default(),
-        filter: vec![0; (1 << FILTER_BITS) / 64],
-    });
-    if known.values.insert(value.clone()) {
-        for w in value.as_bytes().windows(FRAGMENT).map(window) {
-            let b = filter_bit(w);
-            known.filter[b / 64] |= 1 << (b % 64);
-            known.windows.insert(w);
-        }
-    }
+    known
+        .get_or_insert_with(Known::new)
+        .remember(value, Instant::now());
+}
+
+/// Forget the secrets that no `Secret` holds any more and that were last
+/// created at least `older_than` ago; returns how many. A long-running
+/// process (`fedprobe serve`) calls it so the secrets of its past runs do not
+/// pile up: `older_than` must exceed the longest run, so that whatever a
+/// finished run rendered was scrubbed with its secrets still known.
+pub fn forget_unused(older_than: Duration) -> usize {
+    let Ok(mut known) = KNOWN.write() else {
+        return 0;
+    };
+    known
+        .as_mut()
+        .map_or(0, |k| k.forget_unused(Instant::now(), older_than))
+}
+
+/// Secrets known to [`scrub`] now.
+pub fn known_count() -> usize {
+    KNOWN
+        .read()
+        .ok()
+        .and_then(|k| k.as_ref().map(|k| k.values.len()))
+        .unwrap_or(0)
 }
 
 /// A secret value. `Debug` prints `Secret(***)`; there is no `Display` and no
@@ -170,6 +247,62 @@ fn mark_token_shapes(text: &str, hide: &mut Vec<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn holds(k: &Known, text: &str) -> bool {
+        k.may_hold(window(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_secret_no_one_holds_is_forgotten_once_old_enough() {
+        let mut k = Known::new();
+        let t0 = Instant::now();
+        let gone: Arc<str> = "dropped-token-0123456789".into();
+        let live: Arc<str> = "kept-token-9876543210".into();
+        k.remember(&gone, t0);
+        k.remember(&live, t0);
+        drop(gone);
+        // Too recent: a run may still render what it saw.
+        assert_eq!(k.forget_unused(t0, Duration::from_secs(60)), 0);
+        assert!(holds(&k, "dropped-"));
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(k.forget_unused(later, Duration::from_secs(60)), 1);
+        assert!(!holds(&k, "dropped-"), "forgotten");
+        assert!(holds(&k, "kept-tok"), "a live secret stays known");
+        assert_eq!(k.values.len(), 1);
+    }
+
+    #[test]
+    fn a_value_made_twice_stays_while_either_copy_lives() {
+        let mut k = Known::new();
+        let t0 = Instant::now();
+        let first: Arc<str> = "same-value-abcdefgh".into();
+        let second: Arc<str> = "same-value-abcdefgh".into();
+        k.remember(&first, t0);
+        k.remember(&second, t0);
+        drop(first);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(k.forget_unused(later, Duration::ZERO), 0);
+        assert!(holds(&k, "same-val"));
+        drop(second);
+        assert_eq!(k.forget_unused(later, Duration::ZERO), 1);
+        assert!(k.windows.is_empty() && k.values.is_empty());
+        assert!(k.filter.iter().all(|b| *b == 0), "filter rebuilt empty");
+    }
+
+    #[test]
+    fn a_window_two_secrets_share_stays_while_one_is_known() {
+        let mut k = Known::new();
+        let t0 = Instant::now();
+        let a: Arc<str> = "gAAAAABshared-prefix-one".into();
+        let b: Arc<str> = "gAAAAABshared-prefix-two".into();
+        k.remember(&a, t0);
+        k.remember(&b, t0);
+        drop(a);
+        assert_eq!(k.forget_unused(t0, Duration::ZERO), 1);
+        assert!(holds(&k, "gAAAAABs"), "shared window of the live one");
+        assert!(holds(&k, "efix-two"));
+        assert!(!holds(&k, "efix-one"));
+    }
 
     #[test]
     fn debug_hides_value() {
