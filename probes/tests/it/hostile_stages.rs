@@ -632,3 +632,29 @@ async fn block_storage_survives_a_hostile_answer_at_every_stage() {
 async fn object_storage_survives_a_hostile_answer_at_every_stage() {
     all_stages::<ObjectStorage>(Site::Fake, T, OBJ_STAGES, &["--size", "4K"]).await;
 }
+
+#[test]
+fn a_delete_path_holds_one_id_per_segment() {
+    for ok in [
+        "/compute/v2.1/servers/srv-1",
+        "/s0/compute/v2.1/servers/ab/os-volume_attachments/..%2Fv",
+        "/s12/volume/v3/p/volumes/..%2F..%2Fservers%2Fsrv-1",
+        "/s0/swift/v1/AUTH_p/fedprobe-1/probe-1.bin",
+        "/s0/swift/v1/AUTH_p/fedprobe-1",
+        "/image/v2/images/img-1",
+    ] {
+        assert!(delete_path_ok(ok), "{ok}");
+    }
+    for steered in [
+        "/compute/v2.1/servers/srv-1/x",
+        "/s0/volume/v3/p/servers/x",
+        "/s0/volume/v3/p/volumes/..",
+        "/s0/volume/v3/p/volumes/v?x=1",
+        "/s0/swift/v1/AUTH_p/c/o/extra",
+        "/s0/swift/v1/AUTH_p",
+        "/sx/compute/v2.1/servers/srv-1",
+        "/image/v2/images/",
+    ] {
+        assert!(!delete_path_ok(steered), "{steered}");
+    }
+}
