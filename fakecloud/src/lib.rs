@@ -80,6 +80,18 @@ impl FakeCloud {
 
     /// As [`start`](Self::start), asking `hook` first for every request.
     pub async fn start_with(opts: Options, hook: Option<Override>) -> std::io::Result<FakeCloud> {
+        FakeCloud::start_advertising(opts, hook, None).await
+    }
+
+    /// As [`start_with`](Self::start_with), with the catalog (and every other
+    /// URL the cloud hands out) under `public_base` (`http://HOST:PORT`)
+    /// instead of its own address: for a test's proxy in front of it. `None`
+    /// is the own address.
+    pub async fn start_advertising(
+        opts: Options,
+        hook: Option<Override>,
+        public_base: Option<String>,
+    ) -> std::io::Result<FakeCloud> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let tls = if opts.faults.has(Fault::CertificateExpiring) {
@@ -89,12 +101,10 @@ impl FakeCloud {
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
-        let cloud = Arc::new(Cloud::new(
-            format!("{scheme}://{addr}"),
-            opts.sites,
-            opts.boot_delay,
-            opts.faults,
-        ));
+        let base = public_base
+            .map(|b| b.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
+        let cloud = Arc::new(Cloud::new(base, opts.sites, opts.boot_delay, opts.faults));
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
         tokio::spawn(serve(listener, cloud.clone(), hook, acceptor, rx));
@@ -106,7 +116,8 @@ impl FakeCloud {
         })
     }
 
-    /// `http://127.0.0.1:PORT` (`https://` under the certificate-expiring fault)
+    /// `http://127.0.0.1:PORT` (`https://` under the certificate-expiring
+    /// fault), or the public base it was started with
     pub fn base(&self) -> &str {
         &self.cloud.base
     }

@@ -108,6 +108,24 @@ impl Ctx {
         }
     }
 
+    /// Run part of `check` ahead of its step: while it runs, a run that
+    /// times out names `check`; a failure is `check`'s result, a success
+    /// records nothing (the step itself comes later).
+    pub async fn ahead<T, F>(&self, check: CheckId, fut: F) -> Result<T, Fail>
+    where
+        F: Future<Output = Result<T, Fail>>,
+    {
+        self.rec.begin(check);
+        let t0 = Instant::now();
+        match fut.await {
+            Ok(v) => {
+                self.rec.end(check);
+                Ok(v)
+            }
+            Err(f) => Err(self.record_fail(check, f, t0.elapsed())),
+        }
+    }
+
     /// Record a failure decided outside a step as `check`'s result (once).
     pub fn fail_at(&self, check: CheckId, f: Fail) -> Fail {
         self.record_fail(check, f, Duration::ZERO)

@@ -137,6 +137,15 @@ impl Recorder {
         }
     }
 
+    /// `check`'s stage ends with no result of its own (a part of it run
+    /// ahead, which went well); the last one begun of it, if any runs.
+    pub fn end(&self, check: CheckId) {
+        let mut st = self.lock();
+        if let Some(i) = st.stages.iter().rposition(|(c, _, _)| c.id == check.id) {
+            st.stages.remove(i);
+        }
+    }
+
     pub fn push_step(&self, mut step: Step) {
         cut(&mut step.message, MAX_MESSAGE_CHARS);
         {
@@ -334,5 +343,23 @@ mod tests {
         r.push_step(step("NOTE"));
         let ids: Vec<String> = r.steps().into_iter().map(|s| s.check).collect();
         assert_eq!(ids, ["A", "B", "NOTE"]);
+    }
+
+    #[test]
+    fn a_stage_ended_without_a_step_is_no_longer_running() {
+        const A: CheckId = CheckId {
+            id: "A",
+            requirement: "",
+            name: "a",
+        };
+        let r = Recorder::new(false, None);
+        r.begin(A);
+        assert_eq!(r.current_stage().unwrap().0.id, "A");
+        r.end(A);
+        assert!(r.current_stage().is_none());
+        assert!(r.steps().is_empty());
+        r.begin(A);
+        r.push_step(step("A"));
+        assert!(r.current_stage().is_none());
     }
 }

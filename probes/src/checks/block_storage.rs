@@ -197,7 +197,7 @@ impl Probe for BlockStorage {
         crate::with_backend!(connected, mut backend => {
             if matches!(plan.target, Target::Own { .. }) {
                 // The compute API version decides how a server is asked for.
-                let v = backend.api_version().await.map_err(|f| ctx.fail_at(SERVER, f))?;
+                let v = ctx.ahead(SERVER, backend.api_version()).await?;
                 ctx.detail(format!("compute: {v}"));
             }
             volume_cycle(&ctx, &backend, &plan).await
