@@ -34,6 +34,11 @@ fn filter_bit(w: u64) -> usize {
     (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
 }
 
+fn mark(filter: &mut [u64], w: u64) {
+    let b = filter_bit(w);
+    filter[b / 64] |= 1 << (b % 64);
+}
+
 impl Known {
     fn new() -> Known {
         Known {
@@ -59,8 +64,7 @@ impl Known {
         self.values
             .insert(Arc::from(&**value), (now, vec![Arc::downgrade(value)]));
         for w in value.as_bytes().windows(FRAGMENT).map(window) {
-            let b = filter_bit(w);
-            self.filter[b / 64] |= 1 << (b % 64);
+            mark(&mut self.filter, w);
             *self.windows.entry(w).or_default() += 1;
         }
     }
@@ -93,8 +97,7 @@ impl Known {
         }
         self.filter.iter_mut().for_each(|b| *b = 0);
         for w in self.windows.keys() {
-            let b = filter_bit(*w);
-            self.filter[b / 64] |= 1 << (b % 64);
+            mark(&mut self.filter, *w);
         }
         stale.len()
     }
