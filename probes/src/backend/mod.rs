@@ -507,10 +507,11 @@ pub struct ListedObject {
     pub hash: Option<String>,
 }
 
-/// An object as read back, with the content hash the service sent along.
+/// An object as read back (its bytes went to the caller's sink): how many
+/// came, and the content hash the service sent along.
 #[derive(Clone, Debug)]
 pub struct ReadObject {
-    pub data: Vec<u8>,
+    pub bytes: u64,
     /// Swift's ETag (MD5 hex of the content), lower case, quotes removed.
     pub hash: Option<String>,
 }
@@ -524,19 +525,21 @@ pub trait ObjectStore: Backend {
         metadata: &[(&str, &str)],
     ) -> impl Future<Output = Result<(), Fail>> + Send;
     fn container_exists(&self, name: &str) -> impl Future<Output = Result<bool, Fail>> + Send;
-    /// Store an object; returns the content hash the service answered.
+    /// Store an object streamed from `body` (its length declared); returns
+    /// the content hash the service answered.
     fn put_object(
         &self,
         container: &str,
         name: &str,
-        data: Vec<u8>,
+        body: BodyStream,
         metadata: &[(&str, &str)],
     ) -> impl Future<Output = Result<Option<String>, Fail>> + Send;
-    /// `None` when the object is not there.
+    /// Read an object into `sink` as it arrives; `None` when it is not there.
     fn get_object(
         &self,
         container: &str,
         name: &str,
+        sink: Sink<'_>,
     ) -> impl Future<Output = Result<Option<ReadObject>, Fail>> + Send;
     fn object_exists(
         &self,

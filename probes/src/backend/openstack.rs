@@ -633,18 +633,23 @@ impl ObjectStore for OpenStack {
         &self,
         container: &str,
         name: &str,
-        data: Vec<u8>,
+        body: BodyStream,
         metadata: &[(&str, &str)],
     ) -> Result<Option<String>, Fail> {
         self.swift()?
-            .put_object(container, name, data, metadata)
+            .put_object(container, name, body, metadata)
             .await
     }
 
-    async fn get_object(&self, container: &str, name: &str) -> Result<Option<ReadObject>, Fail> {
-        let got = self.swift()?.get_object(container, name).await?;
+    async fn get_object(
+        &self,
+        container: &str,
+        name: &str,
+        sink: Sink<'_>,
+    ) -> Result<Option<ReadObject>, Fail> {
+        let got = self.swift()?.get_object(container, name, sink).await?;
         Ok(got.map(|f| ReadObject {
-            data: f.data,
+            bytes: f.bytes,
             hash: f.etag,
         }))
     }

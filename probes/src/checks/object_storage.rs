@@ -2,7 +2,9 @@
 //! command line) that checks more: create a tagged container, put an object
 //! of `--size` bytes, read it back and compare bytes and MD5/ETag, see it in
 //! the listing, delete object and container and confirm both are gone. What
-//! it creates is deleted on every exit path.
+//! it creates is deleted on every exit path. The object is generated from the
+//! run id while it is sent (MD5 on the way out) and regenerated to compare
+//! while it is read back, so memory stays the same whatever `--size`.
 
 use std::time::Duration;
 
@@ -11,8 +13,10 @@ use tokio::time::Instant;
 
 use crate::auth::AuthArgs;
 use crate::backend::openstack;
-use crate::backend::{empty_and_delete_container, ova, run_id, ObjectStore};
+use crate::backend::payload::{self, Compare, Payload};
+use crate::backend::{empty_and_delete_container, run_id, ObjectStore};
 use crate::clock::now_unix;
+use crate::http::{body_channel, BodySender};
 use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
 use crate::poll::{wait_for, Poll, Wait, Waited};
 use crate::probe::Probe;
@@ -27,8 +31,9 @@ crate::check_ids! { "EOSC-IAAS-STORAGE";
     DELETE_CONTAINER = "OBJ-06", "delete container";
 }
 
-/// Largest object (the HTTP layer reads at most 64 MiB back).
-pub const MAX_SIZE: u64 = 48 << 20;
+/// Largest object: Swift's default limit for one object (`max_file_size`,
+/// 5 GiB); larger ones take segments, which this probe does not write.
+pub const MAX_SIZE: u64 = 5 << 30;
 /// Longest wait for a deletion to show.
 const GONE_WAIT: Duration = Duration::from_secs(30);
 
@@ -36,7 +41,7 @@ const GONE_WAIT: Duration = Duration::from_secs(30);
 pub struct Args {
     #[command(flatten)]
     pub auth: AuthArgs,
-    /// Object size: bytes, or with a suffix (64K, 1M, 1MiB), at most 48 MiB
+    /// Object size: bytes, or with a suffix (64K, 1M, 1GiB), at most 5 GiB
     #[arg(long = "size", value_name = "BYTES", default_value = "4K", value_parser = object_size)]
     pub size: u64,
 }
@@ -45,7 +50,7 @@ pub struct Args {
 pub fn object_size(s: &str) -> Result<u64, String> {
     let v = crate::units::parse_size(s)?;
     if v > MAX_SIZE {
-        return Err(format!("{s:?}: must be between 1 byte and 48 MiB"));
+        return Err(format!("{s:?}: must be between 1 byte and 5 GiB"));
     }
     Ok(v)
 }
@@ -104,8 +109,51 @@ impl Probe for ObjectStorage {
     }
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    format!("{:x}", Md5::digest(data))
+/// Generate the object into `tx`, MD5 on the way out; `None` if the
+/// request ended before all of it was taken.
+async fn produce(tx: BodySender, mut payload: Payload) -> Option<String> {
+    let mut md5 = Md5::new();
+    loop {
+        let mut chunk = vec![0u8; payload::CHUNK];
+        let n = payload.read(&mut chunk);
+        if n == 0 {
+            return Some(format!("{:x}", md5.finalize()));
+        }
+        chunk.truncate(n);
+        md5.update(&chunk);
+        if !tx.send(chunk.into()).await {
+            return None;
+        }
+    }
+}
+
+/// The PUT's verdict on the ETag answered; the MD5 sent, for what follows.
+fn put_verdict(
+    object: &str,
+    n: u64,
+    etag: Option<String>,
+    md5: String,
+) -> Result<Done<String>, Fail> {
+    match etag {
+        Some(e) if e == md5 => Ok(Done::ok(md5, format!("{object}: {n} bytes, ETag = MD5"))),
+        Some(e) => Err(Fail::critical(format!(
+            "{object}: stored {n} bytes, but the ETag answered is {} and the MD5 sent {md5}",
+            crate::text::one_line(&e, 40)
+        ))),
+        None => Ok(Done::warn(
+            md5,
+            format!("{object}: {n} bytes stored, no ETag answered"),
+        )),
+    }
+}
+
+/// What a read-back received, compared on the way in.
+struct Read {
+    bytes: u64,
+    /// MD5 of the bytes received.
+    md5: String,
+    /// Where they first differ from what was sent (a short read differs at its end).
+    first_difference: Option<u64>,
 }
 
 /// The probe logic, for any [`ObjectStore`].
@@ -139,9 +187,8 @@ pub async fn object_cycle<S: ObjectStore>(
     .await?;
     ctx.perf(Perf::seconds("create", t.elapsed()));
 
-    let data = ova::disk_bytes(plan.size as usize);
-    let md5 = md5_hex(&data);
-    let n = data.len();
+    let payload = Payload::raw(payload::seed_of(&plan.run_id), plan.size);
+    let n = payload.len();
     let o_handle = ctx.track(
         ResourceKind::Object,
         &format!("{container}/{object}"),
@@ -153,35 +200,47 @@ pub async fn object_cycle<S: ObjectStore>(
         },
     );
     let t = Instant::now();
-    ctx.step(PUT, async {
-        let etag = store
-            .put_object(&container, &object, data.clone(), &tags[..1])
-            .await?;
-        match etag {
-            Some(e) if e == md5 => Ok(Done::ok((), format!("{object}: {n} bytes, ETag = MD5"))),
-            Some(e) => Err(Fail::critical(format!(
-                "{object}: stored {n} bytes, but the ETag answered is {} and the MD5 sent {md5}",
-                crate::text::one_line(&e, 40)
-            ))),
-            None => Ok(Done::warn(
-                (),
-                format!("{object}: {n} bytes stored, no ETag answered"),
-            )),
-        }
-    })
-    .await?;
+    let md5 = ctx
+        .step(PUT, async {
+            let (tx, body) = body_channel(n);
+            let (put, sent) = tokio::join!(
+                store.put_object(&container, &object, body, &tags[..1]),
+                produce(tx, payload.clone())
+            );
+            let etag = put?;
+            let Some(md5) = sent else {
+                return Err(Fail::unknown(
+                    "the site answered the PUT before all the data was sent",
+                ));
+            };
+            put_verdict(&object, n, etag, md5)
+        })
+        .await?;
     let put_time = t.elapsed();
     ctx.perf(Perf::seconds("put", put_time).thresholds(ctx.warning(), ctx.critical()));
     ctx.perf(Perf::new("size", n as f64, Uom::Bytes).min(0.0));
 
     let t = Instant::now();
     ctx.step(READ, async {
-        let Some(got) = store.get_object(&container, &object).await? else {
+        let mut cmp = Compare::new(payload);
+        let mut read_md5 = Md5::new();
+        let got = store
+            .get_object(&container, &object, &mut |piece| {
+                read_md5.update(piece);
+                cmp.feed(piece)
+            })
+            .await?;
+        let Some(got) = got else {
             return Err(Fail::critical(format!(
                 "{object} not found (404) right after it was stored"
             )));
         };
-        compare(&got.data, &data, got.hash.as_deref(), &md5)
+        let read = Read {
+            bytes: got.bytes,
+            md5: format!("{:x}", read_md5.finalize()),
+            first_difference: cmp.first_difference(),
+        };
+        compare(&read, n, got.hash.as_deref(), &md5)
     })
     .await?;
     ctx.perf(Perf::seconds("get", t.elapsed()));
@@ -200,7 +259,7 @@ pub async fn object_cycle<S: ObjectStore>(
             )));
         };
         let mut bad = Vec::new();
-        if mine.bytes.is_some_and(|b| b != n as u64) {
+        if mine.bytes.is_some_and(|b| b != n) {
             bad.push(format!("bytes {:?}, stored {n}", mine.bytes.unwrap_or(0)));
         }
         if mine.hash.as_deref().is_some_and(|h| h != md5) {
@@ -248,28 +307,21 @@ pub async fn object_cycle<S: ObjectStore>(
 
 /// Read-back verdict: bytes first, then the ETag against what was sent and
 /// against what came back (a site may keep the upload's ETag for bad bytes).
-fn compare(got: &[u8], sent: &[u8], etag: Option<&str>, md5: &str) -> Result<Done<()>, Fail> {
-    if got != sent {
-        let at = got
-            .iter()
-            .zip(sent.iter())
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(sent.len()));
+fn compare(got: &Read, sent: u64, etag: Option<&str>, md5: &str) -> Result<Done<()>, Fail> {
+    if let Some(at) = got.first_difference {
         let etag_note = match etag {
             Some(e) if e == md5 => "; the ETag still claims the MD5 of what was sent",
             _ => "",
         };
         return Err(Fail::critical(format!(
-            "object corrupted: read {} bytes (MD5 {}), sent {} (MD5 {md5}); first difference at byte {at}{etag_note}",
-            got.len(),
-            md5_hex(got),
-            sent.len()
+            "object corrupted: read {} bytes (MD5 {}), sent {sent} (MD5 {md5}); first difference at byte {at}{etag_note}",
+            got.bytes, got.md5
         )));
     }
     match etag {
         Some(e) if e == md5 => Ok(Done::ok(
             (),
-            format!("{} bytes identical, ETag = MD5", got.len()),
+            format!("{} bytes identical, ETag = MD5", got.bytes),
         )),
         Some(e) => Err(Fail::critical(format!(
             "bytes identical but the ETag is {}, not the MD5 {md5}",
@@ -277,7 +329,7 @@ fn compare(got: &[u8], sent: &[u8], etag: Option<&str>, md5: &str) -> Result<Don
         ))),
         None => Ok(Done::warn(
             (),
-            format!("{} bytes identical, no ETag answered", got.len()),
+            format!("{} bytes identical, no ETag answered", got.bytes),
         )),
     }
 }
@@ -339,8 +391,9 @@ mod tests {
     fn sizes() {
         assert_eq!(object_size("4K"), Ok(4096));
         assert_eq!(object_size("48M"), Ok(48 << 20));
+        assert_eq!(object_size("5GiB"), Ok(5 << 30));
         assert!(object_size("0").is_err());
-        assert!(object_size("49M").is_err());
+        assert!(object_size("6GiB").is_err());
     }
 
     /// ARGO's swiftprobe command lines parse unchanged.
@@ -371,21 +424,37 @@ mod tests {
         assert_eq!(inv.args.auth.identity_provider, "egi.eu");
     }
 
+    /// What `get` received of `sent`, fed in pieces as a download would be.
+    fn read_of(sent: &Payload, got: &[u8]) -> Read {
+        let mut cmp = Compare::new(sent.clone());
+        for piece in got.chunks(5) {
+            cmp.feed(piece);
+        }
+        Read {
+            bytes: got.len() as u64,
+            md5: format!("{:x}", Md5::digest(got)),
+            first_difference: cmp.first_difference(),
+        }
+    }
+
     #[test]
     fn read_back_verdicts() {
-        let sent = b"hello world".to_vec();
-        let md5 = md5_hex(&sent);
+        let p = Payload::raw(7, 11);
+        let mut sent = vec![0u8; 11];
+        assert_eq!(p.clone().read(&mut sent), 11);
+        let md5 = format!("{:x}", Md5::digest(&sent));
+        let ok = read_of(&p, &sent);
         assert_eq!(
-            compare(&sent, &sent, Some(&md5), &md5).unwrap().status,
+            compare(&ok, 11, Some(&md5), &md5).unwrap().status,
             Status::Ok
         );
         assert_eq!(
-            compare(&sent, &sent, None, &md5).unwrap().status,
+            compare(&ok, 11, None, &md5).unwrap().status,
             Status::Warning
         );
         let mut bad = sent.clone();
         bad[3] ^= 1;
-        let Err(f) = compare(&bad, &sent, Some(&md5), &md5) else {
+        let Err(f) = compare(&read_of(&p, &bad), 11, Some(&md5), &md5) else {
             panic!("corruption must fail")
         };
         assert!(
@@ -394,11 +463,37 @@ mod tests {
             f.message
         );
         assert!(f.message.contains("ETag still claims"), "{}", f.message);
-        let short = &sent[..4];
-        let Err(f) = compare(short, &sent, None, &md5) else {
+        let bad_md5 = format!("{:x}", Md5::digest(&bad));
+        assert!(
+            f.message.contains(&bad_md5),
+            "the MD5 of what was read: {}",
+            f.message
+        );
+        let Err(f) = compare(&read_of(&p, &sent[..4]), 11, None, &md5) else {
             panic!("a short read must fail")
         };
         assert!(f.message.contains("read 4 bytes"), "{}", f.message);
-        assert!(compare(&sent, &sent, Some("00"), &md5).is_err());
+        assert!(
+            f.message.contains("first difference at byte 4"),
+            "{}",
+            f.message
+        );
+        let mut long = sent.clone();
+        long.push(0);
+        assert!(compare(&read_of(&p, &long), 11, Some(&md5), &md5).is_err());
+        assert!(compare(&ok, 11, Some("00"), &md5).is_err());
+    }
+
+    #[test]
+    fn put_verdicts() {
+        let md5 = "5d41402abc4b2a76b9719d911017c592".to_string();
+        let ok = put_verdict("o", 5, Some(md5.clone()), md5.clone()).unwrap();
+        assert_eq!((ok.status, ok.value.as_str()), (Status::Ok, md5.as_str()));
+        let none = put_verdict("o", 5, None, md5.clone()).unwrap();
+        assert_eq!(none.status, Status::Warning);
+        let Err(f) = put_verdict("o", 5, Some("00".into()), md5.clone()) else {
+            panic!("a wrong ETag must fail")
+        };
+        assert!(f.message.contains("ETag answered is 00"), "{}", f.message);
     }
 }

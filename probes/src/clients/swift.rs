@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::service::Service;
 use crate::fail::Fail;
-use crate::http::{Http, Reply};
+use crate::http::{BodyStream, Http, Reply, Sink};
 use crate::secret::Secret;
 
 /// The account at the catalog's `object-store` URL (`.../v1/AUTH_<project>`).
@@ -26,10 +26,11 @@ pub struct Listed {
     pub hash: Option<String>,
 }
 
-/// An object as read back: its bytes and the ETag header.
+/// An object as read back (its bytes went to the caller's sink): how many
+/// came, and the ETag header.
 #[derive(Clone, Debug)]
 pub struct Fetched {
-    pub data: Vec<u8>,
+    pub bytes: u64,
     pub etag: Option<String>,
 }
 
@@ -77,36 +78,48 @@ impl Swift {
         exists(self.svc.send(self.svc.request(Method::HEAD, url)).await?)
     }
 
-    /// `PUT /{container}/{object}`; returns the ETag the site answered.
+    /// `PUT /{container}/{object}`, the data streamed from `body` (its
+    /// length declared); returns the ETag the site answered.
     pub async fn put_object(
         &self,
         c: &str,
         o: &str,
-        data: Vec<u8>,
+        body: BodyStream,
         meta: &[(&str, &str)],
     ) -> Result<Option<String>, Fail> {
         let mut req = self
             .svc
             .request(Method::PUT, self.object_url(c, o)?)
-            .header("Content-Type", "application/octet-stream");
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", body.len());
         for (k, v) in meta {
             req = req.header(format!("X-Object-Meta-{k}"), *v);
         }
-        let reply = self.svc.send(req.body(data)).await?.success()?;
+        let reply = self.svc.send(req.body(body.into_body())).await?.success()?;
         Ok(reply.header("etag").map(bare_etag))
     }
 
-    /// `GET /{container}/{object}`: `None` on 404.
-    pub async fn get_object(&self, c: &str, o: &str) -> Result<Option<Fetched>, Fail> {
+    /// `GET /{container}/{object}`, each piece handed to `sink` as it
+    /// arrives: `None` on 404.
+    pub async fn get_object(
+        &self,
+        c: &str,
+        o: &str,
+        sink: Sink<'_>,
+    ) -> Result<Option<Fetched>, Fail> {
         let url = self.object_url(c, o)?;
-        let reply = self.svc.send(self.svc.request(Method::GET, url)).await?;
+        let reply = self
+            .svc
+            .http
+            .send_into(self.svc.request(Method::GET, url), sink)
+            .await?;
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let reply = reply.success()?;
         let etag = reply.header("etag").map(bare_etag);
         Ok(Some(Fetched {
-            data: reply.body,
+            bytes: reply.streamed,
             etag,
         }))
     }

@@ -3,7 +3,7 @@
 
 use crate::realpeers;
 
-use realpeers::{assert_no_token, run_bin, Peers};
+use realpeers::{assert_no_token, run_bin, run_sampling_rss, Peers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_image_upload");
 
@@ -62,39 +62,6 @@ async fn run_format(test: &str, extra: &[&str]) {
         "image {id} still there: {status:?}"
     );
     eprintln!("BENCH check_image_upload {extra:?}: wall {wall:.3}s, cpu {cpu:.3}s");
-}
-
-/// Run `bin` and sample its peak resident set (VmHWM, kB) from
-/// /proc/PID/status until it exits; (exit code, stdout, peak kB).
-async fn run_sampling_rss(bin: &str, args: &[String]) -> (i32, String, u64) {
-    let mut child = tokio::process::Command::new(bin)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run probe");
-    let status_file = format!("/proc/{}/status", child.id().unwrap());
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut out = String::new();
-        stdout.read_to_string(&mut out).await.unwrap();
-        out
-    });
-    let mut peak_kb = 0u64;
-    // Bounded: the probe's own -t ends it long before this.
-    for _ in 0..60_000 {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.code().unwrap_or(-1), reader.await.unwrap(), peak_kb);
-        }
-        let hwm = std::fs::read_to_string(&status_file)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-        peak_kb = peak_kb.max(hwm.unwrap_or(0));
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("{bin} still running after 10 minutes");
 }
 
 /// A few hundred MiB through the real Glance: streamed both ways, so the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::realpeers;
-use realpeers::{assert_no_token, run_bin, Peers};
+use realpeers::{assert_no_token, run_bin, run_sampling_rss, Peers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_check_object_storage");
 
@@ -155,6 +155,38 @@ async fn object_cycle_ok() {
     let left = probe_containers(&s.peers, &project_token(&s.peers).await).await;
     assert!(!left.contains(&c), "container {c} left: {left:?}");
     eprintln!("BENCH check_object_storage 1M: wall {wall:.3}s, cpu {cpu:.3}s");
+}
+
+/// Past the old 48 MiB cap through the real Swift: the object is generated
+/// while it is sent and compared while it is read back, so the probe's peak
+/// RSS stays under 20 MB (it held the object twice before: 400 MB+ here).
+#[tokio::test]
+async fn large_object_streams_in_bounded_memory() {
+    let _one = SERIAL.lock().await;
+    let Some(s) = setup("large_object_streams_in_bounded_memory").await else {
+        return;
+    };
+    let mut args = argo_args(&s.peers, &s.file, &["--size", "200M"]);
+    // ARGO's -t 120 plus room for 200 MiB each way on a loaded machine.
+    let t = args.iter().position(|a| a == "-t").unwrap();
+    args[t + 1] = "600".into();
+    let (code, out, peak_kb) = run_sampling_rss(BIN, &args).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("OBJ-03 read object back: 209715200 bytes identical, ETag = MD5"),
+        "{out}"
+    );
+    assert!(out.contains("OBJ-02 store object"), "{out}");
+    assert_no_token(&out, &s.token);
+    assert!(peak_kb > 0, "no VmHWM read");
+    assert!(
+        peak_kb < 20 * 1024,
+        "peak RSS {peak_kb} kB for a 200 MiB object: {out}"
+    );
+    let c = container_of(&out);
+    let left = probe_containers(&s.peers, &project_token(&s.peers).await).await;
+    assert!(!left.contains(&c), "container {c} left: {left:?}");
+    eprintln!("BENCH check_object_storage 200 MiB: peak RSS {peak_kb} kB");
 }
 
 /// The `swiftprobe` drop-in with ARGO's command line for

@@ -209,3 +209,36 @@ pub async fn run_bin(bin: &str, args: &[String]) -> (i32, String, f64, f64) {
         wall,
     )
 }
+
+/// Run `bin` and sample its peak resident set (VmHWM, kB) from
+/// /proc/PID/status until it exits; (exit code, stdout, peak kB).
+pub async fn run_sampling_rss(bin: &str, args: &[String]) -> (i32, String, u64) {
+    let mut child = tokio::process::Command::new(bin)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run probe");
+    let status_file = format!("/proc/{}/status", child.id().unwrap());
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).await.unwrap();
+        out
+    });
+    let mut peak_kb = 0u64;
+    // Bounded: the probe's own -t ends it long before this.
+    for _ in 0..60_000 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().unwrap_or(-1), reader.await.unwrap(), peak_kb);
+        }
+        let hwm = std::fs::read_to_string(&status_file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{bin} still running after 10 minutes");
+}
