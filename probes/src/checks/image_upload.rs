@@ -276,7 +276,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
         .await?;
     let upload_time = t_upload.elapsed();
     ctx.perf(Perf::seconds("upload", upload_time));
-    ctx.perf(rate("upload_rate", total, upload_time));
+    ctx.perf(Perf::mb_per_s("upload_rate", total, upload_time));
 
     let stored = ctx
         .step(ACTIVE, wait_active(ctx, store, plan, &id, t_upload))
@@ -324,7 +324,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
     .await?;
     let download_time = t_down.elapsed();
     ctx.perf(Perf::seconds("download", download_time));
-    ctx.perf(rate("download_rate", total, download_time));
+    ctx.perf(Perf::mb_per_s("download_rate", total, download_time));
 
     let t_delete = Instant::now();
     ctx.step(DELETE, async {
@@ -429,14 +429,6 @@ async fn reap<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Result<Done<(
         Status::Warning
     };
     Ok(Done::with(status, (), msg.join("; ")))
-}
-
-/// Throughput perfdata in MB/s (10^6 bytes), no unit: Monitoring Plugins
-/// perfdata has none for rates.
-fn rate(label: &str, bytes: u64, d: Duration) -> Perf {
-    let secs = d.as_secs_f64().max(1e-6);
-    let v = (bytes as f64 / 1e6 / secs * 100.0).round() / 100.0;
-    Perf::new(label, v, Uom::None).min(0.0)
 }
 
 fn mb_per_s(bytes: u64, secs: f64) -> String {

@@ -219,6 +219,7 @@ pub async fn object_cycle<S: ObjectStore>(
     let put_time = t.elapsed();
     ctx.perf(Perf::seconds("put", put_time).thresholds(ctx.warning(), ctx.critical()));
     ctx.perf(Perf::new("size", n as f64, Uom::Bytes).min(0.0));
+    ctx.perf(Perf::mb_per_s("put_rate", n, put_time));
 
     let t = Instant::now();
     ctx.step(READ, async {
@@ -243,7 +244,9 @@ pub async fn object_cycle<S: ObjectStore>(
         compare(&read, n, got.hash.as_deref(), &md5)
     })
     .await?;
-    ctx.perf(Perf::seconds("get", t.elapsed()));
+    let get_time = t.elapsed();
+    ctx.perf(Perf::seconds("get", get_time));
+    ctx.perf(Perf::mb_per_s("get_rate", n, get_time));
 
     let t = Instant::now();
     ctx.step(LIST, async {

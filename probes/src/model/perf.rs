@@ -109,6 +109,14 @@ impl Perf {
         .min(0.0)
     }
 
+    /// A throughput in MB/s (10^6 bytes), two decimals, no unit: Monitoring
+    /// Plugins perfdata has none for rates.
+    pub fn mb_per_s(label: impl Into<String>, bytes: u64, d: std::time::Duration) -> Perf {
+        let secs = d.as_secs_f64().max(1e-6);
+        let v = (bytes as f64 / 1e6 / secs * 100.0).round() / 100.0;
+        Perf::new(label, v, Uom::None).min(0.0)
+    }
+
     pub fn count(label: impl Into<String>, n: u64) -> Perf {
         Perf::new(label, n as f64, Uom::None).min(0.0)
     }

@@ -206,6 +206,8 @@ async fn happy_path_against_the_mock() {
         "delete_object",
         "delete_container",
         "size",
+        "put_rate",
+        "get_rate",
     ] {
         assert!(r.perfdata.iter().any(|p| p.label == l), "no perfdata {l}");
     }

@@ -177,6 +177,8 @@ async fn large_object_streams_in_bounded_memory() {
         "{out}"
     );
     assert!(out.contains("OBJ-02 store object"), "{out}");
+    assert!(out.contains(" put_rate="), "{out}");
+    assert!(out.contains(" get_rate="), "{out}");
     assert_no_token(&out, &s.token);
     assert!(peak_kb > 0, "no VmHWM read");
     assert!(
