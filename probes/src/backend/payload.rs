@@ -7,6 +7,7 @@ use md5::Md5;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
 use super::ova;
+use crate::http::BodySender;
 
 /// Bytes produced per chunk; a multiple of 8 (the generator's word). Small
 /// enough that the chunks queued for the socket stay a few dozen KiB per
@@ -168,6 +169,26 @@ impl Payload {
             };
         }
         n
+    }
+}
+
+impl Payload {
+    /// Generate the payload into `tx` chunk by chunk, each chunk shown to
+    /// `seen` first (a digest on the way out). False if the request ended
+    /// before all of it was taken.
+    pub async fn send(mut self, tx: BodySender, mut seen: impl FnMut(&[u8]) + Send) -> bool {
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let n = self.read(&mut chunk);
+            if n == 0 {
+                return true;
+            }
+            chunk.truncate(n);
+            seen(&chunk);
+            if !tx.send(chunk.into()).await {
+                return false;
+            }
+        }
     }
 }
 

@@ -437,20 +437,10 @@ fn mb_per_s(bytes: u64, secs: f64) -> String {
 
 /// Generate the payload into `tx`, hashing each chunk on the way out.
 /// `None` if the request ended before all of it was taken.
-async fn produce(tx: BodySender, mut payload: Payload) -> Option<Digests> {
+async fn produce(tx: BodySender, payload: Payload) -> Option<Digests> {
     let mut hashes = Hashes::default();
-    loop {
-        let mut chunk = vec![0u8; payload::CHUNK];
-        let n = payload.read(&mut chunk);
-        if n == 0 {
-            return Some(hashes.finish());
-        }
-        chunk.truncate(n);
-        hashes.update(&chunk);
-        if !tx.send(chunk.into()).await {
-            return None;
-        }
-    }
+    let all = payload.send(tx, |chunk| hashes.update(chunk)).await;
+    all.then(|| hashes.finish())
 }
 
 /// Send `payload` through `transfer` (an upload or a stage) while it is

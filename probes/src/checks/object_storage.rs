@@ -111,20 +111,10 @@ impl Probe for ObjectStorage {
 
 /// Generate the object into `tx`, MD5 on the way out; `None` if the
 /// request ended before all of it was taken.
-async fn produce(tx: BodySender, mut payload: Payload) -> Option<String> {
+async fn produce(tx: BodySender, payload: Payload) -> Option<String> {
     let mut md5 = Md5::new();
-    loop {
-        let mut chunk = vec![0u8; payload::CHUNK];
-        let n = payload.read(&mut chunk);
-        if n == 0 {
-            return Some(format!("{:x}", md5.finalize()));
-        }
-        chunk.truncate(n);
-        md5.update(&chunk);
-        if !tx.send(chunk.into()).await {
-            return None;
-        }
-    }
+    let all = payload.send(tx, |chunk| md5.update(chunk)).await;
+    all.then(|| format!("{:x}", md5.finalize()))
 }
 
 /// The PUT's verdict on the ETag answered; the MD5 sent, for what follows.
