@@ -71,25 +71,51 @@ fn new_client(
 /// At most 5 redirects, and only on the same host and port (or to https
 /// on the same host): reqwest strips `Authorization` on a cross-host
 /// redirect but not `X-Auth-Token`, so a hostile site could collect it.
+/// For clients built here for others ([`build_client`]); [`Http`] follows
+/// redirects itself by the same rule.
 fn redirect_policy() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let Some(first) = attempt.previous().first() else {
             return attempt.follow();
         };
-        let to = attempt.url();
-        let same_host = to.host_str() == first.host_str();
-        let same_origin = same_host && to.port_or_known_default() == first.port_or_known_default();
         if attempt.previous().len() > 5 {
-            attempt.error("too many redirects (more than 5)")
-        } else if same_origin || (same_host && to.scheme() == "https") {
-            attempt.follow()
-        } else {
-            let target = show_url(to);
-            attempt.error(format!(
-                "redirect to another host not followed ({target}): it would be sent the token"
-            ))
+            return attempt.error("too many redirects (more than 5)");
+        }
+        match cross_host(first, attempt.url()) {
+            None => attempt.follow(),
+            Some(why) => attempt.error(why),
         }
     })
+}
+
+/// Why a redirect from a request first sent to `first` may not go to `to`:
+/// another host, or the same host on another port without TLS.
+fn cross_host(first: &Url, to: &Url) -> Option<String> {
+    let same_host = to.host_str() == first.host_str();
+    let same_origin = same_host && to.port_or_known_default() == first.port_or_known_default();
+    if same_origin || (same_host && to.scheme() == "https") {
+        None
+    } else {
+        Some(format!(
+            "redirect to another host not followed ({}): it would be sent the token",
+            show_url(to)
+        ))
+    }
+}
+
+/// Where a 301, 302, 303, 307 or 308 answer sends the request, resolved
+/// against the request's URL; `None` for any other answer or a bad Location.
+fn redirect_target(reply: &Reply) -> Option<Url> {
+    if !matches!(reply.status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let loc = reply
+        .headers
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let to = reply.url.join(loc).ok()?;
+    matches!(to.scheme(), "http" | "https").then_some(to)
 }
 
 fn tls_config(tls: &TlsOptions) -> Result<rustls::ClientConfig, Fail> {
@@ -219,11 +245,14 @@ mod insecure {
 /// A client bound to a deadline. Cheap to clone.
 #[derive(Clone)]
 pub struct Http {
+    /// Never follows redirects itself: [`Http::send`] does, for GET and HEAD.
     client: reqwest::Client,
     deadline: Deadline,
     rec: Arc<Recorder>,
     /// What the client trusts, so a derived client can extend it.
     tls: Arc<TlsOptions>,
+    /// Whether GET and HEAD follow redirects (by [`redirect_target`]).
+    follow: bool,
 }
 
 /// A client for unit tests: default trust, a short deadline, its own recorder.
@@ -362,10 +391,11 @@ impl Http {
     /// tracing its requests in `rec`. Fails (UNKNOWN) on a bad CA file.
     pub fn new(tls: TlsOptions, deadline: Deadline, rec: Arc<Recorder>) -> Result<Http, Fail> {
         Ok(Http {
-            client: build_client(&tls)?,
+            client: new_client(cached_tls_config(&tls)?, reqwest::redirect::Policy::none())?,
             deadline,
             rec,
             tls: Arc::new(tls),
+            follow: true,
         })
     }
 
@@ -378,10 +408,7 @@ impl Http {
     /// read a redirect's Location and cookies themselves (SAML ECP).
     pub fn without_redirects(&self) -> Result<Http, Fail> {
         Ok(Http {
-            client: new_client(
-                cached_tls_config(&self.tls)?,
-                reqwest::redirect::Policy::none(),
-            )?,
+            follow: false,
             ..self.clone()
         })
     }
@@ -424,16 +451,84 @@ impl Http {
         self.send_with(req, Some(sink)).await
     }
 
-    async fn send_with(&self, req: RequestBuilder, sink: Option<Sink<'_>>) -> Result<Reply, Fail> {
+    async fn send_with(
+        &self,
+        req: RequestBuilder,
+        mut sink: Option<Sink<'_>>,
+    ) -> Result<Reply, Fail> {
         let left = self.deadline.remaining();
         if left.is_zero() {
             return Err(Fail::timeout("deadline reached before the request"));
         }
         // reqwest's timeout covers the whole exchange, a streamed body included.
-        let req = req
+        let mut req = req
             .timeout(left)
             .build()
             .map_err(|e| Fail::unknown(format!("cannot build request: {}", chain(&e))))?;
+        let first = req.url().clone();
+        // Redirects are followed here, not by reqwest, for GET and HEAD only:
+        // reqwest turns a POST answered 301/302/303 into a GET of the new
+        // place, which reads as a success of something the site never did.
+        let mut hops = 0;
+        loop {
+            let again = match *req.method() {
+                Method::GET | Method::HEAD if self.follow => req.try_clone(),
+                _ => None,
+            };
+            let once: Option<Sink<'_>> = match &mut sink {
+                Some(f) => Some(&mut **f),
+                None => None,
+            };
+            let reply = self.send_once(req, once).await?;
+            let (Some(mut next), Some(to)) = (again, redirect_target(&reply)) else {
+                return Ok(reply);
+            };
+            hops += 1;
+            let refused = if hops > 5 {
+                Some("too many redirects (more than 5)".to_string())
+            } else {
+                cross_host(&first, &to)
+            };
+            if let Some(why) = refused {
+                let mut f = Fail::critical(format!(
+                    "redirect refused: {why} ({} {})",
+                    reply.method,
+                    show_url(&reply.url)
+                ))
+                .with_transport(Transport::TooManyRedirects);
+                f.http = Some(HttpFacts {
+                    status: Some(reply.status.as_u16()),
+                    method: reply.method.to_string(),
+                    url: show_url(&reply.url),
+                });
+                return Err(f);
+            }
+            let left = self.deadline.remaining();
+            if left.is_zero() {
+                return Err(Fail::timeout("deadline reached while following a redirect"));
+            }
+            if to.port_or_known_default() != reply.url.port_or_known_default() {
+                // As browsers and reqwest do when the origin changes.
+                for h in [
+                    reqwest::header::AUTHORIZATION,
+                    reqwest::header::COOKIE,
+                    reqwest::header::PROXY_AUTHORIZATION,
+                ] {
+                    next.headers_mut().remove(h);
+                }
+            }
+            *next.url_mut() = to;
+            *next.timeout_mut() = Some(left);
+            req = next;
+        }
+    }
+
+    /// One request and its answer, traced and counted.
+    async fn send_once(
+        &self,
+        req: reqwest::Request,
+        sink: Option<Sink<'_>>,
+    ) -> Result<Reply, Fail> {
         let (method, url) = (req.method().clone(), req.url().clone());
         let t0 = Instant::now();
         self.rec.count_request();
@@ -533,6 +628,14 @@ impl Reply {
             if let Some(ra) = self.header("retry-after") {
                 msg.push_str(&format!(" (Retry-After: {ra})"));
             }
+        }
+        if let Some(to) = redirect_target(self) {
+            // Only GET and HEAD are sent again elsewhere (Http::send).
+            msg.push_str(&format!(
+                ", a redirect to {} not followed for a {}",
+                show_url(&to),
+                self.method
+            ));
         }
         msg.push_str(&format!(
             ": {} ({})",

@@ -29,6 +29,7 @@ mod glue_random;
 mod glue_sources;
 mod hostile_ids;
 mod hostile_stages;
+mod http_redirects;
 mod icinga;
 mod icinga_zones;
 mod image_faults;
