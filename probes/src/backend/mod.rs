@@ -594,22 +594,34 @@ pub async fn empty_and_delete_container<S: ObjectStore>(s: &S, name: &str) -> Re
 /// Delete a server and poll until the cloud says it is gone. Returns the
 /// number of polls. Bounded by the backend's deadline.
 pub async fn delete_server_and_wait<C: Compute>(c: &C, id: &str) -> Result<u64, Fail> {
+    delete_server_within(c, id, Wait::until_deadline()).await
+}
+
+/// Delete and look until the server is gone, within `wait`: still listed
+/// when a bounded wait runs out is the site's failure (CRITICAL: it accepted
+/// the delete and did not do it), not the monitor's timeout.
+pub async fn delete_server_within<C: Compute>(c: &C, id: &str, wait: Wait) -> Result<u64, Fail> {
     c.delete_server(id).await?;
-    wait_gone(|| c.server(id)).await
+    wait_gone(wait, || c.server(id)).await
 }
 
 pub async fn delete_image_and_wait<S: ImageStore>(s: &S, id: &str) -> Result<u64, Fail> {
-    s.delete_image(id).await?;
-    wait_gone(|| s.image(id)).await
+    delete_image_within(s, id, Wait::until_deadline()).await
 }
 
-async fn wait_gone<T, F, Fut>(mut get: F) -> Result<u64, Fail>
+/// [`delete_server_within`] for an image.
+pub async fn delete_image_within<S: ImageStore>(s: &S, id: &str, wait: Wait) -> Result<u64, Fail> {
+    s.delete_image(id).await?;
+    wait_gone(wait, || s.image(id)).await
+}
+
+async fn wait_gone<T, F, Fut>(wait: Wait, mut get: F) -> Result<u64, Fail>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, Fail>>,
 {
-    // Bounded by the backend's own deadline: its requests fail when it ends.
-    let polled = wait_for(Wait::until_deadline(), || {
+    // Unbounded waits end on the backend's own deadline: its requests fail.
+    let polled = wait_for(wait, || {
         let fut = get();
         async move {
             Ok(match fut.await? {
@@ -621,8 +633,18 @@ where
     .await?;
     match polled {
         Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut { polls, .. } => Err(Fail::timeout(format!(
+        Waited::TimedOut { polls, limit, .. } if limit.is_zero() => Err(Fail::timeout(format!(
             "still there after {polls} polls when the deadline came"
+        ))),
+        Waited::TimedOut {
+            polls,
+            limit,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
+            "still listed {:.0}s after the delete was accepted ({polls} checks{})",
+            limit.as_secs_f64(),
+            if cut_by_deadline { "; all -t left" } else { "" }
         ))),
     }
 }

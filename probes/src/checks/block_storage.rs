@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use crate::auth::AuthArgs;
 use crate::backend::cloud;
 use crate::backend::{
-    delete_server_and_wait, remove_volume, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase,
+    delete_server_within, remove_volume, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase,
     ServerSpec, VolumePhase, VolumeSpec, VolumeState, Volumes,
 };
 use crate::checks::vm_lifecycle::{
@@ -363,7 +363,8 @@ pub async fn volume_cycle<B: Volumes + Compute>(
     if let Some(h) = s_handle {
         let t = Instant::now();
         ctx.step(SERVER_DELETE, async {
-            delete_server_and_wait(cloud, &server).await?;
+            let wait = Wait::bounded(ctx.deadline(), plan.vm_timeout, plan.poll_interval);
+            delete_server_within(cloud, &server, wait).await?;
             Ok(Done::ok(
                 (),
                 format!("{server} gone after {:.2}s", t.elapsed().as_secs_f64()),

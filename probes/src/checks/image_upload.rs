@@ -13,8 +13,8 @@ use crate::auth::AuthArgs;
 use crate::backend::cloud;
 use crate::backend::payload::{self, Compare, Digests, Hashes, Payload};
 use crate::backend::{
-    delete_image_and_wait, run_id, ImagePhase, ImageState, ImageStore, Import, ListedImage,
-    NewImage, Transfer,
+    delete_image_and_wait, delete_image_within, run_id, ImagePhase, ImageState, ImageStore, Import,
+    ListedImage, NewImage, Transfer,
 };
 use crate::checks::vm_lifecycle::{
     machine_hostname, run_may_be_going, run_owner, tag_age, CREATED_KEY, HOST_KEY, NAME_PREFIX,
@@ -328,7 +328,8 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
 
     let t_delete = Instant::now();
     ctx.step(DELETE, async {
-        delete_image_and_wait(store, &id).await?;
+        let wait = Wait::bounded(ctx.deadline(), plan.image_timeout, plan.poll_interval);
+        delete_image_within(store, &id, wait).await?;
         Ok(Done::ok(
             (),
             format!("gone (404) after {:.2}s", t_delete.elapsed().as_secs_f64()),

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use crate::auth::AuthArgs;
 use crate::backend::openstack::{self, OpenStack};
 use crate::backend::{
-    delete_server_and_wait, run_id, Compute, ImageQuery, NetworkChoice, ServerPhase, ServerSpec,
+    delete_server_and_wait, delete_server_within, run_id, Compute, ImageQuery, NetworkChoice,
+    ServerPhase, ServerSpec,
 };
 use crate::checks::vm_lifecycle::{CREATED_KEY, MIN_DISK_GB, RUN_KEY};
 use crate::clients::neutron::{Network, Neutron, Port, Router};
@@ -398,7 +399,8 @@ pub async fn network_cycle(ctx: &Ctx, os: &OpenStack, plan: &Plan) -> Result<Str
 
     let t = Instant::now();
     ctx.step(DELETE_SERVER, async {
-        let n = delete_server_and_wait(os, &server_id).await?;
+        let wait = Wait::bounded(ctx.deadline(), plan.vm_timeout, None);
+        let n = delete_server_within(os, &server_id, wait).await?;
         Ok(Done::ok((), format!("{server_id} gone after {n} checks")))
     })
     .await?;

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use crate::auth::AuthArgs;
 use crate::backend::cloud;
 use crate::backend::{
-    delete_server_and_wait, run_id, Compute, Flavor, ImageQuery, NetworkChoice, QuotaUse,
-    ServerPhase, ServerSpec, ServerState,
+    delete_server_and_wait, delete_server_within, run_id, Compute, Flavor, ImageQuery,
+    NetworkChoice, QuotaUse, ServerPhase, ServerSpec, ServerState,
 };
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ProbeResult, ResourceKind, Status};
@@ -302,7 +302,8 @@ pub async fn lifecycle<C: Compute>(ctx: &Ctx, cloud: &C, plan: &Plan) -> Result<
     let t_delete = Instant::now();
     let delete_polls = ctx
         .step(DELETE, async {
-            let n = delete_server_and_wait(cloud, &id).await?;
+            let wait = Wait::bounded(ctx.deadline(), plan.vm_timeout, plan.poll_interval);
+            let n = delete_server_within(cloud, &id, wait).await?;
             Ok(Done::ok(
                 n,
                 format!("gone after {:.2}s", t_delete.elapsed().as_secs_f64()),

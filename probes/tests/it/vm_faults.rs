@@ -98,6 +98,37 @@ async fn error_state_reports_nova_fault_and_deletes() {
     assert!(nagios::render(&r, 0).starts_with("VM_LIFECYCLE CRITICAL - VM-07"));
 }
 
+/// A delete the site accepts and never does: CRITICAL at VM-08 once the
+/// wait runs out (a site failure, not the monitor's timeout), with the rest
+/// of -t left for the cleanup, which tries again and says the server is left.
+#[tokio::test]
+async fn a_delete_accepted_and_never_done_is_critical_at_the_delete_stage() {
+    let c = MockCloud::start().await;
+    c.nova.0.lock().unwrap().ignore_delete = true;
+    let t0 = std::time::Instant::now();
+    let r = run::<VmLifecycle>(&argv(&c, &["--vm-timeout", "2"])).await;
+    let out = nagios::render(&r, 1);
+    assert_eq!(r.status, Status::Critical, "{out}");
+    assert!(out.starts_with("VM_LIFECYCLE CRITICAL - VM-08"), "{out}");
+    assert!(
+        r.summary
+            .contains("still listed 2s after the delete was accepted"),
+        "{}",
+        r.summary
+    );
+    assert!(t0.elapsed().as_secs_f64() < 31.0, "within -t 30");
+    assert!(
+        matches!(r.resources[0].cleanup, probes::model::Cleanup::Failed(_)),
+        "{:?}",
+        r.resources[0].cleanup
+    );
+    let calls = c.calls().await;
+    assert!(
+        count(&calls, "DELETE /compute/v2.1/servers/srv-1") >= 2,
+        "{calls:?}"
+    );
+}
+
 #[tokio::test]
 async fn never_active_hits_vm_timeout_and_deletes() {
     let c = MockCloud::start().await;

@@ -38,6 +38,8 @@ pub struct NovaState {
     pub created: u32,
     /// `maxTotalInstances` of `GET /limits` (default 10; `Some(n)` sets it).
     pub max_instances: Option<i64>,
+    /// DELETE is accepted (204) and the server stays listed.
+    pub ignore_delete: bool,
 }
 
 #[derive(Clone)]
@@ -118,6 +120,7 @@ impl Respond for Nova {
             }
             (_, p) if p.starts_with("/servers/") => {
                 let id = &p["/servers/".len()..];
+                let ignore_delete = st.ignore_delete;
                 let Some(s) = st.servers.get_mut(id).filter(|s| !s.deleted) else {
                     return j(
                         404,
@@ -125,7 +128,7 @@ impl Respond for Nova {
                     );
                 };
                 if m == "DELETE" {
-                    s.deleted = true;
+                    s.deleted = !ignore_delete;
                     return ResponseTemplate::new(204);
                 }
                 let status = s.statuses[0].clone();
