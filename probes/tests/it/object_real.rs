@@ -237,8 +237,9 @@ async fn sigterm_during_put_leaves_nothing() {
     };
     let user = project_token(&s.peers).await;
     let before = probe_containers(&s.peers, &user).await;
-    // A large object keeps the probe in the put for a while.
-    let args = argo_args(&s.peers, &s.file, &["--size", "48M"]);
+    // A large object keeps the probe in the put for a while (it is sent as
+    // it is generated, at hundreds of MB/s).
+    let args = argo_args(&s.peers, &s.file, &["--size", "200M"]);
     let child = tokio::process::Command::new(BIN)
         .args(&args)
         .stdout(std::process::Stdio::piped())
