@@ -620,7 +620,8 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, Fail>>,
 {
-    // Unbounded waits end on the backend's own deadline: its requests fail.
+    // An unbounded wait never times out here: it ends when its requests
+    // fail on the backend's own deadline.
     let polled = wait_for(wait, || {
         let fut = get();
         async move {
@@ -633,9 +634,6 @@ where
     .await?;
     match polled {
         Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut { polls, limit, .. } if limit.is_zero() => Err(Fail::timeout(format!(
-            "still there after {polls} polls when the deadline came"
-        ))),
         Waited::TimedOut {
             polls,
             limit,
