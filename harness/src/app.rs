@@ -257,7 +257,7 @@ pub fn plan_site(
         }
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let flags = probes::checks::long_flags(entry);
-        let mut argv = p.argv(name, &flags, &creds, timeout.as_deref())?;
+        let mut argv = p.argv(name, flags, &creds, timeout.as_deref())?;
         crate::defaults::apply(&mut argv);
         // A probe the profile does not configure at all is not run; its
         // checks are graded "not configured".

@@ -95,7 +95,7 @@ pub fn problems(text: &str, path: &Path) -> Vec<Problem> {
     }
     let all: Vec<String> = probes::checks::ALL
         .iter()
-        .flat_map(probes::checks::long_flags)
+        .flat_map(|e| probes::checks::long_flags(e).iter().cloned())
         .collect();
     for f in spans.defaults.keys() {
         if !all.contains(f.get_ref()) {
@@ -174,7 +174,7 @@ pub fn problems(text: &str, path: &Path) -> Vec<Problem> {
         let timeout = g.probes.get(name).and_then(|e| e.timeout.clone());
         let argv = profile.argv(
             name,
-            &probes::checks::long_flags(entry),
+            probes::checks::long_flags(entry),
             &creds,
             timeout.as_deref(),
         );

@@ -13,30 +13,69 @@ const FRAGMENT: usize = 8;
 /// as one `u64`. The window set is kept as secrets arrive, so a scrub is one
 /// pass over its text whatever the number of secrets (a harness run over a
 /// thousand sites knows thousands of tokens; rebuilding the set per scrub
-/// made the run quadratic in the sites). `filter` has one bit per
-/// multiplicative hash of a window: a clear bit rules a window out without
-/// touching the set, and almost every window of a report is ruled out so
-/// (the set is megabytes at that scale; the filter stays in cache).
+/// made the run quadratic in the sites). `filter` rules almost every window
+/// of a report out without touching the set.
 struct Known {
     /// Each value, when it was last created, and its live copies: a value
     /// whose every `Secret` is gone can be forgotten ([`forget_unused`]).
     values: HashMap<Arc<str>, (Instant, Vec<Weak<str>>)>,
     /// Each window, with how many times the values hold it.
     windows: HashMap<u64, u32, foldhash::fast::RandomState>,
-    filter: Vec<u64>,
+    filter: Filter,
 }
 
-/// Bits in [`Known::filter`]: 2^20 (128 KiB), a few percent set by the
-/// ~100,000 windows of a thousand sites' tokens.
-const FILTER_BITS: u32 = 20;
-
-fn filter_bit(w: u64) -> usize {
-    (w.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+/// A Bloom filter over the windows, two bits each, grown with them: at 16
+/// bits a window about 0.5% of absent windows pass to the set. (A fixed
+/// 2^20 bits, one each, let a fifth through at a thousand sites, about
+/// 600,000 windows, and the set lookups were most of the scrub's time.)
+struct Filter {
+    bits: u32,
+    words: Vec<u64>,
 }
 
-fn mark(filter: &mut [u64], w: u64) {
-    let b = filter_bit(w);
-    filter[b / 64] |= 1 << (b % 64);
+impl Filter {
+    const MIN_BITS: u32 = 20;
+    /// 32 MiB: past this the filter only gets busier.
+    const MAX_BITS: u32 = 28;
+
+    fn new(bits: u32) -> Filter {
+        Filter {
+            bits,
+            words: vec![0; (1usize << bits) / 64],
+        }
+    }
+
+    fn at(&self, w: u64) -> [usize; 2] {
+        let top = |m: u64| (w.wrapping_mul(m) >> (64 - self.bits)) as usize;
+        [top(0x9E37_79B9_7F4A_7C15), top(0xC2B2_AE3D_27D4_EB4F)]
+    }
+
+    fn mark(&mut self, w: u64) {
+        for b in self.at(w) {
+            self.words[b / 64] |= 1 << (b % 64);
+        }
+    }
+
+    fn may_hold(&self, w: u64) -> bool {
+        self.at(w)
+            .iter()
+            .all(|b| self.words[b / 64] & (1 << (b % 64)) != 0)
+    }
+
+    /// The filter for `windows`: the smallest with 16 bits a window.
+    fn of<'a>(windows: impl ExactSizeIterator<Item = &'a u64>) -> Filter {
+        let mut f = Filter::new(Filter::bits_for(windows.len()));
+        windows.for_each(|w| f.mark(*w));
+        f
+    }
+
+    fn bits_for(n: usize) -> u32 {
+        (n.saturating_mul(16)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros())
+        .clamp(Filter::MIN_BITS, Filter::MAX_BITS)
+    }
 }
 
 impl Known {
@@ -44,13 +83,12 @@ impl Known {
         Known {
             values: HashMap::new(),
             windows: HashMap::default(),
-            filter: vec![0; (1 << FILTER_BITS) / 64],
+            filter: Filter::new(Filter::MIN_BITS),
         }
     }
 
     fn may_hold(&self, w: u64) -> bool {
-        let b = filter_bit(w);
-        self.filter[b / 64] & (1 << (b % 64)) != 0 && self.windows.contains_key(&w)
+        self.filter.may_hold(w) && self.windows.contains_key(&w)
     }
 
     fn remember(&mut self, value: &Arc<str>, now: Instant) {
@@ -64,8 +102,11 @@ impl Known {
         self.values
             .insert(Arc::from(&**value), (now, vec![Arc::downgrade(value)]));
         for w in value.as_bytes().windows(FRAGMENT).map(window) {
-            mark(&mut self.filter, w);
+            self.filter.mark(w);
             *self.windows.entry(w).or_default() += 1;
+        }
+        if Filter::bits_for(self.windows.len()) > self.filter.bits {
+            self.filter = Filter::of(self.windows.keys());
         }
     }
 
@@ -95,10 +136,7 @@ impl Known {
                 }
             }
         }
-        self.filter.iter_mut().for_each(|b| *b = 0);
-        for w in self.windows.keys() {
-            mark(&mut self.filter, *w);
-        }
+        self.filter = Filter::of(self.windows.keys());
         stale.len()
     }
 }
@@ -289,7 +327,10 @@ mod tests {
         drop(second);
         assert_eq!(k.forget_unused(later, Duration::ZERO), 1);
         assert!(k.windows.is_empty() && k.values.is_empty());
-        assert!(k.filter.iter().all(|b| *b == 0), "filter rebuilt empty");
+        assert!(
+            k.filter.words.iter().all(|b| *b == 0),
+            "filter rebuilt empty"
+        );
     }
 
     #[test]
@@ -329,6 +370,29 @@ mod tests {
         assert_eq!(scrub(&format!("bearer {jwt}!")), "bearer ***!");
         assert_eq!(scrub("X gAAAAABnXyZ0123456789abcdefghij-_x Y"), "X *** Y");
         assert_eq!(scrub("eyJ short"), "eyJ short");
+    }
+
+    #[test]
+    fn the_filter_grows_with_the_windows_and_still_holds_each() {
+        let mut k = Known::new();
+        let now = Instant::now();
+        let values: Vec<Arc<str>> = (0..20_000)
+            .map(|i| Arc::from(format!("grow-{i:06}-{:032x}", i * 2_654_435_761u64)))
+            .collect();
+        for v in &values {
+            k.remember(v, now);
+        }
+        assert!(k.windows.len() > 200_000, "{}", k.windows.len());
+        assert!(k.filter.bits >= Filter::bits_for(k.windows.len()));
+        assert!(k.filter.bits > Filter::MIN_BITS);
+        for v in values.iter().step_by(997) {
+            assert!(holds(&k, &v[7..15]), "{v}");
+        }
+        // Absent windows mostly stop at the filter (about 0.5% pass).
+        let passed = (0..100_000u64)
+            .filter(|i| k.filter.may_hold(i.wrapping_mul(0x5851_F42D_4C95_7F2D)))
+            .count();
+        assert!(passed < 2_000, "{passed} of 100,000 absent windows passed");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod vm_lifecycle;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::CommandFactory;
@@ -175,7 +176,15 @@ pub fn bad_arguments(e: &Entry, why: String) -> ProbeResult {
 }
 
 /// Long option names an entry accepts, aliases included (`--vo` for `--project`).
-pub fn long_flags(e: &Entry) -> Vec<String> {
+pub fn long_flags(e: &Entry) -> &'static [String] {
+    // Built once per probe and process: listing them means building the
+    // probe's whole clap command, and a harness run asks for every site. The
+    // table is finite, so what is leaked here is bounded.
+    static BUILT: Mutex<Vec<(&'static str, &'static [String])>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, f)) = built.iter().find(|(n, _)| *n == e.name) {
+        return f;
+    }
     let cmd = (e.command)();
     let mut out = Vec::new();
     for a in cmd.get_arguments() {
@@ -189,7 +198,9 @@ pub fn long_flags(e: &Entry) -> Vec<String> {
     }
     out.sort();
     out.dedup();
-    out
+    let f: &'static [String] = Box::leak(out.into_boxed_slice());
+    built.push((e.name, f));
+    f
 }
 
 #[cfg(test)]
