@@ -82,7 +82,7 @@ pub fn problems(text: &str, path: &Path) -> Vec<Problem> {
                         "{} has no flag --{}{}",
                         probe.get_ref(),
                         flag.get_ref(),
-                        near(flag.get_ref(), &flags)
+                        near(flag.get_ref(), flags)
                     ),
                 ));
             }
