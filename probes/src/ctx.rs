@@ -90,39 +90,55 @@ impl Ctx {
     }
 
     /// Run one step: time it, record its outcome, name it if it fails.
-    pub async fn step<T, F>(&self, check: CheckId, fut: F) -> Result<T, Fail>
+    /// The step's future is boxed: a probe body holds the step running now,
+    /// not room for its largest (async fns inline what they await).
+    pub fn step<'s, T, F>(
+        &'s self,
+        check: CheckId,
+        fut: F,
+    ) -> impl Future<Output = Result<T, Fail>> + use<'s, T, F>
     where
         F: Future<Output = Result<Done<T>, Fail>>,
     {
-        self.rec.begin(check);
-        let t0 = Instant::now();
-        let out = fut.await;
-        let duration = t0.elapsed();
-        match out {
-            Ok(done) => {
-                self.rec
-                    .push_step(step(check, done.status, done.message, duration));
-                Ok(done.value)
+        let fut = Box::pin(fut);
+        async move {
+            self.rec.begin(check);
+            let t0 = Instant::now();
+            let out = fut.await;
+            let duration = t0.elapsed();
+            match out {
+                Ok(done) => {
+                    self.rec
+                        .push_step(step(check, done.status, done.message, duration));
+                    Ok(done.value)
+                }
+                Err(f) => Err(self.record_fail(check, f, duration)),
             }
-            Err(f) => Err(self.record_fail(check, f, duration)),
         }
     }
 
     /// Run part of `check` ahead of its step: while it runs, a run that
     /// times out names `check`; a failure is `check`'s result, a success
-    /// records nothing (the step itself comes later).
-    pub async fn ahead<T, F>(&self, check: CheckId, fut: F) -> Result<T, Fail>
+    /// records nothing (the step itself comes later). Boxed as `step` is.
+    pub fn ahead<'s, T, F>(
+        &'s self,
+        check: CheckId,
+        fut: F,
+    ) -> impl Future<Output = Result<T, Fail>> + use<'s, T, F>
     where
         F: Future<Output = Result<T, Fail>>,
     {
-        self.rec.begin(check);
-        let t0 = Instant::now();
-        match fut.await {
-            Ok(v) => {
-                self.rec.end(check);
-                Ok(v)
+        let fut = Box::pin(fut);
+        async move {
+            self.rec.begin(check);
+            let t0 = Instant::now();
+            match fut.await {
+                Ok(v) => {
+                    self.rec.end(check);
+                    Ok(v)
+                }
+                Err(f) => Err(self.record_fail(check, f, t0.elapsed())),
             }
-            Err(f) => Err(self.record_fail(check, f, t0.elapsed())),
         }
     }
 

@@ -2,7 +2,9 @@
 //! system CAs plus `--ca-cert`/`--ca-path`, every request bounded by the
 //! deadline, every failure turned into a [`Fail`] naming what came back.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,6 +280,11 @@ impl WithDeadline for Http {
 /// Where a streamed answer goes, piece by piece; false stops reading.
 pub type Sink<'a> = &'a mut (dyn FnMut(&[u8]) -> bool + Send);
 
+/// One exchange in flight, boxed: every probe stage awaits a few, and
+/// reqwest's futures inlined into each would make every probe run in flight
+/// several KB larger.
+pub type Exchange<'a> = Pin<Box<dyn Future<Output = Result<Reply, Fail>> + Send + 'a>>;
+
 /// A whole answer: status, headers, body (bounded).
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -439,16 +446,16 @@ impl Http {
 
     /// Send and read the whole body, within the deadline. Any HTTP status is
     /// returned; transport problems become a [`Fail`].
-    pub async fn send(&self, req: RequestBuilder) -> Result<Reply, Fail> {
-        self.send_with(req, None).await
+    pub fn send(&self, req: RequestBuilder) -> Exchange<'_> {
+        Box::pin(self.send_with(req, None))
     }
 
     /// Send and hand a 2xx body to `sink` piece by piece as it arrives (the
     /// reply's `body` stays empty, `streamed` counts the bytes); `sink`
     /// returns false to stop reading. Any other status is read whole
     /// (bounded) for its message. Within the deadline, like [`Http::send`].
-    pub async fn send_into(&self, req: RequestBuilder, sink: Sink<'_>) -> Result<Reply, Fail> {
-        self.send_with(req, Some(sink)).await
+    pub fn send_into<'a>(&'a self, req: RequestBuilder, sink: Sink<'a>) -> Exchange<'a> {
+        Box::pin(self.send_with(req, Some(sink)))
     }
 
     async fn send_with(

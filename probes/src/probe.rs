@@ -211,15 +211,18 @@ pub fn arg_error_line(e: &clap::Error) -> String {
 }
 
 /// Run probe `P` as invoked, in-process (the binaries and the harness both).
-pub async fn run<P: Probe>(
+pub fn run<P: Probe>(
     inv: Invocation<P::Args>,
     cancel: impl Future<Output = runner::Stop>,
     events: Option<StageSink>,
-) -> ProbeResult {
+) -> impl Future<Output = ProbeResult> {
+    // Not an async fn, and the arguments boxed: the run's future would keep
+    // room for `inv` and the body's captures (a probe's parsed flags are
+    // about 2 KB) for as long as it runs.
     let mut opts = inv.common.run_options(P::BIN, P::LABEL, P::DEFAULT_TIMEOUT);
     opts.events = events;
-    let args = inv.args;
-    runner::execute(opts, cancel, move |ctx| P::run(args, ctx)).await
+    let args = Box::new(inv.args);
+    runner::execute(opts, cancel, move |ctx| P::run(*args, ctx))
 }
 
 /// Run probe `P` in-process with `args` (no program name) and no cancel, as

@@ -100,7 +100,7 @@ where
     };
     let ctx = Ctx::new(http.clone(), rec.clone(), opts.settings.clone());
 
-    let mut task = tokio::spawn(body(ctx));
+    let mut task = spawn_body(body, ctx);
     tokio::pin!(cancel);
     let end = tokio::select! {
         joined = &mut task => match joined {
@@ -123,6 +123,17 @@ where
     };
     run_cleanups(&rec, cleanup_deadline).await;
     assemble(&opts, &rec, started_at, t0, end)
+}
+
+/// The body's future made and spawned outside `execute`'s own: an async
+/// fn keeps room for every future it makes, even one moved away at once,
+/// and a probe body is 13-25 KB (every probe in flight carried it twice).
+fn spawn_body<B, F>(body: B, ctx: Ctx) -> tokio::task::JoinHandle<Result<String, Fail>>
+where
+    B: FnOnce(Ctx) -> F,
+    F: Future<Output = Result<String, Fail>> + Send + 'static,
+{
+    tokio::spawn(body(ctx))
 }
 
 async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {

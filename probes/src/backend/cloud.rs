@@ -40,12 +40,20 @@ impl Connected {
 /// `auth` perfdata) and return its backend.
 pub async fn connect(ctx: &Ctx, args: &AuthArgs) -> Result<Connected, Fail> {
     ctx.detail(format!("cloud API: {}", args.cloud.api()));
+    // Each login boxed: the future of this match is its largest arm, carried
+    // by every probe run for all of its stages.
     match args.cloud {
-        CloudKind::OpenStack => Ok(Connected::OpenStack(openstack::login(ctx, args).await?)),
-        CloudKind::OpenNebula => Ok(Connected::OpenNebula(opennebula::login(ctx, args).await?)),
-        CloudKind::Azure => Ok(Connected::Azure(azure::login(ctx, args).await?)),
-        CloudKind::Gce => Ok(Connected::Gce(super::gce::connect(ctx, args).await?)),
-        CloudKind::Ec2 => Ok(Connected::Ec2(ec2::login(ctx, args).await?)),
+        CloudKind::OpenStack => Ok(Connected::OpenStack(
+            Box::pin(openstack::login(ctx, args)).await?,
+        )),
+        CloudKind::OpenNebula => Ok(Connected::OpenNebula(
+            Box::pin(opennebula::login(ctx, args)).await?,
+        )),
+        CloudKind::Azure => Ok(Connected::Azure(Box::pin(azure::login(ctx, args)).await?)),
+        CloudKind::Gce => Ok(Connected::Gce(
+            Box::pin(super::gce::connect(ctx, args)).await?,
+        )),
+        CloudKind::Ec2 => Ok(Connected::Ec2(Box::pin(ec2::login(ctx, args)).await?)),
     }
 }
 

@@ -264,4 +264,83 @@ mod tests {
         let no_image = (vm.parse)(&argv("check_vm_lifecycle --endpoint https://k.example/v3"));
         assert!(no_image.is_err(), "one of the image flags is required");
     }
+
+    /// The flags each probe needs to parse, past an endpoint and a token.
+    fn minimal_argv(name: &str) -> Vec<String> {
+        let extra = match name {
+            "check_vm_lifecycle" => "--image x",
+            "check_glue" => "--glue-url https://g.example/glue.json",
+            "check_appliances" => "--appliances-list /a",
+            "check_orchestrator" => {
+                "--orchestrator https://o.example --orchestrator-user u --orchestrator-password-file /p --image x"
+            }
+            _ => "",
+        };
+        format!("{name} --endpoint https://k.example/v3 --access-token /t {extra}")
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    }
+
+    /// A harness holds thousands of probe runs in flight: each run's own
+    /// future stays small (it was 21-33 KB, the probe body inlined twice).
+    #[test]
+    fn a_started_probe_run_is_small() {
+        for e in ALL {
+            let planned = (e.parse)(&minimal_argv(e.name)).unwrap_or_else(|w| panic!("{w}"));
+            let running = planned.start(Box::pin(std::future::pending()), None);
+            let size = std::mem::size_of_val(&*running);
+            assert!(size <= 2048, "{}: its run future is {size} bytes", e.name);
+        }
+    }
+
+    fn body_size<P: Probe>() -> usize {
+        let inv = Invocation::<P::Args>::parse(P::BIN, &minimal_argv(P::BIN)).unwrap();
+        let rec = crate::record::Recorder::new(false, None);
+        let deadline = crate::deadline::Deadline::after(Duration::from_secs(1));
+        let http = crate::http::Http::new(Default::default(), deadline, rec.clone()).unwrap();
+        let ctx = crate::ctx::Ctx::new(http, rec, Default::default());
+        std::mem::size_of_val(&P::run(inv.args, ctx))
+    }
+
+    /// Each stage and every HTTP exchange is boxed, so a probe body holds
+    /// its own locals and the stage running now (it was 13-25 KB).
+    #[test]
+    fn a_probe_body_holds_its_running_stage_only() {
+        let sizes = [
+            ("check_token_auth", body_size::<token_auth::TokenAuth>()),
+            (
+                "check_vm_lifecycle",
+                body_size::<vm_lifecycle::VmLifecycle>(),
+            ),
+            (
+                "check_image_upload",
+                body_size::<image_upload::ImageUpload>(),
+            ),
+            ("check_usage", body_size::<usage::Usage>()),
+            ("check_glue", body_size::<glue::Glue>()),
+            (
+                "check_object_storage",
+                body_size::<object_storage::ObjectStorage>(),
+            ),
+            (
+                "check_block_storage",
+                body_size::<block_storage::BlockStorage>(),
+            ),
+            ("check_network", body_size::<network::NetworkProbe>()),
+            ("check_appliances", body_size::<appliances::Appliances>()),
+            (
+                "check_orchestrator",
+                body_size::<orchestrator::Orchestrator>(),
+            ),
+            (
+                "check_certificates",
+                body_size::<certificates::Certificates>(),
+            ),
+        ];
+        assert_eq!(sizes.len(), ALL.len(), "every probe of the table");
+        for (name, size) in sizes {
+            assert!(size <= 10 * 1024, "{name}: its body future is {size} bytes");
+        }
+    }
 }

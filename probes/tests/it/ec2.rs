@@ -227,11 +227,11 @@ fn ec2_args(k: &Keys, endpoint: &str) -> AuthArgs {
     AuthArgs {
         cloud: CloudKind::Ec2,
         endpoint: Some(endpoint.parse().unwrap()),
-        ec2: Ec2Args {
+        ec2: Box::new(Ec2Args {
             access_key_file: Some(k.path("ak").into()),
             secret_key_file: Some(k.path("sk").into()),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     }
 }

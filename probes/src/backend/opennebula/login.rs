@@ -132,5 +132,5 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<OpenNebula, Fail> {
         })
         .await?;
     ctx.perf(Perf::seconds("auth", t0.elapsed()));
-    Ok(OpenNebula::new(one, args.opennebula.clone()))
+    Ok(OpenNebula::new(one, (*args.opennebula).clone()))
 }
