@@ -132,7 +132,9 @@ impl Probe for NetworkProbe {
         args.auth.require_openstack(Self::BIN)?;
         let plan = Plan::from_args(&args);
         let mut os = openstack::login(&ctx, &args.auth).await?;
-        os.negotiate_compute().await?;
+        // The compute API version decides how the server is asked for: a
+        // bad answer there is the server's stage (as in check_block_storage).
+        ctx.ahead(SERVER, os.negotiate_compute()).await?;
         network_cycle(&ctx, &os, &plan).await
     }
 }

@@ -1,7 +1,9 @@
 //! A hostile site at every stage, not only at login: for each stage of
 //! check_vm_lifecycle, check_image_upload (behind the wiremock cloud),
-//! check_block_storage and check_object_storage (behind fakecloud, the
-//! demo's site, for its Cinder and Swift), one request of that stage is
+//! check_block_storage, check_object_storage, check_network and
+//! check_usage (behind fakecloud, the demo's site, for its Cinder, Swift,
+//! Neutron and usage APIs), one
+//! request of that stage is
 //! answered with garbage (huge, endless, deeply nested, wrongly typed, badly
 //! encoded, path-like ids, redirects, resets) by a front that forwards all
 //! else to the site. Every run must end as a valid Nagios result under
@@ -16,7 +18,9 @@ use std::time::Duration;
 use crate::mockcloud::{run, MockCloud};
 use probes::checks::block_storage::BlockStorage;
 use probes::checks::image_upload::ImageUpload;
+use probes::checks::network::NetworkProbe;
 use probes::checks::object_storage::ObjectStorage;
+use probes::checks::usage::Usage;
 use probes::checks::vm_lifecycle::VmLifecycle;
 use probes::model::Cleanup;
 use probes::probe::Probe;
@@ -119,6 +123,40 @@ const OBJ_STAGES: &[(&str, &str, &str)] = &[
     ("OBJ-06", "DELETE", "/s0/swift/v1/*/*"),
 ];
 
+/// check_network's stages. NET-04 reads NET-02's network list, NET-07
+/// repeats NET-03's port listing and NET-10 NET-09's update: a hostile
+/// answer to those requests is NET-02's, NET-03's and NET-09's.
+const NET_STAGES: &[(&str, &str, &str)] = &[
+    ("NET-06", "GET", "/s0/compute/v2.1"),
+    ("NET-01", "GET", "/s0/network/v2.0/quotas/*/details"),
+    ("NET-02", "GET", "/s0/network/v2.0/networks"),
+    ("NET-02", "GET", "/s0/network/v2.0/subnets"),
+    ("NET-03", "GET", "/s0/network/v2.0/routers"),
+    ("NET-03", "GET", "/s0/network/v2.0/ports"),
+    ("NET-05", "POST", "/s0/network/v2.0/security-groups"),
+    ("NET-05", "POST", "/s0/network/v2.0/security-group-rules"),
+    ("NET-05", "GET", "/s0/network/v2.0/security-groups/*"),
+    ("NET-06", "POST", "/s0/compute/v2.1/servers"),
+    ("NET-06", "GET", "/s0/compute/v2.1/servers/*"),
+    ("NET-08", "POST", "/s0/network/v2.0/floatingips"),
+    ("NET-09", "PUT", "/s0/network/v2.0/floatingips/*"),
+    ("NET-09", "GET", "/s0/network/v2.0/floatingips/*"),
+    ("NET-11", "DELETE", "/s0/network/v2.0/floatingips/*"),
+    ("NET-12", "DELETE", "/s0/compute/v2.1/servers/*"),
+    ("NET-13", "DELETE", "/s0/network/v2.0/security-groups/*"),
+];
+
+/// check_usage's API stages (USAGE-04/05 read a spool and a URL not given
+/// here, USAGE-02 a server not given; an empty usage needs no flavors).
+const USAGE_STAGES: &[(&str, &str, &str)] = &[
+    (
+        "USAGE-01",
+        "GET",
+        "/s0/compute/v2.1/os-simple-tenant-usage/*",
+    ),
+    ("USAGE-03", "GET", "/s0/volume/v3/*/volumes/summary"),
+];
+
 /// Every DELETE the probes may send (after fakecloud's `/sN`), each `*`
 /// exactly one id: an id from an answer must not reach another path.
 const DELETE_PATHS: &[&str] = &[
@@ -128,6 +166,8 @@ const DELETE_PATHS: &[&str] = &[
     "/volume/v3/*/volumes/*",
     "/swift/v1/*/*",
     "/swift/v1/*/*/*",
+    "/network/v2.0/floatingips/*",
+    "/network/v2.0/security-groups/*",
 ];
 
 /// Whether `path` is `pattern`, segment by segment; a `*` is one segment
@@ -147,7 +187,9 @@ const WRONG_TYPES: &str = r#"{"version": 7, "versions": "x", "flavors": {"id": 1
   "servers": 3, "server": [true], "images": {"a": 1}, "id": 5, "status": [],
   "networks": "none", "size": "big", "checksum": 9, "limits": [1],
   "volume": "x", "volumes": {"v": 1}, "volumes_links": 2,
-  "volumeAttachments": {"a": 1}, "volumeAttachment": 3}"#;
+  "volumeAttachments": {"a": 1}, "volumeAttachment": 3, "quota": [2],
+  "subnets": "s", "routers": 4, "ports": {"p": 1}, "security_group": "g",
+  "security_group_rule": [false], "floatingip": 6, "floatingips": {"f": 1}}"#;
 
 /// Swift answers a container listing with an array: its entries mistyped.
 const SWIFT_WRONG_TYPES: &str = r#"[{"name": 7, "bytes": "big", "hash": []}, "x", 3]"#;
@@ -175,7 +217,11 @@ const PATH_IDS: &str = r#"{"version": {"id": "v2.1", "version": "2.90", "min_ver
     "attachments": [{"server_id": "../images/x?y=1", "attachment_id": "../a"}],
     "metadata": {"fedprobe-run": "../r"}}],
   "volumeAttachments": [{"volumeId": "../../volumes/x", "serverId": "../s"}],
-  "volumeAttachment": {"volumeId": "../v", "id": "../a"}}"#;
+  "volumeAttachment": {"volumeId": "../v", "id": "../a"},
+  "security_group": {"id": "../../ports/x", "name": "fedprobe-sg", "security_group_rules": []},
+  "floatingip": {"id": "../x?y=1", "floating_ip_address": "192.0.2.7", "port_id": "../p", "status": "ACTIVE"},
+  "ports": [{"id": "../../floatingips/x", "network_id": "../n", "device_id": "../d",
+    "device_owner": "compute:nova", "security_groups": ["../../g"], "status": "ACTIVE"}]}"#;
 
 struct Front {
     /// Every request line seen (`METHOD path?query`).
@@ -629,6 +675,29 @@ async fn block_storage_survives_a_hostile_answer_at_every_stage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<NetworkProbe>(
+        Site::Fake,
+        T_BLOCK,
+        NET_STAGES,
+        &[
+            "--registry-image",
+            "egi.ubuntu.22.04",
+            "--hostname",
+            "net-fake",
+            "--vm-timeout",
+            "3s",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<Usage>(Site::Fake, T, USAGE_STAGES, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_storage_survives_a_hostile_answer_at_every_stage() {
     all_stages::<ObjectStorage>(Site::Fake, T, OBJ_STAGES, &["--size", "4K"]).await;
 }
@@ -642,6 +711,8 @@ fn a_delete_path_holds_one_id_per_segment() {
         "/s0/swift/v1/AUTH_p/fedprobe-1/probe-1.bin",
         "/s0/swift/v1/AUTH_p/fedprobe-1",
         "/image/v2/images/img-1",
+        "/s0/network/v2.0/floatingips/f-1",
+        "/s0/network/v2.0/security-groups/..%2Fports",
     ] {
         assert!(delete_path_ok(ok), "{ok}");
     }
@@ -654,6 +725,8 @@ fn a_delete_path_holds_one_id_per_segment() {
         "/s0/swift/v1/AUTH_p",
         "/sx/compute/v2.1/servers/srv-1",
         "/image/v2/images/",
+        "/s0/network/v2.0/floatingips/f-1/x",
+        "/s0/network/v2.0/ports/p-1",
     ] {
         assert!(!delete_path_ok(steered), "{steered}");
     }
