@@ -128,8 +128,14 @@ struct UriDoc {
 
 #[derive(Deserialize)]
 struct UriList {
-    #[serde(rename = "uri-list", default)]
-    list: Vec<UriDoc>,
+    /// IM always sends it; an answer without it is not IM's.
+    #[serde(rename = "uri-list")]
+    list: Option<Vec<UriDoc>>,
+}
+
+/// An answer with no list where IM sends one.
+fn no_list() -> Fail {
+    Fail::critical("HTTP 200 OK without the uri-list IM answers with")
 }
 
 /// One IM endpoint and the Authorization header for it.
@@ -245,6 +251,7 @@ impl Im {
         let list: UriList = ok(self.send(self.request(Method::GET, url)).await?)?.json()?;
         Ok(list
             .list
+            .ok_or_else(no_list)?
             .iter()
             .filter_map(|u| last_segment(&u.uri))
             .collect())
@@ -264,11 +271,15 @@ impl Im {
             return Ok(None);
         }
         let doc: Value = ok(reply)?.json()?;
-        Ok(doc.get(prop).and_then(|v| match v {
+        // IM answers `{PROP: value}`; anything else is not an answer.
+        let v = doc.get(prop).ok_or_else(|| {
+            Fail::critical(format!("HTTP 200 OK without the {prop} IM answers with"))
+        })?;
+        Ok(match v {
             Value::String(s) => Some(s.clone()),
             Value::Null => None,
             other => Some(other.to_string()),
-        }))
+        })
     }
 
     /// The contextualization log: where IM writes why VMs failed. Cleaned.
@@ -298,6 +309,7 @@ impl Im {
         let list: UriList = ok(self.send(self.request(Method::GET, url)).await?)?.json()?;
         Ok(list
             .list
+            .ok_or_else(no_list)?
             .iter()
             .filter_map(|u| last_segment(&u.uri))
             .collect())

@@ -1,8 +1,8 @@
 //! A hostile site at every stage, not only at login: for each stage of
 //! check_vm_lifecycle, check_image_upload (behind the wiremock cloud),
-//! check_block_storage, check_object_storage, check_network and
-//! check_usage (behind fakecloud, the demo's site, for its Cinder, Swift,
-//! Neutron and usage APIs), one
+//! check_block_storage, check_object_storage, check_network, check_usage
+//! and check_orchestrator (behind fakecloud, the demo's site, for its
+//! Cinder, Swift, Neutron, usage APIs and Infrastructure Manager), one
 //! request of that stage is
 //! answered with garbage (huge, endless, deeply nested, wrongly typed, badly
 //! encoded, path-like ids, redirects, resets) by a front that forwards all
@@ -20,6 +20,7 @@ use probes::checks::block_storage::BlockStorage;
 use probes::checks::image_upload::ImageUpload;
 use probes::checks::network::NetworkProbe;
 use probes::checks::object_storage::ObjectStorage;
+use probes::checks::orchestrator::Orchestrator;
 use probes::checks::usage::Usage;
 use probes::checks::vm_lifecycle::VmLifecycle;
 use probes::model::Cleanup;
@@ -157,6 +158,19 @@ const USAGE_STAGES: &[(&str, &str, &str)] = &[
     ("USAGE-03", "GET", "/s0/volume/v3/*/volumes/summary"),
 ];
 
+/// check_orchestrator's: the Infrastructure Manager's and the site's.
+const ORCH_STAGES: &[(&str, &str, &str)] = &[
+    ("ORCH-01", "GET", "/im/version"),
+    ("ORCH-02", "GET", "/s0/image/v2/images"),
+    ("ORCH-03", "GET", "/s0/compute/v2.1/flavors/detail"),
+    ("ORCH-04", "POST", "/im/infrastructures"),
+    ("ORCH-05", "GET", "/im/infrastructures/*/state"),
+    ("ORCH-05", "GET", "/im/infrastructures/*"),
+    ("ORCH-05", "GET", "/im/infrastructures/*/vms/*/instance_id"),
+    ("ORCH-06", "DELETE", "/im/infrastructures/*"),
+    ("ORCH-07", "GET", "/s0/compute/v2.1/servers/*"),
+];
+
 /// Every DELETE the probes may send (after fakecloud's `/sN`), each `*`
 /// exactly one id: an id from an answer must not reach another path.
 const DELETE_PATHS: &[&str] = &[
@@ -168,6 +182,7 @@ const DELETE_PATHS: &[&str] = &[
     "/swift/v1/*/*/*",
     "/network/v2.0/floatingips/*",
     "/network/v2.0/security-groups/*",
+    "/im/infrastructures/*",
 ];
 
 /// Whether `path` is `pattern`, segment by segment; a `*` is one segment
@@ -450,7 +465,16 @@ impl Behind {
                 fakecloud::fixtures::IDP.into(),
             ],
         };
-        argv.extend(extra.iter().map(|s| s.to_string()));
+        // `{base}`: the site's address (the front); `{dir}`: its files.
+        let (base, dir) = match self {
+            Behind::Mock(_) => (String::new(), String::new()),
+            Behind::Fake(c, d) => (c.base().to_string(), d.path().display().to_string()),
+        };
+        argv.extend(
+            extra
+                .iter()
+                .map(|s| s.replace("{base}", &base).replace("{dir}", &dir)),
+        );
         argv
     }
 }
@@ -476,6 +500,7 @@ async fn cloud(site: Site, stage: (&'static str, &'static str), answer: Answer) 
                 .expect("start fakecloud");
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("oidc"), &c.cloud.access_token).unwrap();
+            std::fs::write(dir.path().join("secret"), &c.cloud.client_secret).unwrap();
             let f = front(listener, format!("http://{}", c.addr), stage, answer).await;
             (Behind::Fake(c, dir), f)
         }
@@ -485,6 +510,11 @@ async fn cloud(site: Site, stage: (&'static str, &'static str), answer: Answer) 
 /// A DELETE to one of [`DELETE_PATHS`] (fakecloud's `/sN` first or not),
 /// with no query.
 fn delete_path_ok(p: &str) -> bool {
+    // The one query a probe adds itself: IM's forced destroy.
+    let p = match p.strip_suffix("?force=true") {
+        Some(q) if q.starts_with("/im/") => q,
+        _ => p,
+    };
     if p.contains('?') || p.contains('#') {
         return false;
     }
@@ -698,6 +728,26 @@ async fn usage_survives_a_hostile_answer_at_every_stage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orchestrator_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<Orchestrator>(
+        Site::Fake,
+        T_BLOCK,
+        ORCH_STAGES,
+        &[
+            "--orchestrator",
+            "{base}/im",
+            "--orchestrator-user",
+            fakecloud::im::USER,
+            "--orchestrator-password-file",
+            "{dir}/secret",
+            "--registry-image",
+            "egi.ubuntu.22.04",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_storage_survives_a_hostile_answer_at_every_stage() {
     all_stages::<ObjectStorage>(Site::Fake, T, OBJ_STAGES, &["--size", "4K"]).await;
 }
@@ -713,6 +763,7 @@ fn a_delete_path_holds_one_id_per_segment() {
         "/image/v2/images/img-1",
         "/s0/network/v2.0/floatingips/f-1",
         "/s0/network/v2.0/security-groups/..%2Fports",
+        "/im/infrastructures/inf-1?force=true",
     ] {
         assert!(delete_path_ok(ok), "{ok}");
     }
@@ -727,6 +778,8 @@ fn a_delete_path_holds_one_id_per_segment() {
         "/image/v2/images/",
         "/s0/network/v2.0/floatingips/f-1/x",
         "/s0/network/v2.0/ports/p-1",
+        "/im/infrastructures/inf-1?force=false",
+        "/s0/compute/v2.1/servers/srv-1?force=true",
     ] {
         assert!(!delete_path_ok(steered), "{steered}");
     }

@@ -436,6 +436,7 @@ pub async fn deploy_cycle<C: Compute>(
 
     let t_gone = Instant::now();
     ctx.step(GONE, async {
+        let servers = servers?;
         for (id, handle) in &servers {
             wait_gone_at_site(ctx, cloud, id).await?;
             ctx.settle(*handle, Cleanup::Deleted);
@@ -537,31 +538,30 @@ async fn failed(im: &Im, inf: &str, s: &InfState) -> Fail {
 }
 
 /// The deployment's servers at the site, each tracked for deletion there.
-/// Best effort: what cannot be read is left to the orchestrator's destroy.
+/// A failure to read them is ORCH-07's (it cannot check the site): the run
+/// still asks the orchestrator to destroy the deployment first.
 async fn site_servers<C: Compute>(
     ctx: &Ctx,
     cloud: &C,
     im: &Im,
     inf: &str,
-) -> Vec<(String, ResourceId)> {
-    let ids = match instance_ids(im, inf).await {
-        Ok(ids) => ids,
-        Err(f) => {
-            ctx.detail(format!(
-                "cannot read the deployment's servers: {}",
-                f.message
-            ));
-            return Vec::new();
+) -> Result<Vec<(String, ResourceId)>, Fail> {
+    let ids = instance_ids(im, inf).await.map_err(|f| {
+        let f = orchestrator_fault(f);
+        Fail {
+            message: format!("cannot read the deployment's servers: {}", f.message),
+            ..f
         }
-    };
-    ids.into_iter()
+    })?;
+    Ok(ids
+        .into_iter()
         .map(|id| {
             let handle = ctx.track(ResourceKind::Server, &id, None, cloud, |c, id| async move {
                 delete_server_and_wait(&c, &id).await.map(drop)
             });
             (id, handle)
         })
-        .collect()
+        .collect())
 }
 
 async fn wait_gone_at_site<C: Compute>(ctx: &Ctx, cloud: &C, id: &str) -> Result<(), Fail> {
