@@ -383,16 +383,24 @@ pub async fn deploy_cycle<C: Compute>(
     ctx.perf(Perf::seconds("deploy", deploy_time));
 
     let t_run = Instant::now();
-    let (state, polls) = ctx
-        .step(RUNNING, wait_running(ctx, im, &inf, plan.vm_timeout))
+    // Then the servers at the site, tracked there too: if the orchestrator
+    // cannot destroy them, the monitor deletes them itself. Read within this
+    // stage, so a read that never ends names it; a read that fails is
+    // ORCH-07's, which cannot check the site without them.
+    let ((state, polls), run_time, servers) = ctx
+        .step(RUNNING, async {
+            let done = wait_running(ctx, im, &inf, plan.vm_timeout).await?;
+            let run_time = t_run.elapsed();
+            let servers = site_servers(ctx, cloud, im, &inf).await;
+            Ok(Done {
+                value: (done.value, run_time, servers),
+                status: done.status,
+                message: done.message,
+            })
+        })
         .await?;
-    let run_time = t_run.elapsed();
     ctx.perf(Perf::seconds("running", run_time).thresholds(ctx.warning(), ctx.critical()));
     ctx.perf(Perf::count("polls", polls));
-
-    // The servers at the site, tracked there too: if the orchestrator
-    // cannot destroy them, the monitor deletes them itself.
-    let servers = site_servers(ctx, cloud, im, &inf).await;
 
     let t_destroy = Instant::now();
     ctx.step(DESTROY, async {
