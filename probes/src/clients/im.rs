@@ -126,16 +126,11 @@ struct UriDoc {
     uri: String,
 }
 
+/// IM always sends the list: an answer without it fails to parse.
 #[derive(Deserialize)]
 struct UriList {
-    /// IM always sends it; an answer without it is not IM's.
     #[serde(rename = "uri-list")]
-    list: Option<Vec<UriDoc>>,
-}
-
-/// An answer with no list where IM sends one.
-fn no_list() -> Fail {
-    Fail::critical("HTTP 200 OK without the uri-list IM answers with")
+    list: Vec<UriDoc>,
 }
 
 /// One IM endpoint and the Authorization header for it.
@@ -247,11 +242,15 @@ impl Im {
 
     /// The infrastructure's VM ids (`GET /infrastructures/{id}`).
     pub async fn vms(&self, id: &str) -> Result<Vec<String>, Fail> {
-        let url = self.url(&["infrastructures", id])?;
+        self.uri_ids(&["infrastructures", id]).await
+    }
+
+    /// The last segment of each URI of the uri-list IM answers at `path`.
+    async fn uri_ids(&self, path: &[&str]) -> Result<Vec<String>, Fail> {
+        let url = self.url(path)?;
         let list: UriList = ok(self.send(self.request(Method::GET, url)).await?)?.json()?;
         Ok(list
             .list
-            .ok_or_else(no_list)?
             .iter()
             .filter_map(|u| last_segment(&u.uri))
             .collect())
@@ -305,14 +304,7 @@ impl Im {
 
     /// The ids of the infrastructures IM's user owns.
     pub async fn list(&self) -> Result<Vec<String>, Fail> {
-        let url = self.url(&["infrastructures"])?;
-        let list: UriList = ok(self.send(self.request(Method::GET, url)).await?)?.json()?;
-        Ok(list
-            .list
-            .ok_or_else(no_list)?
-            .iter()
-            .filter_map(|u| last_segment(&u.uri))
-            .collect())
+        self.uri_ids(&["infrastructures"]).await
     }
 
     /// `DELETE /infrastructures/{id}` (with `force`: IM forgets it even when
