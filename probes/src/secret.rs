@@ -25,9 +25,10 @@ struct Known {
 }
 
 /// A Bloom filter over the windows, two bits each, grown with them: at 16
-/// bits a window about 0.5% of absent windows pass to the set. (A fixed
-/// 2^20 bits, one each, let a fifth through at a thousand sites, about
-/// 600,000 windows, and the set lookups were most of the scrub's time.)
+/// to 32 bits a window, 0.4-1.4% of absent windows pass to the set. (A
+/// fixed 2^20 bits, one each, let a large share through at a thousand
+/// sites, several hundred thousand windows, and the set lookups were most
+/// of the scrub's time.)
 struct Filter {
     bits: u32,
     words: Vec<u64>,

@@ -392,11 +392,11 @@ pub async fn deploy_cycle<C: Compute>(
             let done = wait_running(ctx, im, &inf, plan.vm_timeout).await?;
             let run_time = t_run.elapsed();
             let servers = site_servers(ctx, cloud, im, &inf).await;
-            Ok(Done {
-                value: (done.value, run_time, servers),
-                status: done.status,
-                message: done.message,
-            })
+            Ok(Done::with(
+                done.status,
+                (done.value, run_time, servers),
+                done.message,
+            ))
         })
         .await?;
     ctx.perf(Perf::seconds("running", run_time).thresholds(ctx.warning(), ctx.critical()));
