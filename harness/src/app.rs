@@ -14,7 +14,7 @@ use crate::demo::{Demo, DemoOptions, Fault, Faults};
 use crate::guideline::{Capability, Guideline, Level, ProbeEntry, Requirement};
 use crate::profile::Profile;
 use crate::progress::Progress;
-use crate::report::spool::Spool;
+use crate::report::spool::{Spool, Writer};
 use crate::report::{self, Format, Report};
 use crate::run::{self, ExternalPlan, Limits, ProbePlan, SitePlan};
 
@@ -329,17 +329,14 @@ pub async fn execute(
     let progress = Arc::new(Progress::auto(out.quiet));
     let mut report = Report::empty(guidelines, started);
     report.previous = previous;
-    let mut spool = Spool::new().map_err(|e| format!("report spool: {e}"));
+    let spool = Spool::new().map_err(|e| format!("report spool: {e}"));
+    let writer = Writer::start(&report, spool);
     run::run_all(plans, limits, progress, stop, |run| {
-        let site = report::grade_site(guidelines, run);
-        if let Ok(sp) = &mut spool {
-            if let Err(e) = sp.add(&report, &site) {
-                spool = Err(format!("report spool: {e}"));
-            }
-        }
-        report.sites.push(site.slim());
+        writer.add(report::grade_site(guidelines, run));
     })
     .await;
+    let (sites, spool) = writer.finish().await;
+    report.sites = sites;
     report.duration = t0.elapsed();
     Finished { report, spool }
 }

@@ -35,29 +35,48 @@ pub const CLOSE: &str = "</testsuites>\n";
 /// One site's test suites as they appear between [`OPEN`] and [`CLOSE`],
 /// their ids counted from `first_id`; and how many suites there are.
 pub fn site_chunk(s: &SiteReport, first_id: usize) -> (String, usize) {
+    let (suites, n) = site_suites(s);
+    (shift_ids(&suites, first_id), n)
+}
+
+/// One site's test suites numbered from 0, and how many there are: the
+/// spool renders sites in parallel and numbers them in order
+/// ([`shift_ids`]).
+pub fn site_suites(s: &SiteReport) -> (String, usize) {
     let mut report = ReportBuilder::new();
     add_site(&mut report, s);
     let whole = write(report);
     let Some(inner) = whole.strip_prefix(OPEN).and_then(|t| t.strip_suffix(CLOSE)) else {
         return (String::new(), 0);
     };
-    // The crate numbers suites from 0 per document.
-    let mut out = String::with_capacity(inner.len());
-    let mut n = 0;
-    let mut rest = inner;
-    while let Some(i) = rest.find("<testsuite id=\"") {
-        let start = i + "<testsuite id=\"".len();
+    (inner.to_string(), inner.matches(SUITE_ID).count())
+}
+
+const SUITE_ID: &str = "<testsuite id=\"";
+
+/// `suites` (from [`site_suites`]) with every suite id moved up by `by`.
+/// Names and messages are XML-escaped, so only the suites' own attribute
+/// matches.
+pub fn shift_ids(suites: &str, by: usize) -> String {
+    if by == 0 {
+        return suites.to_string();
+    }
+    let mut out = String::with_capacity(suites.len() + 16);
+    let mut rest = suites;
+    while let Some(i) = rest.find(SUITE_ID) {
+        let start = i + SUITE_ID.len();
         let Some(len) = rest[start..].find('"') else {
             break;
         };
         out.push_str(&rest[..start]);
-        let id: usize = rest[start..start + len].parse().unwrap_or(n);
-        out.push_str(&(id + first_id).to_string());
+        match rest[start..start + len].parse::<usize>() {
+            Ok(id) => out.push_str(&(id + by).to_string()),
+            Err(_) => out.push_str(&rest[start..start + len]),
+        }
         rest = &rest[start + len..];
-        n += 1;
     }
     out.push_str(rest);
-    (out, n)
+    out
 }
 
 fn add_site(report: &mut ReportBuilder, s: &SiteReport) {

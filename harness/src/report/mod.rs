@@ -180,6 +180,23 @@ impl SiteReport {
         self.run.probes = Vec::new();
         self
     }
+
+    /// [`SiteReport::slim`] of a site still to be rendered.
+    pub fn slim_copy(&self) -> SiteReport {
+        let run = SiteRun {
+            site: self.run.site.clone(),
+            guideline: self.run.guideline.clone(),
+            cloud: self.run.cloud,
+            started_at: self.run.started_at,
+            duration: self.run.duration,
+            probes: Vec::new(),
+            externals: self.run.externals.clone(),
+        };
+        SiteReport {
+            run,
+            grade: self.grade.clone(),
+        }
+    }
 }
 
 /// A requirement's verdict for one site, from its capabilities.

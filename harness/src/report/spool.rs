@@ -10,6 +10,9 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
 
 use probes::model::Status;
 use probes::secret::scrub;
@@ -73,6 +76,40 @@ impl Part {
     }
 }
 
+/// One site's part of every format, scrubbed. Rendering is most of a
+/// report's cost and needs only the report's header and the site, so sites
+/// render in parallel ([`SitePart::render`]) and are appended in order.
+pub struct SitePart {
+    key: Key,
+    json: String,
+    /// Suites numbered from 0 ([`junit::site_suites`]).
+    junit: String,
+    junit_suites: usize,
+    metrics: Vec<String>,
+    html: String,
+    markdown: String,
+}
+
+impl SitePart {
+    /// `r`'s header (guideline, requirements) is what the sections use.
+    pub fn render(r: &Report, s: &SiteReport) -> SitePart {
+        let (suites, n) = junit::site_suites(s);
+        SitePart {
+            key: (
+                std::cmp::Reverse(s.grade.status),
+                s.grade.passed,
+                s.run.site.clone(),
+            ),
+            json: scrub(&json::site_chunk(s)),
+            junit: scrub(&suites),
+            junit_suites: n,
+            metrics: metrics::site_chunks(s).iter().map(|l| scrub(l)).collect(),
+            html: scrub(&html::section(r, s)),
+            markdown: scrub(&markdown::section(r, s)),
+        }
+    }
+}
+
 /// The spool of one harness run.
 pub struct Spool {
     _dir: tempfile::TempDir,
@@ -106,20 +143,21 @@ impl Spool {
     /// Spool one graded site; `r` is the report so far (its header is what
     /// the sections use).
     pub fn add(&mut self, r: &Report, s: &SiteReport) -> io::Result<()> {
-        let key: Key = (
-            std::cmp::Reverse(s.grade.status),
-            s.grade.passed,
-            s.run.site.clone(),
-        );
-        self.json.add(key.clone(), &scrub(&json::site_chunk(s)))?;
-        let (suites, n) = junit::site_chunk(s, self.junit_suites);
-        self.junit_suites += n;
-        self.junit.add(key.clone(), &scrub(&suites))?;
-        for (part, lines) in self.metrics.iter_mut().zip(metrics::site_chunks(s)) {
-            part.add(key.clone(), &scrub(&lines))?;
+        self.append(SitePart::render(r, s))
+    }
+
+    /// Append one site's rendered part: sites are appended in the order
+    /// they are to appear (JSON, JUnit and metrics keep it).
+    pub fn append(&mut self, p: SitePart) -> io::Result<()> {
+        self.json.add(p.key.clone(), &p.json)?;
+        let suites = junit::shift_ids(&p.junit, self.junit_suites);
+        self.junit_suites += p.junit_suites;
+        self.junit.add(p.key.clone(), &suites)?;
+        for (part, lines) in self.metrics.iter_mut().zip(&p.metrics) {
+            part.add(p.key.clone(), lines)?;
         }
-        self.html.add(key.clone(), &scrub(&html::section(r, s)))?;
-        self.markdown.add(key, &scrub(&markdown::section(r, s)))?;
+        self.html.add(p.key.clone(), &p.html)?;
+        self.markdown.add(p.key, &p.markdown)?;
         Ok(())
     }
 
@@ -183,5 +221,71 @@ impl Spool {
         w.flush()?;
         out.push(path(Format::Html));
         Ok(out)
+    }
+}
+
+type Rendering = tokio::task::JoinHandle<Result<SitePart, tokio::task::JoinError>>;
+
+/// Sites spooled as they are graded, rendered off the thread that runs the
+/// probes, at most a core's worth at a time, and appended in the order
+/// added: over a thousand sites that finish within a second or two of each
+/// other, one thread rendering them was seconds after the last probe.
+pub struct Writer {
+    header: Arc<Report>,
+    gate: Arc<tokio::sync::Semaphore>,
+    parts: mpsc::UnboundedSender<(SiteReport, Rendering)>,
+    done: tokio::task::JoinHandle<(Vec<SiteReport>, Result<Spool, String>)>,
+}
+
+impl Writer {
+    /// Within a Tokio runtime. `r`'s header is what the sections use.
+    pub fn start(r: &Report, mut spool: Result<Spool, String>) -> Writer {
+        let (parts, mut rx) = mpsc::unbounded_channel::<(SiteReport, Rendering)>();
+        let done = tokio::spawn(async move {
+            let mut sites = Vec::new();
+            while let Some((slim, part)) = rx.recv().await {
+                let part = match part.await {
+                    Ok(Ok(p)) => Ok(p),
+                    Ok(Err(e)) | Err(e) => Err(format!("rendering {}: {e}", slim.run.site)),
+                };
+                if let Ok(sp) = &mut spool {
+                    if let Err(e) = part.and_then(|p| sp.append(p).map_err(|e| e.to_string())) {
+                        spool = Err(format!("report spool: {e}"));
+                    }
+                }
+                sites.push(slim);
+            }
+            (sites, spool)
+        });
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Writer {
+            header: Arc::new(Report {
+                previous: None,
+                sites: Vec::new(),
+                ..r.clone()
+            }),
+            gate: Arc::new(tokio::sync::Semaphore::new(cores)),
+            parts,
+            done,
+        }
+    }
+
+    /// Spool a graded site (after those added before it).
+    pub fn add(&self, site: SiteReport) {
+        let slim = site.slim_copy();
+        let (header, gate) = (self.header.clone(), self.gate.clone());
+        let part = tokio::spawn(async move {
+            let _p = gate.acquire_owned().await;
+            tokio::task::spawn_blocking(move || SitePart::render(&header, &site)).await
+        });
+        let _ = self.parts.send((slim, part));
+    }
+
+    /// Every site's slim report, in the order added, and the spool.
+    pub async fn finish(self) -> (Vec<SiteReport>, Result<Spool, String>) {
+        drop(self.parts);
+        self.done
+            .await
+            .unwrap_or_else(|e| (Vec::new(), Err(format!("report spool: {e}"))))
     }
 }

@@ -487,3 +487,37 @@ fn spooled_reports_equal_whole_renderings() {
         assert_eq!(written, empty.output(f), "{f:?} of no site");
     }
 }
+
+/// Sites rendered in parallel by the spool's writer come out in the order
+/// added, their JUnit suites numbered across sites, equal to the whole
+/// renderings byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_rendered_in_parallel_are_spooled_in_order() {
+    use fedprobe::report::spool::{Spool, Writer};
+    let g = fedprobe::guideline::Guideline::embedded();
+    let runs: Vec<_> = (0..24)
+        .map(|i| site_run(&format!("SITE-{:02}", 23 - i), i % 3 == 0))
+        .collect();
+    let full = Report::build(
+        std::slice::from_ref(&g),
+        runs.clone(),
+        1.0,
+        Duration::from_secs(3),
+    );
+    let mut slim = Report::empty(std::slice::from_ref(&g), 1.0);
+    slim.duration = Duration::from_secs(3);
+    let writer = Writer::start(&slim, Ok(Spool::new().unwrap()));
+    for run in runs {
+        writer.add(fedprobe::report::grade_site(std::slice::from_ref(&g), run));
+    }
+    let (sites, spool) = writer.finish().await;
+    slim.sites = sites;
+    assert_eq!(slim.sites.len(), 24);
+    assert!(slim.sites.iter().all(|s| s.run.probes.is_empty()));
+    let dir = tempfile::tempdir().unwrap();
+    spool.unwrap().finish(&slim, dir.path()).unwrap();
+    for f in Format::ALL {
+        let written = std::fs::read_to_string(dir.path().join(f.file_name())).unwrap();
+        assert_eq!(written, full.output(f), "{f:?}");
+    }
+}
