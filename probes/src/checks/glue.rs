@@ -361,7 +361,7 @@ async fn is_checks(
     site: &str,
     vo: Option<&str>,
 ) -> Result<(Published, String), Fail> {
-    let found = ctx
+    let (found, published_vo) = ctx
         .step(IS_SITE, async {
             let api = is_api::IsApi::new(ctx.http().clone(), is);
             // The site's own route first: the whole list grows with the
@@ -396,8 +396,18 @@ async fn is_checks(
                     )));
                 }
             }
+            // The VO's project and images are read within the step: a
+            // broken answer to them names GLUE-03 (and a deadline cuts it).
+            let published_vo = match vo {
+                Some(vo) => Some((
+                    vo,
+                    api.vo_project(&s.name, vo).await?,
+                    api.vo_images(&s.name, vo).await?,
+                )),
+                None => None,
+            };
             let msg = format!("{site} listed with {} project(s)", s.projects.len());
-            Ok(Done::ok(s, msg))
+            Ok(Done::ok((s, published_vo), msg))
         })
         .await?;
     ctx.perf(Perf::count("is_projects", found.projects.len() as u64));
@@ -412,10 +422,7 @@ async fn is_checks(
         })
         .collect();
     let mut images = Vec::new();
-    if let Some(vo) = vo {
-        let project = is_api::IsApi::new(ctx.http().clone(), is)
-            .vo_project(&found.name, vo)
-            .await?;
+    if let Some((vo, project, vo_images)) = published_vo {
         shares.retain(|s| s.vo.as_deref() != Some(vo));
         shares.push(ShareInfo {
             id: String::new(),
@@ -423,9 +430,7 @@ async fn is_checks(
             project_id: project.id,
             project_name: None,
         });
-        images = is_api::IsApi::new(ctx.http().clone(), is)
-            .vo_images(&found.name, vo)
-            .await?
+        images = vo_images
             .into_iter()
             .map(|i| Item {
                 id: i.id,

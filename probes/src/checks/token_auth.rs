@@ -169,8 +169,16 @@ async fn run(args: &Args, ctx: &Ctx) -> Result<String, Fail> {
         }
     }
 
-    ctx.step(FED_PROTOCOLS, advertised_protocols(&session))
-        .await?;
+    // A listing that breaks is AUTH-18's CRITICAL (recorded by the step);
+    // the garbage token is still tried. Out of time, nothing more is.
+    if let Err(f) = ctx
+        .step(FED_PROTOCOLS, advertised_protocols(&session))
+        .await
+    {
+        if f.kind == crate::fail::FailKind::Timeout {
+            return Err(f);
+        }
+    }
 
     if federated && !args.no_invalid_token_check {
         ctx.step(GARBAGE, garbage_refused(&session)).await?;
@@ -353,7 +361,8 @@ fn protocol_family(p: &keystone::FederationProtocol) -> &'static str {
 
 /// AUTH-18: which federation protocols the site's identity providers offer,
 /// so a site offering SAML only (or OIDC only) is seen as such. Listing
-/// needs admin rights on most sites: a refusal is reported, not failed.
+/// needs admin rights on most sites: a refusal (401/403/404) is reported,
+/// not failed; any other error is CRITICAL.
 async fn advertised_protocols(s: &Session) -> Result<Done<()>, Fail> {
     let used = match &s.protocol {
         Some(p) => format!("this login used {}/{p}", s.identity_provider),
@@ -374,14 +383,17 @@ async fn advertised_protocols(s: &Session) -> Result<Done<()>, Fail> {
             ))
         }
         Err(f) if f.kind == crate::fail::FailKind::Timeout => return Err(f),
+        // Any other answer (5xx, garbage, a reset, a refused redirect) is
+        // the site's Keystone misbehaving, not a refusal: CRITICAL, saying
+        // what came back, with its facts.
         Err(f) => {
-            return Ok(Done::warn(
-                (),
-                format!(
-                    "identity providers could not be listed: {}; {used}",
-                    f.message
-                ),
-            ))
+            let mut fail = Fail::critical(format!(
+                "identity providers could not be listed: {}; {used}",
+                f.message
+            ));
+            fail.http = f.http;
+            fail.transport = f.transport;
+            return Err(fail);
         }
     };
     let mut families = std::collections::BTreeSet::new();

@@ -1,26 +1,35 @@
 //! A hostile site at every stage, not only at login: for each stage of
 //! check_vm_lifecycle, check_image_upload (behind the wiremock cloud),
-//! check_block_storage, check_object_storage, check_network, check_usage
-//! and check_orchestrator (behind fakecloud, the demo's site, for its
-//! Cinder, Swift, Neutron, usage APIs and Infrastructure Manager), one
-//! request of that stage is
+//! check_block_storage, check_object_storage, check_network, check_usage,
+//! check_orchestrator, check_token_auth (its Keystone stages, and its OIDC
+//! grant), check_glue (its GLUE document, information system and live site)
+//! and check_appliances (its registry image list and the site's images)
+//! (behind fakecloud, the demo's site, for its Cinder, Swift, Neutron,
+//! usage APIs, Infrastructure Manager, OIDC provider and information
+//! system), one request of that stage is
 //! answered with garbage (huge, endless, deeply nested, wrongly typed, badly
 //! encoded, path-like ids, redirects, resets) by a front that forwards all
 //! else to the site. Every run must end as a valid Nagios result under
 //! 16 KB, within -t, naming the stage, with cleanup attempted, the token
 //! kept from other hosts and no DELETE steered by an id.
+//!
+//! Not here: check_glue's LDAP BDII (no HTTP) and check_certificates, whose
+//! stages are TLS handshakes, not HTTP answers a front could spoil.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::mockcloud::{run, MockCloud};
+use probes::checks::appliances::Appliances;
 use probes::checks::block_storage::BlockStorage;
+use probes::checks::glue::Glue;
 use probes::checks::image_upload::ImageUpload;
 use probes::checks::network::NetworkProbe;
 use probes::checks::object_storage::ObjectStorage;
 use probes::checks::orchestrator::Orchestrator;
+use probes::checks::token_auth::TokenAuth;
 use probes::checks::usage::Usage;
 use probes::checks::vm_lifecycle::VmLifecycle;
 use probes::model::Cleanup;
@@ -62,8 +71,13 @@ const ANSWERS: [Answer; 10] = [
     Answer::Reset,
 ];
 
+/// The method of a table row for a stage that sends nothing but judges
+/// what earlier ones read: no case of its own, a stage a result may name.
+const NO_REQUEST: &str = "-";
+
 /// (stage id, method, path) of the first request of each stage, in the
-/// order they are sent; in a path `*` is one id (see [`path_matches`]).
+/// order they are sent; in a path `*` is one id (see [`path_matches`]), and
+/// a final `#N` picks the Nth request to that path (see [`ordinal`]).
 const VM_STAGES: &[(&str, &str, &str)] = &[
     ("VM-01", "GET", "/compute/v2.1"),
     ("VM-02", "GET", "/image/v2/images"),
@@ -171,6 +185,71 @@ const ORCH_STAGES: &[(&str, &str, &str)] = &[
     ("ORCH-07", "GET", "/s0/compute/v2.1/servers/*"),
 ];
 
+/// check_token_auth's, all at fakecloud's Keystone (AUTH-05 and AUTH-01
+/// send nothing: the URL policy and the token file); AUTH-18's listings
+/// are an admin's view, served beside fakecloud ([`beside_fakecloud`]).
+/// AUTH-09 posts a garbage token to AUTH-02's path: its row is that
+/// path's second POST.
+const TOKEN_STAGES: &[(&str, &str, &str)] = &[
+    (
+        "AUTH-02",
+        "POST",
+        "/s0/identity/v3/OS-FEDERATION/identity_providers/*/protocols/*/auth",
+    ),
+    ("AUTH-03", "GET", "/s0/identity/v3/auth/projects"),
+    ("AUTH-04", "POST", "/s0/identity/v3/auth/tokens"),
+    ("AUTH-06", "GET", "/s0/identity/v3/auth/tokens"),
+    (
+        "AUTH-18",
+        "GET",
+        "/s0/identity/v3/OS-FEDERATION/identity_providers",
+    ),
+    (
+        "AUTH-18",
+        "GET",
+        "/s0/identity/v3/OS-FEDERATION/identity_providers/*/protocols",
+    ),
+    (
+        "AUTH-09",
+        "POST",
+        "/s0/identity/v3/OS-FEDERATION/identity_providers/*/protocols/*/auth#2",
+    ),
+];
+
+/// check_token_auth by an OIDC client_credentials grant at fakecloud's
+/// OP: AUTH-01 finds the token endpoint and is granted the token (the
+/// stages after it are [`TOKEN_STAGES`]').
+const TOKEN_GRANT_STAGES: &[(&str, &str, &str)] = &[
+    ("AUTH-01", "GET", "/oidc/.well-known/openid-configuration"),
+    ("AUTH-01", "POST", "/oidc/token"),
+];
+
+/// check_appliances': the registry's image list (served beside the site,
+/// see [`beside_fakecloud`]) and the site's images (the login between
+/// them is the shared one, [`TOKEN_STAGES`]').
+const APPL_STAGES: &[(&str, &str, &str)] = &[
+    ("APPL-01", "GET", "/registry/ops.json"),
+    ("APPL-02", "GET", "/s0/image/v2/images"),
+];
+
+/// check_glue's over http (`--glue-url`, `--is-url`, the live site; an
+/// LDAP BDII is no HTTP a front can spoil): GLUE-02 validates what GLUE-01
+/// read, GLUE-04 compares the VO's project the sources publish with the
+/// login's (the login between is the shared one, [`TOKEN_STAGES`]').
+/// GLUE-03 asks the site's own route (the whole list only when that
+/// misses: not sent unprovoked, so no row).
+const GLUE_STAGES: &[(&str, &str, &str)] = &[
+    ("GLUE-01", "GET", "/s0/glue.json"),
+    ("GLUE-02", NO_REQUEST, ""),
+    ("GLUE-03", "GET", "/is/site/*"),
+    ("GLUE-03", "GET", "/is/site/*/*/project"),
+    ("GLUE-03", "GET", "/is/site/*/*/images"),
+    ("GLUE-04", NO_REQUEST, ""),
+    ("GLUE-05", "GET", "/s0/compute/v2.1/flavors/detail"),
+    ("GLUE-05", "GET", "/s0/image/v2/images"),
+    ("ACCEL-01", "GET", "/s0/compute/v2.1/flavors/detail#2"),
+];
+
 /// Every DELETE the probes may send (after fakecloud's `/sN`), each `*`
 /// exactly one id: an id from an answer must not reach another path.
 const DELETE_PATHS: &[&str] = &[
@@ -184,6 +263,14 @@ const DELETE_PATHS: &[&str] = &[
     "/network/v2.0/security-groups/*",
     "/im/infrastructures/*",
 ];
+
+/// A table's path without its `#N` suffix, and N (1 when there is none).
+fn ordinal(pattern: &str) -> (&str, usize) {
+    match pattern.rsplit_once('#') {
+        Some((p, n)) => (p, n.parse().expect("a table's #N is a number")),
+        None => (pattern, 1),
+    }
+}
 
 /// Whether `path` is `pattern`, segment by segment; a `*` is one segment
 /// that is not empty, `.`, `..` or a listing's `detail`.
@@ -376,9 +463,9 @@ async fn hostile(s: &mut TcpStream, a: Answer, own: &str, other: SocketAddr, swi
     let _ = s.write_all(&bytes).await;
 }
 
-/// A front on 127.0.0.1: the first request of `method` to a path
-/// [`path_matches`] `pattern` gets `answer` (a redirect loop: every one),
-/// everything else goes to `upstream`.
+/// A front on 127.0.0.1: the first (or `#N`th, see [`ordinal`]) request of
+/// `method` to a path [`path_matches`] `pattern` gets `answer` (a redirect
+/// loop: that one and every later one), everything else goes to `upstream`.
 async fn front(
     listener: TcpListener,
     upstream: String,
@@ -391,11 +478,12 @@ async fn front(
     let seen = Arc::new(Mutex::new(Vec::new()));
     let leaked = Arc::new(AtomicBool::new(false));
     let other = other_host(leaked.clone()).await;
-    let fired = Arc::new(AtomicBool::new(false));
+    let (pattern, nth) = ordinal(target.1);
+    let matched = Arc::new(AtomicUsize::new(0));
     let (seen2, base2) = (seen.clone(), base.clone());
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let (seen, fired, base) = (seen2.clone(), fired.clone(), base2.clone());
+            let (seen, matched, base) = (seen2.clone(), matched.clone(), base2.clone());
             tokio::spawn(async move {
                 let Some((head, raw)) = read_request(&mut s).await else {
                     return;
@@ -406,8 +494,11 @@ async fn front(
                 seen.lock().unwrap().push(format!("{m} {target_path}"));
                 let path_only = target_path.split('?').next().unwrap_or("");
                 let hit = m == target.0
-                    && path_matches(target.1, path_only)
-                    && (answer == Answer::RedirectLoop || !fired.swap(true, Ordering::SeqCst));
+                    && path_matches(pattern, path_only)
+                    && match matched.fetch_add(1, Ordering::SeqCst) + 1 {
+                        n if answer == Answer::RedirectLoop => n >= nth,
+                        n => n == nth,
+                    };
                 if hit {
                     let own = format!("{base}{target_path}");
                     let swift = path_only.contains("/swift/");
@@ -454,16 +545,22 @@ impl Behind {
                 argv[1] = t.to_string();
                 argv
             }
-            Behind::Fake(c, dir) => vec![
-                "-t".into(),
-                t.to_string(),
-                "--endpoint".into(),
-                c.keystone(0),
-                "--access-token".into(),
-                dir.path().join("oidc").display().to_string(),
-                "--identity-provider".into(),
-                fakecloud::fixtures::IDP.into(),
-            ],
+            Behind::Fake(c, dir) => {
+                let mut argv: Vec<String> = vec![
+                    "-t".into(),
+                    t.to_string(),
+                    "--endpoint".into(),
+                    c.keystone(0),
+                    "--identity-provider".into(),
+                    fakecloud::fixtures::IDP.into(),
+                ];
+                // The access token, unless `extra` asks for an OIDC grant.
+                if !extra.contains(&"--client-id") {
+                    argv.push("--access-token".into());
+                    argv.push(dir.path().join("oidc").display().to_string());
+                }
+                argv
+            }
         };
         // `{base}`: the site's address (the front); `{dir}`: its files.
         let (base, dir) = match self {
@@ -477,6 +574,62 @@ impl Behind {
         );
         argv
     }
+}
+
+/// What fakecloud does not serve, answered by its hook: an admin's view of
+/// the identity providers (check_token_auth's AUTH-18 lists them and then
+/// each one's protocols) and the registry's image list naming the site's
+/// base image (check_appliances' APPL-01), `list` once the site is up.
+fn beside_fakecloud(list: Arc<std::sync::OnceLock<String>>) -> fakecloud::Override {
+    Arc::new(move |r: &fakecloud::Req| {
+        let json = |body: String| Some(fakecloud::http::raw(200, "application/json", body));
+        let p: Vec<&str> = r.path.iter().map(String::as_str).collect();
+        let idp = fakecloud::fixtures::IDP;
+        match p.as_slice() {
+            ["registry", "ops.json"] => json(list.get()?.clone()),
+            ["s0", "identity", "v3", "OS-FEDERATION", "identity_providers"] => json(
+                serde_json::json!({"identity_providers": [{"id": idp, "enabled": true}]})
+                    .to_string(),
+            ),
+            ["s0", "identity", "v3", "OS-FEDERATION", "identity_providers", i, "protocols"]
+                if *i == idp =>
+            {
+                json(
+                    r#"{"protocols": [{"id": "openid", "remote_id_attribute": "HTTP_OIDC_ISS"}]}"#
+                        .into(),
+                )
+            }
+            _ => None,
+        }
+    })
+}
+
+/// Make site 0's base image the synchronised copy of the one image of an
+/// image list (its attributes name the list's identifier and version, the
+/// list has its checksum); the list.
+fn subscribe_base_image(c: &fakecloud::FakeCloud) -> String {
+    let mut site = c.cloud.sites[0].lock().unwrap();
+    let img = site
+        .images
+        .values_mut()
+        .find(|i| i.props.contains_key("APPLIANCE_ATTRIBUTES"))
+        .expect("fakecloud's base image");
+    let attrs = serde_json::json!({
+        "eu.egi.cloud.image_ref": "egi.ubuntu.22.04",
+        "dc:identifier": "fedprobe-hostile-base",
+        "hv:version": "2026.01.01",
+    });
+    img.props
+        .insert("APPLIANCE_ATTRIBUTES".into(), attrs.to_string().into());
+    serde_json::json!({"hv:imagelist": {
+        "dc:title": "ops image list", "ad:vo": "ops",
+        "hv:images": [{"hv:image": {
+            "dc:identifier": "fedprobe-hostile-base", "dc:title": img.name,
+            "hv:version": "2026.01.01",
+            "sl:checksum:sha512": img.sha512.clone().expect("the base image's sha512"),
+        }}],
+    }})
+    .to_string()
 }
 
 /// The site behind a front hostile at `stage`; the site's catalog names
@@ -495,9 +648,12 @@ async fn cloud(site: Site, stage: (&'static str, &'static str), answer: Answer) 
                 boot_delay: Duration::from_millis(200),
                 ..fakecloud::Options::default()
             };
-            let c = fakecloud::FakeCloud::start_advertising(opts, None, Some(base))
+            let list = Arc::new(std::sync::OnceLock::new());
+            let hook = beside_fakecloud(list.clone());
+            let c = fakecloud::FakeCloud::start_advertising(opts, Some(hook), Some(base))
                 .await
                 .expect("start fakecloud");
+            let _ = list.set(subscribe_base_image(&c));
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("oidc"), &c.cloud.access_token).unwrap();
             std::fs::write(dir.path().join("secret"), &c.cloud.client_secret).unwrap();
@@ -617,12 +773,17 @@ async fn baseline<P: Probe>(site: Site, t: u64, stages: Stages, extra: &'static 
         r.duration
     );
     let seen = f.seen.lock().unwrap();
-    for (id, m, p) in stages {
-        let sent = seen.iter().any(|l| {
-            l.split_once(' ').is_some_and(|(lm, lp)| {
-                lm == *m && path_matches(p, lp.split('?').next().unwrap_or(""))
+    for (id, m, p) in stages.iter().filter(|s| s.1 != NO_REQUEST) {
+        let (pattern, nth) = ordinal(p);
+        let sent = seen
+            .iter()
+            .filter(|l| {
+                l.split_once(' ').is_some_and(|(lm, lp)| {
+                    lm == *m && path_matches(pattern, lp.split('?').next().unwrap_or(""))
+                })
             })
-        });
+            .count()
+            >= nth;
         assert!(sent, "{}: {id} {m} {p} never sent: {seen:#?}", P::BIN);
     }
 }
@@ -633,7 +794,7 @@ async fn all_stages<P: Probe>(site: Site, t: u64, stages: Stages, extra: &'stati
     // A few at a time: the huge answers each stream 70 MB.
     let gate = Arc::new(tokio::sync::Semaphore::new(6));
     let mut set = tokio::task::JoinSet::new();
-    for i in 0..stages.len() {
+    for i in (0..stages.len()).filter(|i| stages[*i].1 != NO_REQUEST) {
         for a in ANSWERS {
             let gate = gate.clone();
             set.spawn(async move {
@@ -750,6 +911,60 @@ async fn orchestrator_survives_a_hostile_answer_at_every_stage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_storage_survives_a_hostile_answer_at_every_stage() {
     all_stages::<ObjectStorage>(Site::Fake, T, OBJ_STAGES, &["--size", "4K"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<TokenAuth>(Site::Fake, T, TOKEN_STAGES, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_auth_by_an_oidc_grant_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<TokenAuth>(
+        Site::Fake,
+        T,
+        TOKEN_GRANT_STAGES,
+        &[
+            "--client-id",
+            fakecloud::fixtures::CLIENT_ID,
+            "--client-secret",
+            "{dir}/secret",
+            "--oidc-issuer",
+            "{base}/oidc",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<Glue>(
+        Site::Fake,
+        T,
+        GLUE_STAGES,
+        &[
+            "--glue-url",
+            "{base}/s0/glue.json",
+            "--is-url",
+            "{base}/is",
+            "--site",
+            "DEMO-000",
+            "--vo",
+            "ops",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appliances_survives_a_hostile_answer_at_every_stage() {
+    all_stages::<Appliances>(
+        Site::Fake,
+        T,
+        APPL_STAGES,
+        &["--appliances-list", "{base}/registry/ops.json"],
+    )
+    .await;
 }
 
 #[test]

@@ -36,11 +36,13 @@ async fn live_flavors(
             let listed = f.iter().all(|f| f.extra_specs.is_some());
             (f, listed)
         }
-        // An older Nova refuses the microversion (406/400): read them one by one.
-        Err(_) => {
+        // An older Nova refuses the microversion (406/400): read them one by
+        // one. Any other failure is the answer's, not the version's.
+        Err(f) if matches!(f.http_status(), Some(400 | 406)) => {
             let old = Nova::new(session.http.clone(), nova, session.token.clone(), None);
             (old.flavors(&all).await?, false)
         }
+        Err(f) => return Err(f),
     };
     let old = Nova::new(session.http.clone(), nova, session.token.clone(), None);
     let mut out = Vec::with_capacity(flavors.len());
