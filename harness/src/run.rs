@@ -544,6 +544,7 @@ mod tests {
             duration: Duration::ZERO,
             http: None,
             transport: None,
+            cut_by_deadline: false,
         });
         for (i, k) in kinds.iter().enumerate() {
             r.resources.push(probes::model::Resource {

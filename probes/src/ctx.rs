@@ -152,6 +152,7 @@ impl Ctx {
             let mut s = step(check, f.status, f.message.clone(), duration);
             s.http = f.http.clone();
             s.transport = f.transport;
+            s.cut_by_deadline = f.cut_by_deadline;
             self.rec.push_step(s);
             f.message = format!("{} {}: {}", check.id, check.name, f.message);
             f.recorded = true;
@@ -236,5 +237,6 @@ fn step(check: CheckId, status: Status, message: String, duration: Duration) -> 
         duration,
         http: None,
         transport: None,
+        cut_by_deadline: false,
     }
 }

@@ -23,6 +23,10 @@ pub struct Fail {
     pub transport: Option<Transport>,
     /// Set once a step has recorded this failure, so outer steps do not repeat it.
     pub recorded: bool,
+    /// A wait that ended here was cut short by what `-t` left, not by its
+    /// own limit (`--vm-timeout` and the like): the site had not got there
+    /// yet, and a longer `-t` might have seen it do so.
+    pub cut_by_deadline: bool,
 }
 
 impl Fail {
@@ -34,6 +38,7 @@ impl Fail {
             http: None,
             transport: None,
             recorded: false,
+            cut_by_deadline: false,
         }
     }
 
@@ -60,6 +65,13 @@ impl Fail {
             transport: Some(Transport::Timeout),
             ..Fail::critical(message)
         }
+    }
+
+    /// Mark a wait's failure as cut short by `-t` when `cut` (the
+    /// `cut_by_deadline` of [`crate::poll::Waited::TimedOut`]).
+    pub fn cut_by_deadline(mut self, cut: bool) -> Fail {
+        self.cut_by_deadline = cut;
+        self
     }
 
     pub fn with_status(mut self, status: Status) -> Fail {

@@ -303,6 +303,7 @@ mod tests {
             duration: Duration::ZERO,
             http: None,
             transport: None,
+            cut_by_deadline: false,
         });
         assert!(r.steps()[0].message.len() <= MAX_MESSAGE_CHARS);
     }
@@ -317,6 +318,7 @@ mod tests {
             duration: Duration::ZERO,
             http: None,
             transport: None,
+            cut_by_deadline: false,
         }
     }
 

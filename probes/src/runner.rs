@@ -182,6 +182,7 @@ fn assemble(
                 duration: d,
                 http: None,
                 transport: None,
+                cut_by_deadline: false,
             });
         }
     };

@@ -69,6 +69,7 @@ fn step(check: &str, status: Status) -> Step {
         duration: Duration::from_millis(120),
         http: None,
         transport: None,
+        cut_by_deadline: false,
     }
 }
 

@@ -20,6 +20,7 @@ fn step(check: &str, status: Status) -> Step {
         duration: Duration::from_millis(50),
         http: None,
         transport: None,
+        cut_by_deadline: false,
     }
 }
 

@@ -30,6 +30,7 @@ fn step(check: &str, status: Status, msg: &str) -> Step {
         duration: Duration::from_millis(1500),
         http: None,
         transport: None,
+        cut_by_deadline: false,
     }
 }
 

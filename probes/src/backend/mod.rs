@@ -643,7 +643,8 @@ where
             "still listed {:.0}s after the delete was accepted ({polls} checks{})",
             limit.as_secs_f64(),
             if cut_by_deadline { "; all -t left" } else { "" }
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 

@@ -478,11 +478,18 @@ async fn server<C: Compute>(
         }
     })
     .await?;
-    if let Waited::TimedOut { limit, last, .. } = waited {
+    if let Waited::TimedOut {
+        limit,
+        last,
+        cut_by_deadline,
+        ..
+    } = waited
+    {
         return Err(Fail::critical(format!(
             "server {id} not ACTIVE after {:.0}s; last status {last}",
             limit.as_secs_f64()
-        )));
+        ))
+        .cut_by_deadline(cut_by_deadline));
     }
     let net = match network {
         NetworkChoice::Network { name, .. } => format!(", network {name}"),
@@ -536,12 +543,16 @@ async fn wait_volume<V: Volumes>(
     match waited {
         Waited::Ready { value, polls } => Ok((value, polls)),
         Waited::TimedOut {
-            limit, last, polls, ..
+            limit,
+            last,
+            polls,
+            cut_by_deadline,
         } => Err(Fail::critical(format!(
             "volume {id} not {what} after {:.0}s ({polls} polls, --volume-timeout {}s); last status {last}",
             limit.as_secs_f64(),
             plan.volume_timeout.as_secs()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 
@@ -589,10 +600,16 @@ pub(crate) async fn wait_gone<V: Volumes>(
     .await?;
     match waited {
         Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            last,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "{what} {id} still listed {:.0}s after its delete; last status {last}",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 

@@ -642,10 +642,16 @@ async fn server(
                 t0.elapsed().as_secs_f64()
             ),
         )),
-        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            last,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "server {id} not ACTIVE after {:.0}s (last status {last})",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 
@@ -694,10 +700,15 @@ where
     .await?;
     match waited {
         Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut { limit, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "still there {:.0}s after the delete was accepted",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 

@@ -723,7 +723,8 @@ async fn wait_active<C: Compute>(
             ctx.perf(Perf::count("polls", polls));
             Err(Fail::critical(format!(
                 "server {id} not ACTIVE after {why}; last status {last}"
-            )))
+            ))
+            .cut_by_deadline(cut_by_deadline))
         }
     }
 }

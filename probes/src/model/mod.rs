@@ -109,6 +109,10 @@ pub struct Step {
     /// The transport failure that failed this step, if one did.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub transport: Option<Transport>,
+    /// The step's wait was cut short by what `-t` left, not by its own
+    /// limit ([`crate::fail::Fail::cut_by_deadline`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub cut_by_deadline: bool,
 }
 
 /// What happened to a resource the probe created.

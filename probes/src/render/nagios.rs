@@ -109,6 +109,7 @@ mod tests {
                     duration: Duration::from_millis(1234),
                     http: None,
                     transport: None,
+                    cut_by_deadline: false,
                 })
                 .collect(),
             perfdata: vec![

@@ -42,6 +42,10 @@ async fn probe(c: &fakecloud::FakeCloud, extra: &[&str]) -> ProbeResult {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if extra.contains(&"-t") {
+        // The caller's -t instead of 60.
+        argv.truncate(argv.len() - 2);
+    }
     argv.extend(extra.iter().map(|s| s.to_string()));
     run::<BlockStorage>(&argv).await
 }
@@ -88,6 +92,27 @@ async fn a_volume_stuck_creating_is_critical_at_blk_03() {
     assert_eq!(s.status, Status::Critical);
     assert!(s.message.contains("not available after"), "{}", s.message);
     assert!(s.message.contains("last status creating"), "{}", s.message);
+    // Its own limit ended the wait, not -t.
+    assert!(!s.cut_by_deadline, "{s:?}");
+    nothing_left(&c, &r);
+}
+
+/// The same volume with -t shorter than --volume-timeout: the wait is cut
+/// by what -t left, a typed fact of BLK-03 (CRITICAL: the site had not
+/// made the volume), and the cleanup still runs within -t.
+#[tokio::test]
+async fn a_volume_wait_cut_by_minus_t_says_so() {
+    let c = site(&[fakecloud::Fault::VolumeStuckCreating]).await;
+    let r = probe(&c, &["-t", "8"]).await;
+    assert_eq!(r.status, Status::Critical, "{:#?}", r.steps);
+    let s = step(&r, "BLK-03");
+    assert_eq!(s.status, Status::Critical);
+    assert!(s.cut_by_deadline, "{s:?}");
+    assert!(
+        r.duration < std::time::Duration::from_secs(8),
+        "{:?}",
+        r.duration
+    );
     nothing_left(&c, &r);
 }
 

@@ -140,6 +140,8 @@ async fn never_active_hits_vm_timeout_and_deletes() {
         "{}",
         r.summary
     );
+    let own = r.steps.iter().find(|s| s.status == Status::Critical);
+    assert!(own.is_some_and(|s| !s.cut_by_deadline), "{:#?}", r.steps);
     assert!(
         r.summary
             .contains("last status BUILD (task_state spawning)"),
@@ -372,6 +374,8 @@ async fn wait_is_cut_by_what_minus_t_leaves_and_still_deletes() {
         "{}",
         r.summary
     );
+    let cut = r.steps.iter().find(|s| s.status == Status::Critical);
+    assert!(cut.is_some_and(|s| s.cut_by_deadline), "{:#?}", r.steps);
     assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
     assert!(r.duration < std::time::Duration::from_secs(6));
 }

@@ -510,10 +510,16 @@ async fn wait_running(
                 Done::ok((value, polls), msg)
             })
         }
-        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            last,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "still {last} {:.0}s after the orchestrator accepted it (the site's VM did not start)",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 
@@ -583,11 +589,17 @@ async fn wait_gone_at_site<C: Compute>(ctx: &Ctx, cloud: &C, id: &str) -> Result
     .await?;
     match waited {
         Waited::Ready { .. } => Ok(()),
-        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            last,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "server {id} still listed by the site ({last}) {:.0}s after the orchestrator destroyed \
              the deployment",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 
