@@ -447,6 +447,15 @@ fn exact_text_of_every_format() {
     }
 }
 
+/// The whole report of `runs` and its head (no site yet), as a run starts it.
+fn whole_and_head(g: &fedprobe::guideline::Guideline, runs: &[SiteRun]) -> (Report, Report) {
+    let guidelines = std::slice::from_ref(g);
+    let full = Report::build(guidelines, runs.to_vec(), 1.0, Duration::from_secs(3));
+    let mut head = Report::empty(guidelines, 1.0);
+    head.duration = Duration::from_secs(3);
+    (full, head)
+}
+
 /// The spooled reports a run writes equal the whole renderings of the same
 /// report, byte for byte, in every format.
 #[test]
@@ -458,14 +467,7 @@ fn spooled_reports_equal_whole_renderings() {
         site_run("SITE-A", true),
         site_run("SITE-C", false),
     ];
-    let full = Report::build(
-        std::slice::from_ref(&g),
-        runs.clone(),
-        1.0,
-        Duration::from_secs(3),
-    );
-    let mut slim = Report::empty(std::slice::from_ref(&g), 1.0);
-    slim.duration = Duration::from_secs(3);
+    let (full, mut slim) = whole_and_head(&g, &runs);
     let mut spool = Spool::new().unwrap();
     for run in runs {
         let s = fedprobe::report::grade_site(std::slice::from_ref(&g), run);
@@ -499,14 +501,7 @@ async fn sites_rendered_in_parallel_are_spooled_in_order() {
     let runs: Vec<_> = (0..24)
         .map(|i| site_run(&format!("SITE-{:02}", 23 - i), i % 3 == 0))
         .collect();
-    let full = Report::build(
-        std::slice::from_ref(&g),
-        runs.clone(),
-        1.0,
-        Duration::from_secs(3),
-    );
-    let mut slim = Report::empty(std::slice::from_ref(&g), 1.0);
-    slim.duration = Duration::from_secs(3);
+    let (full, mut slim) = whole_and_head(&g, &runs);
     let writer = Writer::start(&slim, Ok(Spool::new().unwrap()));
     for run in runs {
         writer.add(fedprobe::report::grade_site(std::slice::from_ref(&g), run));
