@@ -68,7 +68,7 @@ impl Fail {
     }
 
     /// Mark a wait's failure as cut short by `-t` when `cut` (the
-    /// `cut_by_deadline` of [`crate::poll::Waited::TimedOut`]).
+    /// `cut_by_deadline` of the poll module's `Waited::TimedOut`).
     pub fn cut_by_deadline(mut self, cut: bool) -> Fail {
         self.cut_by_deadline = cut;
         self

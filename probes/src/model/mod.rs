@@ -110,7 +110,7 @@ pub struct Step {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub transport: Option<Transport>,
     /// The step's wait was cut short by what `-t` left, not by its own
-    /// limit ([`crate::fail::Fail::cut_by_deadline`]).
+    /// limit (`Fail::cut_by_deadline`, carried here by the step).
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub cut_by_deadline: bool,
 }
