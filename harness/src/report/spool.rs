@@ -259,10 +259,15 @@ impl Writer {
         });
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Writer {
+            // Not a clone of `r`: its `previous` may be a whole earlier report.
             header: Arc::new(Report {
-                previous: None,
+                guideline_id: r.guideline_id.clone(),
+                guideline_title: r.guideline_title.clone(),
+                requirements: r.requirements.clone(),
+                started_at: r.started_at,
+                duration: r.duration,
                 sites: Vec::new(),
-                ..r.clone()
+                previous: None,
             }),
             gate: Arc::new(tokio::sync::Semaphore::new(cores)),
             parts,
