@@ -70,6 +70,15 @@ fn new_client(
         .map_err(|e| Fail::unknown(format!("cannot build HTTP client: {}", chain(&e))))
 }
 
+/// Headers that carry the monitor's credentials to a site.
+const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-auth-token",
+    "x-subject-token",
+    "cookie",
+    "proxy-authorization",
+];
+
 /// At most 5 redirects, and only on the same host and port (or to https
 /// on the same host): reqwest strips `Authorization` on a cross-host
 /// redirect but not `X-Auth-Token`, so a hostile site could collect it.
@@ -83,7 +92,8 @@ fn redirect_policy() -> reqwest::redirect::Policy {
         if attempt.previous().len() > 5 {
             return attempt.error("too many redirects (more than 5)");
         }
-        match cross_host(first, attempt.url()) {
+        // The policy does not see the request's headers: say what it may hold.
+        match cross_host(first, attempt.url(), "it may carry credentials") {
             None => attempt.follow(),
             Some(why) => attempt.error(why),
         }
@@ -91,15 +101,16 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 }
 
 /// Why a redirect from a request first sent to `first` may not go to `to`:
-/// another host, or the same host on another port without TLS.
-fn cross_host(first: &Url, to: &Url) -> Option<String> {
+/// another host, or the same host on another port without TLS. `risk`:
+/// what following would expose, as the caller knows it.
+fn cross_host(first: &Url, to: &Url, risk: &str) -> Option<String> {
     let same_host = to.host_str() == first.host_str();
     let same_origin = same_host && to.port_or_known_default() == first.port_or_known_default();
     if same_origin || (same_host && to.scheme() == "https") {
         None
     } else {
         Some(format!(
-            "redirect to another host not followed ({}): it would be sent the token",
+            "redirect to another host not followed ({}): {risk}",
             show_url(to)
         ))
     }
@@ -473,6 +484,16 @@ impl Http {
             .build()
             .map_err(|e| Fail::unknown(format!("cannot build request: {}", chain(&e))))?;
         let first = req.url().clone();
+        // Whatever this request carries, no other host is sent it; the
+        // refusal says what was at stake.
+        let risk = if CREDENTIAL_HEADERS
+            .iter()
+            .any(|h| req.headers().contains_key(*h))
+        {
+            "it would be sent the token"
+        } else {
+            "requests to a site are not sent to other hosts"
+        };
         // Redirects are followed here, not by reqwest, for GET and HEAD only:
         // reqwest turns a POST answered 301/302/303 into a GET of the new
         // place, which reads as a success of something the site never did.
@@ -494,7 +515,7 @@ impl Http {
             let refused = if hops > 5 {
                 Some("too many redirects (more than 5)".to_string())
             } else {
-                cross_host(&first, &to)
+                cross_host(&first, &to, risk)
             };
             if let Some(why) = refused {
                 let mut f = Fail::critical(format!(

@@ -144,8 +144,45 @@ async fn a_get_redirected_to_another_host_is_refused_and_that_host_sees_nothing(
         "{}",
         f.message
     );
+    assert!(
+        f.message.contains("it would be sent the token"),
+        "{}",
+        f.message
+    );
     assert_eq!(f.transport, Some(Transport::TooManyRedirects));
     assert_eq!(f.http.as_ref().and_then(|h| h.status), Some(302));
+    assert!(
+        requests(&other).await.is_empty(),
+        "the other host was asked"
+    );
+}
+
+/// A request that carries no credential is refused the other host too,
+/// and the refusal does not claim a token was at stake.
+#[tokio::test]
+async fn a_redirect_without_credentials_is_refused_without_naming_a_token() {
+    let site = MockServer::start().await;
+    let other = MockServer::start().await;
+    let away = format!("http://localhost:{}/list", other.address().port());
+    answer(
+        &site,
+        "GET",
+        "/.well-known/openid-configuration",
+        to(&away, 302),
+    )
+    .await;
+    answer(&other, "GET", "/list", ResponseTemplate::new(200)).await;
+    let h = http();
+    let f = h
+        .send(h.get(url(&site, "/.well-known/openid-configuration")))
+        .await
+        .unwrap_err();
+    assert!(
+        f.message.contains("redirect to another host not followed"),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("token"), "{}", f.message);
     assert!(
         requests(&other).await.is_empty(),
         "the other host was asked"
