@@ -140,12 +140,6 @@ impl Spool {
         })
     }
 
-    /// Spool one graded site; `r` is the report so far (its header is what
-    /// the sections use).
-    pub fn add(&mut self, r: &Report, s: &SiteReport) -> io::Result<()> {
-        self.append(SitePart::render(r, s))
-    }
-
     /// Append one site's rendered part: sites are appended in the order
     /// they are to appear (JSON, JUnit and metrics keep it).
     pub fn append(&mut self, p: SitePart) -> io::Result<()> {

@@ -460,7 +460,7 @@ fn whole_and_head(g: &fedprobe::guideline::Guideline, runs: &[SiteRun]) -> (Repo
 /// report, byte for byte, in every format.
 #[test]
 fn spooled_reports_equal_whole_renderings() {
-    use fedprobe::report::spool::Spool;
+    use fedprobe::report::spool::{SitePart, Spool};
     let g = fedprobe::guideline::Guideline::embedded();
     let runs = vec![
         site_run("SITE-B", false),
@@ -471,7 +471,7 @@ fn spooled_reports_equal_whole_renderings() {
     let mut spool = Spool::new().unwrap();
     for run in runs {
         let s = fedprobe::report::grade_site(std::slice::from_ref(&g), run);
-        spool.add(&slim, &s).unwrap();
+        spool.append(SitePart::render(&slim, &s)).unwrap();
         slim.sites.push(s.slim());
     }
     assert!(slim.sites.iter().all(|s| s.run.probes.is_empty()));
