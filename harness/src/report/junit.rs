@@ -33,15 +33,8 @@ pub const OPEN: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?><testsuites>";
 pub const CLOSE: &str = "</testsuites>\n";
 
 /// One site's test suites as they appear between [`OPEN`] and [`CLOSE`],
-/// their ids counted from `first_id`; and how many suites there are.
-pub fn site_chunk(s: &SiteReport, first_id: usize) -> (String, usize) {
-    let (suites, n) = site_suites(s);
-    (shift_ids(&suites, first_id), n)
-}
-
-/// One site's test suites numbered from 0, and how many there are: the
-/// spool renders sites in parallel and numbers them in order
-/// ([`shift_ids`]).
+/// numbered from 0, and how many there are: the spool renders sites in
+/// parallel and numbers them in order ([`shift_ids`]).
 pub fn site_suites(s: &SiteReport) -> (String, usize) {
     let mut report = ReportBuilder::new();
     add_site(&mut report, s);
