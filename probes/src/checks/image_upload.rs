@@ -541,10 +541,16 @@ async fn wait_active<S: ImageStore>(
             let msg = format!("active after {secs:.2}s, {polls} status polls");
             Ok(Done::with(ctx.threshold_status(secs), value, msg))
         }
-        Waited::TimedOut { limit, last, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            last,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "image {id} not active after {:.0}s; last status {last}",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 

@@ -347,10 +347,15 @@ where
     .await?;
     match waited {
         Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut { limit, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "still there {:.0}s after the delete was accepted",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 
@@ -368,10 +373,15 @@ async fn delete_when_empty<S: ObjectStore>(ctx: &Ctx, store: &S, c: &str) -> Res
     .await?;
     match waited {
         Waited::Ready { .. } => Ok(()),
-        Waited::TimedOut { limit, .. } => Err(Fail::critical(format!(
+        Waited::TimedOut {
+            limit,
+            cut_by_deadline,
+            ..
+        } => Err(Fail::critical(format!(
             "container still not empty (409) {:.0}s after its only object was deleted",
             limit.as_secs_f64()
-        ))),
+        ))
+        .cut_by_deadline(cut_by_deadline)),
     }
 }
 

@@ -112,11 +112,18 @@ pub async fn create<V: Volumes>(ctx: &Ctx, cloud: &V, own: &Own) -> Result<Made,
         }
     })
     .await?;
-    if let Waited::TimedOut { limit, last, .. } = waited {
+    if let Waited::TimedOut {
+        limit,
+        last,
+        cut_by_deadline,
+        ..
+    } = waited
+    {
         return Err(Fail::critical(format!(
             "own volume {id} not available after {:.0}s; last status {last}",
             limit.as_secs_f64()
-        )));
+        ))
+        .cut_by_deadline(cut_by_deadline));
     }
     Ok(Made {
         id,
