@@ -20,3 +20,4 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod serve;
+pub mod shelf;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
+use crate::shelf::{Shelf, Ticket};
 
 /// One probe of a site's plan: its command line (for display and reports)
 /// and the invocation parsed from it, once, at plan time.
@@ -164,15 +165,90 @@ struct Hooks {
     wait: Vec<(Link, oneshot::Receiver<Option<String>>)>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 enum Done {
     Probe(ProbeRun),
     External(ExternalRun),
 }
 
+impl Done {
+    /// What stands for a run whose result could not be read back.
+    fn lost(name: &str, external: bool, why: String) -> Done {
+        let why = format!("the harness lost this result: {why}");
+        if external {
+            return Done::External(ExternalRun {
+                name: name.to_string(),
+                command: vec![],
+                status: Status::Unknown,
+                exit_code: None,
+                summary: why,
+                long: vec![],
+                perfdata: vec![],
+                duration: Duration::ZERO,
+            });
+        }
+        let label = checks::find(name).map(|e| e.label).unwrap_or("UNKNOWN");
+        let mut result = probes::runner::not_started(name, label, why.clone());
+        result.outcome = probes::model::Outcome::Panicked {
+            message: why,
+            stage: None,
+        };
+        Done::Probe(ProbeRun {
+            probe: name.to_string(),
+            argv: vec![],
+            result,
+        })
+    }
+}
+
+/// A finished job's run, in memory or on the shelf.
+enum Held {
+    Here(Box<Done>),
+    Shelved {
+        ticket: Ticket,
+        name: String,
+        external: bool,
+    },
+}
+
+impl Held {
+    /// On the shelf if it will take it, else here.
+    fn shelve(d: Done, shelf: &mut Shelf) -> Held {
+        match shelf.put(&d) {
+            Some(ticket) => {
+                let (name, external) = match &d {
+                    Done::Probe(p) => (p.probe.clone(), false),
+                    Done::External(e) => (e.name.clone(), true),
+                };
+                Held::Shelved {
+                    ticket,
+                    name,
+                    external,
+                }
+            }
+            None => Held::Here(Box::new(d)),
+        }
+    }
+
+    fn take(self, shelf: &mut Shelf) -> Done {
+        match self {
+            Held::Here(d) => *d,
+            Held::Shelved {
+                ticket,
+                name,
+                external,
+            } => shelf
+                .take(ticket)
+                .unwrap_or_else(|why| Done::lost(&name, external, why)),
+        }
+    }
+}
+
 /// Run every plan; `stop` turning true cancels what still runs (probes then
 /// clean up within their grace). Each site's run goes to `on_site` as soon
 /// as its last job ends (in plan order: a finished site waits for the ones
-/// before it), so nothing of a site is kept here once it is reported.
+/// before it), so nothing of a site is kept here once it is reported; the
+/// results that wait are on the run's [`Shelf`], not in memory.
 pub async fn run_all(
     plans: Vec<SitePlan>,
     limits: Limits,
@@ -245,22 +321,30 @@ pub async fn run_all(
         });
     }
     drop(tx);
+    let mut shelf = Shelf::new();
     let mut next = 0;
     // Ends when every job has sent (a job that panicked drops its sender
     // without sending: its site is reported with what it has).
     while let Some((si, ji, d)) = rx.recv().await {
         if let Some(p) = sites.get_mut(si) {
-            p.done.insert(ji, d);
             p.left = p.left.saturating_sub(1);
+            // Reported now only if it ends its site and every site before.
+            let now = p.left == 0 && si == next;
+            let held = if now {
+                Held::Here(Box::new(d))
+            } else {
+                Held::shelve(d, &mut shelf)
+            };
+            p.done.insert(ji, held);
         }
         while sites.get(next).is_some_and(|p| p.left == 0) {
-            on_site(sites[next].take());
+            on_site(sites[next].take(&mut shelf));
             next += 1;
         }
     }
     progress.finish();
     for p in sites.iter_mut().skip(next) {
-        on_site(p.take());
+        on_site(p.take(&mut shelf));
     }
 }
 
@@ -270,12 +354,12 @@ struct Pending {
     guideline: String,
     cloud: probes::auth::cloud::CloudKind,
     left: usize,
-    done: BTreeMap<usize, Done>,
+    done: BTreeMap<usize, Held>,
 }
 
 impl Pending {
     /// The site's run, in job order; leaves the pending entry empty.
-    fn take(&mut self) -> SiteRun {
+    fn take(&mut self, shelf: &mut Shelf) -> SiteRun {
         let mut run = SiteRun {
             site: std::mem::take(&mut self.site),
             guideline: std::mem::take(&mut self.guideline),
@@ -287,7 +371,7 @@ impl Pending {
         };
         let mut end: f64 = 0.0;
         for (_, d) in std::mem::take(&mut self.done) {
-            match d {
+            match d.take(shelf) {
                 Done::Probe(p) => {
                     run.started_at = run.started_at.min(p.result.started_at);
                     end = end.max(p.result.started_at + p.result.duration.as_secs_f64());
@@ -491,6 +575,67 @@ mod tests {
         let mut short: Vec<String> = (0..5).map(|i| i.to_string()).collect();
         bound_details(&mut short, 120);
         assert_eq!(short.len(), 5);
+    }
+
+    /// A probe run shelved while its site runs comes back equal (durations
+    /// to the millisecond, as the reports have them).
+    #[test]
+    fn a_shelved_probe_run_comes_back_equal() {
+        use probes::model::{Cleanup, HttpFacts, Outcome, Perf, Resource, Step, Transport, Uom};
+        let mut result =
+            probes::runner::not_started("check_vm_lifecycle", "VM_LIFECYCLE", "x".into());
+        result.status = Status::Critical;
+        result.outcome = Outcome::TimedOut {
+            stage: Some("VM-04".into()),
+        };
+        result.summary = "CRITICAL - VM-04 \"BUILD\" <é> & 1/3".into();
+        result.started_at = 1_796_152_315.634_123;
+        result.duration = Duration::from_millis(61_234);
+        result.http_requests = 17;
+        result.details = vec!["GET https://n/servers -> 200".into(), "é \u{1}".into()];
+        result.steps = vec![Step {
+            check: "VM-04".into(),
+            requirement: "EOSC-IAAS-02".into(),
+            name: "server active".into(),
+            status: Status::Critical,
+            message: "still BUILD after 60 s".into(),
+            duration: Duration::from_millis(60_001),
+            http: Some(HttpFacts {
+                status: Some(500),
+                method: "GET".into(),
+                url: "https://n/servers/1".into(),
+            }),
+            transport: Some(Transport::Reset),
+            cut_by_deadline: true,
+        }];
+        result.perfdata = vec![
+            Perf::new("boot", 0.1 + 0.2, Uom::Seconds)
+                .thresholds("~:30".parse().ok(), "@10:20".parse().ok())
+                .min(0.0)
+                .max(1e-300),
+            Perf::count("polls", 11),
+        ];
+        result.resources = vec![Resource {
+            kind: ResourceKind::Server,
+            id: "5e2d".into(),
+            name: None,
+            cleanup: Cleanup::Failed("HTTP 409".into()),
+            transport: Some(Transport::Timeout),
+        }];
+        let run = ProbeRun {
+            probe: "check_vm_lifecycle".into(),
+            argv: vec!["check_vm_lifecycle".into(), "-vvv".into()],
+            result: result.clone(),
+        };
+        let mut shelf = Shelf::new();
+        let held = Held::shelve(Done::Probe(run), &mut shelf);
+        assert!(matches!(held, Held::Shelved { .. }), "not shelved");
+        let Done::Probe(back) = held.take(&mut shelf) else {
+            panic!("came back as another kind");
+        };
+        assert_eq!(back.probe, "check_vm_lifecycle");
+        assert_eq!(back.argv, ["check_vm_lifecycle", "-vvv"]);
+        assert_eq!(back.result, result);
     }
 
     fn plan(v: &[&str]) -> ProbePlan {

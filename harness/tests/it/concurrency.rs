@@ -99,3 +99,78 @@ async fn without_bounds_the_plugins_do_overlap() {
     let s = statuses(plans(1, 4, &cmd), 8, 4).await;
     assert!(s.contains(&Status::Critical), "{s:?}");
 }
+
+/// A site's finished results wait for its last job on the run's shelf (a
+/// temporary file), and a site that ends before an earlier one waits for
+/// it: everything comes back whole, each site in plan order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_that_end_out_of_order_come_back_whole_in_plan_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("check_says");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsleep \"$2\"\nprintf 'WARNING - %s \"quoted\" <é> & done | t=%ss;1;2;0;10 n=3\\nfirst long line\\nsecond | x=1\\n' \"$1\" \"$2\"\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Site S0's second job is slow: its first job, and every job of S1 and
+    // S2, end before S0 does.
+    let delays = [["0", "1.5"], ["0", "0.1"], ["0.2", "0"]];
+    let plans: Vec<SitePlan> = delays
+        .iter()
+        .enumerate()
+        .map(|(s, d)| {
+            let externals = d
+                .iter()
+                .enumerate()
+                .map(|(i, delay)| ExternalPlan {
+                    name: format!("p{i}"),
+                    command: vec![
+                        script.display().to_string(),
+                        format!("S{s}-p{i}"),
+                        delay.to_string(),
+                    ],
+                    timeout: Duration::from_secs(60),
+                })
+                .collect();
+            SitePlan::new(format!("S{s}"), "g".into(), vec![], externals)
+        })
+        .collect();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let limits = Limits {
+        jobs: 8,
+        jobs_per_site: 2,
+        ..Limits::default()
+    };
+    let mut sites = Vec::new();
+    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
+        sites.push(r)
+    })
+    .await;
+    assert_eq!(
+        sites.iter().map(|s| s.site.as_str()).collect::<Vec<_>>(),
+        ["S0", "S1", "S2"]
+    );
+    for (s, site) in sites.iter().enumerate() {
+        assert_eq!(site.externals.len(), 2, "{}", site.site);
+        for (i, e) in site.externals.iter().enumerate() {
+            assert_eq!(e.name, format!("p{i}"));
+            assert_eq!(e.status, Status::Warning);
+            assert_eq!(e.exit_code, Some(1));
+            assert_eq!(
+                e.summary,
+                format!("WARNING - S{s}-p{i} \"quoted\" <é> & done")
+            );
+            assert_eq!(e.long, ["first long line", "second"]);
+            let perf: Vec<String> = e.perfdata.iter().map(|p| p.to_string()).collect();
+            assert_eq!(
+                perf,
+                [
+                    format!("t={}s;1;2;0;10", delays[s][i]),
+                    "n=3".into(),
+                    "x=1".into()
+                ]
+            );
+        }
+    }
+}
