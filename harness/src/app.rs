@@ -87,7 +87,9 @@ pub struct Output {
     /// Write every report format into this directory
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
-    /// Concurrent probes overall
+    /// Concurrent probes overall (at most: while the CPU cannot keep up, a
+    /// new probe waits until it can, so probes do not queue for the CPU
+    /// holding memory and spending their own -t)
     #[arg(long, default_value_t = 16)]
     pub jobs: usize,
     /// Concurrent probes per site

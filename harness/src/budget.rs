@@ -1,19 +1,34 @@
-//! Jobs admitted under a memory budget. A run over a thousand sites is
-//! CPU-bound long before `--jobs` is reached, and every job in flight holds
-//! its connections, buffers and evidence: past the budget, more jobs in
-//! flight only cost memory. A job starts while the process's resident memory
-//! is under the budget, or while fewer than a floor of jobs run (a run always
-//! progresses).
+//! Jobs admitted under a memory budget and at the pace the CPU takes them.
+//! A run over a thousand sites is CPU-bound long before `--jobs` is
+//! reached, and every job in flight holds its connections, buffers and
+//! evidence: a job that starts while the CPU is saturated only waits in the
+//! runtime's queue, holding memory and using its own `-t`. So a job starts
+//! when the runtime keeps up (a timer ticking every [`TICK`] is late by at
+//! most [`LAG`]: then up to [`BURST`] start per tick) and, with a budget,
+//! while the process's resident memory is under it; always while fewer
+//! than a floor of jobs run (a run always progresses). Jobs waiting on a
+//! cloud (a server booting) use no CPU, so against real sites the pace
+//! admits as fast as `--jobs` allows.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 /// How often the head of the queue looks at the resident memory again.
 const RECHECK: Duration = Duration::from_millis(10);
 /// Longest wait of one job: past it the job starts anyway (the budget is a
 /// target, not a reason to stall a run whose jobs hang until their deadline).
 const MAX_WAIT: Duration = Duration::from_secs(120);
+/// The pace's timer period.
+pub const TICK: Duration = Duration::from_millis(2);
+/// How late the pace's timer may wake for the runtime to count as keeping
+/// up (tokio's timer wheel has millisecond slots: an idle runtime is late
+/// by under one).
+pub const LAG: Duration = Duration::from_millis(3);
+/// Jobs started per tick at most (2,000 a second).
+pub const BURST: usize = 4;
 
 pub struct Gate {
     budget: Option<u64>,
@@ -24,6 +39,8 @@ pub struct Gate {
     running: AtomicUsize,
     /// One waiter reads the memory at a time; the others queue behind it.
     head: tokio::sync::Mutex<()>,
+    /// Starts handed out by the pace (see [`pace`]).
+    starts: Arc<Semaphore>,
 }
 
 /// A job admitted: counted as running until dropped.
@@ -43,12 +60,15 @@ impl Gate {
     }
 
     fn with_max_wait(budget: Option<u64>, floor: usize, max_wait: Duration) -> Arc<Gate> {
+        let starts = Arc::new(Semaphore::new(0));
+        tokio::spawn(pace(Arc::downgrade(&starts)));
         Arc::new(Gate {
             budget,
             floor: floor.max(1),
             max_wait,
             running: AtomicUsize::new(0),
             head: tokio::sync::Mutex::new(()),
+            starts,
         })
     }
 
@@ -64,8 +84,32 @@ impl Gate {
                 tokio::time::sleep(RECHECK).await;
             }
         }
+        if self.running.load(Ordering::Acquire) >= self.floor {
+            if let Ok(start) = self.starts.acquire().await {
+                start.forget();
+            }
+        }
         self.running.fetch_add(1, Ordering::AcqRel);
         Admitted(self.clone())
+    }
+}
+
+/// Hand out up to [`BURST`] starts each [`TICK`] the timer is on time
+/// (within [`LAG`]); ends with the gate. Starts not taken do not pile up.
+async fn pace(starts: Weak<Semaphore>) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(TICK).await;
+        let now = tokio::time::Instant::now();
+        let late = now.saturating_duration_since(last).saturating_sub(TICK);
+        last = now;
+        let Some(starts) = starts.upgrade() else {
+            return;
+        };
+        let have = starts.available_permits();
+        if late <= LAG && have < BURST {
+            starts.add_permits(BURST - have);
+        }
     }
 }
 
@@ -126,7 +170,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_budget_every_job_is_admitted_at_once() {
+    async fn a_runtime_that_does_not_keep_up_starts_only_its_floor() {
+        use std::sync::atomic::AtomicBool;
+        // A task that holds the (one) runtime thread 20 ms at a time: the
+        // pace's timer is late by about that much at every tick.
+        let busy = Arc::new(AtomicBool::new(true));
+        let b = busy.clone();
+        let hog = tokio::spawn(async move {
+            while b.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(20));
+                tokio::task::yield_now().await;
+            }
+        });
+        let gate = Gate::new(None, 1);
+        let first = gate.admit().await; // under the floor: no wait
+        let g = gate.clone();
+        let second = tokio::spawn(async move { g.admit().await });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!second.is_finished(), "started while the runtime lagged");
+        busy.store(false, Ordering::Release);
+        hog.await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("started once the runtime kept up")
+            .unwrap();
+        drop(first);
+    }
+
+    #[tokio::test]
+    async fn without_budget_every_job_is_admitted_at_the_pace() {
         let gate = Gate::new(None, 1);
         let mut held = Vec::new();
         for _ in 0..100 {
