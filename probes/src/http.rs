@@ -79,6 +79,20 @@ const CREDENTIAL_HEADERS: [&str; 5] = [
     "proxy-authorization",
 ];
 
+/// What following a redirect to another host would expose: whatever the
+/// request carries, no other host is sent it; the refusal says what was at
+/// stake.
+fn at_stake(req: &reqwest::Request) -> &'static str {
+    if CREDENTIAL_HEADERS
+        .iter()
+        .any(|h| req.headers().contains_key(*h))
+    {
+        "it would be sent the token"
+    } else {
+        "requests to a site are not sent to other hosts"
+    }
+}
+
 /// At most 5 redirects, and only on the same host and port (or to https
 /// on the same host): reqwest strips `Authorization` on a cross-host
 /// redirect but not `X-Auth-Token`, so a hostile site could collect it.
@@ -484,16 +498,6 @@ impl Http {
             .build()
             .map_err(|e| Fail::unknown(format!("cannot build request: {}", chain(&e))))?;
         let first = req.url().clone();
-        // Whatever this request carries, no other host is sent it; the
-        // refusal says what was at stake.
-        let risk = if CREDENTIAL_HEADERS
-            .iter()
-            .any(|h| req.headers().contains_key(*h))
-        {
-            "it would be sent the token"
-        } else {
-            "requests to a site are not sent to other hosts"
-        };
         // Redirects are followed here, not by reqwest, for GET and HEAD only:
         // reqwest turns a POST answered 301/302/303 into a GET of the new
         // place, which reads as a success of something the site never did.
@@ -515,7 +519,7 @@ impl Http {
             let refused = if hops > 5 {
                 Some("too many redirects (more than 5)".to_string())
             } else {
-                cross_host(&first, &to, risk)
+                cross_host(&first, &to, at_stake(&next))
             };
             if let Some(why) = refused {
                 let mut f = Fail::critical(format!(
