@@ -56,3 +56,19 @@ pub struct ExternalRun {
     #[serde(with = "secs")]
     pub duration: Duration,
 }
+
+impl ExternalRun {
+    /// A run with no result from the plugin: UNKNOWN, saying why.
+    pub fn unknown(name: &str, command: &[String], summary: String) -> ExternalRun {
+        ExternalRun {
+            name: name.to_string(),
+            command: command.to_vec(),
+            status: Status::Unknown,
+            exit_code: None,
+            summary,
+            long: vec![],
+            perfdata: vec![],
+            duration: Duration::ZERO,
+        }
+    }
+}

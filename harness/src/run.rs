@@ -176,16 +176,7 @@ impl Done {
     fn lost(name: &str, external: bool, why: String) -> Done {
         let why = format!("the harness lost this result: {why}");
         if external {
-            return Done::External(ExternalRun {
-                name: name.to_string(),
-                command: vec![],
-                status: Status::Unknown,
-                exit_code: None,
-                summary: why,
-                long: vec![],
-                perfdata: vec![],
-                duration: Duration::ZERO,
-            });
+            return Done::External(ExternalRun::unknown(name, &[], why));
         }
         let label = checks::find(name).map(|e| e.label).unwrap_or("UNKNOWN");
         let mut result = probes::runner::not_started(name, label, why.clone());
@@ -482,16 +473,7 @@ pub fn bound_details(details: &mut Vec<String>, max: usize) {
 /// as ARGO reads it, killed at its timeout.
 pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> ExternalRun {
     let t0 = Instant::now();
-    let mut out = ExternalRun {
-        name: plan.name.clone(),
-        command: plan.command.clone(),
-        status: Status::Unknown,
-        exit_code: None,
-        summary: String::new(),
-        long: vec![],
-        perfdata: vec![],
-        duration: Duration::ZERO,
-    };
+    let mut out = ExternalRun::unknown(&plan.name, &plan.command, String::new());
     let Some((prog, args)) = plan.command.split_first() else {
         out.summary = "empty command".into();
         return out;
