@@ -269,11 +269,62 @@ mod insecure {
     }
 }
 
+/// The client an [`Http`] sends with: made when first needed, dropped by
+/// [`Rest::rest`] while the run waits, so a run waiting on a server boot
+/// holds no connection (each is two hyper buffers of 8 KiB or more and a
+/// dispatch channel, and the site keeps its end open too). A request in
+/// flight holds its own handle, so a rest never cuts it short.
+struct Lazy {
+    tls: rustls::ClientConfig,
+    client: std::sync::Mutex<Option<reqwest::Client>>,
+}
+
+impl Lazy {
+    /// Made at once, so a client that cannot be built fails the run up front.
+    fn new(tls: rustls::ClientConfig) -> Result<Lazy, Fail> {
+        let client = new_client(tls.clone(), reqwest::redirect::Policy::none())?;
+        Ok(Lazy {
+            tls,
+            client: std::sync::Mutex::new(Some(client)),
+        })
+    }
+
+    fn get(&self) -> Result<reqwest::Client, Fail> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = new_client(self.tls.clone(), reqwest::redirect::Policy::none())?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+}
+
+impl crate::record::Rest for Lazy {
+    fn rest(&self) {
+        let old = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(old);
+    }
+}
+
+/// What [`Http::request`] builds requests with. A `RequestBuilder` needs a
+/// client, but [`Http`] sends the built request with its own ([`Lazy`]), so
+/// this one never sends and never holds a connection. `None` if it could
+/// not be built (then no [`Http`] can be made either).
+fn builder(tls: &rustls::ClientConfig) -> Option<&'static reqwest::Client> {
+    static BUILDER: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    BUILDER
+        .get_or_init(|| new_client(tls.clone(), reqwest::redirect::Policy::none()).ok())
+        .as_ref()
+}
+
 /// A client bound to a deadline. Cheap to clone.
 #[derive(Clone)]
 pub struct Http {
     /// Never follows redirects itself: [`Http::send`] does, for GET and HEAD.
-    client: reqwest::Client,
+    client: Arc<Lazy>,
+    /// Builds the requests [`Http::request`] hands out; never sends them.
+    builder: &'static reqwest::Client,
     deadline: Deadline,
     rec: Arc<Recorder>,
     /// What the client trusts, so a derived client can extend it.
@@ -422,8 +473,14 @@ impl Http {
     /// A client trusting what `tls` says, bound to `deadline`, counting and
     /// tracing its requests in `rec`. Fails (UNKNOWN) on a bad CA file.
     pub fn new(tls: TlsOptions, deadline: Deadline, rec: Arc<Recorder>) -> Result<Http, Fail> {
+        let client = Arc::new(Lazy::new(cached_tls_config(&tls)?)?);
+        let builder = builder(&client.tls)
+            .ok_or_else(|| Fail::unknown("cannot build HTTP client for requests"))?;
+        let weak: std::sync::Weak<dyn crate::record::Rest> = Arc::downgrade(&client) as _;
+        rec.on_rest(weak);
         Ok(Http {
-            client: new_client(cached_tls_config(&tls)?, reqwest::redirect::Policy::none())?,
+            client,
+            builder,
             deadline,
             rec,
             tls: Arc::new(tls),
@@ -457,16 +514,12 @@ impl Http {
         WithDeadline::with_deadline(self, deadline)
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        self.client.request(method, url)
+        self.builder.request(method, url)
     }
 
     pub fn get(&self, url: Url) -> RequestBuilder {
-        self.client.get(url)
+        self.builder.get(url)
     }
 
     /// Send and read the whole body, within the deadline. Any HTTP status is
@@ -602,7 +655,7 @@ impl Http {
         req: reqwest::Request,
         sink: Option<Sink<'_>>,
     ) -> Result<Answer, Fail> {
-        let mut resp = self.client.execute(req).await.map_err(transport)?;
+        let mut resp = self.client.get()?.execute(req).await.map_err(transport)?;
         let (status, headers) = (resp.status(), resp.headers().clone());
         let mut a = Answer {
             status,

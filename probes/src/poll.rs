@@ -10,6 +10,27 @@ use tokio::time::Instant;
 
 use crate::deadline::Deadline;
 use crate::fail::Fail;
+use crate::record::Recorder;
+
+/// A wait that sleeps this long or longer first lets its run rest
+/// ([`Recorder::rest`]: its HTTP clients and their idle connections go, and
+/// are made again for the next look). Shorter sleeps keep them: a look every
+/// few hundred milliseconds is cheaper on a kept connection than on a new
+/// TLS handshake, and the first looks at a fresh create are that quick.
+pub const REST_AFTER: Duration = Duration::from_millis(500);
+
+tokio::task_local! {
+    /// The run whose waits these are; set by the runner around a probe body.
+    static RUN: std::sync::Arc<Recorder>;
+}
+
+/// Run `body` as `rec`'s: its waits let `rec` rest while they sleep long.
+pub fn as_run<F: Future>(
+    rec: std::sync::Arc<Recorder>,
+    body: F,
+) -> impl Future<Output = F::Output> {
+    RUN.scope(rec, body)
+}
 
 /// One look at the state.
 pub enum Poll<T> {
@@ -104,6 +125,9 @@ where
                     });
                 }
                 delay = delay.min(end - now);
+            }
+            if delay >= REST_AFTER {
+                let _ = RUN.try_with(|rec| rec.rest());
             }
             tokio::time::sleep(delay).await;
         }

@@ -27,6 +27,13 @@ pub enum StageEvent {
 /// Receives stage events; called on the probe's task, so keep it quick.
 pub type StageSink = Arc<dyn Fn(StageEvent) + Send + Sync>;
 
+/// Something a run holds that it lets go of while it waits, and makes again
+/// when it next needs it: its HTTP clients, with their idle connections (a
+/// harness has thousands of runs waiting on server boots at once).
+pub trait Rest: Send + Sync {
+    fn rest(&self);
+}
+
 struct Tracked {
     resource: Resource,
     cleanup: Option<CleanupFn>,
@@ -51,6 +58,7 @@ struct State {
     /// Trace lines beyond [`MAX_DETAILS`], counted, not kept.
     dropped: u64,
     requests: u64,
+    rests: Vec<std::sync::Weak<dyn Rest>>,
 }
 
 /// The evidence one result keeps is bounded whatever a site sends: trace
@@ -104,6 +112,26 @@ impl Recorder {
 
     pub fn requests(&self) -> u64 {
         self.lock().requests
+    }
+
+    /// Register what [`Recorder::rest`] lets go of; kept while it lives.
+    pub fn on_rest(&self, r: std::sync::Weak<dyn Rest>) {
+        let mut s = self.lock();
+        s.rests.retain(|w| w.strong_count() > 0);
+        s.rests.push(r);
+    }
+
+    /// Let go of what the run can make again (called while it waits).
+    pub fn rest(&self) {
+        let live: Vec<_> = self
+            .lock()
+            .rests
+            .iter()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for r in live {
+            r.rest();
+        }
     }
 
     pub fn detail(&self, line: impl Into<String>) {

@@ -100,7 +100,7 @@ where
     };
     let ctx = Ctx::new(http.clone(), rec.clone(), opts.settings.clone());
 
-    let mut task = spawn_body(body, ctx);
+    let mut task = spawn_body(body, ctx, rec.clone());
     tokio::pin!(cancel);
     let end = tokio::select! {
         joined = &mut task => match joined {
@@ -128,12 +128,16 @@ where
 /// The body's future made and spawned outside `execute`'s own: an async
 /// fn keeps room for every future it makes, even one moved away at once,
 /// and a probe body is 13-25 KB (every probe in flight carried it twice).
-fn spawn_body<B, F>(body: B, ctx: Ctx) -> tokio::task::JoinHandle<Result<String, Fail>>
+fn spawn_body<B, F>(
+    body: B,
+    ctx: Ctx,
+    rec: Arc<Recorder>,
+) -> tokio::task::JoinHandle<Result<String, Fail>>
 where
     B: FnOnce(Ctx) -> F,
     F: Future<Output = Result<String, Fail>> + Send + 'static,
 {
-    tokio::spawn(body(ctx))
+    tokio::spawn(crate::poll::as_run(rec, body(ctx)))
 }
 
 async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {
@@ -538,5 +542,96 @@ mod tests {
         // The failed deletes keep their transport class as a fact.
         let transports: Vec<_> = r.resources.iter().map(|r| r.transport).collect();
         assert_eq!(transports, [None, Some(Transport::Reset)]);
+    }
+
+    /// A loopback HTTP/1.1 server that answers every request `200 ok` on a
+    /// kept-alive connection and logs, in order, `open N`, `get N` (a
+    /// request on connection N) and `close N` (the client let it go).
+    async fn logging_server() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", l.local_addr().unwrap());
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let events = log.clone();
+        tokio::spawn(async move {
+            for n in 0..20 {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let log = events.clone();
+                log.lock().unwrap().push(format!("open {n}"));
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut have = Vec::new();
+                    while let Ok(k) = s.read(&mut buf).await {
+                        if k == 0 {
+                            break;
+                        }
+                        have.extend_from_slice(&buf[..k]);
+                        while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                            have.drain(..end + 4);
+                            log.lock().unwrap().push(format!("get {n}"));
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if s.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    log.lock().unwrap().push(format!("close {n}"));
+                });
+            }
+        });
+        (url, log)
+    }
+
+    /// Three looks `every` apart, each a GET of `url`.
+    async fn three_looks(url: String, every: Duration) -> ProbeResult {
+        execute(opts(10_000), never(), move |ctx: Ctx| async move {
+            let url = reqwest::Url::parse(&url).unwrap();
+            let mut looks = 0;
+            let wait =
+                crate::poll::Wait::bounded(ctx.deadline(), Duration::from_secs(5), Some(every));
+            crate::poll::wait_for(wait, || {
+                looks += 1;
+                let (http, url, n) = (ctx.http().clone(), url.clone(), looks);
+                async move {
+                    http.send(http.get(url)).await?.success()?;
+                    Ok(if n < 3 {
+                        crate::poll::Poll::Pending(format!("look {n}"))
+                    } else {
+                        crate::poll::Poll::Ready(())
+                    })
+                }
+            })
+            .await?;
+            Ok("ready".to_string())
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_sleeps_long_holds_no_connection_while_it_sleeps() {
+        let (url, log) = logging_server().await;
+        let r = three_looks(url, crate::poll::REST_AFTER).await;
+        assert_eq!(r.status, Status::Ok, "{}", r.summary);
+        // The server sees the close (EOF) a moment after the client lets go.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = log.lock().unwrap().clone();
+        let head: Vec<&str> = log.iter().map(String::as_str).take(8).collect();
+        assert_eq!(
+            head,
+            ["open 0", "get 0", "close 0", "open 1", "get 1", "close 1", "open 2", "get 2"],
+            "each look on its own connection, the last one closed before the next opens"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_looks_often_keeps_its_connection() {
+        let (url, log) = logging_server().await;
+        let r = three_looks(url, Duration::from_millis(50)).await;
+        assert_eq!(r.status, Status::Ok, "{}", r.summary);
+        let log = log.lock().unwrap().clone();
+        let head: Vec<&str> = log.iter().map(String::as_str).take(4).collect();
+        assert_eq!(head, ["open 0", "get 0", "get 0", "get 0"]);
     }
 }
