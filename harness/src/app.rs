@@ -333,8 +333,9 @@ pub async fn execute(
     report.previous = previous;
     let spool = Spool::new().map_err(|e| format!("report spool: {e}"));
     let writer = Writer::start(&report, spool);
-    run::run_all(plans, limits, progress, stop, |run| {
-        writer.add(report::grade_site(guidelines, run));
+    let room = writer.room().clone();
+    run::run_all_within(plans, limits, progress, stop, &room, |run, seat| {
+        writer.add(report::grade_site(guidelines, run), seat);
     })
     .await;
     let (sites, spool) = writer.finish().await;

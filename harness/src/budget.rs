@@ -122,6 +122,33 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// How many finished sites the report side holds at once. A site is taken
+/// off the shelf and graded only when there is a seat: the sites of a
+/// thousand-site run finish within a second or two of each other, and each
+/// graded site waiting for the renderer held its whole run in memory.
+#[derive(Clone)]
+pub struct Room(Arc<Semaphore>);
+
+/// A site's place in the [`Room`], given back when it is dropped (after the
+/// site is rendered).
+pub struct Seat(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl Room {
+    pub fn new(sites: usize) -> Room {
+        Room(Arc::new(Semaphore::new(sites.max(1))))
+    }
+
+    /// For a consumer that keeps nothing (a count, a test).
+    pub fn unbounded() -> Room {
+        Room(Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)))
+    }
+
+    pub async fn seat(&self) -> Seat {
+        // The semaphore is never closed; if it were, there is no bound.
+        Seat(self.0.clone().acquire_owned().await.ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use probes::probe::Link;
 use probes::runner::Stop;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use crate::budget::{Room, Seat};
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
 use crate::shelf::{Shelf, Ticket};
@@ -247,6 +248,21 @@ pub async fn run_all(
     stop: watch::Receiver<bool>,
     mut on_site: impl FnMut(SiteRun),
 ) {
+    let room = Room::unbounded();
+    run_all_within(plans, limits, progress, stop, &room, |run, _| on_site(run)).await
+}
+
+/// [`run_all`] for a consumer that holds each site until it gives its
+/// [`Seat`] back: a site is taken off the shelf only when `room` has a seat
+/// for it; until then its results stay on the shelf, not in memory.
+pub async fn run_all_within(
+    plans: Vec<SitePlan>,
+    limits: Limits,
+    progress: Arc<Progress>,
+    stop: watch::Receiver<bool>,
+    room: &Room,
+    mut on_site: impl FnMut(SiteRun, Seat),
+) {
     let global = Arc::new(Semaphore::new(limits.jobs.max(1)));
     let gate = crate::budget::Gate::new(limits.memory_budget, limits.jobs_per_site);
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, usize, Done)>();
@@ -314,28 +330,37 @@ pub async fn run_all(
     drop(tx);
     let mut shelf = Shelf::new();
     let mut next = 0;
-    // Ends when every job has sent (a job that panicked drops its sender
-    // without sending: its site is reported with what it has).
-    while let Some((si, ji, d)) = rx.recv().await {
-        if let Some(p) = sites.get_mut(si) {
-            p.left = p.left.saturating_sub(1);
-            // Reported now only if it ends its site and every site before.
-            let now = p.left == 0 && si == next;
-            let held = if now {
-                Held::Here(Box::new(d))
-            } else {
-                Held::shelve(d, &mut shelf)
-            };
-            p.done.insert(ji, held);
+    // Jobs end when every job has sent (a job that panicked drops its
+    // sender without sending: its site is reported with what it has).
+    let mut open = true;
+    loop {
+        let ready = sites.get(next).is_some_and(|p| p.left == 0 || !open);
+        tokio::select! {
+            biased;
+            seat = room.seat(), if ready => {
+                on_site(sites[next].take(&mut shelf), seat);
+                next += 1;
+            }
+            msg = rx.recv(), if open => match msg {
+                Some((si, ji, d)) => {
+                    if let Some(p) = sites.get_mut(si) {
+                        p.left = p.left.saturating_sub(1);
+                        // Kept here only if it ends its site and that site is next.
+                        let held = if p.left == 0 && si == next {
+                            Held::Here(Box::new(d))
+                        } else {
+                            Held::shelve(d, &mut shelf)
+                        };
+                        p.done.insert(ji, held);
+                    }
+                }
+                None => {
+                    open = false;
+                    progress.finish();
+                }
+            },
+            else => break,
         }
-        while sites.get(next).is_some_and(|p| p.left == 0) {
-            on_site(sites[next].take(&mut shelf));
-            next += 1;
-        }
-    }
-    progress.finish();
-    for p in sites.iter_mut().skip(next) {
-        on_site(p.take(&mut shelf));
     }
 }
 

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::budget::{Room, Seat};
+
 use probes::model::Status;
 use probes::secret::scrub;
 
@@ -227,6 +229,8 @@ type Rendering = tokio::task::JoinHandle<Result<SitePart, tokio::task::JoinError
 pub struct Writer {
     header: Arc<Report>,
     gate: Arc<tokio::sync::Semaphore>,
+    /// Graded sites held at once, rendering or waiting to: two per core.
+    room: Room,
     parts: mpsc::UnboundedSender<(SiteReport, Rendering)>,
     done: tokio::task::JoinHandle<(Vec<SiteReport>, Result<Spool, String>)>,
 }
@@ -264,18 +268,27 @@ impl Writer {
                 previous: None,
             }),
             gate: Arc::new(tokio::sync::Semaphore::new(cores)),
+            room: Room::new(2 * cores),
             parts,
             done,
         }
     }
 
-    /// Spool a graded site (after those added before it).
-    pub fn add(&self, site: SiteReport) {
+    /// Where a site waits for its turn to be added ([`Writer::add`]).
+    pub fn room(&self) -> &Room {
+        &self.room
+    }
+
+    /// Spool a graded site (after those added before it); its `seat` in
+    /// [`Writer::room`] is given back once it is rendered.
+    pub fn add(&self, site: SiteReport, seat: Seat) {
         let slim = site.slim_copy();
         let (header, gate) = (self.header.clone(), self.gate.clone());
         let part = tokio::spawn(async move {
             let _p = gate.acquire_owned().await;
-            tokio::task::spawn_blocking(move || SitePart::render(&header, &site)).await
+            let part = tokio::task::spawn_blocking(move || SitePart::render(&header, &site)).await;
+            drop(seat);
+            part
         });
         let _ = self.parts.send((slim, part));
     }

@@ -174,3 +174,55 @@ async fn sites_that_end_out_of_order_come_back_whole_in_plan_order() {
         }
     }
 }
+
+/// A consumer with room for one site is handed the next only after it gives
+/// the last one's seat back; meanwhile the run goes on (the later sites'
+/// results wait on the shelf) and every site still comes back, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_is_handed_over_only_when_the_consumer_has_room() {
+    use fedprobe::budget::Room;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("check_ok");
+    std::fs::write(&script, "#!/bin/sh\necho 'OK - fine'\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let plans = plans(4, 2, &[script.display().to_string()]);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let limits = Limits {
+        jobs: 8,
+        jobs_per_site: 2,
+        ..Limits::default()
+    };
+    let room = Room::new(1);
+    let held = Arc::new(std::sync::Mutex::new(0usize));
+    let mut got = Vec::new();
+    fedprobe::run::run_all_within(
+        plans,
+        limits,
+        Arc::new(Progress::quiet()),
+        rx,
+        &room,
+        |r, seat| {
+            let mut n = held.lock().unwrap();
+            assert_eq!(*n, 0, "{} handed over while the room was full", r.site);
+            *n += 1;
+            got.push((r.site, r.externals.len(), std::time::Instant::now()));
+            // The consumer keeps the site a while, then gives the seat back.
+            let held = held.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                *held.lock().unwrap() -= 1;
+                drop(seat);
+            });
+        },
+    )
+    .await;
+    let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(names, ["S0", "S1", "S2", "S3"]);
+    assert!(got.iter().all(|g| g.1 == 2));
+    for w in got.windows(2) {
+        assert!(
+            w[1].2 - w[0].2 >= Duration::from_millis(150),
+            "handed over before the seat was back"
+        );
+    }
+}

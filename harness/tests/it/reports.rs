@@ -504,7 +504,11 @@ async fn sites_rendered_in_parallel_are_spooled_in_order() {
     let (full, mut slim) = whole_and_head(&g, &runs);
     let writer = Writer::start(&slim, Ok(Spool::new().unwrap()));
     for run in runs {
-        writer.add(fedprobe::report::grade_site(std::slice::from_ref(&g), run));
+        let seat = writer.room().seat().await;
+        writer.add(
+            fedprobe::report::grade_site(std::slice::from_ref(&g), run),
+            seat,
+        );
     }
     let (sites, spool) = writer.finish().await;
     slim.sites = sites;
