@@ -620,15 +620,16 @@ impl Http {
         let out = self.exchange(req, sink).await;
         let elapsed = t0.elapsed();
         if self.rec.tracing() {
-            let what = match &out {
-                Ok(a) => format!("{} ({} bytes)", a.status, a.body.len() as u64 + a.streamed),
-                Err(f) => f.message.clone(),
+            let (what, size) = match &out {
+                Ok(a) => (
+                    a.status.to_string(),
+                    format!(" ({} bytes)", a.body.len() as u64 + a.streamed),
+                ),
+                Err(f) => (f.message.clone(), String::new()),
             };
-            self.rec.detail(format!(
-                "http: {method} {} -> {what} in {:.3}s",
-                show_url(&url),
-                elapsed.as_secs_f64()
-            ));
+            let key = format!("http: {method} {} -> {what}", show_url(&url));
+            let tail = format!("{size} in {:.3}s", elapsed.as_secs_f64());
+            self.rec.detail_repeated(key, &tail);
         }
         let a = out.map_err(|mut f| {
             f.message = format!("{} ({method} {})", f.message, show_url(&url));

@@ -55,6 +55,9 @@ struct State {
     order: Vec<u64>,
     next: u64,
     details: Vec<String>,
+    /// The last detail's key and how many times in a row it came
+    /// ([`Recorder::detail_repeated`]).
+    repeat: Option<(String, u32)>,
     /// Trace lines beyond [`MAX_DETAILS`], counted, not kept.
     dropped: u64,
     requests: u64,
@@ -67,6 +70,19 @@ pub const MAX_DETAILS: usize = 400;
 pub const MAX_DETAIL_CHARS: usize = 2000;
 /// A step's message (often what the site answered), at most.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
+
+/// Keep `line` (cut to [`MAX_DETAIL_CHARS`]) unless [`MAX_DETAILS`] are
+/// kept already; true if kept.
+fn push_detail(st: &mut State, mut line: String) -> bool {
+    if st.details.len() < MAX_DETAILS {
+        cut(&mut line, MAX_DETAIL_CHARS);
+        st.details.push(line);
+        true
+    } else {
+        st.dropped += 1;
+        false
+    }
+}
 
 /// Handle to a tracked resource.
 #[derive(Clone, Copy, Debug)]
@@ -134,15 +150,36 @@ impl Recorder {
         }
     }
 
+    /// A trace line `key` + `tail` that may come many times in a row (a
+    /// wait's looks at one URL, answered the same way): one that comes
+    /// again right after itself replaces its line, counted, and keeps the
+    /// last tail. A ten-minute boot wait is one line of evidence, not 300.
+    pub fn detail_repeated(&self, key: String, tail: &str) {
+        let mut st = self.lock();
+        let again = match &mut st.repeat {
+            Some((k, n)) if *k == key => {
+                *n += 1;
+                Some(*n)
+            }
+            _ => None,
+        };
+        match again {
+            Some(n) => {
+                let mut line = format!("{key}{tail}; {n} times in a row");
+                cut(&mut line, MAX_DETAIL_CHARS);
+                if let Some(last) = st.details.last_mut() {
+                    *last = line;
+                }
+            }
+            // Only a line that was kept can be counted on.
+            None => st.repeat = push_detail(&mut st, format!("{key}{tail}")).then_some((key, 1)),
+        }
+    }
+
     pub fn detail(&self, line: impl Into<String>) {
         let mut st = self.lock();
-        if st.details.len() < MAX_DETAILS {
-            let mut line = line.into();
-            cut(&mut line, MAX_DETAIL_CHARS);
-            st.details.push(line);
-        } else {
-            st.dropped += 1;
-        }
+        st.repeat = None;
+        push_detail(&mut st, line.into());
     }
 
     /// The stage running longest, when any runs.
@@ -309,6 +346,43 @@ fn cut(s: &mut String, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_look_repeated_with_the_same_answer_is_one_line_counted() {
+        let r = Recorder::new(true, None);
+        let get =
+            |n: u32| r.detail_repeated("http: GET /s/1 -> 200 OK".into(), &format!(" ({n} bytes)"));
+        get(10);
+        get(11);
+        get(12);
+        r.detail_repeated("http: GET /s/1 -> 404 Not Found".into(), " (5 bytes)");
+        get(13);
+        r.detail("note");
+        get(14);
+        assert_eq!(
+            r.details(),
+            [
+                "http: GET /s/1 -> 200 OK (12 bytes); 3 times in a row",
+                "http: GET /s/1 -> 404 Not Found (5 bytes)",
+                "http: GET /s/1 -> 200 OK (13 bytes)",
+                "note",
+                "http: GET /s/1 -> 200 OK (14 bytes)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_repeat_past_the_bound_is_not_counted_on_another_line() {
+        let r = Recorder::new(true, None);
+        for i in 0..MAX_DETAILS {
+            r.detail(format!("line {i}"));
+        }
+        r.detail_repeated("http: GET /x -> 200 OK".into(), "");
+        r.detail_repeated("http: GET /x -> 200 OK".into(), "");
+        let d = r.details();
+        assert_eq!(d[MAX_DETAILS - 1], format!("line {}", MAX_DETAILS - 1));
+        assert_eq!(d.len(), MAX_DETAILS + 1, "{:?}", d.last());
+    }
 
     #[test]
     fn evidence_is_bounded_whatever_the_site_sends() {
