@@ -1,7 +1,7 @@
 //! Secrets (tokens, passwords, credential secrets) in a type that cannot be
 //! printed, and a last scrub of every output for any fragment of one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -19,8 +19,10 @@ struct Known {
     /// Each value, when it was last created, and its live copies: a value
     /// whose every `Secret` is gone can be forgotten ([`forget_unused`]).
     values: HashMap<Arc<str>, (Instant, Vec<Weak<str>>)>,
-    /// Each window, with how many times the values hold it.
-    windows: HashMap<u64, u32, foldhash::fast::RandomState>,
+    /// Each window of the values. A set, not a count per window: it is
+    /// most of the memory of a thousand sites' tokens, and forgetting
+    /// (rare) rebuilds it from the values left.
+    windows: HashSet<u64, foldhash::fast::RandomState>,
     filter: Filter,
     /// Every byte some value holds: a window with any other byte is no
     /// secret's, and most of a report (markup, spaces, quotes) is ruled out
@@ -87,14 +89,14 @@ impl Known {
     fn new() -> Known {
         Known {
             values: HashMap::new(),
-            windows: HashMap::default(),
+            windows: HashSet::default(),
             filter: Filter::new(Filter::MIN_BITS),
             alphabet: [false; 256],
         }
     }
 
     fn may_hold(&self, w: u64) -> bool {
-        self.filter.may_hold(w) && self.windows.contains_key(&w)
+        self.filter.may_hold(w) && self.windows.contains(&w)
     }
 
     fn remember(&mut self, value: &Arc<str>, now: Instant) {
@@ -112,10 +114,10 @@ impl Known {
         }
         for w in value.as_bytes().windows(FRAGMENT).map(window) {
             self.filter.mark(w);
-            *self.windows.entry(w).or_default() += 1;
+            self.windows.insert(w);
         }
         if Filter::bits_for(self.windows.len()) > self.filter.bits {
-            self.filter = Filter::of(self.windows.keys());
+            self.filter = Filter::of(self.windows.iter());
         }
     }
 
@@ -136,16 +138,13 @@ impl Known {
         }
         for v in &stale {
             self.values.remove(v);
-            for w in v.as_bytes().windows(FRAGMENT).map(window) {
-                if let Some(n) = self.windows.get_mut(&w) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.windows.remove(&w);
-                    }
-                }
-            }
         }
-        self.filter = Filter::of(self.windows.keys());
+        self.windows = self
+            .values
+            .keys()
+            .flat_map(|v| v.as_bytes().windows(FRAGMENT).map(window))
+            .collect();
+        self.filter = Filter::of(self.windows.iter());
         self.alphabet = [false; 256];
         for b in self.values.keys().flat_map(|v| v.bytes()) {
             self.alphabet[usize::from(b)] = true;
