@@ -333,8 +333,7 @@ pub async fn execute(
     report.previous = previous;
     let spool = Spool::new().map_err(|e| format!("report spool: {e}"));
     let writer = Writer::start(&report, spool);
-    let room = writer.room().clone();
-    run::run_all_within(plans, limits, progress, stop, &room, |run, seat| {
+    run::run_all_within(plans, limits, progress, stop, writer.room(), |run, seat| {
         writer.add(report::grade_site(guidelines, run), seat);
     })
     .await;
