@@ -9,18 +9,20 @@ use fedprobe::progress::Progress;
 use fedprobe::run::{run_all, ExternalPlan, Limits, SitePlan};
 use probes::model::Status;
 
-fn plugin(dir: &Path, lock: &Path) -> Vec<String> {
-    let script = dir.join("check_overlap");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif mkdir '{l}' 2>/dev/null; then sleep 0.6; rmdir '{l}'; echo 'OK - alone'; exit 0; fi\necho 'CRITICAL - overlapped'; exit 2\n",
-            l = lock.display()
-        ),
-    )
-    .unwrap();
+/// An executable shell script `name` in `dir` running `body`.
+fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let script = dir.join(name);
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    vec![script.display().to_string()]
+    script
+}
+
+fn plugin(dir: &Path, lock: &Path) -> Vec<String> {
+    let body = format!(
+        "if mkdir '{l}' 2>/dev/null; then sleep 0.6; rmdir '{l}'; echo 'OK - alone'; exit 0; fi\necho 'CRITICAL - overlapped'; exit 2\n",
+        l = lock.display()
+    );
+    vec![script(dir, "check_overlap", &body).display().to_string()]
 }
 
 fn plans(sites: usize, per_site: usize, cmd: &[String]) -> Vec<SitePlan> {
@@ -106,13 +108,11 @@ async fn without_bounds_the_plugins_do_overlap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sites_that_end_out_of_order_come_back_whole_in_plan_order() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("check_says");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nsleep \"$2\"\nprintf 'WARNING - %s \"quoted\" <é> & done | t=%ss;1;2;0;10 n=3\\nfirst long line\\nsecond | x=1\\n' \"$1\" \"$2\"\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script(
+        dir.path(),
+        "check_says",
+        "sleep \"$2\"\nprintf 'WARNING - %s \"quoted\" <é> & done | t=%ss;1;2;0;10 n=3\\nfirst long line\\nsecond | x=1\\n' \"$1\" \"$2\"\nexit 1\n",
+    );
     // Site S0's second job is slow: its first job, and every job of S1 and
     // S2, end before S0 does.
     let delays = [["0", "1.5"], ["0", "0.1"], ["0.2", "0"]];
@@ -182,9 +182,7 @@ async fn sites_that_end_out_of_order_come_back_whole_in_plan_order() {
 async fn a_site_is_handed_over_only_when_the_consumer_has_room() {
     use fedprobe::budget::Room;
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("check_ok");
-    std::fs::write(&script, "#!/bin/sh\necho 'OK - fine'\nexit 0\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = script(dir.path(), "check_ok", "echo 'OK - fine'\nexit 0\n");
     let plans = plans(4, 2, &[script.display().to_string()]);
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let limits = Limits {
