@@ -134,7 +134,85 @@ pub struct SiteGrade {
     pub unflagged_passed: usize,
     /// Share of distinct unflagged checks (all capabilities) that pass, 0..=100.
     pub unflagged_pct: f64,
+    /// The checks below counted by how they ended: what a report's totals
+    /// add up once the capabilities are gone ([`SiteGrade::slim_copy`]).
+    /// Not in the JSON: its `totals` are the sum.
+    #[serde(skip)]
+    pub tally: Tally,
     pub capabilities: Vec<CapGrade>,
+}
+
+impl SiteGrade {
+    /// The figures and the tally without the capabilities: what a report's
+    /// first screen and totals need once the site's own sections are
+    /// written (a thousand sites' checks were most of a run's memory at
+    /// its end).
+    pub fn slim_copy(&self) -> SiteGrade {
+        SiteGrade {
+            site: self.site.clone(),
+            guideline: self.guideline.clone(),
+            passed: self.passed,
+            status: self.status,
+            required_total: self.required_total,
+            required_passed: self.required_passed,
+            required_pct: self.required_pct,
+            unflagged_total: self.unflagged_total,
+            unflagged_passed: self.unflagged_passed,
+            unflagged_pct: self.unflagged_pct,
+            tally: self.tally,
+            capabilities: Vec::new(),
+        }
+    }
+}
+
+/// A grade's checks by how they ended: the unflagged ones by outcome, the
+/// flagged ones, and those of capabilities that do not apply to the site.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub pass: usize,
+    pub warn: usize,
+    pub fail: usize,
+    pub skip: usize,
+    pub flagged: usize,
+    pub not_configured: usize,
+    pub not_applicable: usize,
+}
+
+impl Tally {
+    pub fn of(caps: &[CapGrade]) -> Tally {
+        let mut t = Tally::default();
+        for c in caps {
+            if c.status == CapStatus::NotApplicable {
+                t.not_applicable += c.checks.len();
+                continue;
+            }
+            for ch in &c.checks {
+                if ch.flagged.is_some() {
+                    t.flagged += 1;
+                    continue;
+                }
+                match ch.outcome {
+                    Verdict::Pass => t.pass += 1,
+                    Verdict::Warn => t.warn += 1,
+                    Verdict::Fail => t.fail += 1,
+                    Verdict::Skip => t.skip += 1,
+                    Verdict::NotConfigured => t.not_configured += 1,
+                    Verdict::NotApplicable => t.not_applicable += 1,
+                }
+            }
+        }
+        t
+    }
+
+    pub fn add(&mut self, o: &Tally) {
+        self.pass += o.pass;
+        self.warn += o.warn;
+        self.fail += o.fail;
+        self.skip += o.skip;
+        self.flagged += o.flagged;
+        self.not_configured += o.not_configured;
+        self.not_applicable += o.not_applicable;
+    }
 }
 
 /// The harness's own checks, one per probe run: finished within its
@@ -373,6 +451,7 @@ fn summarise(g: &Guideline, run: &SiteRun, caps: Vec<CapGrade>) -> SiteGrade {
         unflagged_total: unflagged.len(),
         unflagged_passed,
         unflagged_pct: pct(unflagged_passed, unflagged.len()),
+        tally: Tally::of(&caps),
         capabilities: caps,
     }
 }

@@ -47,34 +47,21 @@ fn is_zero(n: &usize) -> bool {
 }
 
 pub fn totals(r: &Report) -> Totals {
-    let mut t = Totals {
+    let mut c = crate::grade::Tally::default();
+    for s in &r.sites {
+        c.add(&s.grade.tally);
+    }
+    Totals {
         sites: r.sites.len(),
         sites_passed: r.sites.iter().filter(|s| s.grade.passed).count(),
-        ..Totals::default()
-    };
-    for s in &r.sites {
-        for c in &s.grade.capabilities {
-            if c.status == crate::grade::CapStatus::NotApplicable {
-                t.not_applicable += c.checks.len();
-                continue;
-            }
-            for ch in &c.checks {
-                if ch.flagged.is_some() {
-                    t.flagged += 1;
-                    continue;
-                }
-                match ch.outcome {
-                    crate::grade::Verdict::Pass => t.pass += 1,
-                    crate::grade::Verdict::Warn => t.warn += 1,
-                    crate::grade::Verdict::Fail => t.fail += 1,
-                    crate::grade::Verdict::Skip => t.skip += 1,
-                    crate::grade::Verdict::NotConfigured => t.not_configured += 1,
-                    crate::grade::Verdict::NotApplicable => t.not_applicable += 1,
-                }
-            }
-        }
+        pass: c.pass,
+        warn: c.warn,
+        fail: c.fail,
+        skip: c.skip,
+        flagged: c.flagged,
+        not_configured: c.not_configured,
+        not_applicable: c.not_applicable,
     }
-    t
 }
 
 pub fn render(r: &Report) -> String {

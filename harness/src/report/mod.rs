@@ -174,10 +174,12 @@ pub fn grade_site(guidelines: &[Guideline], run: SiteRun) -> SiteReport {
 }
 
 impl SiteReport {
-    /// What the report's overviews need once the site's own parts are
-    /// spooled: the grade and the run without its probes' results.
+    /// What the report's first screen and totals need once the site's own
+    /// parts are spooled: the run without its probes' results, the grade
+    /// without its capabilities ([`SiteGrade::slim_copy`]).
     pub fn slim(mut self) -> SiteReport {
         self.run.probes = Vec::new();
+        self.grade = self.grade.slim_copy();
         self
     }
 
@@ -194,7 +196,7 @@ impl SiteReport {
         };
         SiteReport {
             run,
-            grade: self.grade.clone(),
+            grade: self.grade.slim_copy(),
         }
     }
 }

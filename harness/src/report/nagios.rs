@@ -4,20 +4,27 @@
 use probes::model::{Perf, Uom};
 use probes::render::nagios;
 
-use super::Report;
-use crate::grade::{CapStatus, Verdict};
+use super::{Report, SiteReport};
+use crate::grade::{CapStatus, Tally, Verdict};
 
 pub fn render(r: &Report) -> String {
+    let long: Vec<String> = r
+        .sites_worst_first()
+        .into_iter()
+        .flat_map(site_lines)
+        .collect();
+    nagios::cap(first_line(r), &long)
+}
+
+/// The first line: worst status, summary and aggregate perfdata, from the
+/// sites' figures and tallies alone (a slim report has them).
+pub fn first_line(r: &Report) -> String {
     let status = r.status();
     let n = r.sites.len();
     let passed = r.sites.iter().filter(|s| s.grade.passed).count();
-    let mut counts = [0u64; 5];
+    let mut counts = Tally::default();
     for s in &r.sites {
-        for c in &s.grade.capabilities {
-            for ch in c.checks.iter().filter(|c| c.flagged.is_none()) {
-                counts[ch.outcome as usize] += 1;
-            }
-        }
+        counts.add(&s.grade.tally);
     }
     let summary = match r.sites_worst_first().first() {
         Some(w) if n == 1 => format!(
@@ -44,14 +51,16 @@ pub fn render(r: &Report) -> String {
     let mut perf = vec![
         Perf::count("sites", n as u64),
         Perf::count("sites_passed", passed as u64),
-        Perf::count("checks_pass", counts[Verdict::Pass as usize]),
-        Perf::count("checks_warn", counts[Verdict::Warn as usize]),
-        Perf::count("checks_fail", counts[Verdict::Fail as usize]),
-        Perf::count("checks_skip", counts[Verdict::Skip as usize]),
+        Perf::count("checks_pass", counts.pass as u64),
+        Perf::count("checks_warn", counts.warn as u64),
+        Perf::count("checks_fail", counts.fail as u64),
+        Perf::count("checks_skip", counts.skip as u64),
     ];
-    let off = counts[Verdict::NotConfigured as usize];
-    if off > 0 {
-        perf.push(Perf::count("checks_not_configured", off));
+    if counts.not_configured > 0 {
+        perf.push(Perf::count(
+            "checks_not_configured",
+            counts.not_configured as u64,
+        ));
     }
     if min_req.is_finite() {
         perf.push(
@@ -62,81 +71,82 @@ pub fn render(r: &Report) -> String {
     }
     perf.push(Perf::seconds("duration", r.duration));
     let perf: Vec<String> = perf.iter().map(|p| p.to_string()).collect();
-    let first = nagios::first_line("FEDPROBE", status.as_str(), &summary, &perf.join(" "));
-    let mut long = Vec::new();
-    for s in r.sites_worst_first() {
-        let g = &s.grade;
-        long.push(format!(
-            "[{}] {}: {} {}, required {}/{} ({}%), unflagged checks {}/{} ({}%), {:.1}s",
-            g.status,
-            s.run.site_label(),
-            g.guideline,
-            if g.passed { "passed" } else { "FAILED" },
-            g.required_passed,
-            g.required_total,
-            g.required_pct,
-            g.unflagged_passed,
-            g.unflagged_total,
-            g.unflagged_pct,
-            s.run.duration.as_secs_f64()
-        ));
-        let mut lines = Vec::new();
-        for c in &g.capabilities {
-            let na = c.status == CapStatus::NotApplicable;
-            for ch in &c.checks {
-                let flag = if ch.flagged.is_some() && !na {
-                    " (flagged)"
-                } else {
-                    ""
-                };
-                // Not a status of the site: a capability its API does not have.
-                let status = if na && ch.outcome == Verdict::NotApplicable {
-                    "N/A".to_string()
-                } else {
-                    ch.status.to_string()
-                };
-                let line = format!(
-                    "  [{status}] {} {} {} {}{flag}: {} ({:.2}s)",
-                    s.run.site,
-                    c.id,
-                    ch.check,
-                    ch.name,
-                    ch.message,
-                    ch.duration.as_secs_f64()
-                );
-                let rank = if c.status == CapStatus::Fail && ch.flagged.is_none() {
-                    0
-                } else if na {
-                    2
-                } else {
-                    1
-                };
-                lines.push((rank, std::cmp::Reverse(ch.status), line));
-            }
+    nagios::first_line("FEDPROBE", status.as_str(), &summary, &perf.join(" "))
+}
+
+/// One site's long-output lines, each one line and at most 1,000
+/// characters: its grade, then its checks and externals, failing first.
+/// Sites follow each other worst first.
+pub fn site_lines(s: &SiteReport) -> Vec<String> {
+    let g = &s.grade;
+    let mut long = vec![format!(
+        "[{}] {}: {} {}, required {}/{} ({}%), unflagged checks {}/{} ({}%), {:.1}s",
+        g.status,
+        s.run.site_label(),
+        g.guideline,
+        if g.passed { "passed" } else { "FAILED" },
+        g.required_passed,
+        g.required_total,
+        g.required_pct,
+        g.unflagged_passed,
+        g.unflagged_total,
+        g.unflagged_pct,
+        s.run.duration.as_secs_f64()
+    )];
+    let mut lines = Vec::new();
+    for c in &g.capabilities {
+        let na = c.status == CapStatus::NotApplicable;
+        for ch in &c.checks {
+            let flag = if ch.flagged.is_some() && !na {
+                " (flagged)"
+            } else {
+                ""
+            };
+            // Not a status of the site: a capability its API does not have.
+            let status = if na && ch.outcome == Verdict::NotApplicable {
+                "N/A".to_string()
+            } else {
+                ch.status.to_string()
+            };
+            let line = format!(
+                "  [{status}] {} {} {} {}{flag}: {} ({:.2}s)",
+                s.run.site,
+                c.id,
+                ch.check,
+                ch.name,
+                ch.message,
+                ch.duration.as_secs_f64()
+            );
+            let rank = if c.status == CapStatus::Fail && ch.flagged.is_none() {
+                0
+            } else if na {
+                2
+            } else {
+                1
+            };
+            lines.push((rank, std::cmp::Reverse(ch.status), line));
         }
-        for e in &s.run.externals {
-            lines.push((
-                0,
-                std::cmp::Reverse(e.status),
-                format!(
-                    "  [{}] {} external {}: {} ({:.2}s)",
-                    e.status,
-                    s.run.site,
-                    e.name,
-                    e.summary,
-                    e.duration.as_secs_f64()
-                ),
-            ));
-        }
-        lines.sort_by_key(|l| (l.0, l.1));
-        long.extend(lines.into_iter().map(|l| l.2));
     }
-    let long: Vec<String> = long
-        .iter()
+    for e in &s.run.externals {
+        lines.push((
+            0,
+            std::cmp::Reverse(e.status),
+            format!(
+                "  [{}] {} external {}: {} ({:.2}s)",
+                e.status,
+                s.run.site,
+                e.name,
+                e.summary,
+                e.duration.as_secs_f64()
+            ),
+        ));
+    }
+    lines.sort_by_key(|l| (l.0, l.1));
+    long.extend(lines.into_iter().map(|l| l.2));
+    long.iter()
         .map(|l| {
             let indent = if l.starts_with("  ") { "  " } else { "" };
             format!("{indent}{}", probes::text::one_line(l, 1000))
         })
-        .collect();
-    nagios::cap(first, &long)
+        .collect()
 }

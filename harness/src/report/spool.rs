@@ -76,6 +76,33 @@ impl Part {
         }
         Ok(())
     }
+
+    /// The parts' lines worst first, read until they hold `bytes` bytes
+    /// (newlines counted) or there are no more: the prefix a capped
+    /// output needs, whatever the number of sites.
+    fn lines_worst_first(mut self, bytes: usize) -> io::Result<Vec<String>> {
+        self.file.flush()?;
+        let mut f = self.file.into_inner().map_err(|e| e.into_error())?;
+        self.index.sort_by(|a, b| a.0.cmp(&b.0));
+        let (mut lines, mut held) = (Vec::new(), 0);
+        let mut buf = String::new();
+        for (_, off, len) in &self.index {
+            if held >= bytes {
+                break;
+            }
+            f.seek(SeekFrom::Start(*off))?;
+            buf.clear();
+            (&mut f).take(*len).read_to_string(&mut buf)?;
+            for line in buf.lines() {
+                if held >= bytes {
+                    break;
+                }
+                held += line.len() + 1;
+                lines.push(line.to_string());
+            }
+        }
+        Ok(lines)
+    }
 }
 
 /// One site's part of every format, scrubbed. Rendering is most of a
@@ -90,12 +117,21 @@ pub struct SitePart {
     metrics: Vec<String>,
     html: String,
     markdown: String,
+    /// The site's Nagios long-output lines, each ended by a newline.
+    nagios: String,
+    nagios_lines: usize,
 }
 
 impl SitePart {
     /// `r`'s header (guideline, requirements) is what the sections use.
     pub fn render(r: &Report, s: &SiteReport) -> SitePart {
         let (suites, n) = junit::site_suites(s);
+        let lines = nagios::site_lines(s);
+        let mut long = String::new();
+        for l in &lines {
+            long.push_str(l);
+            long.push('\n');
+        }
         SitePart {
             key: (
                 std::cmp::Reverse(s.grade.status),
@@ -108,6 +144,8 @@ impl SitePart {
             metrics: metrics::site_chunks(s).iter().map(|l| scrub(l)).collect(),
             html: scrub(&html::section(r, s)),
             markdown: scrub(&markdown::section(r, s)),
+            nagios: scrub(&long),
+            nagios_lines: lines.len(),
         }
     }
 }
@@ -121,6 +159,8 @@ pub struct Spool {
     metrics: Vec<Part>,
     html: Part,
     markdown: Part,
+    nagios: Part,
+    nagios_lines: usize,
 }
 
 impl Spool {
@@ -138,6 +178,8 @@ impl Spool {
                 .collect::<io::Result<_>>()?,
             html: Part::new(dir.path(), "html")?,
             markdown: Part::new(dir.path(), "md")?,
+            nagios: Part::new(dir.path(), "nagios")?,
+            nagios_lines: 0,
             _dir: dir,
         })
     }
@@ -153,7 +195,9 @@ impl Spool {
             part.add(p.key.clone(), lines)?;
         }
         self.html.add(p.key.clone(), &p.html)?;
-        self.markdown.add(p.key, &p.markdown)?;
+        self.markdown.add(p.key.clone(), &p.markdown)?;
+        self.nagios.add(p.key, &p.nagios)?;
+        self.nagios_lines += p.nagios_lines;
         Ok(())
     }
 
@@ -164,8 +208,13 @@ impl Spool {
         let path = |f: Format| dir.join(f.file_name());
         let mut out = Vec::new();
 
-        // Bounded (16 KB) and made from the grades alone.
-        std::fs::write(path(Format::Nagios), scrub(&nagios::render(r)))?;
+        // Bounded (16 KB): the first line from the grades, then only as
+        // many spooled lines as can be shown.
+        let long = self
+            .nagios
+            .lines_worst_first(probes::render::nagios::MAX_OUTPUT)?;
+        let text = probes::render::nagios::cap_of(nagios::first_line(r), &long, self.nagios_lines);
+        std::fs::write(path(Format::Nagios), scrub(&text))?;
         out.push(path(Format::Nagios));
 
         let head = scrub(&json::head(r));

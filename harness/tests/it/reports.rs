@@ -475,6 +475,7 @@ fn spooled_reports_equal_whole_renderings() {
         slim.sites.push(s.slim());
     }
     assert!(slim.sites.iter().all(|s| s.run.probes.is_empty()));
+    assert!(slim.sites.iter().all(|s| s.grade.capabilities.is_empty()));
     let dir = tempfile::tempdir().unwrap();
     spool.finish(&slim, dir.path()).unwrap();
     for f in Format::ALL {
@@ -514,10 +515,18 @@ async fn sites_rendered_in_parallel_are_spooled_in_order() {
     slim.sites = sites;
     assert_eq!(slim.sites.len(), 24);
     assert!(slim.sites.iter().all(|s| s.run.probes.is_empty()));
+    assert!(slim.sites.iter().all(|s| s.grade.capabilities.is_empty()));
     let dir = tempfile::tempdir().unwrap();
     spool.unwrap().finish(&slim, dir.path()).unwrap();
     for f in Format::ALL {
         let written = std::fs::read_to_string(dir.path().join(f.file_name())).unwrap();
         assert_eq!(written, full.output(f), "{f:?}");
     }
+    // The Nagios output was cut from the spooled lines read worst first,
+    // the count of lines cut taken over every site.
+    let nagios = std::fs::read_to_string(dir.path().join(Format::Nagios.file_name())).unwrap();
+    assert!(
+        nagios.contains(" more lines cut to stay under 16 KB"),
+        "{nagios}"
+    );
 }

@@ -65,14 +65,21 @@ pub fn first_line(label: &str, status: &str, summary: &str, perf: &str) -> Strin
 /// Join the first line and long output, dropping long-output lines (never
 /// the first line or its perfdata) so the whole stays under [`MAX_OUTPUT`].
 pub fn cap(first: String, long: &[String]) -> String {
+    cap_of(first, long, long.len())
+}
+
+/// [`cap`] of a long output of `total` lines of which `long` holds the
+/// first: a prefix of [`MAX_OUTPUT`] bytes or more cuts where the whole
+/// would, so a long output of any length need not be held to be capped.
+pub fn cap_of(first: String, long: &[String], total: usize) -> String {
     let mut out = first;
     out.push('\n');
     let budget = MAX_OUTPUT.saturating_sub(1);
     for (i, line) in long.iter().enumerate() {
-        let left = long.len() - i;
+        let left = total.saturating_sub(i);
         let marker = format!("... {left} more lines cut to stay under 16 KB\n");
         let fits_with_marker = out.len() + line.len() + 1 + marker.len() <= budget;
-        let last_fits = i + 1 == long.len() && out.len() + line.len() < budget;
+        let last_fits = i + 1 == total && out.len() + line.len() < budget;
         if fits_with_marker || last_fits {
             out.push_str(line);
             out.push('\n');
@@ -160,6 +167,30 @@ mod tests {
         assert!(out.contains("more lines cut to stay under 16 KB"));
         // the long output kept is a prefix of the steps, whole lines only
         assert!(out.lines().nth(1).unwrap().starts_with("[OK] T-00 step:"));
+    }
+
+    /// A prefix of at least 16 KB cuts where the whole long output does,
+    /// for lines of every length around the budget, and so does the whole.
+    #[test]
+    fn a_prefix_of_the_budget_caps_as_the_whole_does() {
+        for width in [1, 37, 999, 5000, MAX_OUTPUT] {
+            for n in [0, 1, 2, 400, 2000] {
+                let long: Vec<String> = (0..n).map(|i| format!("{i:>width$}")).collect();
+                let whole = cap("first".into(), &long);
+                let mut held = 0;
+                let prefix: Vec<String> = long
+                    .iter()
+                    .take_while(|l| {
+                        let take = held < MAX_OUTPUT;
+                        held += l.len() + 1;
+                        take
+                    })
+                    .cloned()
+                    .collect();
+                assert_eq!(cap_of("first".into(), &prefix, n), whole, "{width} x {n}");
+                assert!(whole.len() <= MAX_OUTPUT);
+            }
+        }
     }
 
     #[test]
