@@ -304,6 +304,29 @@ fn json_has_every_check_and_a_schema() {
     let t = &v["totals"];
     assert_eq!(t["sites"], 2);
     assert_eq!(v["status"], "CRITICAL");
+    // The totals (each grade's tally, summed) count the checks the sites
+    // list: unflagged ones by outcome, flagged ones apart.
+    let mut counted = std::collections::BTreeMap::<String, u64>::new();
+    for s in v["sites"].as_array().unwrap() {
+        for c in s["grade"]["capabilities"].as_array().unwrap() {
+            let na = c["status"] == "not-applicable";
+            for ch in c["checks"].as_array().unwrap() {
+                let key = if na {
+                    "not_applicable".to_string()
+                } else if ch.get("flagged").is_some() {
+                    "flagged".to_string()
+                } else {
+                    ch["outcome"].as_str().unwrap().replace('-', "_")
+                };
+                *counted.entry(key).or_default() += 1;
+            }
+        }
+    }
+    assert!(counted["flagged"] > 0 && counted["fail"] > 0, "{counted:?}");
+    for k in ["pass", "warn", "fail", "skip", "flagged", "not_configured"] {
+        let want = counted.get(k).copied().unwrap_or(0);
+        assert_eq!(t[k].as_u64().unwrap_or(0), want, "{k}: {counted:?}");
+    }
 }
 
 #[test]
