@@ -17,25 +17,54 @@ pub struct Entry {
     pub attrs: BTreeMap<String, Vec<String>>,
 }
 
+/// The most of a BDII's answer read: a site's GLUE 2 cloud entries are a
+/// few hundred entries and tens of KB, a top BDII's whole tree tens of MB.
+/// Past it the answer is the site's fault, not a reason to fill memory.
+pub const MAX_ANSWER: u64 = 64 << 20;
+/// The most entries kept from one search (each costs far more in memory
+/// than its bytes on the wire).
+pub const MAX_ENTRIES: usize = 100_000;
+
 /// Search `base` (subtree) for GLUE 2 entries. Connection and protocol
 /// problems are the site's: CRITICAL, naming the server and what happened.
+/// What the server sends is bounded ([`MAX_ANSWER`], [`MAX_ENTRIES`]): the
+/// LDAP library buffers a message whole, whatever length it claims.
 pub async fn fetch(url: &str, base: &str, timeout: Duration) -> Result<Vec<Entry>, Fail> {
     use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
     let timeout = timeout.max(Duration::from_millis(100));
-    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
     let work = async {
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url)
+        let (stream, relay) = bounded(url).await?;
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(timeout)
+            .set_std_stream(ldap3::StdStream::Unix(stream));
+        // The site's socket is the relay's; the library reads our end of it.
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, "ldapi:///")
             .await
-            .map_err(|e| describe(url, "cannot connect", &e))?;
+            .map_err(|e| relay.said(url, "cannot connect", &e))?;
         ldap3::drive!(conn);
         ldap.with_timeout(timeout);
-        let search = ldap
-            .search(base, Scope::Subtree, "(objectClass=*)", vec!["*"])
+        let mut search = ldap
+            .streaming_search(base, Scope::Subtree, "(objectClass=*)", vec!["*"])
             .await
-            .map_err(|e| describe(url, "search failed", &e))?;
-        let (raw, _res) = search
+            .map_err(|e| relay.said(url, "search failed", &e))?;
+        let mut raw = Vec::new();
+        while let Some(r) = search
+            .next()
+            .await
+            .map_err(|e| relay.said(url, "search failed", &e))?
+        {
+            if raw.len() == MAX_ENTRIES {
+                return Err(Fail::critical(format!(
+                    "{url}: more than {MAX_ENTRIES} entries under {base}: stopped reading"
+                )));
+            }
+            raw.push(r);
+        }
+        search
+            .finish()
+            .await
             .success()
-            .map_err(|e| describe(url, &format!("search of {base} refused"), &e))?;
+            .map_err(|e| relay.said(url, &format!("search of {base} refused"), &e))?;
         let _ = ldap.unbind().await;
         let mut out = Vec::with_capacity(raw.len());
         for r in raw {
@@ -66,6 +95,100 @@ pub async fn fetch(url: &str, base: &str, timeout: Duration) -> Result<Vec<Entry
             timeout.as_secs_f64()
         ))),
     }
+}
+
+/// The relay between the site's socket and the LDAP library: it copies at
+/// most [`MAX_ANSWER`] bytes from the site, then hangs up, and keeps how
+/// the site's side ended (the library sees only our end close). Stopped
+/// when dropped.
+struct Relay {
+    task: tokio::task::JoinHandle<()>,
+    ended: std::sync::Arc<std::sync::Mutex<Option<Ended>>>,
+}
+
+#[derive(Clone, Copy)]
+enum Ended {
+    /// More than [`MAX_ANSWER`] came: the relay hung up.
+    Cut,
+    /// The site closed its end.
+    Closed,
+    /// Reading from the site failed.
+    Failed(std::io::ErrorKind),
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// The library's error, said by what the site's side did to cause it.
+    fn said(&self, url: &str, what: &str, e: &ldap3::LdapError) -> Fail {
+        let ended = *self.ended.lock().unwrap_or_else(|p| p.into_inner());
+        match ended {
+            Some(Ended::Cut) => Fail::critical(format!(
+                "{url}: {what}: the answer is more than {} MiB: stopped reading",
+                MAX_ANSWER >> 20
+            )),
+            Some(Ended::Failed(kind)) => describe(
+                url,
+                what,
+                &ldap3::LdapError::from(std::io::Error::from(kind)),
+            ),
+            Some(Ended::Closed) => {
+                let why = crate::text::one_line(&crate::http::chain(e), 200);
+                Fail::critical(format!(
+                    "{url}: {what}: the server closed the connection ({why})"
+                ))
+            }
+            None => describe(url, what, e),
+        }
+    }
+}
+
+/// Connect to `url`'s server; our end of the relay to it.
+async fn bounded(url: &str) -> Result<(std::os::unix::net::UnixStream, Relay), Fail> {
+    use tokio::io::AsyncWriteExt;
+    let parsed = reqwest::Url::parse(url).map_err(|e| Fail::unknown(format!("{url}: {e}")))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| Fail::unknown(format!("{url}: no host")))?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = parsed.port().unwrap_or(389);
+    let site = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| describe(url, "cannot connect", &ldap3::LdapError::from(e)))?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| Fail::unknown(format!("LDAP relay: {e}")))?;
+    theirs
+        .set_nonblocking(true)
+        .map_err(|e| Fail::unknown(format!("LDAP relay: {e}")))?;
+    let theirs = tokio::net::UnixStream::from_std(theirs)
+        .map_err(|e| Fail::unknown(format!("LDAP relay: {e}")))?;
+    let ended = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = ended.clone();
+    let task = tokio::spawn(async move {
+        let (mut site_r, mut site_w) = site.into_split();
+        let (mut lib_r, mut lib_w) = theirs.into_split();
+        let down = async {
+            let mut limited = tokio::io::AsyncReadExt::take(&mut site_r, MAX_ANSWER + 1);
+            let how = match tokio::io::copy(&mut limited, &mut lib_w).await {
+                Ok(n) if n > MAX_ANSWER => Ended::Cut,
+                Ok(_) => Ended::Closed,
+                Err(e) => Ended::Failed(e.kind()),
+            };
+            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
+            let _ = lib_w.shutdown().await;
+        };
+        let up = tokio::io::copy(&mut lib_r, &mut site_w);
+        tokio::select! {
+            _ = down => {}
+            _ = up => {}
+        }
+    });
+    Ok((ours, Relay { task, ended }))
 }
 
 fn describe(url: &str, what: &str, e: &ldap3::LdapError) -> Fail {

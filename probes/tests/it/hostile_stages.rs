@@ -13,8 +13,9 @@
 //! 16 KB, within -t, naming the stage, with cleanup attempted, the token
 //! kept from other hosts and no DELETE steered by an id.
 //!
-//! Not here: check_glue's LDAP BDII (no HTTP) and check_certificates, whose
-//! stages are TLS handshakes, not HTTP answers a front could spoil.
+//! Not here: check_glue's LDAP BDII (no HTTP: `hostile_ldap.rs`) and
+//! check_certificates, whose stages are TLS handshakes, not HTTP answers a
+//! front could spoil.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -28,6 +28,7 @@ mod glue_peers;
 mod glue_random;
 mod glue_sources;
 mod hostile_ids;
+mod hostile_ldap;
 mod hostile_stages;
 mod http_redirects;
 mod icinga;
