@@ -2,7 +2,9 @@
 //! endpoint through the OIDC login), the fault-matrix's bad certificates
 //! (ci/peers/badcert.py, signed by the peers' CA, served by openssl), and
 //! certificates made here with rcgen (5, 20 and 90 days left) served by a
-//! small rustls server on 127.0.0.1.
+//! small rustls server on 127.0.0.1, and servers that break the handshake
+//! (an HTTP answer, an alert, a handshake message without end, silence, a
+//! reset).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -242,6 +244,133 @@ async fn wrong_host_untrusted_and_unreachable_are_critical_even_with_insecure() 
     assert!(s.contains("chain not trusted"), "{s}: {out}");
     let u = line(closed_port);
     assert!(u.contains("cannot connect"), "{u}: {out}");
+}
+
+/// What a hostile or broken server sends back for the probe's ClientHello.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// An HTTP answer on the TLS port, then a close.
+    Http,
+    /// A fatal handshake_failure alert.
+    Alert,
+    /// A ServerHello claiming 16 MiB, its fragments without end.
+    Endless,
+    /// Nothing, with the connection kept open.
+    Silent,
+    /// A reset.
+    Reset,
+}
+
+async fn hostile_tls(h: Hostile) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut hello = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut hello)).await;
+                match h {
+                    Hostile::Http => {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                            .await;
+                    }
+                    Hostile::Alert => {
+                        let _ = s
+                            .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+                            .await;
+                    }
+                    Hostile::Endless => {
+                        // Handshake records of 16 KB: a ServerHello header claiming
+                        // 16 MiB, then its body, until the probe hangs up.
+                        let mut first = vec![0x16, 0x03, 0x03, 0x40, 0x00, 0x02, 0xff, 0xff, 0xff];
+                        first.resize(5 + 0x4000, 0x41);
+                        if s.write_all(&first).await.is_err() {
+                            return;
+                        }
+                        let mut next = vec![0x16, 0x03, 0x03, 0x40, 0x00];
+                        next.resize(5 + 0x4000, 0x41);
+                        for _ in 0..100_000 {
+                            if s.write_all(&next).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Hostile::Silent => tokio::time::sleep(Duration::from_secs(60)).await,
+                    Hostile::Reset => {
+                        // A zero linger does not block on drop; it makes the close a reset.
+                        #[allow(deprecated)]
+                        let _ = s.set_linger(Some(Duration::ZERO));
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Servers that break the handshake in every way a front could: each
+/// endpoint is CRITICAL, named with what came back, the run ends within -t
+/// and its output under 16 KB; the silent one is told apart as a timeout.
+#[tokio::test]
+async fn hostile_tls_servers_are_critical_and_named() {
+    let r = rig();
+    let cases = [
+        Hostile::Http,
+        Hostile::Alert,
+        Hostile::Endless,
+        Hostile::Silent,
+        Hostile::Reset,
+    ];
+    let mut servers = Vec::new();
+    for h in cases {
+        servers.push((h, hostile_tls(h).await));
+    }
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|(_, (a, _))| format!("https://127.0.0.1:{}/", a.port()))
+        .collect();
+    let t0 = std::time::Instant::now();
+    // run_on gives -t 30.
+    let (code, out) = run_on(&r.ca_file, &urls, &[]).await;
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(
+        out.len() <= probes::render::nagios::MAX_OUTPUT,
+        "{}",
+        out.len()
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("CERTIFICATES CRITICAL - CERT-02 certificate chain and host name: 5 of 5 endpoint(s) failed"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("[CRITICAL] CERT-02"))
+        .unwrap_or("");
+    for (h, (addr, task)) in &servers {
+        let at = line
+            .find(&format!("127.0.0.1:{} (", addr.port()))
+            .unwrap_or(line.len());
+        let part = &line[at..];
+        let part = &part[..part.find("; 127.0.0.1:").unwrap_or(part.len())];
+        let says = match h {
+            Hostile::Http => "TLS handshake failed: received corrupt message",
+            Hostile::Alert => "TLS handshake failed: received fatal alert",
+            Hostile::Endless => "TLS handshake failed: received corrupt message",
+            Hostile::Silent => "no TLS handshake within the time allowed",
+            Hostile::Reset => "TLS handshake failed: Connection reset",
+        };
+        assert!(
+            part.contains(says),
+            "{h:?} should say {says:?}: {part:?}: {out}"
+        );
+        task.abort();
+    }
 }
 
 // ------------------------------------------------------------- real peers

@@ -15,7 +15,7 @@
 //!
 //! Not here: check_glue's LDAP BDII (no HTTP: `hostile_ldap.rs`) and
 //! check_certificates, whose stages are TLS handshakes, not HTTP answers a
-//! front could spoil.
+//! front could spoil (`certificates::hostile_tls_servers_are_critical_and_named`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
