@@ -57,6 +57,39 @@ pub enum Waited<T> {
     },
 }
 
+/// A wait that timed out, for wording its failure ([`Waited::or_fail`]).
+pub struct Late<'a> {
+    pub limit: Duration,
+    pub cut_by_deadline: bool,
+    pub last: &'a str,
+    pub polls: u64,
+}
+
+impl<T> Waited<T> {
+    /// The value and the looks it took, or the timeout as the site's
+    /// failure: `say` words it, and it is marked cut by the deadline when
+    /// it was, so no wait forgets to tell the two apart.
+    pub fn or_fail(self, say: impl FnOnce(&Late) -> String) -> Result<(T, u64), Fail> {
+        match self {
+            Waited::Ready { value, polls } => Ok((value, polls)),
+            Waited::TimedOut {
+                limit,
+                cut_by_deadline,
+                last,
+                polls,
+            } => {
+                let late = Late {
+                    limit,
+                    cut_by_deadline,
+                    last: &last,
+                    polls,
+                };
+                Err(Fail::critical(say(&late)).cut_by_deadline(cut_by_deadline))
+            }
+        }
+    }
+}
+
 /// How long and how often to look.
 #[derive(Clone, Copy, Debug)]
 pub struct Wait {
@@ -251,6 +284,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_timeout_fails_worded_and_marked_as_cut_or_not() {
+        // Its own limit first (300 ms of 60 s), or what -t leaves first (300 s of 3 s).
+        for (left, limit, cut) in [(60, 300, false), (3, 300_000, true)] {
+            let w = Wait::bounded(
+                Deadline::after(Duration::from_secs(left)),
+                Duration::from_millis(limit),
+                Some(Duration::from_millis(50)),
+            );
+            let f = wait_for(w, || async { Ok(Poll::<()>::Pending("BUILD".into())) })
+                .await
+                .unwrap()
+                .or_fail(|l| format!("still {} after {} looks", l.last, l.polls))
+                .unwrap_err();
+            assert_eq!(f.cut_by_deadline, cut, "{f:?}");
+            assert_eq!(f.status, crate::model::Status::Critical);
+            assert!(f.to_string().starts_with("still BUILD after "), "{f}");
+        }
+        let ready = Waited::Ready { value: 7, polls: 2 }.or_fail(|_| unreachable!());
+        assert_eq!(ready.unwrap(), (7, 2));
     }
 
     #[tokio::test]

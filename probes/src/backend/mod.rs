@@ -632,20 +632,20 @@ where
         }
     })
     .await?;
-    match polled {
-        Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut {
-            polls,
-            limit,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "still listed {:.0}s after the delete was accepted ({polls} checks{})",
-            limit.as_secs_f64(),
-            if cut_by_deadline { "; all -t left" } else { "" }
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    polled
+        .or_fail(|l| {
+            format!(
+                "still listed {:.0}s after the delete was accepted ({} checks{})",
+                l.limit.as_secs_f64(),
+                l.polls,
+                if l.cut_by_deadline {
+                    "; all -t left"
+                } else {
+                    ""
+                }
+            )
+        })
+        .map(|(_, polls)| polls)
 }
 
 /// A short id for this run: time and pid, hex.

@@ -22,7 +22,7 @@ use crate::checks::vm_lifecycle::{
 };
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ResourceKind};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::record::ResourceId;
 use crate::units::parse_duration;
@@ -478,19 +478,13 @@ async fn server<C: Compute>(
         }
     })
     .await?;
-    if let Waited::TimedOut {
-        limit,
-        last,
-        cut_by_deadline,
-        ..
-    } = waited
-    {
-        return Err(Fail::critical(format!(
-            "server {id} not ACTIVE after {:.0}s; last status {last}",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline));
-    }
+    waited.or_fail(|l| {
+        format!(
+            "server {id} not ACTIVE after {:.0}s; last status {}",
+            l.limit.as_secs_f64(),
+            l.last
+        )
+    })?;
     let net = match network {
         NetworkChoice::Network { name, .. } => format!(", network {name}"),
         _ => String::new(),
@@ -540,20 +534,15 @@ async fn wait_volume<V: Volumes>(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { value, polls } => Ok((value, polls)),
-        Waited::TimedOut {
-            limit,
-            last,
-            polls,
-            cut_by_deadline,
-        } => Err(Fail::critical(format!(
-            "volume {id} not {what} after {:.0}s ({polls} polls, --volume-timeout {}s); last status {last}",
-            limit.as_secs_f64(),
-            plan.volume_timeout.as_secs()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited.or_fail(|l| {
+        format!(
+            "volume {id} not {what} after {:.0}s ({} polls, --volume-timeout {}s); last status {}",
+            l.limit.as_secs_f64(),
+            l.polls,
+            plan.volume_timeout.as_secs(),
+            l.last
+        )
+    })
 }
 
 fn status_line(v: &VolumeState) -> String {
@@ -598,19 +587,15 @@ pub(crate) async fn wait_gone<V: Volumes>(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut {
-            limit,
-            last,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "{what} {id} still listed {:.0}s after its delete; last status {last}",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited
+        .or_fail(|l| {
+            format!(
+                "{what} {id} still listed {:.0}s after its delete; last status {}",
+                l.limit.as_secs_f64(),
+                l.last
+            )
+        })
+        .map(|(_, polls)| polls)
 }
 
 /// Register the volume for removal on every exit path (detached first).

@@ -23,7 +23,7 @@ use crate::checks::vm_lifecycle::{
 use crate::clock::now_unix;
 use crate::http::{body_channel, BodySender, BodyStream};
 use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
@@ -535,23 +535,16 @@ async fn wait_active<S: ImageStore>(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { value, polls } => {
-            let secs = t0.elapsed().as_secs_f64();
-            let msg = format!("active after {secs:.2}s, {polls} status polls");
-            Ok(Done::with(ctx.threshold_status(secs), value, msg))
-        }
-        Waited::TimedOut {
-            limit,
-            last,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "image {id} not active after {:.0}s; last status {last}",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    let (value, polls) = waited.or_fail(|l| {
+        format!(
+            "image {id} not active after {:.0}s; last status {}",
+            l.limit.as_secs_f64(),
+            l.last
+        )
+    })?;
+    let secs = t0.elapsed().as_secs_f64();
+    let msg = format!("active after {secs:.2}s, {polls} status polls");
+    Ok(Done::with(ctx.threshold_status(secs), value, msg))
 }
 
 /// Compare what the site says it stored with what was sent (`n` bytes).

@@ -21,7 +21,7 @@ use crate::checks::vm_lifecycle::{CREATED_KEY, MIN_DISK_GB, RUN_KEY};
 use crate::clients::neutron::{Network, Neutron, Port, Router};
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ResourceKind};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
@@ -632,27 +632,22 @@ async fn server(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { polls, .. } => Ok(Done::ok(
-            (id.clone(), handle),
-            format!(
-                "{id} ({name}, image {}, flavor {}) ACTIVE after {:.2}s, {polls} polls",
-                image.name,
-                flavor.name,
-                t0.elapsed().as_secs_f64()
-            ),
-        )),
-        Waited::TimedOut {
-            limit,
-            last,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "server {id} not ACTIVE after {:.0}s (last status {last})",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    let (_, polls) = waited.or_fail(|l| {
+        format!(
+            "server {id} not ACTIVE after {:.0}s (last status {})",
+            l.limit.as_secs_f64(),
+            l.last
+        )
+    })?;
+    Ok(Done::ok(
+        (id.clone(), handle),
+        format!(
+            "{id} ({name}, image {}, flavor {}) ACTIVE after {:.2}s, {polls} polls",
+            image.name,
+            flavor.name,
+            t0.elapsed().as_secs_f64()
+        ),
+    ))
 }
 
 /// Delete a security group and see it gone; 409 (a port still in it) is
@@ -698,18 +693,14 @@ where
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut {
-            limit,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "still there {:.0}s after the delete was accepted",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited
+        .or_fail(|l| {
+            format!(
+                "still there {:.0}s after the delete was accepted",
+                l.limit.as_secs_f64()
+            )
+        })
+        .map(|(_, polls)| polls)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::backend::{empty_and_delete_container, run_id, ObjectStore};
 use crate::clock::now_unix;
 use crate::http::{body_channel, BodySender};
 use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::{Ctx, Done, Fail};
 
@@ -345,18 +345,14 @@ where
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { polls, .. } => Ok(polls),
-        Waited::TimedOut {
-            limit,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "still there {:.0}s after the delete was accepted",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited
+        .or_fail(|l| {
+            format!(
+                "still there {:.0}s after the delete was accepted",
+                l.limit.as_secs_f64()
+            )
+        })
+        .map(|(_, polls)| polls)
 }
 
 /// Delete the (now empty) container; a 409 while the listing catches up
@@ -371,18 +367,14 @@ async fn delete_when_empty<S: ObjectStore>(ctx: &Ctx, store: &S, c: &str) -> Res
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { .. } => Ok(()),
-        Waited::TimedOut {
-            limit,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "container still not empty (409) {:.0}s after its only object was deleted",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited
+        .or_fail(|l| {
+            format!(
+                "container still not empty (409) {:.0}s after its only object was deleted",
+                l.limit.as_secs_f64()
+            )
+        })
+        .map(|_| ())
 }
 
 #[cfg(test)]

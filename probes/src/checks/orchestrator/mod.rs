@@ -24,7 +24,7 @@ use crate::backend::{delete_server_and_wait, run_id, Compute, Flavor, ImageQuery
 use crate::clients::im::{self, AuthHeader, Im, InfState, OidcSite};
 use crate::fail::FailKind;
 use crate::model::{Cleanup, Perf, ResourceKind, Status};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::record::ResourceId;
 use crate::secret::Secret;
@@ -492,35 +492,28 @@ async fn wait_running(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { value, polls } => {
-            let msg = format!(
-                "{} after {:.1}s, {polls} state reads",
-                value.state,
-                t0.elapsed().as_secs_f64()
-            );
-            // `unconfigured`: the VM runs, contextualization failed; with
-            // contextualization off that is the orchestrator's business.
-            Ok(if value.state == "unconfigured" {
-                Done::warn(
-                    (value, polls),
-                    format!("{msg}: VM running, contextualization failed"),
-                )
-            } else {
-                Done::ok((value, polls), msg)
-            })
-        }
-        Waited::TimedOut {
-            limit,
-            last,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "still {last} {:.0}s after the orchestrator accepted it (the site's VM did not start)",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    let (value, polls) = waited.or_fail(|l| {
+        format!(
+            "still {} {:.0}s after the orchestrator accepted it (the site's VM did not start)",
+            l.last,
+            l.limit.as_secs_f64()
+        )
+    })?;
+    let msg = format!(
+        "{} after {:.1}s, {polls} state reads",
+        value.state,
+        t0.elapsed().as_secs_f64()
+    );
+    // `unconfigured`: the VM runs, contextualization failed; with
+    // contextualization off that is the orchestrator's business.
+    Ok(if value.state == "unconfigured" {
+        Done::warn(
+            (value, polls),
+            format!("{msg}: VM running, contextualization failed"),
+        )
+    } else {
+        Done::ok((value, polls), msg)
+    })
 }
 
 /// A failed deployment, judged by the orchestrator's log of it.
@@ -587,20 +580,16 @@ async fn wait_gone_at_site<C: Compute>(ctx: &Ctx, cloud: &C, id: &str) -> Result
         })
     })
     .await?;
-    match waited {
-        Waited::Ready { .. } => Ok(()),
-        Waited::TimedOut {
-            limit,
-            last,
-            cut_by_deadline,
-            ..
-        } => Err(Fail::critical(format!(
-            "server {id} still listed by the site ({last}) {:.0}s after the orchestrator destroyed \
-             the deployment",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline)),
-    }
+    waited
+        .or_fail(|l| {
+            format!(
+                "server {id} still listed by the site ({}) {:.0}s after the orchestrator \
+                 destroyed the deployment",
+                l.last,
+                l.limit.as_secs_f64()
+            )
+        })
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::checks::vm_lifecycle::{
 use crate::clients::usage::VolumeSummary;
 use crate::clock::now_unix;
 use crate::model::Cleanup;
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::record::ResourceId;
 use crate::{Ctx, Fail};
 
@@ -112,19 +112,13 @@ pub async fn create<V: Volumes>(ctx: &Ctx, cloud: &V, own: &Own) -> Result<Made,
         }
     })
     .await?;
-    if let Waited::TimedOut {
-        limit,
-        last,
-        cut_by_deadline,
-        ..
-    } = waited
-    {
-        return Err(Fail::critical(format!(
-            "own volume {id} not available after {:.0}s; last status {last}",
-            limit.as_secs_f64()
-        ))
-        .cut_by_deadline(cut_by_deadline));
-    }
+    waited.or_fail(|l| {
+        format!(
+            "own volume {id} not available after {:.0}s; last status {}",
+            l.limit.as_secs_f64(),
+            l.last
+        )
+    })?;
     Ok(Made {
         id,
         handle,
