@@ -90,6 +90,36 @@ impl<T> Waited<T> {
     }
 }
 
+/// Look with `exists` until it says no, within `within` and what
+/// `deadline` leaves; the looks it took. Still there at the end is the
+/// site's failure ([`Waited::or_fail`]).
+pub async fn gone<F, Fut>(deadline: Deadline, within: Duration, mut exists: F) -> Result<u64, Fail>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool, Fail>>,
+{
+    let wait = Wait::bounded(deadline, within, None);
+    let waited = wait_for(wait, || {
+        let fut = exists();
+        async move {
+            Ok(if fut.await? {
+                Poll::Pending("still there".into())
+            } else {
+                Poll::Ready(())
+            })
+        }
+    })
+    .await?;
+    waited
+        .or_fail(|l| {
+            format!(
+                "still there {:.0}s after the delete was accepted",
+                l.limit.as_secs_f64()
+            )
+        })
+        .map(|(_, polls)| polls)
+}
+
 /// How long and how often to look.
 #[derive(Clone, Copy, Debug)]
 pub struct Wait {

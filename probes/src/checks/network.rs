@@ -21,7 +21,7 @@ use crate::checks::vm_lifecycle::{CREATED_KEY, MIN_DISK_GB, RUN_KEY};
 use crate::clients::neutron::{Network, Neutron, Port, Router};
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ResourceKind};
-use crate::poll::{wait_for, Poll, Wait};
+use crate::poll::{gone, wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::units::parse_duration;
 use crate::{Ctx, Done, Fail};
@@ -383,7 +383,7 @@ pub async fn network_cycle(ctx: &Ctx, os: &OpenStack, plan: &Plan) -> Result<Str
     let t = Instant::now();
     ctx.step(RELEASE, async {
         nt.delete_floating_ip(&fip.id).await?;
-        let polls = gone(ctx, || async {
+        let polls = gone(ctx.deadline(), GONE_WAIT, || async {
             Ok(nt.floating_ip(&fip.id).await?.is_some())
         })
         .await?;
@@ -673,34 +673,6 @@ async fn delete_group(nt: &Neutron, id: &str, within: Duration) -> Result<(), Fa
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     Ok(())
-}
-
-/// Poll `exists` until false, within [`GONE_WAIT`] and the deadline.
-async fn gone<F, Fut>(ctx: &Ctx, mut exists: F) -> Result<u64, Fail>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, Fail>>,
-{
-    let wait = Wait::bounded(ctx.deadline(), GONE_WAIT, None);
-    let waited = wait_for(wait, || {
-        let fut = exists();
-        async move {
-            Ok(if fut.await? {
-                Poll::Pending("still there".into())
-            } else {
-                Poll::Ready(())
-            })
-        }
-    })
-    .await?;
-    waited
-        .or_fail(|l| {
-            format!(
-                "still there {:.0}s after the delete was accepted",
-                l.limit.as_secs_f64()
-            )
-        })
-        .map(|(_, polls)| polls)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::backend::{empty_and_delete_container, run_id, ObjectStore};
 use crate::clock::now_unix;
 use crate::http::{body_channel, BodySender};
 use crate::model::{Cleanup, Perf, ResourceKind, Status, Uom};
-use crate::poll::{wait_for, Poll, Wait};
+use crate::poll::{gone, wait_for, Poll, Wait};
 use crate::probe::Probe;
 use crate::{Ctx, Done, Fail};
 
@@ -272,7 +272,10 @@ pub async fn object_cycle<S: ObjectStore>(
     let t = Instant::now();
     ctx.step(DELETE_OBJECT, async {
         store.delete_object(&container, &object).await?;
-        let polls = gone(ctx, || store.object_exists(&container, &object)).await?;
+        let polls = gone(ctx.deadline(), GONE_WAIT, || {
+            store.object_exists(&container, &object)
+        })
+        .await?;
         Ok(Done::ok((), format!("{object} gone (404), {polls} checks")))
     })
     .await?;
@@ -282,7 +285,10 @@ pub async fn object_cycle<S: ObjectStore>(
     let t = Instant::now();
     ctx.step(DELETE_CONTAINER, async {
         delete_when_empty(ctx, store, &container).await?;
-        let polls = gone(ctx, || store.container_exists(&container)).await?;
+        let polls = gone(ctx.deadline(), GONE_WAIT, || {
+            store.container_exists(&container)
+        })
+        .await?;
         Ok(Done::ok(
             (),
             format!("{container} gone (404), {polls} checks"),
@@ -325,34 +331,6 @@ fn compare(got: &Read, sent: u64, etag: Option<&str>, md5: &str) -> Result<Done<
             format!("{} bytes identical, no ETag answered", got.bytes),
         )),
     }
-}
-
-/// Poll `exists` until false, within [`GONE_WAIT`] and the deadline.
-async fn gone<F, Fut>(ctx: &Ctx, mut exists: F) -> Result<u64, Fail>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool, Fail>>,
-{
-    let wait = Wait::bounded(ctx.deadline(), GONE_WAIT, None);
-    let waited = wait_for(wait, || {
-        let fut = exists();
-        async move {
-            Ok(if fut.await? {
-                Poll::Pending("still there".into())
-            } else {
-                Poll::Ready(())
-            })
-        }
-    })
-    .await?;
-    waited
-        .or_fail(|l| {
-            format!(
-                "still there {:.0}s after the delete was accepted",
-                l.limit.as_secs_f64()
-            )
-        })
-        .map(|(_, polls)| polls)
 }
 
 /// Delete the (now empty) container; a 409 while the listing catches up

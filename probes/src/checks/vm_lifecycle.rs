@@ -16,7 +16,7 @@ use crate::backend::{
 };
 use crate::clock::now_unix;
 use crate::model::{Cleanup, Perf, ProbeResult, ResourceKind, Status};
-use crate::poll::{wait_for, Poll, Wait, Waited};
+use crate::poll::{wait_for, Poll, Wait};
 use crate::probe::{Link, Probe};
 use crate::record::ResourceId;
 use crate::units::parse_duration;
@@ -699,34 +699,22 @@ async fn wait_active<C: Compute>(
         }
     })
     .await?;
-    match waited {
-        Waited::Ready { value: s, polls } => {
-            let secs = t_create.elapsed().as_secs_f64();
-            let msg = format!("ACTIVE after {secs:.2}s, {polls} status polls");
-            Ok(Done::with(ctx.threshold_status(secs), (s, polls), msg))
-        }
-        Waited::TimedOut {
-            limit,
-            cut_by_deadline,
-            last,
-            polls,
-        } => {
-            let why = if cut_by_deadline {
-                format!(
-                    "{:.0}s (all -t left, --vm-timeout {}s)",
-                    limit.as_secs_f64(),
-                    plan.vm_timeout.as_secs()
-                )
-            } else {
-                format!("--vm-timeout {}s", plan.vm_timeout.as_secs())
-            };
-            ctx.perf(Perf::count("polls", polls));
-            Err(Fail::critical(format!(
-                "server {id} not ACTIVE after {why}; last status {last}"
-            ))
-            .cut_by_deadline(cut_by_deadline))
-        }
-    }
+    let (s, polls) = waited.or_fail(|l| {
+        let why = if l.cut_by_deadline {
+            format!(
+                "{:.0}s (all -t left, --vm-timeout {}s)",
+                l.limit.as_secs_f64(),
+                plan.vm_timeout.as_secs()
+            )
+        } else {
+            format!("--vm-timeout {}s", plan.vm_timeout.as_secs())
+        };
+        ctx.perf(Perf::count("polls", l.polls));
+        format!("server {id} not ACTIVE after {why}; last status {}", l.last)
+    })?;
+    let secs = t_create.elapsed().as_secs_f64();
+    let msg = format!("ACTIVE after {secs:.2}s, {polls} status polls");
+    Ok(Done::with(ctx.threshold_status(secs), (s, polls), msg))
 }
 
 #[cfg(test)]
