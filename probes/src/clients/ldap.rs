@@ -149,7 +149,7 @@ impl Relay {
 
 /// Connect to `url`'s server; our end of the relay to it.
 async fn bounded(url: &str) -> Result<(std::os::unix::net::UnixStream, Relay), Fail> {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let parsed = reqwest::Url::parse(url).map_err(|e| Fail::unknown(format!("{url}: {e}")))?;
     let host = parsed
         .host_str()
@@ -173,13 +173,28 @@ async fn bounded(url: &str) -> Result<(std::os::unix::net::UnixStream, Relay), F
         let (mut site_r, mut site_w) = site.into_split();
         let (mut lib_r, mut lib_w) = theirs.into_split();
         let down = async {
-            let mut limited = tokio::io::AsyncReadExt::take(&mut site_r, MAX_ANSWER + 1);
-            let how = match tokio::io::copy(&mut limited, &mut lib_w).await {
-                Ok(n) if n > MAX_ANSWER => Ended::Cut,
-                Ok(_) => Ended::Closed,
-                Err(e) => Ended::Failed(e.kind()),
+            // Only the site's side is recorded: a write that fails is the
+            // library having hung up, and its own error says why.
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut total = 0u64;
+            let how = loop {
+                match site_r.read(&mut buf).await {
+                    Ok(0) => break Some(Ended::Closed),
+                    Ok(n) => {
+                        total += n as u64;
+                        if total > MAX_ANSWER {
+                            break Some(Ended::Cut);
+                        }
+                        if lib_w.write_all(&buf[..n]).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err(e) => break Some(Ended::Failed(e.kind())),
+                }
             };
-            *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(how);
+            if how.is_some() {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = how;
+            }
             let _ = lib_w.shutdown().await;
         };
         let up = tokio::io::copy(&mut lib_r, &mut site_w);
