@@ -167,15 +167,24 @@ impl SiteGrade {
 
 /// A grade's checks by how they ended: the unflagged ones by outcome, the
 /// flagged ones, and those of capabilities that do not apply to the site.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Serialized as the JSON report's totals (`report::json::Totals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
     pub pass: usize,
     pub warn: usize,
     pub fail: usize,
     pub skip: usize,
     pub flagged: usize,
+    /// Checks not run because their probe was not configured for them.
+    #[serde(skip_serializing_if = "is_zero")]
     pub not_configured: usize,
+    /// Checks of capabilities that do not apply to the site's cloud API.
+    #[serde(skip_serializing_if = "is_zero")]
     pub not_applicable: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Tally {

@@ -69,7 +69,7 @@ pub fn top(r: &Report) -> String {
     let _ = writeln!(
         o,
         "<p>Unflagged checks: <span id=\"total-pass\">{}</span> pass, <span id=\"total-warn\">{}</span> warn, <span id=\"total-fail\">{}</span> fail, <span id=\"total-skip\">{}</span> skip; <span id=\"total-flagged\">{}</span> flagged. Rows counted in the page: <span id=\"js-count-pass\">?</span> pass, <span id=\"js-count-warn\">?</span> warn, <span id=\"js-count-fail\">?</span> fail, <span id=\"js-count-skip\">?</span> skip, <span id=\"js-count-flagged\">?</span> flagged.</p>",
-        t.pass, t.warn, t.fail, t.skip, t.flagged
+        t.checks.pass, t.checks.warn, t.checks.fail, t.checks.skip, t.checks.flagged
     );
     let _ = writeln!(o, "<table><tr><th>site</th><th>result</th><th>status</th><th>required capabilities</th><th>unflagged checks</th></tr>");
     for s in r.sites_worst_first() {

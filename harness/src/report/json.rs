@@ -29,38 +29,20 @@ struct Guide<'a> {
 pub struct Totals {
     pub sites: usize,
     pub sites_passed: usize,
-    pub pass: usize,
-    pub warn: usize,
-    pub fail: usize,
-    pub skip: usize,
-    pub flagged: usize,
-    /// Checks not run because their probe was not configured for them.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub not_configured: usize,
-    /// Checks of capabilities that do not apply to the site's cloud API.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub not_applicable: usize,
-}
-
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+    /// Every site's checks by how they ended: the sites' tallies summed.
+    #[serde(flatten)]
+    pub checks: crate::grade::Tally,
 }
 
 pub fn totals(r: &Report) -> Totals {
-    let mut c = crate::grade::Tally::default();
+    let mut checks = crate::grade::Tally::default();
     for s in &r.sites {
-        c.add(&s.grade.tally);
+        checks.add(&s.grade.tally);
     }
     Totals {
         sites: r.sites.len(),
         sites_passed: r.sites.iter().filter(|s| s.grade.passed).count(),
-        pass: c.pass,
-        warn: c.warn,
-        fail: c.fail,
-        skip: c.skip,
-        flagged: c.flagged,
-        not_configured: c.not_configured,
-        not_applicable: c.not_applicable,
+        checks,
     }
 }
 

@@ -5,7 +5,7 @@ use probes::model::{Perf, Uom};
 use probes::render::nagios;
 
 use super::{Report, SiteReport};
-use crate::grade::{CapStatus, Tally, Verdict};
+use crate::grade::{CapStatus, Verdict};
 
 pub fn render(r: &Report) -> String {
     let long: Vec<String> = r
@@ -20,12 +20,8 @@ pub fn render(r: &Report) -> String {
 /// sites' figures and tallies alone (a slim report has them).
 pub fn first_line(r: &Report) -> String {
     let status = r.status();
-    let n = r.sites.len();
-    let passed = r.sites.iter().filter(|s| s.grade.passed).count();
-    let mut counts = Tally::default();
-    for s in &r.sites {
-        counts.add(&s.grade.tally);
-    }
+    let t = super::json::totals(r);
+    let (n, passed, counts) = (t.sites, t.sites_passed, t.checks);
     let summary = match r.sites_worst_first().first() {
         Some(w) if n == 1 => format!(
             "{}: {} {} (required {}/{} = {}%, unflagged checks {}%)",
