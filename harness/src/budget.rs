@@ -41,10 +41,25 @@ pub struct Gate {
     head: tokio::sync::Mutex<()>,
     /// Starts handed out by the pace (see [`pace`]).
     starts: Arc<Semaphore>,
+    /// Turns to go on after a rest, handed out by the pace before starts.
+    turns: Arc<Semaphore>,
+    /// Runs waiting for a turn, so the pace knows to give them first.
+    waiting: Arc<AtomicUsize>,
+    /// Runs going on with a turn, or within the floor.
+    awake: AtomicUsize,
 }
 
 /// A job admitted: counted as running until dropped.
 pub struct Admitted(Arc<Gate>);
+
+/// A run going on after its rest: counted awake until dropped.
+struct Awake(Arc<Gate>);
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        self.0.awake.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl Drop for Admitted {
     fn drop(&mut self) {
@@ -61,7 +76,13 @@ impl Gate {
 
     fn with_max_wait(budget: Option<u64>, floor: usize, max_wait: Duration) -> Arc<Gate> {
         let starts = Arc::new(Semaphore::new(0));
-        tokio::spawn(pace(Arc::downgrade(&starts)));
+        let turns = Arc::new(Semaphore::new(0));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(pace(
+            Arc::downgrade(&starts),
+            Arc::downgrade(&turns),
+            Arc::downgrade(&waiting),
+        ));
         Arc::new(Gate {
             budget,
             floor: floor.max(1),
@@ -69,7 +90,25 @@ impl Gate {
             running: AtomicUsize::new(0),
             head: tokio::sync::Mutex::new(()),
             starts,
+            turns,
+            waiting,
+            awake: AtomicUsize::new(0),
         })
+    }
+
+    /// Wait until a rested run may go on: at once while fewer than the
+    /// floor are awake, else at the pace (at most the longest wait).
+    async fn take_turn(self: Arc<Gate>) -> Awake {
+        if self.awake.load(Ordering::Acquire) >= self.floor {
+            self.waiting.fetch_add(1, Ordering::AcqRel);
+            let got = tokio::time::timeout(self.max_wait, self.turns.acquire()).await;
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            if let Ok(Ok(turn)) = got {
+                turn.forget();
+            }
+        }
+        self.awake.fetch_add(1, Ordering::AcqRel);
+        Awake(self)
     }
 
     /// Wait until a job may start.
@@ -94,21 +133,43 @@ impl Gate {
     }
 }
 
-/// Hand out up to [`BURST`] starts each [`TICK`] the timer is on time
-/// (within [`LAG`]); ends with the gate. Starts not taken do not pile up.
-async fn pace(starts: Weak<Semaphore>) {
+/// A gate paces the turns of the runs it admitted.
+pub struct Paced(pub Arc<Gate>);
+
+impl probes::poll::Pace for Paced {
+    fn turn(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = probes::poll::Turn> + Send + '_>> {
+        let gate = self.0.clone();
+        Box::pin(async move { Box::new(gate.take_turn().await) as probes::poll::Turn })
+    }
+}
+
+/// Hand out up to [`BURST`] starts and turns each [`TICK`] the timer is on
+/// time (within [`LAG`]), turns first (their runs already hold memory);
+/// ends with the gate. What is not taken does not pile up.
+async fn pace(starts: Weak<Semaphore>, turns: Weak<Semaphore>, waiting: Weak<AtomicUsize>) {
     let mut last = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(TICK).await;
         let now = tokio::time::Instant::now();
         let late = now.saturating_duration_since(last).saturating_sub(TICK);
         last = now;
-        let Some(starts) = starts.upgrade() else {
+        let (Some(starts), Some(turns), Some(waiting)) =
+            (starts.upgrade(), turns.upgrade(), waiting.upgrade())
+        else {
             return;
         };
+        if late > LAG {
+            continue;
+        }
+        let want = waiting.load(Ordering::Acquire).min(BURST);
+        let given = want.saturating_sub(turns.available_permits());
+        turns.add_permits(given);
+        let left = BURST - want;
         let have = starts.available_permits();
-        if late <= LAG && have < BURST {
-            starts.add_permits(BURST - have);
+        if have < left {
+            starts.add_permits(left - have);
         }
     }
 }
@@ -198,17 +259,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_runtime_that_does_not_keep_up_starts_only_its_floor() {
-        use std::sync::atomic::AtomicBool;
-        // A task that holds the (one) runtime thread 20 ms at a time: the
-        // pace's timer is late by about that much at every tick.
-        let busy = Arc::new(AtomicBool::new(true));
-        let b = busy.clone();
-        let hog = tokio::spawn(async move {
-            while b.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(20));
-                tokio::task::yield_now().await;
-            }
-        });
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hog = hog(busy.clone());
         let gate = Gate::new(None, 1);
         let first = gate.admit().await; // under the floor: no wait
         let g = gate.clone();
@@ -222,6 +274,84 @@ mod tests {
             .expect("started once the runtime kept up")
             .unwrap();
         drop(first);
+    }
+
+    /// A task that holds the (one) runtime thread 20 ms at a time until
+    /// `busy` turns false: the pace's timer is late at every tick.
+    fn hog(busy: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            while busy.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(20));
+                tokio::task::yield_now().await;
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_rested_run_goes_on_past_the_floor_only_while_the_runtime_keeps_up() {
+        use probes::poll::Pace;
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hogging = hog(busy.clone());
+        let pace = Paced(Gate::new(None, 1));
+        let first = pace.turn().await; // under the floor: no wait
+        assert_eq!(pace.0.awake.load(Ordering::Acquire), 1);
+        let p = Paced(pace.0.clone());
+        let second = tokio::spawn(async move { p.turn().await });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!second.is_finished(), "went on while the runtime lagged");
+        busy.store(false, Ordering::Release);
+        hogging.await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("went on once the runtime kept up")
+            .unwrap();
+        assert_eq!(pace.0.awake.load(Ordering::Acquire), 2);
+        drop((first, second));
+        assert_eq!(pace.0.awake.load(Ordering::Acquire), 0);
+    }
+
+    #[tokio::test]
+    async fn waiting_turns_are_given_before_new_starts() {
+        use probes::poll::Pace;
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let hogging = hog(busy.clone());
+        let gate = Gate::new(None, 1);
+        let _running = gate.admit().await; // the floor of jobs
+        let _awake = Paced(gate.clone()).turn().await; // the floor of turns
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..BURST {
+            let (g, o) = (gate.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _ = g.admit().await;
+                o.lock().unwrap().push(format!("start {i}"));
+            }));
+        }
+        for i in 0..BURST {
+            let (g, o) = (gate.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                let _ = Paced(g).turn().await;
+                o.lock().unwrap().push(format!("turn {i}"));
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "{:?}",
+            order.lock().unwrap()
+        );
+        busy.store(false, Ordering::Release);
+        hogging.await.unwrap();
+        for w in waiters {
+            tokio::time::timeout(Duration::from_secs(5), w)
+                .await
+                .expect("every start and turn given")
+                .unwrap();
+        }
+        let order = order.lock().unwrap();
+        let first_start = order.iter().position(|o| o.starts_with("start"));
+        let last_turn = order.iter().rposition(|o| o.starts_with("turn"));
+        assert!(last_turn < first_start, "starts before turns: {order:?}");
     }
 
     #[tokio::test]

@@ -303,7 +303,12 @@ pub async fn run_all_within(
                 let _m = gate.admit().await;
                 // Boxed: the task is small while it waits for its slots (a run
                 // over a thousand sites spawns every job up front).
-                let done = Box::pin(run_job(&site, job, limits, &progress, stop)).await;
+                let pace = Arc::new(crate::budget::Paced(gate.clone()));
+                let done = Box::pin(probes::poll::paced(
+                    pace,
+                    run_job(&site, job, limits, &progress, stop),
+                ))
+                .await;
                 for (link, tx) in hook.tell {
                     let offered = match &done {
                         Done::Probe(p) => checks::find(&p.probe).and_then(|e| {

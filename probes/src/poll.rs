@@ -4,6 +4,7 @@
 //! the part of `-t` kept for what follows.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,6 +23,54 @@ pub const REST_AFTER: Duration = Duration::from_millis(500);
 tokio::task_local! {
     /// The run whose waits these are; set by the runner around a probe body.
     static RUN: std::sync::Arc<Recorder>;
+    /// Who hands out turns to go on after a rest; set by a harness around a
+    /// run ([`paced`]), read by the runner when it makes the run's recorder.
+    static PACE: std::sync::Arc<dyn Pace>;
+}
+
+/// Held while a run goes on after a rest; let go at its next rest or end.
+pub type Turn = Box<dyn Send + Sync>;
+
+/// Hands out turns to runs that go on after a rest. A harness running
+/// thousands of probes at once gives them at the pace its CPU keeps up
+/// with: servers that come up together would otherwise wake every run at
+/// once, each taking a connection (both ends' buffers) and its next
+/// requests' state while it queues for the CPU.
+pub trait Pace: Send + Sync {
+    /// A turn, when there is one (bounded by the pace's own longest wait).
+    fn turn(&self) -> Pin<Box<dyn Future<Output = Turn> + Send + '_>>;
+}
+
+/// Run `body` with its runs' turns handed out by `pace`.
+pub fn paced<F: Future>(
+    pace: std::sync::Arc<dyn Pace>,
+    body: F,
+) -> impl Future<Output = F::Output> {
+    PACE.scope(pace, body)
+}
+
+/// The pace of the run being made here, if a harness set one.
+pub fn current_pace() -> Option<std::sync::Arc<dyn Pace>> {
+    PACE.try_with(std::sync::Arc::clone).ok()
+}
+
+/// After a rest: wait for a turn (until `end`, if the wait has one) and
+/// hold it in the run.
+async fn take_turn(end: Option<Instant>) {
+    let Some((rec, pace)) = RUN
+        .try_with(|rec| rec.pace().map(|p| (rec.clone(), p)))
+        .ok()
+        .flatten()
+    else {
+        return;
+    };
+    let turn = match end {
+        Some(end) => tokio::time::timeout_at(end, pace.turn()).await.ok(),
+        None => Some(pace.turn().await),
+    };
+    if let Some(turn) = turn {
+        rec.hold_turn(turn);
+    }
 }
 
 /// Run `body` as `rec`'s: its waits let `rec` rest while they sleep long.
@@ -189,10 +238,14 @@ where
                 }
                 delay = delay.min(end - now);
             }
-            if delay >= REST_AFTER {
+            let rest = delay >= REST_AFTER;
+            if rest {
                 let _ = RUN.try_with(|rec| rec.rest());
             }
             tokio::time::sleep(delay).await;
+            if rest {
+                take_turn(w.end).await;
+            }
         }
         polls += 1;
         match check().await? {

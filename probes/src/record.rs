@@ -62,6 +62,8 @@ struct State {
     dropped: u64,
     requests: u64,
     rests: Vec<std::sync::Weak<dyn Rest>>,
+    /// The turn this run goes on with since its last rest ([`crate::poll::Pace`]).
+    turn: Option<crate::poll::Turn>,
 }
 
 /// The evidence one result keeps is bounded whatever a site sends: trace
@@ -102,15 +104,35 @@ pub struct Recorder {
     state: Mutex<State>,
     trace: bool,
     sink: Option<StageSink>,
+    pace: Option<Arc<dyn crate::poll::Pace>>,
 }
 
 impl Recorder {
     pub fn new(trace: bool, sink: Option<StageSink>) -> Arc<Recorder> {
+        Recorder::paced(trace, sink, None)
+    }
+
+    /// A recorder whose waits go on after a rest at `pace`'s turns.
+    pub fn paced(
+        trace: bool,
+        sink: Option<StageSink>,
+        pace: Option<Arc<dyn crate::poll::Pace>>,
+    ) -> Arc<Recorder> {
         Arc::new(Recorder {
             state: Mutex::default(),
             trace,
             sink,
+            pace,
         })
+    }
+
+    pub(crate) fn pace(&self) -> Option<Arc<dyn crate::poll::Pace>> {
+        self.pace.clone()
+    }
+
+    /// Keep `turn` until the next rest (or the end of the run).
+    pub(crate) fn hold_turn(&self, turn: crate::poll::Turn) {
+        self.lock().turn = Some(turn);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -139,12 +161,12 @@ impl Recorder {
 
     /// Let go of what the run can make again (called while it waits).
     pub fn rest(&self) {
-        let live: Vec<_> = self
-            .lock()
-            .rests
-            .iter()
-            .filter_map(|w| w.upgrade())
-            .collect();
+        let (live, turn): (Vec<_>, _) = {
+            let mut s = self.lock();
+            let live = s.rests.iter().filter_map(|w| w.upgrade()).collect();
+            (live, s.turn.take())
+        };
+        drop(turn);
         for r in live {
             r.rest();
         }

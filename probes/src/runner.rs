@@ -88,7 +88,11 @@ where
         .unwrap_or_else(|| cleanup_reserve(opts.timeout))
         .min(opts.timeout / 2);
     let work = Deadline::at(total.end() - grace);
-    let rec = Recorder::new(opts.settings.verbosity >= 3, opts.events.clone());
+    let rec = Recorder::paced(
+        opts.settings.verbosity >= 3,
+        opts.events.clone(),
+        crate::poll::current_pace(),
+    );
 
     let http = match Http::new(opts.tls.clone(), work, rec.clone()) {
         Ok(h) => h,
@@ -623,6 +627,62 @@ mod tests {
             ["open 0", "get 0", "close 0", "open 1", "get 1", "close 1", "open 2", "get 2"],
             "each look on its own connection, the last one closed before the next opens"
         );
+    }
+
+    /// Logs `turn N` when it gives its Nth turn, after `delay`, and `let
+    /// go N` when that turn is dropped.
+    struct LoggingPace {
+        log: Arc<std::sync::Mutex<Vec<String>>>,
+        given: std::sync::atomic::AtomicUsize,
+        delay: Duration,
+    }
+
+    struct LoggedTurn(usize, Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Drop for LoggedTurn {
+        fn drop(&mut self) {
+            self.1.lock().unwrap().push(format!("let go {}", self.0));
+        }
+    }
+
+    impl crate::poll::Pace for LoggingPace {
+        fn turn(&self) -> std::pin::Pin<Box<dyn Future<Output = crate::poll::Turn> + Send + '_>> {
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                let n = 1 + self.given.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                self.log.lock().unwrap().push(format!("turn {n}"));
+                Box::new(LoggedTurn(n, self.log.clone())) as crate::poll::Turn
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rested_run_looks_again_only_with_a_turn_and_lets_it_go_when_it_rests() {
+        let (url, log) = logging_server().await;
+        let pace = Arc::new(LoggingPace {
+            log: log.clone(),
+            given: Default::default(),
+            delay: Duration::from_millis(150),
+        });
+        let r = crate::poll::paced(pace, three_looks(url, crate::poll::REST_AFTER)).await;
+        assert_eq!(r.status, Status::Ok, "{}", r.summary);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let log = log.lock().unwrap().clone();
+        let seen: Vec<&str> = log
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.starts_with("open") && !l.starts_with("close"))
+            .collect();
+        assert_eq!(
+            seen,
+            ["get 0", "turn 1", "get 1", "let go 1", "turn 2", "get 2", "let go 2"],
+            "each look after a rest waits for a turn, held until the next rest or the end"
+        );
+        // Without a pace (a probe binary, `fedprobe serve`) nothing waits.
+        let (url, log) = logging_server().await;
+        let r = three_looks(url, crate::poll::REST_AFTER).await;
+        assert_eq!(r.status, Status::Ok, "{}", r.summary);
+        assert!(log.lock().unwrap().iter().all(|l| !l.starts_with("turn")));
     }
 
     #[tokio::test]
