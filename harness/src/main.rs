@@ -2,11 +2,19 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[cfg(feature = "mimalloc")]
+#[cfg(all(feature = "mimalloc", not(feature = "heap-count")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(feature = "heap-count")]
+mod heapcount;
+#[cfg(feature = "heap-count")]
+#[global_allocator]
+static GLOBAL: heapcount::Counting = heapcount::Counting;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "heap-count")]
+    heapcount::report_from_env();
     let cli = fedprobe::app::Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
