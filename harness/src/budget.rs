@@ -40,11 +40,11 @@ pub struct Gate {
     /// One waiter reads the memory at a time; the others queue behind it.
     head: tokio::sync::Mutex<()>,
     /// Starts handed out by the pace (see [`pace`]).
-    starts: Arc<Semaphore>,
+    starts: Semaphore,
     /// Turns to go on after a rest, handed out by the pace before starts.
-    turns: Arc<Semaphore>,
+    turns: Semaphore,
     /// Runs waiting for a turn, so the pace knows to give them first.
-    waiting: Arc<AtomicUsize>,
+    waiting: AtomicUsize,
     /// Runs going on with a turn, or within the floor.
     awake: AtomicUsize,
 }
@@ -75,25 +75,19 @@ impl Gate {
     }
 
     fn with_max_wait(budget: Option<u64>, floor: usize, max_wait: Duration) -> Arc<Gate> {
-        let starts = Arc::new(Semaphore::new(0));
-        let turns = Arc::new(Semaphore::new(0));
-        let waiting = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(pace(
-            Arc::downgrade(&starts),
-            Arc::downgrade(&turns),
-            Arc::downgrade(&waiting),
-        ));
-        Arc::new(Gate {
+        let gate = Arc::new(Gate {
             budget,
             floor: floor.max(1),
             max_wait,
             running: AtomicUsize::new(0),
             head: tokio::sync::Mutex::new(()),
-            starts,
-            turns,
-            waiting,
+            starts: Semaphore::new(0),
+            turns: Semaphore::new(0),
+            waiting: AtomicUsize::new(0),
             awake: AtomicUsize::new(0),
-        })
+        });
+        tokio::spawn(pace(Arc::downgrade(&gate)));
+        gate
     }
 
     /// Wait until a rested run may go on: at once while fewer than the
@@ -134,36 +128,32 @@ impl Gate {
 }
 
 /// A gate paces the turns of the runs it admitted.
-pub struct Paced(pub Arc<Gate>);
-
-impl probes::poll::Pace for Paced {
+impl probes::poll::Pace for Gate {
     fn turn(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = probes::poll::Turn> + Send + '_>> {
-        let gate = self.0.clone();
-        Box::pin(async move { Box::new(gate.take_turn().await) as probes::poll::Turn })
+        self: Arc<Self>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = probes::poll::Turn> + Send>> {
+        Box::pin(async move { Box::new(self.take_turn().await) as probes::poll::Turn })
     }
 }
 
 /// Hand out up to [`BURST`] starts and turns each [`TICK`] the timer is on
 /// time (within [`LAG`]), turns first (their runs already hold memory);
 /// ends with the gate. What is not taken does not pile up.
-async fn pace(starts: Weak<Semaphore>, turns: Weak<Semaphore>, waiting: Weak<AtomicUsize>) {
+async fn pace(gate: Weak<Gate>) {
     let mut last = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(TICK).await;
         let now = tokio::time::Instant::now();
         let late = now.saturating_duration_since(last).saturating_sub(TICK);
         last = now;
-        let (Some(starts), Some(turns), Some(waiting)) =
-            (starts.upgrade(), turns.upgrade(), waiting.upgrade())
-        else {
+        let Some(gate) = gate.upgrade() else {
             return;
         };
+        let (starts, turns) = (&gate.starts, &gate.turns);
         if late > LAG {
             continue;
         }
-        let want = waiting.load(Ordering::Acquire).min(BURST);
+        let want = gate.waiting.load(Ordering::Acquire).min(BURST);
         let given = want.saturating_sub(turns.available_permits());
         turns.add_permits(given);
         let left = BURST - want;
@@ -292,11 +282,10 @@ mod tests {
         use probes::poll::Pace;
         let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let hogging = hog(busy.clone());
-        let pace = Paced(Gate::new(None, 1));
-        let first = pace.turn().await; // under the floor: no wait
-        assert_eq!(pace.0.awake.load(Ordering::Acquire), 1);
-        let p = Paced(pace.0.clone());
-        let second = tokio::spawn(async move { p.turn().await });
+        let gate = Gate::new(None, 1);
+        let first = gate.clone().turn().await; // under the floor: no wait
+        assert_eq!(gate.awake.load(Ordering::Acquire), 1);
+        let second = tokio::spawn(gate.clone().turn());
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!second.is_finished(), "went on while the runtime lagged");
         busy.store(false, Ordering::Release);
@@ -305,9 +294,9 @@ mod tests {
             .await
             .expect("went on once the runtime kept up")
             .unwrap();
-        assert_eq!(pace.0.awake.load(Ordering::Acquire), 2);
+        assert_eq!(gate.awake.load(Ordering::Acquire), 2);
         drop((first, second));
-        assert_eq!(pace.0.awake.load(Ordering::Acquire), 0);
+        assert_eq!(gate.awake.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]
@@ -317,7 +306,7 @@ mod tests {
         let hogging = hog(busy.clone());
         let gate = Gate::new(None, 1);
         let _running = gate.admit().await; // the floor of jobs
-        let _awake = Paced(gate.clone()).turn().await; // the floor of turns
+        let _awake = gate.clone().turn().await; // the floor of turns
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut waiters = Vec::new();
         for i in 0..BURST {
@@ -330,7 +319,7 @@ mod tests {
         for i in 0..BURST {
             let (g, o) = (gate.clone(), order.clone());
             waiters.push(tokio::spawn(async move {
-                let _ = Paced(g).turn().await;
+                let _ = g.turn().await;
                 o.lock().unwrap().push(format!("turn {i}"));
             }));
         }

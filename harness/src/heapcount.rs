@@ -90,19 +90,14 @@ pub fn report_from_env() {
 /// classes holding 1 MiB or more.
 fn line(t: Duration) -> String {
     let mb = |b: usize| b >> 20;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss_kb: usize = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
+    let rss = fedprobe::budget::resident_bytes().unwrap_or(0);
     let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
     let mut out = format!(
         "heap t={:.2} live={}MB peak={}MB rss={}MB fds={fds}",
         t.as_secs_f64(),
         mb(LIVE.load(Relaxed)),
         mb(PEAK.load(Relaxed)),
-        rss_kb >> 10
+        rss >> 20
     );
     for c in 1..64 {
         let bytes = BYTES[c].load(Relaxed);

@@ -303,9 +303,8 @@ pub async fn run_all_within(
                 let _m = gate.admit().await;
                 // Boxed: the task is small while it waits for its slots (a run
                 // over a thousand sites spawns every job up front).
-                let pace = Arc::new(crate::budget::Paced(gate.clone()));
                 let done = Box::pin(probes::poll::paced(
-                    pace,
+                    gate.clone(),
                     run_job(&site, job, limits, &progress, stop),
                 ))
                 .await;

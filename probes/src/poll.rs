@@ -38,7 +38,7 @@ pub type Turn = Box<dyn Send + Sync>;
 /// requests' state while it queues for the CPU.
 pub trait Pace: Send + Sync {
     /// A turn, when there is one (bounded by the pace's own longest wait).
-    fn turn(&self) -> Pin<Box<dyn Future<Output = Turn> + Send + '_>>;
+    fn turn(self: std::sync::Arc<Self>) -> Pin<Box<dyn Future<Output = Turn> + Send>>;
 }
 
 /// Run `body` with its runs' turns handed out by `pace`.

@@ -646,7 +646,9 @@ mod tests {
     }
 
     impl crate::poll::Pace for LoggingPace {
-        fn turn(&self) -> std::pin::Pin<Box<dyn Future<Output = crate::poll::Turn> + Send + '_>> {
+        fn turn(
+            self: Arc<Self>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = crate::poll::Turn> + Send>> {
             Box::pin(async move {
                 tokio::time::sleep(self.delay).await;
                 let n = 1 + self.given.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
