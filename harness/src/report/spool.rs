@@ -269,15 +269,70 @@ impl Spool {
     }
 }
 
-type Rendering = tokio::task::JoinHandle<Result<SitePart, tokio::task::JoinError>>;
+type Rendering = tokio::sync::oneshot::Receiver<Result<SitePart, String>>;
 
-/// Sites spooled as they are graded, rendered off the thread that runs the
-/// probes, at most a core's worth at a time, and appended in the order
-/// added: over a thousand sites that finish within a second or two of each
-/// other, one thread rendering them was seconds after the last probe.
+/// Threads that render sites, made once per run, a core's worth. Not
+/// Tokio's blocking pool: it makes a thread whenever none is idle at that
+/// instant (up to seven threads for two renderings at a time at 1,000
+/// sites). Not rayon: its idle workers spin, and this run is CPU-bound;
+/// std's channel and threads are all it takes.
+struct Renderers {
+    orders: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl Renderers {
+    /// `None` when no thread could be made.
+    fn start(threads: usize) -> Option<Renderers> {
+        let (orders, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let mut made = 0;
+        for _ in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(RENDER_THREAD.into())
+                .spawn(move || loop {
+                    // The lock is held only to take the next order.
+                    let next = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match next {
+                        Ok(order) => order(),
+                        Err(_) => return, // the writer is gone
+                    }
+                });
+            made += spawned.is_ok() as usize;
+        }
+        (made > 0).then_some(Renderers { orders })
+    }
+
+    /// Run `f` on one of the threads; gives it back if none is left.
+    fn run<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), Box<dyn FnOnce() + Send>> {
+        self.orders.send(Box::new(f)).map_err(|e| e.0)
+    }
+}
+
+const RENDER_THREAD: &str = "fedprobe-render";
+
+/// `f`'s value, or its panic as an error naming it.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        format!("panicked: {why}")
+    })
+}
+
+/// Sites spooled as they are graded, rendered off the threads that run the
+/// probes, a core's worth at a time, and appended in the order added: over
+/// a thousand sites that finish within a second or two of each other, one
+/// thread rendering them was seconds after the last probe.
 pub struct Writer {
     header: Arc<Report>,
-    gate: Arc<tokio::sync::Semaphore>,
+    renderers: Option<Renderers>,
     /// Graded sites held at once, rendering or waiting to: two per core.
     room: Room,
     parts: mpsc::UnboundedSender<(SiteReport, Rendering)>,
@@ -291,10 +346,10 @@ impl Writer {
         let done = tokio::spawn(async move {
             let mut sites = Vec::new();
             while let Some((slim, part)) = rx.recv().await {
-                let part = match part.await {
-                    Ok(Ok(p)) => Ok(p),
-                    Ok(Err(e)) | Err(e) => Err(format!("rendering {}: {e}", slim.run.site)),
-                };
+                let part = part
+                    .await
+                    .unwrap_or_else(|_| Err("it ended without a result".into()))
+                    .map_err(|e| format!("rendering {}: {e}", slim.run.site));
                 if let Ok(sp) = &mut spool {
                     if let Err(e) = part.and_then(|p| sp.append(p).map_err(|e| e.to_string())) {
                         spool = Err(format!("report spool: {e}"));
@@ -316,7 +371,7 @@ impl Writer {
                 sites: Vec::new(),
                 previous: None,
             }),
-            gate: Arc::new(tokio::sync::Semaphore::new(cores)),
+            renderers: Renderers::start(cores),
             room: Room::new(2 * cores),
             parts,
             done,
@@ -332,14 +387,22 @@ impl Writer {
     /// [`Writer::room`] is given back once it is rendered.
     pub fn add(&self, site: SiteReport, seat: Seat) {
         let slim = site.slim_copy();
-        let (header, gate) = (self.header.clone(), self.gate.clone());
-        let part = tokio::spawn(async move {
-            let _p = gate.acquire_owned().await;
-            let part = tokio::task::spawn_blocking(move || SitePart::render(&header, &site)).await;
+        let header = self.header.clone();
+        let (reply, rendered) = tokio::sync::oneshot::channel();
+        let render = move || {
+            let part = caught(|| SitePart::render(&header, &site));
             drop(seat);
-            part
-        });
-        let _ = self.parts.send((slim, part));
+            let _ = reply.send(part);
+        };
+        // No render thread (none could be made): the blocking pool.
+        let left = match &self.renderers {
+            Some(r) => r.run(render).err(),
+            None => Some(Box::new(render) as Box<dyn FnOnce() + Send>),
+        };
+        if let Some(render) = left {
+            tokio::task::spawn_blocking(render);
+        }
+        let _ = self.parts.send((slim, rendered));
     }
 
     /// Every site's slim report, in the order added, and the spool.
@@ -348,5 +411,43 @@ impl Writer {
         self.done
             .await
             .unwrap_or_else(|e| (Vec::new(), Err(format!("report spool: {e}"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rendering runs on the writer's own threads, never more of them
+    /// than asked for, so their allocator pages are made once.
+    #[test]
+    fn renderings_run_on_the_writers_own_threads() {
+        let r = Renderers::start(2).expect("threads");
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..40 {
+            let tx = tx.clone();
+            r.run(move || {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                let t = std::thread::current();
+                let _ = tx.send((t.id(), t.name().map(str::to_string)));
+            })
+            .ok()
+            .expect("a thread takes it");
+        }
+        drop(tx);
+        let seen: Vec<_> = rx.iter().collect();
+        assert_eq!(seen.len(), 40);
+        let ids: std::collections::HashSet<_> = seen.iter().map(|(id, _)| *id).collect();
+        assert!(ids.len() <= 2, "{} threads", ids.len());
+        assert!(seen
+            .iter()
+            .all(|(_, n)| n.as_deref() == Some(RENDER_THREAD)));
+    }
+
+    #[test]
+    fn a_rendering_that_panics_is_an_error_naming_it() {
+        assert_eq!(caught(|| 7), Ok(7));
+        let e = caught(|| -> u8 { panic!("no {} here", "section") }).unwrap_err();
+        assert_eq!(e, "panicked: no section here");
     }
 }
