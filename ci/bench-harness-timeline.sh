@@ -12,8 +12,9 @@ BOOT=${3:-5s}
 TARGET=${CARGO_TARGET_DIR:-target}/heap-count
 REPORTS=$(mktemp -d)
 trap 'rm -rf "$REPORTS"' EXIT
-CARGO_TARGET_DIR=$TARGET cargo build --release -q -p fedprobe --features heap-count >&2
-FEDPROBE_HEAP_TRACE=$EVERY "$TARGET/release/fedprobe" demo --sites "$SITES" \
+PROFILE=${FEDPROBE_BENCH_PROFILE:-dist}
+CARGO_TARGET_DIR=$TARGET cargo build --profile "$PROFILE" -q -p fedprobe --features heap-count >&2
+FEDPROBE_HEAP_TRACE=$EVERY "$TARGET/$PROFILE/fedprobe" demo --sites "$SITES" \
   --boot-delay "$BOOT" --jobs 2500 --jobs-per-site 5 --quiet --format json \
   --report-dir "$REPORTS" 2> "$REPORTS/trace" > /dev/null || echo "exit code $?"
 grep '^heap ' "$REPORTS/trace"

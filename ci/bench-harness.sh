@@ -13,8 +13,11 @@ OUT=ci/bench-harness.out
 REPORTS=$(mktemp -d)
 trap 'rm -rf "$REPORTS"' EXIT
 
-cargo build --release -q -p fedprobe >&2
-BIN=target/release/fedprobe
+# The profile the packages ship (Cargo.toml's dist); FEDPROBE_BENCH_PROFILE=release
+# measures a plain release build.
+PROFILE=${FEDPROBE_BENCH_PROFILE:-dist}
+cargo build --profile "$PROFILE" -q -p fedprobe >&2
+BIN=target/$PROFILE/fedprobe
 TIMEFILE=$(mktemp)
 start=$(date +%s.%N)
 set +e

@@ -95,7 +95,7 @@ VERSION=$(python3 ci/workspace-bins.py --version fedprobe <<< "$META")
 grep -q "^## \[$VERSION\]" CHANGELOG.md ||
   fail "CHANGELOG.md has no '## [$VERSION]' section (the version in Cargo.toml)"
 
-PROFILE=${FEDPROBE_PACKAGE_PROFILE:-release}
+PROFILE=${FEDPROBE_PACKAGE_PROFILE:-dist}
 BIN_DIR=target/$PROFILE
 [ "$PROFILE" = dev ] && BIN_DIR=target/debug
 t=$(date +%s)
