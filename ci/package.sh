@@ -105,7 +105,7 @@ say "built in $(elapsed "$t")"
 
 say "staging: $(echo $PROBES | wc -w) probes, man pages, completions, Icinga 2 commands"
 rm -rf "$STAGE" && mkdir -p "$STAGE/bin" "$STAGE/probes" "$STAGE/nagios"
-# Debug info stripped, symbols kept (the release profile's strip = "debuginfo"): the dev
+# Debug info stripped, symbols kept (the release and dist profiles' strip = "debuginfo"): the dev
 # profile's line tables made each binary 30-50 MB.
 strip --strip-debug -o "$STAGE/bin/fedprobe" "$BIN_DIR/fedprobe"
 for b in $PROBES; do
