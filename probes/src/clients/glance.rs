@@ -180,14 +180,77 @@ impl Glance {
     }
 
     /// `DELETE`: true if accepted, false if already gone.
+    /// DELETE the image; `Ok(false)` when it was already gone. Glance
+    /// answers a delete that crossed another (one cut by a signal, then the
+    /// cleanup's) with 400 "status transition from deleted to deleted": a
+    /// look that finds it gone (404, or status `deleted`) says so instead.
     pub async fn delete(&self, id: &str) -> Result<bool, Fail> {
-        self.svc.delete(self.image_url(id, None)?).await
+        match self.svc.delete(self.image_url(id, None)?).await {
+            Err(e) if matches!(e.http_status(), Some(400 | 409)) => match self.image(id).await {
+                Ok(None) => Ok(false),
+                Ok(Some(i)) if i.status == "deleted" => Ok(false),
+                _ => Err(e),
+            },
+            done => done,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers each request on 127.0.0.1 with the next of `replies` (status
+    /// line and body), one connection per request.
+    async fn answering(replies: &'static [(&'static str, &'static str)]) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            for (status, body) in replies {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut have = Vec::new();
+                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => have.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    fn glance(url: &Url) -> Glance {
+        Glance::new(crate::http::test_client(), url, Secret::new("t0ken"))
+    }
+
+    const CROSSED: (&str, &str) = (
+        "400 Bad Request",
+        r#"{"message": "Image status transition from deleted to deleted is not allowed"}"#,
+    );
+
+    #[tokio::test]
+    async fn a_delete_that_crossed_another_is_already_gone_once_a_look_agrees() {
+        let url = answering(&[CROSSED, ("404 Not Found", "{}")]).await;
+        assert!(!glance(&url).delete("i1").await.unwrap());
+        let url = answering(&[CROSSED, ("200 OK", r#"{"id":"i1","status":"deleted"}"#)]).await;
+        assert!(!glance(&url).delete("i1").await.unwrap());
+        // Still there: the 400 stands.
+        let url = answering(&[CROSSED, ("200 OK", r#"{"id":"i1","status":"active"}"#)]).await;
+        let e = glance(&url).delete("i1").await.unwrap_err();
+        assert_eq!(e.http_status(), Some(400));
+        let url = answering(&[("204 No Content", "")]).await;
+        assert!(glance(&url).delete("i1").await.unwrap());
+    }
 
     #[test]
     fn image_properties_are_kept() {
