@@ -337,7 +337,8 @@ fn fmt_secs(d: Duration) -> String {
     crate::text::fmt_num((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+/// What a caught panic said (its `&str` or `String` payload).
+pub fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = p.downcast_ref::<String>() {

@@ -316,14 +316,8 @@ const RENDER_THREAD: &str = "fedprobe-render";
 
 /// `f`'s value, or its panic as an error naming it.
 fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let why = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
-        format!("panicked: {why}")
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|p| format!("panicked: {}", probes::runner::panic_message(p)))
 }
 
 /// Sites spooled as they are graded, rendered off the threads that run the

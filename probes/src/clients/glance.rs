@@ -179,7 +179,6 @@ impl Glance {
         Ok(reply.streamed)
     }
 
-    /// `DELETE`: true if accepted, false if already gone.
     /// DELETE the image; `Ok(false)` when it was already gone. Glance
     /// answers a delete that crossed another (one cut by a signal, then the
     /// cleanup's) with 400 "status transition from deleted to deleted": a
