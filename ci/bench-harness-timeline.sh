@@ -2,7 +2,9 @@
 # Where a harness run's memory goes, over time: a measurement build that
 # counts its live heap by size class (feature heap-count) serves N demo
 # sites and prints, every INTERVAL ms, the live heap, its peak, the
-# resident memory and the open descriptors; then the run's maxima.
+# resident memory, the open descriptors and the jobs at each stage (waiting
+# for their site's slot, for --jobs, for the gate; running; done; sites
+# complete and handed to the reports); then the run's maxima.
 #   ci/bench-harness-timeline.sh [SITES] [INTERVAL_MS] [BOOT_DELAY]
 set -euo pipefail
 cd "$(dirname "$0")/.."

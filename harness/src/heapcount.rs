@@ -87,7 +87,8 @@ pub fn report_from_env() {
 }
 
 /// `heap t=S live=MB peak=MB rss=MB fds=N [class=MB/blocks ...]`, the
-/// classes holding 1 MiB or more.
+/// classes holding 1 MiB or more, then the jobs at each stage
+/// ([`fedprobe::stages`]).
 fn line(t: Duration) -> String {
     let mb = |b: usize| b >> 20;
     let rss = fedprobe::budget::resident_bytes().unwrap_or(0);
@@ -115,5 +116,7 @@ fn line(t: Duration) -> String {
             ));
         }
     }
+    out.push(' ');
+    out.push_str(&fedprobe::stages::STAGES.line());
     out
 }

@@ -21,3 +21,4 @@ pub mod report;
 pub mod run;
 pub mod serve;
 pub mod shelf;
+pub mod stages;

@@ -15,6 +15,7 @@ use crate::budget::{Room, Seat};
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
 use crate::shelf::{Shelf, Ticket};
+use crate::stages::{Stage, STAGES};
 
 /// One probe of a site's plan: its command line (for display and reports)
 /// and the invocation parsed from it, once, at plan time.
@@ -298,9 +299,16 @@ pub async fn run_all_within(
                         }
                     }
                 }
+                let at = STAGES.at(Stage::SiteSlot);
                 let _s = site_sem.acquire_owned().await;
+                drop(at);
+                let at = STAGES.at(Stage::JobSlot);
                 let _g = global.acquire_owned().await;
+                drop(at);
+                let at = STAGES.at(Stage::Gate);
                 let _m = gate.admit().await;
+                drop(at);
+                let running = STAGES.at(Stage::Running);
                 // Boxed: the task is small while it waits for its slots (a run
                 // over a thousand sites spawns every job up front).
                 let done = Box::pin(probes::poll::paced(
@@ -320,6 +328,8 @@ pub async fn run_all_within(
                     };
                     let _ = tx.send(offered);
                 }
+                drop(running);
+                STAGES.job_done();
                 let _ = tx.send((si, ji, done));
             });
         }
@@ -343,12 +353,16 @@ pub async fn run_all_within(
             biased;
             seat = room.seat(), if ready => {
                 on_site(sites[next].take(&mut shelf), seat);
+                STAGES.site_out();
                 next += 1;
             }
             msg = rx.recv(), if open => match msg {
                 Some((si, ji, d)) => {
                     if let Some(p) = sites.get_mut(si) {
                         p.left = p.left.saturating_sub(1);
+                        if p.left == 0 {
+                            STAGES.site_done();
+                        }
                         // Kept here only if it ends its site and that site is next.
                         let held = if p.left == 0 && si == next {
                             Held::Here(Box::new(d))
