@@ -199,55 +199,51 @@ impl Glance {
 mod tests {
     use super::*;
 
-    /// Answers each request on 127.0.0.1 with the next of `replies` (status
-    /// line and body), one connection per request.
-    async fn answering(replies: &'static [(&'static str, &'static str)]) -> Url {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = Url::parse(&format!("http://{}/", l.local_addr().unwrap())).unwrap();
-        tokio::spawn(async move {
-            for (status, body) in replies {
-                let Ok((mut s, _)) = l.accept().await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut have = Vec::new();
-                while !have.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => have.extend_from_slice(&buf[..k]),
-                    }
-                }
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
-            }
-        });
-        url
+    /// A Glance answering DELETE with `delete` and GET with `look`
+    /// (status and JSON body).
+    async fn answering(
+        delete: (u16, &str),
+        look: Option<(u16, &str)>,
+    ) -> (wiremock::MockServer, Url) {
+        use wiremock::{matchers::method, Mock, ResponseTemplate};
+        let server = wiremock::MockServer::start().await;
+        let reply = |(status, body): (u16, &str)| {
+            ResponseTemplate::new(status).set_body_raw(body.to_string(), "application/json")
+        };
+        Mock::given(method("DELETE"))
+            .respond_with(reply(delete))
+            .mount(&server)
+            .await;
+        if let Some(look) = look {
+            Mock::given(method("GET"))
+                .respond_with(reply(look))
+                .mount(&server)
+                .await;
+        }
+        let url = Url::parse(&format!("{}/", server.uri())).unwrap();
+        (server, url)
     }
 
     fn glance(url: &Url) -> Glance {
         Glance::new(crate::http::test_client(), url, Secret::new("t0ken"))
     }
 
-    const CROSSED: (&str, &str) = (
-        "400 Bad Request",
+    const CROSSED: (u16, &str) = (
+        400,
         r#"{"message": "Image status transition from deleted to deleted is not allowed"}"#,
     );
 
     #[tokio::test]
     async fn a_delete_that_crossed_another_is_already_gone_once_a_look_agrees() {
-        let url = answering(&[CROSSED, ("404 Not Found", "{}")]).await;
+        let (_s, url) = answering(CROSSED, Some((404, "{}"))).await;
         assert!(!glance(&url).delete("i1").await.unwrap());
-        let url = answering(&[CROSSED, ("200 OK", r#"{"id":"i1","status":"deleted"}"#)]).await;
+        let (_s, url) = answering(CROSSED, Some((200, r#"{"id":"i1","status":"deleted"}"#))).await;
         assert!(!glance(&url).delete("i1").await.unwrap());
         // Still there: the 400 stands.
-        let url = answering(&[CROSSED, ("200 OK", r#"{"id":"i1","status":"active"}"#)]).await;
+        let (_s, url) = answering(CROSSED, Some((200, r#"{"id":"i1","status":"active"}"#))).await;
         let e = glance(&url).delete("i1").await.unwrap_err();
         assert_eq!(e.http_status(), Some(400));
-        let url = answering(&[("204 No Content", "")]).await;
+        let (_s, url) = answering((204, ""), None).await;
         assert!(glance(&url).delete("i1").await.unwrap());
     }
 
