@@ -299,15 +299,11 @@ pub async fn run_all_within(
                         }
                     }
                 }
-                let at = STAGES.at(Stage::SiteSlot);
-                let _s = site_sem.acquire_owned().await;
-                drop(at);
-                let at = STAGES.at(Stage::JobSlot);
-                let _g = global.acquire_owned().await;
-                drop(at);
-                let at = STAGES.at(Stage::Gate);
-                let _m = gate.admit().await;
-                drop(at);
+                let _s = STAGES
+                    .during(Stage::SiteSlot, site_sem.acquire_owned())
+                    .await;
+                let _g = STAGES.during(Stage::JobSlot, global.acquire_owned()).await;
+                let _m = STAGES.during(Stage::Gate, gate.admit()).await;
                 let running = STAGES.at(Stage::Running);
                 // Boxed: the task is small while it waits for its slots (a run
                 // over a thousand sites spawns every job up front).

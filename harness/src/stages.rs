@@ -26,12 +26,7 @@ pub struct Stages {
 }
 
 /// The process's counts.
-pub static STAGES: Stages = Stages {
-    at: [const { AtomicUsize::new(0) }; 4],
-    jobs_done: AtomicUsize::new(0),
-    sites_done: AtomicUsize::new(0),
-    sites_out: AtomicUsize::new(0),
-};
+pub static STAGES: Stages = Stages::new();
 
 /// One job counted at a stage until dropped.
 pub struct At<'a>(&'a Stages, Stage);
@@ -43,6 +38,21 @@ impl Drop for At<'_> {
 }
 
 impl Stages {
+    pub const fn new() -> Stages {
+        Stages {
+            at: [const { AtomicUsize::new(0) }; 4],
+            jobs_done: AtomicUsize::new(0),
+            sites_done: AtomicUsize::new(0),
+            sites_out: AtomicUsize::new(0),
+        }
+    }
+
+    /// `f`'s output, the job counted at `stage` while it is awaited.
+    pub async fn during<T>(&self, stage: Stage, f: impl std::future::Future<Output = T>) -> T {
+        let _at = self.at(stage);
+        f.await
+    }
+
     pub fn at(&self, stage: Stage) -> At<'_> {
         self.at[stage as usize].fetch_add(1, Relaxed);
         At(self, stage)
@@ -84,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_job_is_counted_at_its_stage_until_it_moves_on() {
-        let s = Stages::default();
+        let s = Stages::new();
         let waiting = s.at(Stage::SiteSlot);
         assert!(s.line().starts_with("wsite=1 wjobs=0 wgate=0 run=0 done=0"));
         drop(waiting);
