@@ -69,17 +69,20 @@ fn server_json(base: &str, s: &Server, tenant: &str, now: Instant, mv: (u32, u32
 pub fn nova(c: &Cloud, i: usize, r: &Req, rest: &[&str]) -> Resp {
     let root = format!("{}/compute", c.site_base(i));
     let base = format!("{root}/v2.1");
-    let version = json!({"id": "v2.1", "status": "CURRENT", "version": "2.96", "min_version": "2.1",
-        "updated": "2013-07-23T11:33:21Z", "links": [{"rel": "self", "href": format!("{base}/")}]});
+    // Built only for the version documents, not for every request.
+    let version = || {
+        json!({"id": "v2.1", "status": "CURRENT", "version": "2.96", "min_version": "2.1",
+        "updated": "2013-07-23T11:33:21Z", "links": [{"rel": "self", "href": format!("{base}/")}]})
+    };
     match (&r.method, rest) {
         (&Method::GET, []) => {
             return reply(
                 StatusCode::OK,
                 json!({"versions": [{"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-                    "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": format!("{root}/v2/")}]}, version]}),
+                    "updated": "2011-01-21T11:33:21Z", "links": [{"rel": "self", "href": format!("{root}/v2/")}]}, version()]}),
             )
         }
-        (&Method::GET, ["v2.1"]) => return reply(StatusCode::OK, json!({"version": version})),
+        (&Method::GET, ["v2.1"]) => return reply(StatusCode::OK, json!({"version": version()})),
         _ => {}
     }
     let Some(mut site) = c.site(i) else {
