@@ -55,6 +55,16 @@ impl Session {
     fn req(&self, m: Method, url: String) -> reqwest::RequestBuilder {
         self.c.request(m, url).header("X-Auth-Token", &self.token)
     }
+
+    /// The request with the session's token; the answer, whatever its status.
+    async fn send(&self, m: Method, url: String) -> reqwest::Response {
+        self.req(m, url).send().await.unwrap()
+    }
+
+    /// [`Session::send`] with a JSON body.
+    async fn send_json(&self, m: Method, url: String, body: &Value) -> reqwest::Response {
+        self.req(m, url).json(body).send().await.unwrap()
+    }
 }
 
 /// The federated login exactly as the probes do it.
@@ -136,14 +146,7 @@ async fn login(d: &FakeCloud, site: usize) -> Session {
 async fn wait_status(s: &Session, url: &str, want: &str, limit: Duration) -> Value {
     let t0 = Instant::now();
     loop {
-        let v: Value = s
-            .req(Method::GET, url.into())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = s.send(Method::GET, url.into()).await.json().await.unwrap();
         if v["server"]["status"] == want || t0.elapsed() > limit {
             return v;
         }
@@ -184,7 +187,7 @@ async fn keystone_rejects_bad_tokens_like_keystone() {
     let other = d
         .keystone(1)
         .replace("/identity/v3", "/compute/v2.1/flavors");
-    let r = s.req(Method::GET, other).send().await.unwrap();
+    let r = s.send(Method::GET, other).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -245,29 +248,23 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
             .unwrap();
     assert_eq!(root["versions"][1]["min_version"], "2.1");
     let flavors: Value = s
-        .req(Method::GET, format!("{nova}/flavors/detail?minDisk=8"))
-        .send()
+        .send(Method::GET, format!("{nova}/flavors/detail?minDisk=8"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let fl = flavors["flavors"].as_array().unwrap();
     assert!(fl.iter().all(|f| f["disk"].as_u64().unwrap() >= 8));
     let images: Value = s
-        .req(Method::GET, format!("{}/v2/images", s.url("image")))
-        .send()
+        .send(Method::GET, format!("{}/v2/images", s.url("image")))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let image = images["images"][0]["id"].as_str().unwrap().to_string();
     let nets: Value = s
-        .req(Method::GET, format!("{}/v2.0/networks", s.url("network")))
-        .send()
+        .send(Method::GET, format!("{}/v2.0/networks", s.url("network")))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -310,10 +307,8 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
     assert_eq!(active["server"]["metadata"]["argo-mon-host"], "me");
     assert!(active["server"]["OS-SRV-USG:launched_at"].is_string());
     let detail: Value = s
-        .req(Method::GET, format!("{nova}/servers/detail"))
-        .send()
+        .send(Method::GET, format!("{nova}/servers/detail"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -332,10 +327,8 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
     let mut row = Value::Null;
     for _ in 0..20 {
         usage = s
-            .req(Method::GET, usage_url.clone())
-            .send()
+            .send(Method::GET, usage_url.clone())
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -355,11 +348,11 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
     );
     assert!(row["hours"].as_f64().unwrap() > 0.0);
     assert!(usage["tenant_usage"]["total_hours"].as_f64().unwrap() > 0.0);
-    let r = s.req(Method::DELETE, url.clone()).send().await.unwrap();
+    let r = s.send(Method::DELETE, url.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let t0 = Instant::now();
     loop {
-        let r = s.req(Method::GET, url.clone()).send().await.unwrap();
+        let r = s.send(Method::GET, url.clone()).await;
         if r.status() == StatusCode::NOT_FOUND {
             let b: Value = r.json().await.unwrap();
             assert_eq!(b["itemNotFound"]["code"], 404);
@@ -370,14 +363,7 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
     }
     // Deleted within the window: still accounted, as terminated, with its
     // flavor's sizes and an end.
-    let usage: Value = s
-        .req(Method::GET, usage_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = s.send(Method::GET, usage_url).await.json().await.unwrap();
     let row = usage["tenant_usage"]["server_usages"]
         .as_array()
         .unwrap()
@@ -395,10 +381,8 @@ async fn nova_server_goes_build_active_and_404_after_delete() {
     assert_eq!(row["local_gb"], f["disk"]);
     // The owner may read its own usage; listing all tenants is admin-only.
     let r = s
-        .req(Method::GET, format!("{nova}/os-simple-tenant-usage"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, format!("{nova}/os-simple-tenant-usage"))
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -407,32 +391,26 @@ async fn catalog_image_filters_and_is_images() {
     let d = demo(Faults::default()).await;
     let s = login(&d, 0).await;
     let cat: Value = s
-        .req(Method::GET, format!("{}/auth/catalog", d.keystone(0)))
-        .send()
+        .send(Method::GET, format!("{}/auth/catalog", d.keystone(0)))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(cat["catalog"], s.catalog);
     let glance = s.url("image");
     let found: Value = s
-        .req(
+        .send(
             Method::GET,
             format!("{glance}/v2/images?status=active&os_distro=ubuntu"),
         )
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(found["images"].as_array().unwrap().len(), 1);
     let none: Value = s
-        .req(Method::GET, format!("{glance}/v2/images?os_distro=centos"))
-        .send()
+        .send(Method::GET, format!("{glance}/v2/images?os_distro=centos"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -457,21 +435,15 @@ async fn faults_error_state_and_5xx() {
     let nova = s.url("compute");
     let image = {
         let v: Value = s
-            .req(Method::GET, format!("{}/v2/images", s.url("image")))
-            .send()
+            .send(Method::GET, format!("{}/v2/images", s.url("image")))
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
         v["images"][0]["id"].clone()
     };
     let r: Value = s
-        .req(Method::POST, format!("{nova}/servers"))
-        .json(&json!({"server": {"name": "x", "imageRef": image, "flavorRef": "1", "networks": "none"}}))
-        .send()
-        .await
-        .unwrap()
+        .send_json(Method::POST, format!("{nova}/servers"), &json!({"server": {"name": "x", "imageRef": image, "flavorRef": "1", "networks": "none"}})).await
         .json()
         .await
         .unwrap();
@@ -487,11 +459,12 @@ async fn faults_error_state_and_5xx() {
     let d = demo(f).await;
     let s = login(&d, 0).await;
     let r = s
-        .req(Method::POST, format!("{}/servers", s.url("compute")))
-        .json(&json!({"server": {"name": "x", "imageRef": image, "flavorRef": "1"}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            format!("{}/servers", s.url("compute")),
+            &json!({"server": {"name": "x", "imageRef": image, "flavorRef": "1"}}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().await.unwrap().contains("<html>"));
 }
@@ -499,14 +472,13 @@ async fn faults_error_state_and_5xx() {
 async fn upload(s: &Session, data: &[u8]) -> (String, Value) {
     let glance = s.url("image");
     let r = s
-        .req(Method::POST, format!("{glance}/v2/images"))
-        .json(
+        .send_json(
+            Method::POST,
+            format!("{glance}/v2/images"),
             &json!({"name": "fedprobe-img", "disk_format": "raw", "container_format": "bare",
             "visibility": "private", "fedprobe": "1"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let img: Value = r.json().await.unwrap();
     assert_eq!(img["status"], "queued");
@@ -521,10 +493,8 @@ async fn upload(s: &Session, data: &[u8]) -> (String, Value) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let v: Value = s
-        .req(Method::GET, format!("{glance}/v2/images/{id}"))
-        .send()
+        .send(Method::GET, format!("{glance}/v2/images/{id}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -550,13 +520,11 @@ async fn glance_streams_large_image_data_both_ways() {
         format!("{:x}", sha2::Sha512::digest(&data))
     );
     let r = s
-        .req(
+        .send(
             Method::GET,
             format!("{}/v2/images/{id}/file", s.url("image")),
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.content_length(), Some(data.len() as u64));
     let got = r.bytes().await.unwrap();
     assert!(got.as_ref() == &data[..], "downloaded bytes differ");
@@ -577,32 +545,24 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
     assert_eq!(v["os_hash_algo"], "sha512");
     assert_eq!(v["fedprobe"], "1");
     let got = s
-        .req(Method::GET, format!("{glance}/v2/images/{id}/file"))
-        .send()
+        .send(Method::GET, format!("{glance}/v2/images/{id}/file"))
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
     assert_eq!(got.as_ref(), &data[..]);
     let r = s
-        .req(Method::DELETE, format!("{glance}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, format!("{glance}/v2/images/{id}"))
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = s
-        .req(Method::GET, format!("{glance}/v2/images/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, format!("{glance}/v2/images/{id}"))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Interoperable import: stage then import, importing -> active.
     let methods: Value = s
-        .req(Method::GET, format!("{glance}/v2/info/import"))
-        .send()
+        .send(Method::GET, format!("{glance}/v2/info/import"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -611,11 +571,12 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
         .unwrap()
         .contains(&json!("glance-direct")));
     let img: Value = s
-        .req(Method::POST, format!("{glance}/v2/images"))
-        .json(&json!({"name": "imp", "disk_format": "raw", "container_format": "bare"}))
-        .send()
+        .send_json(
+            Method::POST,
+            format!("{glance}/v2/images"),
+            &json!({"name": "imp", "disk_format": "raw", "container_format": "bare"}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -628,39 +589,34 @@ async fn glance_upload_download_delete_and_the_checksum_fault() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = s
-        .req(Method::POST, format!("{glance}/v2/images/{id}/import"))
-        .json(&json!({"method": {"name": "glance-direct"}}))
-        .send()
-        .await
-        .unwrap();
+        .send_json(
+            Method::POST,
+            format!("{glance}/v2/images/{id}/import"),
+            &json!({"method": {"name": "glance-direct"}}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = s
-        .req(Method::GET, format!("{glance}/v2/images/{id}"))
-        .send()
+        .send(Method::GET, format!("{glance}/v2/images/{id}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(v["status"], "importing");
     // Protected images cannot be deleted.
     let base: Value = s
-        .req(
+        .send(
             Method::GET,
             format!("{glance}/v2/images?name=EGI%20Ubuntu%2022.04"),
         )
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     let base_id = base["images"][0]["id"].as_str().unwrap();
     let r = s
-        .req(Method::DELETE, format!("{glance}/v2/images/{base_id}"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::DELETE, format!("{glance}/v2/images/{base_id}"))
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     let f = Faults::of([Fault::WrongChecksum]);
@@ -678,11 +634,12 @@ async fn the_hang_fault_hangs_until_the_client_gives_up() {
     let s = login(&d, 0).await;
     let glance = s.url("image");
     let img: Value = s
-        .req(Method::POST, format!("{glance}/v2/images"))
-        .json(&json!({"name": "h", "disk_format": "raw", "container_format": "bare"}))
-        .send()
+        .send_json(
+            Method::POST,
+            format!("{glance}/v2/images"),
+            &json!({"name": "h", "disk_format": "raw", "container_format": "bare"}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -802,10 +759,8 @@ async fn the_orchestrator_deploys_a_server_of_the_named_site_and_destroys_it() {
             .unwrap();
     assert_eq!(v, json!(fakecloud::im::VERSION));
     let img: Value = s
-        .req(Method::GET, format!("{}/v2/images", s.url("image")))
-        .send()
+        .send(Method::GET, format!("{}/v2/images", s.url("image")))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -922,10 +877,8 @@ async fn the_orchestrator_deploys_a_server_of_the_named_site_and_destroys_it() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let gone = s
-        .req(Method::GET, format!("{nova}/servers/{server}"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, format!("{nova}/servers/{server}"))
+        .await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
@@ -941,7 +894,7 @@ async fn swift_containers_objects_and_the_corrupted_read_fault() {
     // Without a token: 401, as Swift's auth middleware answers.
     let r = s.c.head(&acct).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = s.req(Method::HEAD, acct.clone()).send().await.unwrap();
+    let r = s.send(Method::HEAD, acct.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(r.headers()["x-account-container-count"], "0");
 
@@ -953,19 +906,15 @@ async fn swift_containers_objects_and_the_corrupted_read_fault() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = s.req(Method::PUT, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::PUT, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "PUT again: 202");
-    let r = s.req(Method::HEAD, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::HEAD, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(r.headers()["x-container-meta-fedprobe-run"], "r1");
-    let r = s
-        .req(Method::GET, format!("{cont}?format=json"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.send(Method::GET, format!("{cont}?format=json")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
-    let r = s.req(Method::GET, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::GET, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT, "empty plain listing");
 
     // An object whose name holds an escaped slash is one object.
@@ -1000,19 +949,17 @@ async fn swift_containers_objects_and_the_corrupted_read_fault() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["etag"], md5.as_str());
-    let r = s.req(Method::GET, obj.clone()).send().await.unwrap();
+    let r = s.send(Method::GET, obj.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["etag"], md5.as_str());
     assert_eq!(r.headers()["x-object-meta-fedprobe-run"], "r1");
     assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
-    let r = s.req(Method::HEAD, obj.clone()).send().await.unwrap();
+    let r = s.send(Method::HEAD, obj.clone()).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-length"], "5000");
     let list: Value = s
-        .req(Method::GET, format!("{cont}?format=json"))
-        .send()
+        .send(Method::GET, format!("{cont}?format=json"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1020,46 +967,36 @@ async fn swift_containers_objects_and_the_corrupted_read_fault() {
     assert_eq!(list[0]["bytes"], 5000);
     assert_eq!(list[0]["hash"], md5.as_str());
     let r = s
-        .req(Method::GET, format!("{cont}?format=json&marker=a/b.bin"))
-        .send()
-        .await
-        .unwrap();
+        .send(Method::GET, format!("{cont}?format=json&marker=a/b.bin"))
+        .await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]), "after marker");
-    let r = s
-        .req(Method::GET, format!("{acct}?format=json"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.send(Method::GET, format!("{acct}?format=json")).await;
     let accts: Value = r.json().await.unwrap();
     assert_eq!(accts[0]["name"], "probe-c");
     assert_eq!(accts[0]["count"], 1);
 
-    let r = s.req(Method::DELETE, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::DELETE, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::CONFLICT, "not empty");
-    let r = s.req(Method::DELETE, obj.clone()).send().await.unwrap();
+    let r = s.send(Method::DELETE, obj.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s.req(Method::HEAD, obj.clone()).send().await.unwrap();
+    let r = s.send(Method::HEAD, obj.clone()).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = s.req(Method::DELETE, obj.clone()).send().await.unwrap();
+    let r = s.send(Method::DELETE, obj.clone()).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = s.req(Method::DELETE, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::DELETE, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = s.req(Method::HEAD, cont.clone()).send().await.unwrap();
+    let r = s.send(Method::HEAD, cont.clone()).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Another project's account: 403.
     let other = acct.replace(&s.project, "someone-else");
-    let r = s.req(Method::HEAD, other).send().await.unwrap();
+    let r = s.send(Method::HEAD, other).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The fault: same length, bytes differ, the stored ETag still answered.
     let d = demo(Faults::of([Fault::ObjectCorruptedOnRead])).await;
     let s = login(&d, 0).await;
     let acct = s.url("object-store");
-    let r = s
-        .req(Method::PUT, format!("{acct}/c"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.send(Method::PUT, format!("{acct}/c")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = s
         .req(Method::PUT, format!("{acct}/c/o"))
@@ -1068,11 +1005,7 @@ async fn swift_containers_objects_and_the_corrupted_read_fault() {
         .await
         .unwrap();
     assert_eq!(r.headers()["etag"], md5.as_str());
-    let r = s
-        .req(Method::GET, format!("{acct}/c/o"))
-        .send()
-        .await
-        .unwrap();
+    let r = s.send(Method::GET, format!("{acct}/c/o")).await;
     assert_eq!(r.headers()["etag"], md5.as_str());
     let got = r.bytes().await.unwrap();
     assert_eq!(got.len(), data.len());
