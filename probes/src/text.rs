@@ -3,34 +3,46 @@
 /// One line, no control characters or ANSI escapes, no `|` (it would start
 /// perfdata), at most `max` characters (an ellipsis marks a cut).
 pub fn one_line(s: &str, max: usize) -> String {
+    let s = without_escapes(s);
     let mut out = String::with_capacity(s.len().min(max + 4));
     let mut count = 0;
-    let mut last_space = true;
-    for c in strip_escapes(s).chars() {
+    // What was pushed last; starting at a space drops leading ones.
+    let mut last = ' ';
+    for c in s.chars() {
         let c = match c {
             '|' => '/',
             c if c.is_whitespace() || c.is_control() => ' ',
             c => c,
         };
-        if c == ' ' && last_space {
+        if c == ' ' && last == ' ' {
             continue;
         }
-        last_space = c == ' ';
-        if count == max {
-            out.push('…');
-            return out.trim_end().to_string();
+        // ARGO turns a literal `\n` into a newline: break the sequence up
+        // (counted, so a cut text is broken up as well).
+        let gap = (c == 'n' && last == '\\').then_some(' ');
+        for c in gap.into_iter().chain([c]) {
+            if count == max {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            count += 1;
         }
-        out.push(c);
-        count += 1;
+        last = c;
     }
-    // ARGO turns a literal `\n` into a newline: break the sequence up.
-    out.trim_end().replace("\\n", "\\ n")
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// Remove ANSI escapes: `ESC [ ... final` sequences and `ESC x` pairs.
 pub fn strip_escapes(s: &str) -> String {
+    without_escapes(s).into_owned()
+}
+
+/// [`strip_escapes`], borrowing when there is none (most texts).
+fn without_escapes(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('\u{1b}') {
-        return s.to_string();
+        return s.into();
     }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
@@ -50,7 +62,7 @@ pub fn strip_escapes(s: &str) -> String {
             chars.next();
         }
     }
-    out
+    out.into()
 }
 
 /// Multi-line text made safe line by line.
@@ -132,6 +144,10 @@ mod tests {
         assert_eq!(one_line("abcdef", 3), "abc…");
         assert_eq!(one_line("a\\nb", 10), "a\\ nb");
         assert_eq!(one_line("ünïcödé", 4), "ünïc…");
+        // Broken up in a cut text too, the gap counted in the length.
+        assert_eq!(one_line("abc\\nd\\n", 5), "abc\\ …");
+        assert_eq!(one_line("x\\n\\\\n ", 10), "x\\ n\\\\ n");
+        assert_eq!(one_line("  lead  and trail  ", 100), "lead and trail");
     }
 
     #[test]
