@@ -40,7 +40,7 @@ pub fn strip_escapes(s: &str) -> String {
 }
 
 /// [`strip_escapes`], borrowing when there is none (most texts).
-fn without_escapes(s: &str) -> std::borrow::Cow<'_, str> {
+pub fn without_escapes(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('\u{1b}') {
         return s.into();
     }
