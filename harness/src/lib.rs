@@ -1,6 +1,8 @@
 //! fedprobe harness: runs whole guidelines over many sites with the probes
 //! in-process, grades them RefStack-style and writes aggregate reports.
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod app;
 pub mod budget;
 pub mod checkprofile;

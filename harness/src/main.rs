@@ -13,6 +13,8 @@ mod heapcount;
 static GLOBAL: heapcount::Counting = heapcount::Counting;
 
 fn main() -> ExitCode {
+    #[cfg(feature = "mimalloc")]
+    fedprobe::allocator::tune();
     #[cfg(feature = "heap-count")]
     heapcount::report_from_env();
     let cli = fedprobe::app::Cli::parse();
