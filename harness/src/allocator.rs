@@ -1,6 +1,6 @@
 //! mimalloc's settings for one process running thousands of probes at once.
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_option_set, mi_option_t};
 
 /// `mi_option_page_max_reclaim` and `mi_option_page_cross_thread_max_reclaim`
 /// in the mimalloc v3 that libmimalloc-sys builds (`include/mimalloc.h`; the
@@ -33,20 +33,21 @@ pub fn tune() {
     }
 }
 
-/// The two options as mimalloc holds them now.
-pub fn reclaim_limits() -> (i64, i64) {
-    // SAFETY: plain reads of mimalloc's option table.
-    unsafe {
-        (
-            mi_option_get(PAGE_MAX_RECLAIM) as i64,
-            mi_option_get(PAGE_CROSS_THREAD_MAX_RECLAIM) as i64,
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libmimalloc_sys::mi_option_get;
+
+    /// The two options as mimalloc holds them now.
+    fn reclaim_limits() -> (i64, i64) {
+        // SAFETY: plain reads of mimalloc's option table.
+        unsafe {
+            (
+                mi_option_get(PAGE_MAX_RECLAIM) as i64,
+                mi_option_get(PAGE_CROSS_THREAD_MAX_RECLAIM) as i64,
+            )
+        }
+    }
 
     #[test]
     fn the_reclaim_limits_are_the_options_named_and_tune_sets_them() {

@@ -3,7 +3,7 @@
 /// One line, no control characters or ANSI escapes, no `|` (it would start
 /// perfdata), at most `max` characters (an ellipsis marks a cut).
 pub fn one_line(s: &str, max: usize) -> String {
-    let s = without_escapes(s);
+    let s = strip_escapes(s);
     let mut out = String::with_capacity(s.len().min(max + 4));
     let mut count = 0;
     // What was pushed last; starting at a space drops leading ones.
@@ -34,13 +34,9 @@ pub fn one_line(s: &str, max: usize) -> String {
     out
 }
 
-/// Remove ANSI escapes: `ESC [ ... final` sequences and `ESC x` pairs.
-pub fn strip_escapes(s: &str) -> String {
-    without_escapes(s).into_owned()
-}
-
-/// [`strip_escapes`], borrowing when there is none (most texts).
-pub fn without_escapes(s: &str) -> std::borrow::Cow<'_, str> {
+/// Remove ANSI escapes: `ESC [ ... final` sequences and `ESC x` pairs;
+/// borrowed when there is none (most texts).
+pub fn strip_escapes(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('\u{1b}') {
         return s.into();
     }

@@ -6,7 +6,7 @@
 /// (it would end a CDATA section). Newlines and tabs are kept.
 pub fn xml_safe(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in probes::text::without_escapes(s).chars() {
+    for c in probes::text::strip_escapes(s).chars() {
         let allowed = matches!(c, '\t' | '\n' | '\r')
             || ('\u{20}'..='\u{D7FF}').contains(&c)
             || ('\u{E000}'..='\u{FFFD}').contains(&c)
