@@ -2,9 +2,9 @@
 # Where a harness run's memory goes, over time: a measurement build that
 # counts its live heap by size class (feature heap-count) serves N demo
 # sites and prints, every INTERVAL ms, the live heap, its peak, the
-# resident memory, the open descriptors and the jobs at each stage (waiting
-# for their site's slot, for --jobs, for the gate; running; done; sites
-# complete and handed to the reports); then the run's maxima.
+# resident memory, the open descriptors, the jobs queued (of sites
+# admitted), running and done, and the sites admitted, complete and handed
+# to the reports; then the run's maxima.
 #   ci/bench-harness-timeline.sh [SITES] [INTERVAL_MS] [BOOT_DELAY]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,6 +2,8 @@
 //! overall, each probe under its own deadline, plus external plugins.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,13 +11,13 @@ use probes::checks::{self, Cancel, Planned};
 use probes::model::Status;
 use probes::probe::Link;
 use probes::runner::Stop;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
-use crate::budget::{Room, Seat};
+use crate::budget::{Admitted, Room, Seat};
 use crate::model::{ExternalRun, ProbeRun, SiteRun};
 use crate::progress::Progress;
 use crate::shelf::{Shelf, Ticket};
-use crate::stages::{Stage, STAGES};
+use crate::stages::STAGES;
 
 /// One probe of a site's plan: its command line (for display and reports)
 /// and the invocation parsed from it, once, at plan time.
@@ -158,15 +160,6 @@ pub fn chains_of(probes: &[ProbePlan]) -> Vec<Chain> {
     out
 }
 
-/// How a job hooks into its site's chains.
-#[derive(Default)]
-struct Hooks {
-    /// Providers: tell these waiting jobs what this run offers.
-    tell: Vec<(Link, oneshot::Sender<Option<String>>)>,
-    /// Consumers: wait for these before starting.
-    wait: Vec<(Link, oneshot::Receiver<Option<String>>)>,
-}
-
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Done {
     Probe(ProbeRun),
@@ -191,6 +184,16 @@ impl Done {
             argv: vec![],
             result,
         })
+    }
+
+    /// What this run offers for `link` to the probe chained to it.
+    fn offer(&self, link: Link) -> Option<String> {
+        let Done::Probe(p) = self else { return None };
+        let entry = checks::find(&p.probe)?;
+        (entry.offers)(&p.result)
+            .into_iter()
+            .find(|(l, _)| *l == link)
+            .map(|(_, v)| v)
     }
 }
 
@@ -242,13 +245,15 @@ impl Held {
 /// as its last job ends (in plan order: a finished site waits for the ones
 /// before it), so nothing of a site is kept here once it is reported; the
 /// results that wait are on the run's [`Shelf`], not in memory.
-pub async fn run_all(
-    plans: Vec<SitePlan>,
+pub async fn run_all<I>(
+    plans: I,
     limits: Limits,
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
     mut on_site: impl FnMut(SiteRun),
-) {
+) where
+    I: IntoIterator<Item = SitePlan>,
+{
     let room = Room::unbounded();
     run_all_within(plans, limits, progress, stop, &room, |run, _| on_site(run)).await
 }
@@ -256,138 +261,385 @@ pub async fn run_all(
 /// [`run_all`] for a consumer that holds each site until it gives its
 /// [`Seat`] back: a site is taken off the shelf only when `room` has a seat
 /// for it; until then its results stay on the shelf, not in memory.
-pub async fn run_all_within(
-    plans: Vec<SitePlan>,
+///
+/// Jobs start one at a time, each when the gate admits one (`budget.rs`)
+/// and fewer than `--jobs` run, at the site whose next start is due first
+/// ([`Queue`], [`SKEW`]). A site is admitted, and its plan taken from
+/// `plans` (which may make it only then), only when no admitted site's
+/// start is due before it: the run works through the sites in order, they
+/// end and go to the reports while later ones have not begun, and what is
+/// live is the sites in flight, not the whole run.
+pub async fn run_all_within<I>(
+    plans: I,
     limits: Limits,
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
     room: &Room,
     mut on_site: impl FnMut(SiteRun, Seat),
-) {
-    let global = Arc::new(Semaphore::new(limits.jobs.max(1)));
+) where
+    I: IntoIterator<Item = SitePlan>,
+{
     let gate = crate::budget::Gate::new(limits.memory_budget, limits.jobs_per_site);
     let (tx, mut rx) = mpsc::unbounded_channel::<(usize, usize, Done)>();
-    let mut sites: Vec<Pending> = Vec::with_capacity(plans.len());
-    for (si, plan) in plans.into_iter().enumerate() {
-        let site_sem = Arc::new(Semaphore::new(limits.jobs_per_site.max(1)));
-        let n = plan.probes.len() + plan.externals.len();
-        progress.site(&plan.site, n);
-        let mut hooks: Vec<Hooks> = (0..n).map(|_| Hooks::default()).collect();
-        for c in &plan.chains {
-            let (tx, rx) = oneshot::channel();
-            hooks[c.from].tell.push((c.link, tx));
-            hooks[c.to].wait.push((c.link, rx));
-        }
-        let jobs = plan
-            .probes
-            .into_iter()
-            .map(Job::Probe)
-            .chain(plan.externals.into_iter().map(Job::External));
-        for ((ji, job), hook) in jobs.enumerate().zip(hooks) {
-            let (global, site_sem, gate) = (global.clone(), site_sem.clone(), gate.clone());
-            let (progress, stop) = (progress.clone(), stop.clone());
-            let site = plan.site.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut job = job;
-                // Wait before taking a slot: the provider may need it.
-                for (link, rx) in hook.wait {
-                    if let (Ok(Some(value)), Job::Probe(p)) = (rx.await, &mut job) {
-                        if let Ok(inv) = &mut p.invocation {
-                            let words = inv.give(link, value);
-                            p.argv.extend(words);
-                        }
-                    }
-                }
-                let _s = STAGES
-                    .during(Stage::SiteSlot, site_sem.acquire_owned())
-                    .await;
-                let _g = STAGES.during(Stage::JobSlot, global.acquire_owned()).await;
-                let _m = STAGES.during(Stage::Gate, gate.admit()).await;
-                let running = STAGES.at(Stage::Running);
-                // Boxed: the task is small while it waits for its slots (a run
-                // over a thousand sites spawns every job up front).
-                let done = Box::pin(probes::poll::paced(
-                    gate.clone(),
-                    run_job(&site, job, limits, &progress, stop),
-                ))
-                .await;
-                for (link, tx) in hook.tell {
-                    let offered = match &done {
-                        Done::Probe(p) => checks::find(&p.probe).and_then(|e| {
-                            (e.offers)(&p.result)
-                                .into_iter()
-                                .find(|(l, _)| *l == link)
-                                .map(|(_, v)| v)
-                        }),
-                        Done::External(_) => None,
-                    };
-                    let _ = tx.send(offered);
-                }
-                drop(running);
-                STAGES.job_done();
-                let _ = tx.send((si, ji, done));
-            });
-        }
-        sites.push(Pending {
-            site: plan.site,
-            guideline: plan.guideline,
-            cloud: plan.cloud,
-            left: n,
-            done: BTreeMap::new(),
-        });
-    }
-    drop(tx);
+    let plans = plans.into_iter();
+    let mut queue = Queue {
+        sites: Vec::with_capacity(plans.size_hint().0),
+        plans,
+        more: true,
+        due: Default::default(),
+        per_site: limits.jobs_per_site.max(1),
+        skew: SKEW,
+        took: Default::default(),
+    };
+    let (mut running, mut next) = (0usize, 0usize);
     let mut shelf = Shelf::new();
-    let mut next = 0;
-    // Jobs end when every job has sent (a job that panicked drops its
-    // sender without sending: its site is reported with what it has).
-    let mut open = true;
-    loop {
-        let ready = sites.get(next).is_some_and(|p| p.left == 0 || !open);
+    let mut admitting: Option<Pin<Box<dyn Future<Output = Admitted> + Send>>> = None;
+    while next < queue.sites.len() || queue.more {
+        if admitting.is_none() && running < limits.jobs.max(1) && queue.can_start() {
+            let gate = gate.clone();
+            admitting = Some(Box::pin(async move { gate.admit().await }));
+        }
+        // Nothing runs, nothing may start, and the next site is not done:
+        // only a chain that loops can leave it so; its jobs start unfed.
+        if admitting.is_none() && running == 0 && !queue.ready(next) {
+            queue.unblock();
+            continue;
+        }
         tokio::select! {
             biased;
-            seat = room.seat(), if ready => {
-                on_site(sites[next].take(&mut shelf), seat);
+            seat = room.seat(), if queue.ready(next) => {
+                on_site(queue.sites[next].take(&mut shelf), seat);
                 STAGES.site_out();
                 next += 1;
             }
-            msg = rx.recv(), if open => match msg {
-                Some((si, ji, d)) => {
-                    if let Some(p) = sites.get_mut(si) {
-                        p.left = p.left.saturating_sub(1);
-                        if p.left == 0 {
-                            STAGES.site_done();
-                        }
-                        // Kept here only if it ends its site and that site is next.
-                        let held = if p.left == 0 && si == next {
-                            Held::Here(Box::new(d))
-                        } else {
-                            Held::shelve(d, &mut shelf)
-                        };
-                        p.done.insert(ji, held);
-                    }
+            msg = rx.recv() => {
+                // The dispatcher holds a sender: the channel never closes here.
+                let Some((si, ji, d)) = msg else { break };
+                running -= 1;
+                queue.finished(si, ji, d, next, &mut shelf);
+            }
+            admitted = async {
+                match admitting.as_mut() {
+                    Some(admit) => admit.await,
+                    None => std::future::pending().await,
                 }
-                None => {
-                    open = false;
-                    progress.finish();
+            }, if admitting.is_some() => {
+                admitting = None;
+                let admitted_before = queue.sites.len();
+                let picked = queue.pick();
+                for p in &queue.sites[admitted_before..] {
+                    progress.site(&p.site, p.jobs.len());
                 }
-            },
-            else => break,
+                let Some((si, ji, job)) = picked else { continue };
+                running += 1;
+                let end = Ender {
+                    tx: tx.clone(),
+                    si,
+                    ji,
+                    job: Some(job.name().to_string()),
+                    external: job.is_external(),
+                };
+                let site = queue.sites[si].site.clone();
+                let how = (limits, progress.clone(), stop.clone());
+                tokio::spawn(start_job(site, job, admitted, gate.clone(), how, end));
+            }
+        }
+    }
+    progress.finish();
+}
+
+/// Run one job, admitted by the gate, and send its run back.
+async fn start_job(
+    site: String,
+    job: Job,
+    admitted: Admitted,
+    gate: Arc<crate::budget::Gate>,
+    (limits, progress, stop): (Limits, Arc<Progress>, watch::Receiver<bool>),
+    end: Ender,
+) {
+    let counted = STAGES.start();
+    let done = probes::poll::paced(gate, run_job(&site, job, limits, &progress, stop)).await;
+    drop((counted, admitted));
+    STAGES.job_done();
+    end.send(done);
+}
+
+/// How many sites later a site's next job comes due than its previous one.
+/// 0 would run the sites strictly one after another: the least memory, but
+/// the last sites' slow probes (a server booting) would then start only as
+/// the CPU runs out of work, leaving it idle for their whole length (7 s
+/// at 1,000 demo sites). Starting a site's probes longest first and its
+/// later ones this many sites on overlaps those waits with other sites'
+/// work; runs of up to this many sites start everything at once, as
+/// before. Measured at 1,000 demo sites (BENCHMARKS.md, 2026-12-02
+/// evening): 0, 30 and 70 gave 7.5, 5.4 and 4.4 s of wall time past the
+/// CPU's share, at 145, 146 and 150-160 MB peak RSS.
+const SKEW: usize = 30;
+
+/// Sends a job's run back to the dispatcher; a job that panicked sends, as
+/// it unwinds, a run saying so (its site is still reported whole).
+struct Ender {
+    tx: mpsc::UnboundedSender<(usize, usize, Done)>,
+    si: usize,
+    ji: usize,
+    /// The job's name until its run is sent.
+    job: Option<String>,
+    external: bool,
+}
+
+impl Ender {
+    fn send(mut self, done: Done) {
+        self.job = None;
+        let _ = self.tx.send((self.si, self.ji, done));
+    }
+}
+
+impl Drop for Ender {
+    fn drop(&mut self) {
+        if let Some(name) = self.job.take() {
+            let lost = Done::lost(&name, self.external, "its job panicked".into());
+            let _ = self.tx.send((self.si, self.ji, lost));
         }
     }
 }
 
-/// A site whose jobs are still running: what came back so far.
+impl Job {
+    fn name(&self) -> &str {
+        match self {
+            Job::Probe(p) => &p.name,
+            Job::External(e) => &e.name,
+        }
+    }
+
+    fn is_external(&self) -> bool {
+        matches!(self, Job::External(_))
+    }
+}
+
+/// The sites admitted so far, in plan order, and the plans still to come
+/// (made, by a lazy iterator, only when their site is admitted).
+struct Queue<I> {
+    plans: I,
+    /// The plans may have more (until they answer `None`).
+    more: bool,
+    sites: Vec<Pending>,
+    /// The sites with a free slot and a job that may start, by when their
+    /// next start is due: `(site index + skew x jobs it has started, index)`.
+    due: std::collections::BTreeSet<(usize, usize)>,
+    per_site: usize,
+    /// How many sites later a site's next start comes than its previous.
+    skew: usize,
+    /// Per job name: the runs ended so far and their total time.
+    took: std::collections::HashMap<String, (u32, Duration)>,
+}
+
+impl<I: Iterator<Item = SitePlan>> Queue<I> {
+    /// Site `si` is admitted and every job of it has ended.
+    fn ready(&self, si: usize) -> bool {
+        self.sites.get(si).is_some_and(|p| p.left == 0)
+    }
+
+    /// A job can start now, or a site is still to be admitted.
+    fn can_start(&self) -> bool {
+        self.more || !self.due.is_empty()
+    }
+
+    /// Put site `si` in `due`, or take it out, as it now stands.
+    fn refresh(&mut self, si: usize) {
+        let Some(p) = self.sites.get_mut(si) else {
+            return;
+        };
+        if let Some(key) = p.due.take() {
+            self.due.remove(&(key, si));
+        }
+        let may = p.running < self.per_site
+            && p.jobs
+                .iter()
+                .zip(&p.waits)
+                .any(|(j, w)| j.is_some() && *w == 0);
+        if may {
+            let key = si.saturating_add(self.skew.saturating_mul(p.started));
+            p.due = Some(key);
+            self.due.insert((key, si));
+        }
+    }
+
+    /// The next job to start, admitting sites until one has it; `None` when
+    /// no site has a job that may start and none is left to admit.
+    fn pick(&mut self) -> Option<(usize, usize, Job)> {
+        loop {
+            let best = self.due.first().copied();
+            // A site admitted now would be due at its index, `sites.len()`.
+            if let Some((_, si)) = best.filter(|b| b.0 <= self.sites.len() || !self.more) {
+                let ji = self.sites[si].startable(self.per_site, &self.took);
+                let job = ji.and_then(|ji| self.sites[si].start(ji));
+                self.refresh(si);
+                if let (Some(ji), Some(job)) = (ji, job) {
+                    return Some((si, ji, job));
+                }
+                // `due` held a site with nothing to start; refreshed, look again.
+                continue;
+            }
+            let plan = if self.more { self.plans.next() } else { None };
+            let Some(plan) = plan else {
+                self.more = false;
+                if best.is_some() {
+                    continue;
+                }
+                return None;
+            };
+            self.sites.push(Pending::admit(plan));
+            self.refresh(self.sites.len() - 1);
+        }
+    }
+
+    /// Release the waits of the first site that still has unstarted jobs.
+    fn unblock(&mut self) {
+        let si = self
+            .sites
+            .iter()
+            .position(|p| p.jobs.iter().any(Option::is_some));
+        if let Some(si) = si {
+            self.sites[si].waits.iter_mut().for_each(|w| *w = 0);
+            self.refresh(si);
+        }
+    }
+
+    /// Job `ji` of site `si` ended: feed the probes chained to it and keep
+    /// its run (on the shelf unless it completes the next site).
+    fn finished(&mut self, si: usize, ji: usize, d: Done, next: usize, shelf: &mut Shelf) {
+        let Some(p) = self.sites.get_mut(si) else {
+            return;
+        };
+        p.running = p.running.saturating_sub(1);
+        p.left = p.left.saturating_sub(1);
+        let (name, took) = match &d {
+            Done::Probe(r) => (&r.probe, r.result.duration),
+            Done::External(e) => (&e.name, e.duration),
+        };
+        match self.took.get_mut(name) {
+            Some((n, total)) => {
+                *n = n.saturating_add(1);
+                *total = total.saturating_add(took);
+            }
+            None => {
+                self.took.insert(name.clone(), (1, took));
+            }
+        }
+        for c in p.chains.iter().filter(|c| c.from == ji) {
+            if let Some(w) = p.waits.get_mut(c.to) {
+                *w = w.saturating_sub(1);
+            }
+            let value = d.offer(c.link);
+            if let (Some(value), Some(Some(Job::Probe(plan)))) = (value, p.jobs.get_mut(c.to)) {
+                if let Ok(inv) = &mut plan.invocation {
+                    let words = inv.give(c.link, value);
+                    plan.argv.extend(words);
+                }
+            }
+        }
+        if p.left == 0 {
+            STAGES.site_done();
+        }
+        let held = if p.left == 0 && si == next {
+            Held::Here(Box::new(d))
+        } else {
+            Held::shelve(d, shelf)
+        };
+        p.done.insert(ji, held);
+        self.refresh(si);
+    }
+}
+
+/// An admitted site: its jobs not yet started, what they wait for, and
+/// what came back so far.
 struct Pending {
     site: String,
     guideline: String,
     cloud: probes::auth::cloud::CloudKind,
+    /// Probes then externals, in plan order; `None` once started.
+    jobs: Vec<Option<Job>>,
+    /// Per job, the chained providers it still waits for.
+    waits: Vec<usize>,
+    chains: Vec<Chain>,
+    running: usize,
+    /// Jobs started so far.
+    started: usize,
+    /// Its key in [`Queue::due`], while it is there.
+    due: Option<usize>,
     left: usize,
     done: BTreeMap<usize, Held>,
 }
 
 impl Pending {
+    fn admit(plan: SitePlan) -> Pending {
+        let jobs: Vec<Option<Job>> = plan
+            .probes
+            .into_iter()
+            .map(Job::Probe)
+            .chain(plan.externals.into_iter().map(Job::External))
+            .map(Some)
+            .collect();
+        let mut waits = vec![0; jobs.len()];
+        for c in &plan.chains {
+            if let Some(w) = waits.get_mut(c.to) {
+                *w += 1;
+            }
+        }
+        STAGES.site_in(jobs.len());
+        if jobs.is_empty() {
+            STAGES.site_done();
+        }
+        Pending {
+            site: plan.site,
+            guideline: plan.guideline,
+            cloud: plan.cloud,
+            left: jobs.len(),
+            jobs,
+            waits,
+            chains: plan.chains,
+            running: 0,
+            started: 0,
+            due: None,
+            done: BTreeMap::new(),
+        }
+    }
+
+    /// The first job that may start, if the site has a free slot.
+    /// The job to start next, if the site has a free slot: of those that may
+    /// start, the one whose runs took longest so far in this run (one that
+    /// has not ended yet counts as longest), the first in plan order among
+    /// equals.
+    fn startable(
+        &self,
+        per_site: usize,
+        took: &std::collections::HashMap<String, (u32, Duration)>,
+    ) -> Option<usize> {
+        if self.running >= per_site {
+            return None;
+        }
+        let mut best: Option<(usize, Duration)> = None;
+        for (j, job) in self.jobs.iter().enumerate() {
+            let Some(job) = job.as_ref().filter(|_| self.waits[j] == 0) else {
+                continue;
+            };
+            let mean = took
+                .get(job.name())
+                .map_or(Duration::MAX, |(n, total)| *total / (*n).max(1));
+            if best.is_none_or(|b| mean > b.1) {
+                best = Some((j, mean));
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    fn start(&mut self, ji: usize) -> Option<Job> {
+        let job = self.jobs.get_mut(ji)?.take()?;
+        self.running += 1;
+        self.started += 1;
+        Some(job)
+    }
+
     /// The site's run, in job order; leaves the pending entry empty.
     fn take(&mut self, shelf: &mut Shelf) -> SiteRun {
         let mut run = SiteRun {
@@ -399,6 +651,9 @@ impl Pending {
             probes: vec![],
             externals: vec![],
         };
+        self.jobs = Vec::new();
+        self.waits = Vec::new();
+        self.chains = Vec::new();
         let mut end: f64 = 0.0;
         for (_, d) in std::mem::take(&mut self.done) {
             match d.take(shelf) {
@@ -582,6 +837,164 @@ pub async fn run_external(plan: &ExternalPlan, stop: watch::Receiver<bool>) -> E
 mod tests {
     use super::*;
     use probes::model::ResourceKind;
+
+    fn site(name: &str, jobs: &[&str]) -> SitePlan {
+        let externals = jobs
+            .iter()
+            .map(|j| ExternalPlan {
+                name: j.to_string(),
+                command: vec![],
+                timeout: Duration::from_secs(1),
+            })
+            .collect();
+        SitePlan::new(name.into(), "g".into(), vec![], externals)
+    }
+
+    fn queue(
+        plans: Vec<SitePlan>,
+        per_site: usize,
+        skew: usize,
+    ) -> Queue<std::vec::IntoIter<SitePlan>> {
+        Queue {
+            sites: vec![],
+            plans: plans.into_iter(),
+            more: true,
+            due: Default::default(),
+            per_site,
+            skew,
+            took: Default::default(),
+        }
+    }
+
+    fn ended(name: &str, secs: u64) -> Done {
+        let mut e = ExternalRun::unknown(name, &[], String::new());
+        e.duration = Duration::from_secs(secs);
+        Done::External(e)
+    }
+
+    fn picked(q: &mut Queue<std::vec::IntoIter<SitePlan>>) -> Option<(usize, String)> {
+        q.pick().map(|(si, _, job)| (si, job.name().to_string()))
+    }
+
+    /// Sites are planned and admitted only as their turn comes; a site's
+    /// second start comes due `skew` sites after its first.
+    #[test]
+    fn sites_are_admitted_as_their_turn_comes_and_later_starts_come_due_skew_sites_on() {
+        let plans = (0..4)
+            .map(|i| site(&format!("S{i}"), &["a", "b"]))
+            .collect();
+        let mut q = queue(plans, 5, 2);
+        let mut order = vec![];
+        let first = q.pick().map(|p| p.0);
+        assert_eq!(q.sites.len(), 1, "one site admitted for the first job");
+        order.extend(first);
+        while let Some((si, _, _)) = q.pick() {
+            order.push(si);
+        }
+        assert_eq!(order, [0, 1, 0, 2, 1, 3, 2, 3]);
+        assert!(!q.more && q.due.is_empty());
+        // Skew 0: strictly one site after another.
+        let plans = (0..3)
+            .map(|i| site(&format!("S{i}"), &["a", "b"]))
+            .collect();
+        let mut q = queue(plans, 5, 0);
+        let order: Vec<usize> = std::iter::from_fn(|| q.pick().map(|p| p.0)).collect();
+        assert_eq!(order, [0, 0, 1, 1, 2, 2]);
+    }
+
+    /// Within its slots, a site starts the job whose runs took longest so
+    /// far; one never seen to end counts as longest.
+    #[test]
+    fn a_site_starts_its_longest_job_first_within_its_slots() {
+        let mut q = queue(vec![site("S0", &["quick", "slow", "mid"])], 2, 0);
+        q.took.insert("quick".into(), (2, Duration::from_secs(2)));
+        q.took.insert("mid".into(), (1, Duration::from_secs(5)));
+        assert_eq!(picked(&mut q), Some((0, "slow".into())));
+        assert_eq!(picked(&mut q), Some((0, "mid".into())));
+        assert_eq!(picked(&mut q), None, "both slots taken");
+        let mut shelf = Shelf::new();
+        q.finished(0, 2, ended("mid", 4), 0, &mut shelf);
+        assert_eq!(q.took["mid"], (2, Duration::from_secs(9)));
+        assert_eq!(picked(&mut q), Some((0, "quick".into())));
+        assert_eq!(picked(&mut q), None);
+        q.finished(0, 1, ended("slow", 7), 0, &mut shelf);
+        q.finished(0, 0, ended("quick", 1), 0, &mut shelf);
+        assert!(q.ready(0));
+        let run = q.sites[0].take(&mut shelf);
+        let names: Vec<&str> = run.externals.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["quick", "slow", "mid"], "reported in plan order");
+    }
+
+    /// A chained job starts only once its provider has ended; a chain that
+    /// loops is released rather than left to hang.
+    #[test]
+    fn a_chained_job_waits_for_its_provider_and_a_loop_is_released() {
+        let mut plan = site("S0", &["provider", "consumer"]);
+        plan.chains = vec![Chain {
+            from: 0,
+            to: 1,
+            link: Link::Server,
+        }];
+        let mut q = queue(vec![plan], 5, 0);
+        assert_eq!(picked(&mut q), Some((0, "provider".into())));
+        assert_eq!(picked(&mut q), None, "the consumer waits");
+        q.finished(0, 0, ended("provider", 1), 0, &mut Shelf::new());
+        assert_eq!(picked(&mut q), Some((0, "consumer".into())));
+
+        let mut plan = site("S0", &["a", "b"]);
+        plan.chains = vec![
+            Chain {
+                from: 0,
+                to: 1,
+                link: Link::Server,
+            },
+            Chain {
+                from: 1,
+                to: 0,
+                link: Link::Server,
+            },
+        ];
+        let mut q = queue(vec![plan], 5, 0);
+        assert_eq!(picked(&mut q), None);
+        q.unblock();
+        assert_eq!(picked(&mut q), Some((0, "a".into())));
+        assert_eq!(picked(&mut q), Some((0, "b".into())));
+    }
+
+    /// A job that panics still reports: its site is not left waiting.
+    #[test]
+    fn a_job_that_unwinds_sends_a_lost_run() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let end = Ender {
+            tx,
+            si: 3,
+            ji: 1,
+            job: Some("check_network".into()),
+            external: false,
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _end = end;
+            panic!("boom");
+        }));
+        assert!(r.is_err());
+        let Ok((3, 1, Done::Probe(p))) = rx.try_recv() else {
+            panic!("no lost run sent");
+        };
+        assert_eq!(p.probe, "check_network");
+        assert_eq!(p.result.status, Status::Unknown);
+        assert!(format!("{:?}", p.result.outcome).contains("its job panicked"));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let end = Ender {
+            tx,
+            si: 0,
+            ji: 0,
+            job: Some("x".into()),
+            external: true,
+        };
+        end.send(ended("x", 1));
+        assert!(matches!(rx.try_recv(), Ok((0, 0, Done::External(_)))));
+        assert!(rx.try_recv().is_err(), "sent once");
+    }
 
     #[test]
     fn evidence_is_bounded_keeping_both_ends() {

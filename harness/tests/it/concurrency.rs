@@ -224,3 +224,56 @@ async fn a_site_is_handed_over_only_when_the_consumer_has_room() {
         );
     }
 }
+
+/// A run over many sites works through them in order: the first site is
+/// handed over long before the last ones start (so a thousand sites'
+/// results and plans are never all live), not after every site's first
+/// job has run, as a queue of every job in plan order would have it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sites_are_worked_through_in_order_not_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("starts");
+    let body = format!(
+        "echo \"$1\" >> '{}'\nsleep 0.05\necho 'OK - done'\nexit 0\n",
+        log.display()
+    );
+    let script = script(dir.path(), "check_logged", &body);
+    let sites = 100;
+    let plans: Vec<SitePlan> = (0..sites)
+        .map(|s| {
+            let externals = (0..2)
+                .map(|i| ExternalPlan {
+                    name: format!("p{i}"),
+                    command: vec![script.display().to_string(), format!("S{s}")],
+                    timeout: Duration::from_secs(60),
+                })
+                .collect();
+            SitePlan::new(format!("S{s}"), "g".into(), vec![], externals)
+        })
+        .collect();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let limits = Limits {
+        jobs: 8,
+        jobs_per_site: 1,
+        ..Limits::default()
+    };
+    let mut handed = Vec::new();
+    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
+        let started = std::fs::read_to_string(&log).unwrap().lines().count();
+        handed.push((r.site, r.externals.len(), started));
+    })
+    .await;
+    assert_eq!(handed.len(), sites);
+    assert!(handed.iter().all(|h| h.1 == 2));
+    let names: Vec<String> = handed.iter().map(|h| h.0.clone()).collect();
+    let expected: Vec<String> = (0..sites).map(|s| format!("S{s}")).collect();
+    assert_eq!(names, expected);
+    // Site S0's second job is due 30 sites after its first: when S0 is
+    // handed over about 32 jobs (and the 8 running) have started, not 101.
+    assert!(
+        handed[0].2 <= 50,
+        "{} jobs had started when the first site was handed over",
+        handed[0].2
+    );
+    assert_eq!(handed[sites - 1].2, 2 * sites);
+}
