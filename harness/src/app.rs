@@ -298,6 +298,17 @@ pub fn plan_site(
     Ok(plan)
 }
 
+#[cfg(feature = "demo")]
+/// A site whose plan could not be made: one harness job, UNKNOWN, saying why.
+fn unplanned(site: String, guideline: &str, why: String) -> SitePlan {
+    let job = ProbePlan {
+        name: crate::grade::HARNESS_PROBE.into(),
+        argv: vec![],
+        invocation: Err(format!("planning the site: {why}")),
+    };
+    SitePlan::new(site, guideline.into(), vec![job], vec![])
+}
+
 /// Stop flag set on the first SIGINT/SIGTERM.
 fn stop_on_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -311,7 +322,7 @@ fn stop_on_signal() -> watch::Receiver<bool> {
 
 /// Run plans, grade, render, write; returns the report.
 pub async fn execute(
-    plans: Vec<SitePlan>,
+    plans: impl IntoIterator<Item = SitePlan>,
     guidelines: &[Guideline],
     out: &Output,
     stop: watch::Receiver<bool>,
@@ -683,7 +694,8 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
             other_fixture = Some(fx);
         }
     }
-    for i in (0..demo.sites()).filter(|_| a.cloud == probes::auth::cloud::CloudKind::OpenStack) {
+    let openstack = a.cloud == probes::auth::cloud::CloudKind::OpenStack;
+    let site_plan = |i: usize| -> Result<SitePlan, String> {
         let mut p = demo.profile(i, Some(&a.probe_timeout))?;
         for (probe, flag, value) in &opts {
             p.probe
@@ -691,8 +703,20 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
                 .or_default()
                 .insert(flag.clone(), toml::Value::String(value.clone()));
         }
-        plans.push(plan_site(&p, &g, demo.dir())?);
-    }
+        plan_site(&p, &g, demo.dir())
+    };
+    // Site 0 is planned now, so a bad option fails before anything runs;
+    // the others only when the run admits them (their profiles differ in
+    // names and paths alone): a thousand sites' plans are never all live.
+    let later = if openstack && demo.sites() > 0 {
+        plans.push(site_plan(0)?);
+        1..demo.sites()
+    } else {
+        0..0
+    };
+    let plans = plans.into_iter().chain(later.map(|i| {
+        site_plan(i).unwrap_or_else(|why| unplanned(crate::demo::site_name(i), &g.id, why))
+    }));
     let mut out = a.out.clone();
     if out.report_dir.is_none() {
         out.report_dir = Some(PathBuf::from("fedprobe-demo-report"));
