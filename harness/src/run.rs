@@ -332,13 +332,7 @@ pub async fn run_all_within<I>(
                 }
                 let Some((si, ji, job)) = picked else { continue };
                 running += 1;
-                let end = Ender {
-                    tx: tx.clone(),
-                    si,
-                    ji,
-                    job: Some(job.name().to_string()),
-                    external: job.is_external(),
-                };
+                let end = Ender::new(tx.clone(), (si, ji), job.name(), job.is_external());
                 let site = queue.sites[si].site.clone();
                 let how = (limits, progress.clone(), stop.clone());
                 tokio::spawn(start_job(site, job, admitted, gate.clone(), how, end));
@@ -388,6 +382,21 @@ struct Ender {
 }
 
 impl Ender {
+    fn new(
+        tx: mpsc::UnboundedSender<(usize, usize, Done)>,
+        (si, ji): (usize, usize),
+        name: &str,
+        external: bool,
+    ) -> Ender {
+        Ender {
+            tx,
+            si,
+            ji,
+            job: Some(name.to_string()),
+            external,
+        }
+    }
+
     fn send(mut self, done: Done) {
         self.job = None;
         let _ = self.tx.send((self.si, self.ji, done));
@@ -965,13 +974,7 @@ mod tests {
     #[test]
     fn a_job_that_unwinds_sends_a_lost_run() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let end = Ender {
-            tx,
-            si: 3,
-            ji: 1,
-            job: Some("check_network".into()),
-            external: false,
-        };
+        let end = Ender::new(tx, (3, 1), "check_network", false);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let _end = end;
             panic!("boom");
@@ -984,13 +987,7 @@ mod tests {
         assert_eq!(p.result.status, Status::Unknown);
         assert!(format!("{:?}", p.result.outcome).contains("its job panicked"));
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let end = Ender {
-            tx,
-            si: 0,
-            ji: 0,
-            job: Some("x".into()),
-            external: true,
-        };
+        let end = Ender::new(tx, (0, 0), "x", true);
         end.send(ended("x", 1));
         assert!(matches!(rx.try_recv(), Ok((0, 0, Done::External(_)))));
         assert!(rx.try_recv().is_err(), "sent once");

@@ -26,35 +26,47 @@ fn plugin(dir: &Path, lock: &Path) -> Vec<String> {
 }
 
 fn plans(sites: usize, per_site: usize, cmd: &[String]) -> Vec<SitePlan> {
+    plans_with(sites, per_site, |_, _| cmd.to_vec())
+}
+
+/// Sites `S0..` with plugins `p0..`, plugin `i` of site `s` running `cmd(s, i)`.
+fn plans_with(
+    sites: usize,
+    per_site: usize,
+    cmd: impl Fn(usize, usize) -> Vec<String>,
+) -> Vec<SitePlan> {
     (0..sites)
         .map(|s| {
-            SitePlan::new(
-                format!("S{s}"),
-                "g".into(),
-                vec![],
-                (0..per_site)
-                    .map(|i| ExternalPlan {
-                        name: format!("p{i}"),
-                        command: cmd.to_vec(),
-                        timeout: Duration::from_secs(60),
-                    })
-                    .collect(),
-            )
+            let externals = (0..per_site)
+                .map(|i| ExternalPlan {
+                    name: format!("p{i}"),
+                    command: cmd(s, i),
+                    timeout: Duration::from_secs(60),
+                })
+                .collect();
+            SitePlan::new(format!("S{s}"), "g".into(), vec![], externals)
         })
         .collect()
 }
 
+fn limits(jobs: usize, jobs_per_site: usize) -> Limits {
+    Limits {
+        jobs,
+        jobs_per_site,
+        ..Limits::default()
+    }
+}
+
 async fn statuses(plans: Vec<SitePlan>, jobs: usize, per_site: usize) -> Vec<Status> {
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let limits = Limits {
-        jobs,
-        jobs_per_site: per_site,
-        ..Limits::default()
-    };
     let mut out = Vec::new();
-    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
-        out.extend(r.externals.into_iter().map(|e| e.status))
-    })
+    run_all(
+        plans,
+        limits(jobs, per_site),
+        Arc::new(Progress::quiet()),
+        rx,
+        |r| out.extend(r.externals.into_iter().map(|e| e.status)),
+    )
     .await;
     out
 }
@@ -116,34 +128,16 @@ async fn sites_that_end_out_of_order_come_back_whole_in_plan_order() {
     // Site S0's second job is slow: its first job, and every job of S1 and
     // S2, end before S0 does.
     let delays = [["0", "1.5"], ["0", "0.1"], ["0.2", "0"]];
-    let plans: Vec<SitePlan> = delays
-        .iter()
-        .enumerate()
-        .map(|(s, d)| {
-            let externals = d
-                .iter()
-                .enumerate()
-                .map(|(i, delay)| ExternalPlan {
-                    name: format!("p{i}"),
-                    command: vec![
-                        script.display().to_string(),
-                        format!("S{s}-p{i}"),
-                        delay.to_string(),
-                    ],
-                    timeout: Duration::from_secs(60),
-                })
-                .collect();
-            SitePlan::new(format!("S{s}"), "g".into(), vec![], externals)
-        })
-        .collect();
+    let plans = plans_with(3, 2, |s, i| {
+        vec![
+            script.display().to_string(),
+            format!("S{s}-p{i}"),
+            delays[s][i].to_string(),
+        ]
+    });
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let limits = Limits {
-        jobs: 8,
-        jobs_per_site: 2,
-        ..Limits::default()
-    };
     let mut sites = Vec::new();
-    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
+    run_all(plans, limits(8, 2), Arc::new(Progress::quiet()), rx, |r| {
         sites.push(r)
     })
     .await;
@@ -185,17 +179,12 @@ async fn a_site_is_handed_over_only_when_the_consumer_has_room() {
     let script = script(dir.path(), "check_ok", "echo 'OK - fine'\nexit 0\n");
     let plans = plans(4, 2, &[script.display().to_string()]);
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let limits = Limits {
-        jobs: 8,
-        jobs_per_site: 2,
-        ..Limits::default()
-    };
     let room = Room::new(1);
     let held = Arc::new(std::sync::Mutex::new(0usize));
     let mut got = Vec::new();
     fedprobe::run::run_all_within(
         plans,
-        limits,
+        limits(8, 2),
         Arc::new(Progress::quiet()),
         rx,
         &room,
@@ -239,26 +228,12 @@ async fn many_sites_are_worked_through_in_order_not_all_at_once() {
     );
     let script = script(dir.path(), "check_logged", &body);
     let sites = 100;
-    let plans: Vec<SitePlan> = (0..sites)
-        .map(|s| {
-            let externals = (0..2)
-                .map(|i| ExternalPlan {
-                    name: format!("p{i}"),
-                    command: vec![script.display().to_string(), format!("S{s}")],
-                    timeout: Duration::from_secs(60),
-                })
-                .collect();
-            SitePlan::new(format!("S{s}"), "g".into(), vec![], externals)
-        })
-        .collect();
+    let plans = plans_with(sites, 2, |s, _| {
+        vec![script.display().to_string(), format!("S{s}")]
+    });
     let (_tx, rx) = tokio::sync::watch::channel(false);
-    let limits = Limits {
-        jobs: 8,
-        jobs_per_site: 1,
-        ..Limits::default()
-    };
     let mut handed = Vec::new();
-    run_all(plans, limits, Arc::new(Progress::quiet()), rx, |r| {
+    run_all(plans, limits(8, 1), Arc::new(Progress::quiet()), rx, |r| {
         let started = std::fs::read_to_string(&log).unwrap().lines().count();
         handed.push((r.site, r.externals.len(), started));
     })
