@@ -768,3 +768,36 @@ pub async fn main_async(cli: Cli) -> Result<u8, String> {
         }
     }
 }
+
+#[cfg(all(test, feature = "demo"))]
+mod tests {
+    use super::*;
+
+    /// A demo site whose plan fails when its turn comes is still reported:
+    /// one UNKNOWN job naming why, and the site does not pass.
+    #[tokio::test]
+    async fn a_site_that_cannot_be_planned_is_reported_unknown_with_the_reason() {
+        let g = Guideline::embedded();
+        let plan = unplanned("DEMO-007".into(), &g.id, "disk full".into());
+        let (_tx, rx) = watch::channel(false);
+        let mut sites = vec![];
+        run::run_all(
+            [plan],
+            Limits::default(),
+            Arc::new(Progress::quiet()),
+            rx,
+            |r| sites.push(report::grade_site(std::slice::from_ref(&g), r)),
+        )
+        .await;
+        let [site] = sites.as_slice() else {
+            panic!("{} sites reported", sites.len());
+        };
+        let [job] = site.run.probes.as_slice() else {
+            panic!("{} jobs", site.run.probes.len());
+        };
+        assert_eq!(job.result.status, probes::model::Status::Unknown);
+        assert_eq!(job.result.summary, "planning the site: disk full");
+        assert!(!site.grade.passed);
+        assert_eq!(site.grade.status, probes::model::Status::Unknown);
+    }
+}
