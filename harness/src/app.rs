@@ -298,8 +298,8 @@ pub fn plan_site(
     Ok(plan)
 }
 
-#[cfg(feature = "demo")]
 /// A site whose plan could not be made: one harness job, UNKNOWN, saying why.
+#[cfg(feature = "demo")]
 fn unplanned(site: String, guideline: &str, why: String) -> SitePlan {
     let job = ProbePlan {
         name: crate::grade::HARNESS_PROBE.into(),

@@ -425,6 +425,9 @@ impl Job {
     }
 }
 
+/// Per job name: the runs ended so far in this run and their total time.
+type Took = std::collections::HashMap<String, (u32, Duration)>;
+
 /// The sites admitted so far, in plan order, and the plans still to come
 /// (made, by a lazy iterator, only when their site is admitted).
 struct Queue<I> {
@@ -438,8 +441,7 @@ struct Queue<I> {
     per_site: usize,
     /// How many sites later a site's next start comes than its previous.
     skew: usize,
-    /// Per job name: the runs ended so far and their total time.
-    took: std::collections::HashMap<String, (u32, Duration)>,
+    took: Took,
 }
 
 impl<I: Iterator<Item = SitePlan>> Queue<I> {
@@ -461,12 +463,7 @@ impl<I: Iterator<Item = SitePlan>> Queue<I> {
         if let Some(key) = p.due.take() {
             self.due.remove(&(key, si));
         }
-        let may = p.running < self.per_site
-            && p.jobs
-                .iter()
-                .zip(&p.waits)
-                .any(|(j, w)| j.is_some() && *w == 0);
-        if may {
+        if p.may_start(self.per_site) {
             let key = si.saturating_add(self.skew.saturating_mul(p.started));
             p.due = Some(key);
             self.due.insert((key, si));
@@ -614,16 +611,21 @@ impl Pending {
         }
     }
 
-    /// The first job that may start, if the site has a free slot.
+    /// A slot is free and a job waits for nothing but it.
+    fn may_start(&self, per_site: usize) -> bool {
+        self.running < per_site
+            && self
+                .jobs
+                .iter()
+                .zip(&self.waits)
+                .any(|(j, w)| j.is_some() && *w == 0)
+    }
+
     /// The job to start next, if the site has a free slot: of those that may
     /// start, the one whose runs took longest so far in this run (one that
     /// has not ended yet counts as longest), the first in plan order among
     /// equals.
-    fn startable(
-        &self,
-        per_site: usize,
-        took: &std::collections::HashMap<String, (u32, Duration)>,
-    ) -> Option<usize> {
+    fn startable(&self, per_site: usize, took: &Took) -> Option<usize> {
         if self.running >= per_site {
             return None;
         }
@@ -985,7 +987,14 @@ mod tests {
         };
         assert_eq!(p.probe, "check_network");
         assert_eq!(p.result.status, Status::Unknown);
-        assert!(format!("{:?}", p.result.outcome).contains("its job panicked"));
+        assert!(matches!(
+            p.result.outcome,
+            probes::model::Outcome::Panicked { .. }
+        ));
+        assert_eq!(
+            p.result.summary,
+            "the harness lost this result: its job panicked"
+        );
         let (tx, mut rx) = mpsc::unbounded_channel();
         let end = Ender::new(tx, (0, 0), "x", true);
         end.send(ended("x", 1));
