@@ -344,9 +344,16 @@ pub async fn execute(
     report.previous = previous;
     let spool = Spool::new().map_err(|e| format!("report spool: {e}"));
     let writer = Writer::start(&report, spool);
-    run::run_all_within(plans, limits, progress, stop, writer.room(), |run, seat| {
-        writer.add(report::grade_site(guidelines, run), seat);
-    })
+    run::run_all_within(
+        plans,
+        limits,
+        progress,
+        stop,
+        writer.room(),
+        |run, seat, secrets| {
+            writer.add(report::grade_site(guidelines, run), seat, secrets);
+        },
+    )
     .await;
     let (sites, spool) = writer.finish().await;
     report.sites = sites;

@@ -118,5 +118,10 @@ fn line(t: Duration) -> String {
     }
     out.push(' ');
     out.push_str(&fedprobe::stages::STAGES.line());
+    out.push_str(&format!(
+        " secrets={} windows={}",
+        probes::secret::known_count(),
+        probes::secret::window_count()
+    ));
     out
 }

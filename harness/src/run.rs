@@ -11,6 +11,7 @@ use probes::checks::{self, Cancel, Planned};
 use probes::model::Status;
 use probes::probe::Link;
 use probes::runner::Stop;
+use probes::secret::Scope;
 use tokio::sync::{mpsc, watch};
 
 use crate::budget::{Admitted, Room, Seat};
@@ -255,12 +256,18 @@ pub async fn run_all<I>(
     I: IntoIterator<Item = SitePlan>,
 {
     let room = Room::unbounded();
-    run_all_within(plans, limits, progress, stop, &room, |run, _| on_site(run)).await
+    run_all_within(plans, limits, progress, stop, &room, |run, _, _| {
+        on_site(run)
+    })
+    .await
 }
 
 /// [`run_all`] for a consumer that holds each site until it gives its
 /// [`Seat`] back: a site is taken off the shelf only when `room` has a seat
-/// for it; until then its results stay on the shelf, not in memory.
+/// for it; until then its results stay on the shelf, not in memory. The
+/// site comes with the [`Scope`] of the secrets its plan and jobs made:
+/// the consumer closes it once the site's outputs are scrubbed ([`run_all`]
+/// never closes one, so every secret stays known to the end).
 ///
 /// Jobs start one at a time, each when the gate admits one (`budget.rs`)
 /// and fewer than `--jobs` run, at the site whose next start is due first
@@ -275,7 +282,7 @@ pub async fn run_all_within<I>(
     progress: Arc<Progress>,
     stop: watch::Receiver<bool>,
     room: &Room,
-    mut on_site: impl FnMut(SiteRun, Seat),
+    mut on_site: impl FnMut(SiteRun, Seat, Scope),
 ) where
     I: IntoIterator<Item = SitePlan>,
 {
@@ -308,7 +315,8 @@ pub async fn run_all_within<I>(
         tokio::select! {
             biased;
             seat = room.seat(), if queue.ready(next) => {
-                on_site(queue.sites[next].take(&mut shelf), seat);
+                let secrets = queue.sites[next].secrets;
+                on_site(queue.sites[next].take(&mut shelf), seat, secrets);
                 STAGES.site_out();
                 next += 1;
             }
@@ -335,7 +343,8 @@ pub async fn run_all_within<I>(
                 let end = Ender::new(tx.clone(), (si, ji), job.name(), job.is_external());
                 let site = queue.sites[si].site.clone();
                 let how = (limits, progress.clone(), stop.clone());
-                tokio::spawn(start_job(site, job, admitted, gate.clone(), how, end));
+                let secrets = queue.sites[si].secrets;
+                tokio::spawn(secrets.enter(start_job(site, job, admitted, gate.clone(), how, end)));
             }
         }
     }
@@ -486,7 +495,13 @@ impl<I: Iterator<Item = SitePlan>> Queue<I> {
                 // `due` held a site with nothing to start; refreshed, look again.
                 continue;
             }
-            let plan = if self.more { self.plans.next() } else { None };
+            // The plan's own secrets (a demo site's) are the site's too.
+            let secrets = Scope::new();
+            let plan = if self.more {
+                secrets.sync(|| self.plans.next())
+            } else {
+                None
+            };
             let Some(plan) = plan else {
                 self.more = false;
                 if best.is_some() {
@@ -494,7 +509,7 @@ impl<I: Iterator<Item = SitePlan>> Queue<I> {
                 }
                 return None;
             };
-            self.sites.push(Pending::admit(plan));
+            self.sites.push(Pending::admit(plan, secrets));
             self.refresh(self.sites.len() - 1);
         }
     }
@@ -575,10 +590,12 @@ struct Pending {
     due: Option<usize>,
     left: usize,
     done: BTreeMap<usize, Held>,
+    /// The secrets its plan and jobs made ([`Scope`]).
+    secrets: Scope,
 }
 
 impl Pending {
-    fn admit(plan: SitePlan) -> Pending {
+    fn admit(plan: SitePlan, secrets: Scope) -> Pending {
         let jobs: Vec<Option<Job>> = plan
             .probes
             .into_iter()
@@ -608,6 +625,7 @@ impl Pending {
             started: 0,
             due: None,
             done: BTreeMap::new(),
+            secrets,
         }
     }
 

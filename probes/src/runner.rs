@@ -141,14 +141,14 @@ where
     B: FnOnce(Ctx) -> F,
     F: Future<Output = Result<String, Fail>> + Send + 'static,
 {
-    tokio::spawn(crate::poll::as_run(rec, body(ctx)))
+    tokio::spawn(crate::secret::carry(crate::poll::as_run(rec, body(ctx))))
 }
 
 async fn run_cleanups(rec: &Arc<Recorder>, deadline: Deadline) {
     let mut handles = Vec::new();
     for owed in rec.take_owed() {
         let fut = (owed.cleanup)(deadline);
-        handles.push((owed.id, owed.label, tokio::spawn(fut)));
+        handles.push((owed.id, owed.label, tokio::spawn(crate::secret::carry(fut))));
     }
     for (id, label, handle) in handles {
         match tokio::time::timeout_at(deadline.end(), handle).await {

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -16,18 +18,41 @@ const FRAGMENT: usize = 8;
 /// made the run quadratic in the sites). `filter` rules almost every window
 /// of a report out without touching the set.
 struct Known {
-    /// Each value, when it was last created, and its live copies: a value
-    /// whose every `Secret` is gone can be forgotten ([`forget_unused`]).
-    values: HashMap<Arc<str>, (Instant, Vec<Weak<str>>)>,
+    values: HashMap<Arc<str>, Entry>,
+    /// The values each open [`Scope`] created.
+    by_scope: HashMap<u64, Vec<Arc<str>>>,
+    /// Values whose scopes are all closed but a `Secret` still holds:
+    /// looked at again as later scopes close.
+    lingering: Vec<Arc<str>>,
     /// Each window of the values. A set, not a count per window: it is
-    /// most of the memory of a thousand sites' tokens, and forgetting
-    /// (rare) rebuilds it from the values left.
+    /// most of the memory of a thousand sites' tokens. Windows of forgotten
+    /// values stay until they outnumber the others (`stale`), then the set
+    /// is rebuilt from the values left: a forgotten fragment scrubbed a
+    /// while longer is harmless, and the rebuilds cost amortised O(1) a
+    /// window.
     windows: HashSet<u64, foldhash::fast::RandomState>,
+    stale: usize,
     filter: Filter,
     /// Every byte some value holds: a window with any other byte is no
     /// secret's, and most of a report (markup, spaces, quotes) is ruled out
     /// by this table alone, before the filter's cache misses.
     alphabet: [bool; 256],
+}
+
+/// What is known of one value: when it was last created, its live copies
+/// (a value no `Secret` holds can be forgotten), and the open scopes that
+/// created it; `pinned` once created outside any scope.
+struct Entry {
+    at: Instant,
+    copies: Vec<Weak<str>>,
+    scopes: Vec<u64>,
+    pinned: bool,
+}
+
+impl Entry {
+    fn unheld(&self) -> bool {
+        self.copies.iter().all(|c| c.strong_count() == 0)
+    }
 }
 
 /// A Bloom filter over the windows, two bits each, grown with them: at 16
@@ -89,7 +114,10 @@ impl Known {
     fn new() -> Known {
         Known {
             values: HashMap::new(),
+            by_scope: HashMap::new(),
+            lingering: Vec::new(),
             windows: HashSet::default(),
+            stale: 0,
             filter: Filter::new(Filter::MIN_BITS),
             alphabet: [false; 256],
         }
@@ -99,16 +127,36 @@ impl Known {
         self.filter.may_hold(w) && self.windows.contains(&w)
     }
 
-    fn remember(&mut self, value: &Arc<str>, now: Instant) {
-        if let Some((at, copies)) = self.values.get_mut(value) {
-            *at = now;
-            copies.retain(|c| c.strong_count() > 0);
-            copies.push(Arc::downgrade(value));
+    fn remember(&mut self, value: &Arc<str>, now: Instant, scope: Option<Scope>) {
+        if let Some(e) = self.values.get_mut(value) {
+            e.at = now;
+            e.copies.retain(|c| c.strong_count() > 0);
+            e.copies.push(Arc::downgrade(value));
+            match scope {
+                None => e.pinned = true,
+                Some(Scope(s)) if !e.scopes.contains(&s) => {
+                    e.scopes.push(s);
+                    let key = self.values.get_key_value(value).map(|(k, _)| k.clone());
+                    self.by_scope.entry(s).or_default().extend(key);
+                }
+                Some(_) => {}
+            }
             return;
         }
         // The key is a copy: holding the `Secret`'s own `Arc` would keep it alive.
-        self.values
-            .insert(Arc::from(&**value), (now, vec![Arc::downgrade(value)]));
+        let key: Arc<str> = Arc::from(&**value);
+        if let Some(Scope(s)) = scope {
+            self.by_scope.entry(s).or_default().push(key.clone());
+        }
+        self.values.insert(
+            key,
+            Entry {
+                at: now,
+                copies: vec![Arc::downgrade(value)],
+                scopes: scope.map(|s| s.0).into_iter().collect(),
+                pinned: scope.is_none(),
+            },
+        );
         for b in value.bytes() {
             self.alphabet[usize::from(b)] = true;
         }
@@ -121,16 +169,50 @@ impl Known {
         }
     }
 
+    /// Close `scope`: forget the values it created that no open scope
+    /// shares, no `Secret` holds and nothing outside a scope created;
+    /// returns how many were forgotten (with earlier lingering ones).
+    fn close(&mut self, scope: Scope) -> usize {
+        for key in self.by_scope.remove(&scope.0).unwrap_or_default() {
+            if let Some(e) = self.values.get_mut(&key) {
+                e.scopes.retain(|s| *s != scope.0);
+                if e.scopes.is_empty() && !e.pinned {
+                    self.lingering.push(key);
+                }
+            }
+        }
+        let mut forgotten = 0;
+        for key in std::mem::take(&mut self.lingering) {
+            let Some(e) = self.values.get(&key) else {
+                continue;
+            };
+            if !e.scopes.is_empty() || e.pinned {
+                continue; // created again: its new scopes or the pin decide
+            }
+            if e.unheld() {
+                self.values.remove(&key);
+                self.stale += key.len().saturating_sub(FRAGMENT - 1);
+                forgotten += 1;
+            } else {
+                self.lingering.push(key);
+            }
+        }
+        if self.stale > Known::REBUILD_AT && self.stale > self.windows.len() / 2 {
+            self.rebuild();
+        }
+        forgotten
+    }
+
+    /// Below this many stale windows the set is not worth rebuilding.
+    const REBUILD_AT: usize = 4096;
+
     /// Forget the values no `Secret` holds any more, last created at least
-    /// `older_than` before `now`; the filter is rebuilt from what is left.
+    /// `older_than` before `now`, whatever their scopes.
     fn forget_unused(&mut self, now: Instant, older_than: Duration) -> usize {
         let stale: Vec<Arc<str>> = self
             .values
             .iter()
-            .filter(|(_, (at, copies))| {
-                now.saturating_duration_since(*at) >= older_than
-                    && copies.iter().all(|c| c.strong_count() == 0)
-            })
+            .filter(|(_, e)| now.saturating_duration_since(e.at) >= older_than && e.unheld())
             .map(|(v, _)| v.clone())
             .collect();
         if stale.is_empty() {
@@ -139,6 +221,12 @@ impl Known {
         for v in &stale {
             self.values.remove(v);
         }
+        self.rebuild();
+        stale.len()
+    }
+
+    /// The windows, filter and alphabet of the values left.
+    fn rebuild(&mut self) {
         self.windows = self
             .values
             .keys()
@@ -149,7 +237,8 @@ impl Known {
         for b in self.values.keys().flat_map(|v| v.bytes()) {
             self.alphabet[usize::from(b)] = true;
         }
-        stale.len()
+        self.stale = 0;
+        self.by_scope.shrink_to_fit();
     }
 }
 
@@ -162,12 +251,68 @@ fn window(bytes: &[u8]) -> u64 {
 }
 
 fn remember(value: &Arc<str>) {
+    let scope = Scope::current();
     let Ok(mut known) = KNOWN.write() else {
         return;
     };
     known
         .get_or_insert_with(Known::new)
-        .remember(value, Instant::now());
+        .remember(value, Instant::now(), scope);
+}
+
+tokio::task_local! {
+    static SCOPE: Option<Scope>;
+}
+
+/// A unit of work (one site of a harness run) whose secrets can be
+/// forgotten once whatever it printed has been scrubbed: the secrets
+/// created while a future runs in it ([`Scope::enter`]) are counted to it,
+/// and [`Scope::close`] forgets those that no other open scope created,
+/// nothing outside a scope created and no `Secret` holds. A secret created
+/// outside every scope (the command line's, a profile's) is kept to the end,
+/// or until [`forget_unused`]. A thousand sites' tokens would otherwise all
+/// stay known to the end of the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Scope(u64);
+
+impl Scope {
+    /// A scope no other has been or will be.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Scope {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Scope(NEXT.fetch_add(1, Relaxed))
+    }
+
+    /// `fut`, with the secrets it creates counted to this scope.
+    pub fn enter<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        SCOPE.scope(Some(self), fut)
+    }
+
+    /// `f`'s value, with the secrets it creates counted to this scope.
+    pub fn sync<R>(self, f: impl FnOnce() -> R) -> R {
+        SCOPE.sync_scope(Some(self), f)
+    }
+
+    /// The scope the running task is in, if any.
+    pub fn current() -> Option<Scope> {
+        SCOPE.try_with(|s| *s).ok().flatten()
+    }
+
+    /// Forget what only this scope knew. Call it once every text the scope's
+    /// work produced has been scrubbed: a fragment of a forgotten secret is
+    /// no longer hidden. Returns how many secrets were forgotten.
+    pub fn close(self) -> usize {
+        let Ok(mut known) = KNOWN.write() else {
+            return 0;
+        };
+        known.as_mut().map_or(0, |k| k.close(self))
+    }
+}
+
+/// `fut` in the scope of the task that calls this (none if none): for a
+/// task spawned by a scoped one, which a task-local does not follow.
+pub fn carry<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    SCOPE.scope(Scope::current(), fut)
 }
 
 /// Forget the secrets that no `Secret` holds any more and that were last
@@ -190,6 +335,26 @@ pub fn known_count() -> usize {
         .read()
         .ok()
         .and_then(|k| k.as_ref().map(|k| k.values.len()))
+        .unwrap_or(0)
+}
+
+/// Whether `value` is a secret known now (a forgotten one's fragments may
+/// still be hidden a while: [`Known::windows`]).
+pub fn is_known(value: &str) -> bool {
+    KNOWN
+        .read()
+        .ok()
+        .and_then(|k| k.as_ref().map(|k| k.values.contains_key(value)))
+        .unwrap_or(false)
+}
+
+/// Windows of [`FRAGMENT`] bytes [`scrub`] looks for now (with those of
+/// forgotten secrets not yet dropped).
+pub fn window_count() -> usize {
+    KNOWN
+        .read()
+        .ok()
+        .and_then(|k| k.as_ref().map(|k| k.windows.len()))
         .unwrap_or(0)
 }
 
@@ -324,8 +489,8 @@ mod tests {
         let t0 = Instant::now();
         let gone: Arc<str> = "dropped-token-0123456789".into();
         let live: Arc<str> = "kept-token-9876543210".into();
-        k.remember(&gone, t0);
-        k.remember(&live, t0);
+        k.remember(&gone, t0, None);
+        k.remember(&live, t0, None);
         drop(gone);
         // Too recent: a run may still render what it saw.
         assert_eq!(k.forget_unused(t0, Duration::from_secs(60)), 0);
@@ -343,8 +508,8 @@ mod tests {
         let t0 = Instant::now();
         let first: Arc<str> = "same-value-abcdefgh".into();
         let second: Arc<str> = "same-value-abcdefgh".into();
-        k.remember(&first, t0);
-        k.remember(&second, t0);
+        k.remember(&first, t0, None);
+        k.remember(&second, t0, None);
         drop(first);
         let later = t0 + Duration::from_secs(10);
         assert_eq!(k.forget_unused(later, Duration::ZERO), 0);
@@ -364,8 +529,8 @@ mod tests {
         let t0 = Instant::now();
         let a: Arc<str> = "gAAAAABshared-prefix-one".into();
         let b: Arc<str> = "gAAAAABshared-prefix-two".into();
-        k.remember(&a, t0);
-        k.remember(&b, t0);
+        k.remember(&a, t0, None);
+        k.remember(&b, t0, None);
         drop(a);
         assert_eq!(k.forget_unused(t0, Duration::ZERO), 1);
         assert!(holds(&k, "gAAAAABs"), "shared window of the live one");
@@ -431,7 +596,7 @@ mod tests {
             .map(|i| Arc::from(format!("grow-{i:06}-{:032x}", i * 2_654_435_761u64)))
             .collect();
         for v in &values {
-            k.remember(v, now);
+            k.remember(v, now, None);
         }
         assert!(k.windows.len() > 200_000, "{}", k.windows.len());
         assert!(k.filter.bits >= Filter::bits_for(k.windows.len()));
@@ -460,5 +625,121 @@ mod tests {
     fn scrub_keeps_unicode_intact() {
         let _s = Secret::new("ünïcödé-secret-xyz");
         assert_eq!(scrub("ä ünïcödé-secret-xyz ö"), "ä *** ö");
+    }
+
+    /// A closed scope's secrets are forgotten unless another open scope
+    /// made them too, something outside every scope made them, or a
+    /// `Secret` still holds them (then at a later close, once dropped).
+    #[test]
+    fn closing_a_scope_forgets_what_only_it_knew_and_no_one_holds() {
+        let mut k = Known::new();
+        let t0 = Instant::now();
+        let (a, b) = (Scope::new(), Scope::new());
+        let only_a: Arc<str> = "only-site-a-token-0001".into();
+        let shared: Arc<str> = "shared-by-a-and-b-0002".into();
+        let shared_b: Arc<str> = "shared-by-a-and-b-0002".into();
+        let pinned: Arc<str> = "from-the-command-line-3".into();
+        let pinned_a: Arc<str> = "from-the-command-line-3".into();
+        let held: Arc<str> = "still-held-by-a-probe-4".into();
+        k.remember(&only_a, t0, Some(a));
+        k.remember(&shared, t0, Some(a));
+        k.remember(&shared_b, t0, Some(b));
+        k.remember(&pinned, t0, None);
+        k.remember(&pinned_a, t0, Some(a));
+        k.remember(&held, t0, Some(a));
+        drop((only_a, shared, pinned, pinned_a));
+
+        assert_eq!(k.close(a), 1);
+        assert!(!k.values.contains_key("only-site-a-token-0001"));
+        for v in [
+            "shared-by-a-and-b-0002",
+            "from-the-command-line-3",
+            "still-held-by-a-probe-4",
+        ] {
+            assert!(k.values.contains_key(v), "{v} forgotten too soon");
+        }
+        assert_eq!(k.lingering.len(), 1, "the held one waits");
+
+        drop((shared_b, held));
+        assert_eq!(k.close(b), 2, "b's own, and a's lingering one now unheld");
+        assert!(k.lingering.is_empty() && k.by_scope.is_empty());
+        assert_eq!(k.values.len(), 1, "only the pinned value is left");
+        // A few forgotten windows are not worth a rebuild: they stay and
+        // are still hidden a while, which does no harm.
+        assert!(holds(&k, "only-sit") && k.stale > 0);
+    }
+
+    /// Once forgotten windows outnumber the live ones the set is rebuilt:
+    /// the memory follows the scopes still open, not all that ever were.
+    #[test]
+    fn the_window_set_shrinks_to_the_open_scopes() {
+        let mut k = Known::new();
+        let t0 = Instant::now();
+        let live_scope = Scope::new();
+        let live: Arc<str> = "a-token-of-a-site-still-running".into();
+        k.remember(&live, t0, Some(live_scope));
+        let mut closed = 0;
+        for site in 0..300 {
+            let s = Scope::new();
+            for probe in 0..4 {
+                let v: Arc<str> =
+                    format!("site-{site:04}-probe-{probe}-token-abcdefghijklmnop").into();
+                k.remember(&v, t0, Some(s));
+            }
+            closed += k.close(s);
+        }
+        assert_eq!(closed, 1200);
+        let per_value = "site-0000-probe-0-token-abcdefghijklmnop".len() - FRAGMENT + 1;
+        assert!(
+            k.windows.len() < 2 * Known::REBUILD_AT + 4 * per_value + 100,
+            "{} windows kept for one live value",
+            k.windows.len()
+        );
+        assert!(holds(&k, "still-ru"));
+        let out = {
+            let text = "x a-token-of-a-site-still-running y";
+            let w: Vec<bool> = (0..=text.len() - FRAGMENT)
+                .map(|i| k.may_hold(window(&text.as_bytes()[i..])))
+                .collect();
+            w.iter().filter(|h| **h).count()
+        };
+        assert_eq!(
+            out,
+            live.len() - FRAGMENT + 1,
+            "every window of the live value"
+        );
+    }
+
+    /// Secrets made in a task take the scope it runs in, and a task it
+    /// spawns through [`carry`] too; outside any scope there is none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scope_follows_its_task_and_the_tasks_it_carries_to() {
+        assert_eq!(Scope::current(), None);
+        let s = Scope::new();
+        let (inner, spawned, plain) = s
+            .enter(async {
+                let spawned = tokio::spawn(carry(async { Scope::current() }));
+                let plain = tokio::spawn(async { Scope::current() });
+                (
+                    Scope::current(),
+                    spawned.await.unwrap(),
+                    plain.await.unwrap(),
+                )
+            })
+            .await;
+        assert_eq!((inner, spawned, plain), (Some(s), Some(s), None));
+        assert_eq!(s.sync(Scope::current), Some(s));
+
+        // Through the process's own table: a secret made in the scope is
+        // hidden until the scope closes, then no more.
+        let text = "the site said zq-scoped-secret-77531 back";
+        let made = s
+            .enter(async { Secret::new("zq-scoped-secret-77531") })
+            .await;
+        assert_eq!(scrub(text), "the site said *** back");
+        assert!(is_known("zq-scoped-secret-77531"));
+        drop(made);
+        s.close();
+        assert!(!is_known("zq-scoped-secret-77531"));
     }
 }

@@ -175,10 +175,13 @@ pub fn grade_site(guidelines: &[Guideline], run: SiteRun) -> SiteReport {
 
 impl SiteReport {
     /// What the report's first screen and totals need once the site's own
-    /// parts are spooled: the run without its probes' results, the grade
-    /// without its capabilities ([`SiteGrade::slim_copy`]).
+    /// parts are spooled: the run without its probes' and plugins' results,
+    /// the grade without its capabilities ([`SiteGrade::slim_copy`]). No
+    /// text a site sent is left in it, so the site's secrets can be
+    /// forgotten ([`probes::secret::Scope`]).
     pub fn slim(mut self) -> SiteReport {
         self.run.probes = Vec::new();
+        self.run.externals = Vec::new();
         self.grade = self.grade.slim_copy();
         self
     }
@@ -192,7 +195,7 @@ impl SiteReport {
             started_at: self.run.started_at,
             duration: self.run.duration,
             probes: Vec::new(),
-            externals: self.run.externals.clone(),
+            externals: Vec::new(),
         };
         SiteReport {
             run,

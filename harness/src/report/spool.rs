@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::budget::{Room, Seat};
 
 use probes::model::Status;
-use probes::secret::scrub;
+use probes::secret::{scrub, Scope};
 
 use super::{html, json, junit, markdown, metrics, nagios, Format, Report, SiteReport};
 
@@ -378,13 +378,17 @@ impl Writer {
     }
 
     /// Spool a graded site (after those added before it); its `seat` in
-    /// [`Writer::room`] is given back once it is rendered.
-    pub fn add(&self, site: SiteReport, seat: Seat) {
+    /// [`Writer::room`] is given back once it is rendered, and the scope of
+    /// its `secrets` closed: every text of the site is then scrubbed, and
+    /// what is kept of it (the slim report) holds no message of its checks.
+    pub fn add(&self, site: SiteReport, seat: Seat, secrets: Scope) {
         let slim = site.slim_copy();
         let header = self.header.clone();
         let (reply, rendered) = tokio::sync::oneshot::channel();
         let render = move || {
             let part = caught(|| SitePart::render(&header, &site));
+            drop(site);
+            secrets.close();
             drop(seat);
             let _ = reply.send(part);
         };

@@ -188,7 +188,7 @@ async fn a_site_is_handed_over_only_when_the_consumer_has_room() {
         Arc::new(Progress::quiet()),
         rx,
         &room,
-        |r, seat| {
+        |r, seat, _| {
             let mut n = held.lock().unwrap();
             assert_eq!(*n, 0, "{} handed over while the room was full", r.site);
             *n += 1;

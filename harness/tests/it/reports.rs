@@ -515,6 +515,52 @@ fn spooled_reports_equal_whole_renderings() {
     }
 }
 
+/// A site's secrets are hidden in every part of it the writer spools, and
+/// forgotten once it is rendered; another site's, still running, stay known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sites_secrets_are_forgotten_once_its_parts_are_scrubbed() {
+    use fedprobe::report::spool::{Spool, Writer};
+    use probes::secret::{is_known, Scope, Secret};
+    let g = fedprobe::guideline::Guideline::embedded();
+    let (done, running) = (Scope::new(), Scope::new());
+    let token = "zq-issued-to-site-a-40917";
+    let other = "zq-issued-to-site-b-40917";
+    let made = done.enter(async { Secret::new(token) }).await;
+    let _still = running.enter(async { Secret::new(other) }).await;
+    // The site sent its token back in a check's message and a plugin's output.
+    let mut run = site_run("SITE-S", false);
+    run.probes[1].result.steps[1].message = format!("echoed {token} back");
+    run.externals[0].summary = format!("plugin saw {token}");
+    drop(made);
+
+    let (_, mut slim) = whole_and_head(&g, std::slice::from_ref(&run));
+    let writer = Writer::start(&slim, Ok(Spool::new().unwrap()));
+    let seat = writer.room().seat().await;
+    writer.add(
+        fedprobe::report::grade_site(std::slice::from_ref(&g), run),
+        seat,
+        done,
+    );
+    let (sites, spool) = writer.finish().await;
+    slim.sites = sites;
+    assert!(!is_known(token), "forgotten once rendered");
+    assert!(is_known(other), "the running site's stays");
+    assert!(
+        slim.sites[0].run.externals.is_empty(),
+        "no site text is kept"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    spool.unwrap().finish(&slim, dir.path()).unwrap();
+    for f in Format::ALL {
+        let written = std::fs::read_to_string(dir.path().join(f.file_name())).unwrap();
+        assert!(!written.contains("issued-to"), "{f:?}: {written}");
+        // The formats that carry messages carry this one, hidden.
+        if !matches!(f, Format::Nagios | Format::Openmetrics) {
+            assert!(written.contains("echoed ***"), "{f:?}");
+        }
+    }
+}
+
 /// Sites rendered in parallel by the spool's writer come out in the order
 /// added, their JUnit suites numbered across sites, equal to the whole
 /// renderings byte for byte.
@@ -532,6 +578,7 @@ async fn sites_rendered_in_parallel_are_spooled_in_order() {
         writer.add(
             fedprobe::report::grade_site(std::slice::from_ref(&g), run),
             seat,
+            probes::secret::Scope::new(),
         );
     }
     let (sites, spool) = writer.finish().await;
