@@ -268,17 +268,13 @@ pub fn plan_site(
                 continue;
             }
         }
-        let mut plan = ProbePlan::parse(argv);
         // Full trace by default: every HTTP call becomes evidence in the
         // self-certification report (secrets are never in it).
         let own = p.probe.get(name).is_some_and(|t| t.contains_key("verbose"));
-        if let Ok(inv) = &mut plan.invocation {
-            if !own && !p.defaults.contains_key("verbose") {
-                inv.common_mut().verbose = 3;
-                plan.argv.push("-vvv".into());
-            }
+        if !own && !p.defaults.contains_key("verbose") {
+            argv.push("-vvv".into());
         }
-        probes_argv.push(plan);
+        probes_argv.push(ProbePlan::parse(argv));
     }
     let externals = p
         .external
@@ -301,11 +297,11 @@ pub fn plan_site(
 /// A site whose plan could not be made: one harness job, UNKNOWN, saying why.
 #[cfg(feature = "demo")]
 fn unplanned(site: String, guideline: &str, why: String) -> SitePlan {
-    let job = ProbePlan {
-        name: crate::grade::HARNESS_PROBE.into(),
-        argv: vec![],
-        invocation: Err(format!("planning the site: {why}")),
-    };
+    let job = ProbePlan::failed(
+        crate::grade::HARNESS_PROBE.into(),
+        vec![],
+        format!("planning the site: {why}"),
+    );
     SitePlan::new(site, guideline.into(), vec![job], vec![])
 }
 

@@ -26,7 +26,9 @@ pub struct ProbePlan {
     pub name: String,
     pub argv: Vec<String>,
     /// The typed invocation, or why the argv does not parse (UNKNOWN at run).
-    pub invocation: Result<Box<dyn Planned>, String>,
+    invocation: Result<Box<dyn Planned>, String>,
+    /// Changed since it was parsed: `argv` alone no longer gives it.
+    edited: bool,
 }
 
 impl ProbePlan {
@@ -41,7 +43,41 @@ impl ProbePlan {
             name,
             argv,
             invocation,
+            edited: false,
         }
+    }
+
+    /// A probe that cannot run: UNKNOWN at run, saying `why`.
+    pub fn failed(name: String, argv: Vec<String>, why: String) -> ProbePlan {
+        ProbePlan {
+            name,
+            argv,
+            invocation: Err(why),
+            edited: false,
+        }
+    }
+
+    /// The typed invocation, or why there is none.
+    pub fn invocation(&self) -> Result<&dyn Planned, &str> {
+        match &self.invocation {
+            Ok(i) => Ok(i.as_ref()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The typed invocation to change (none if the argv did not parse).
+    pub fn invocation_mut(&mut self) -> Option<&mut dyn Planned> {
+        self.edited = true;
+        match &mut self.invocation {
+            Ok(i) => Some(i.as_mut()),
+            Err(_) => None,
+        }
+    }
+
+    /// Parsing `argv` again gives the same invocation: a job waiting to
+    /// start may keep the argv alone ([`Job::Argv`]).
+    fn reparses(&self) -> bool {
+        self.invocation.is_ok() && !self.edited
     }
 }
 
@@ -54,6 +90,7 @@ impl Clone for ProbePlan {
                 Ok(p) => Ok(p.clone_box()),
                 Err(e) => Err(e.clone()),
             },
+            edited: self.edited,
         }
     }
 }
@@ -63,6 +100,7 @@ impl std::fmt::Debug for ProbePlan {
         f.debug_struct("ProbePlan")
             .field("argv", &self.argv)
             .field("parsed", &self.invocation.is_ok())
+            .field("edited", &self.edited)
             .finish()
     }
 }
@@ -139,6 +177,11 @@ impl Default for Limits {
 
 enum Job {
     Probe(ProbePlan),
+    /// A probe whose argv alone gives its invocation, waiting to start: a
+    /// parsed invocation (every cloud's login options with their defaults)
+    /// is a few KB more, times the jobs of every admitted site. Parsed
+    /// again when it starts, or when a chained probe feeds it.
+    Argv(String, Vec<String>),
     External(ExternalPlan),
 }
 
@@ -147,11 +190,11 @@ enum Job {
 pub fn chains_of(probes: &[ProbePlan]) -> Vec<Chain> {
     let mut out = Vec::new();
     for (to, p) in probes.iter().enumerate() {
-        let Some(link) = p.invocation.as_ref().ok().and_then(|i| i.wants()) else {
+        let Some(link) = p.invocation().ok().and_then(|i| i.wants()) else {
             continue;
         };
         let from = probes.iter().position(|q| {
-            q.invocation.is_ok()
+            q.invocation().is_ok()
                 && checks::find(&q.name).is_some_and(|e| e.provides.contains(&link))
         });
         if let Some(from) = from.filter(|f| *f != to) {
@@ -425,7 +468,16 @@ impl Job {
     fn name(&self) -> &str {
         match self {
             Job::Probe(p) => &p.name,
+            Job::Argv(name, _) => name,
             Job::External(e) => &e.name,
+        }
+    }
+
+    /// A probe waiting with its argv alone, parsed again.
+    fn parsed(self) -> Job {
+        match self {
+            Job::Argv(_, argv) => Job::Probe(ProbePlan::parse(argv)),
+            other => other,
         }
     }
 
@@ -552,11 +604,20 @@ impl<I: Iterator<Item = SitePlan>> Queue<I> {
                 *w = w.saturating_sub(1);
             }
             let value = d.offer(c.link);
-            if let (Some(value), Some(Some(Job::Probe(plan)))) = (value, p.jobs.get_mut(c.to)) {
-                if let Ok(inv) = &mut plan.invocation {
-                    let words = inv.give(c.link, value);
-                    plan.argv.extend(words);
+            let (Some(value), Some(slot)) = (value, p.jobs.get_mut(c.to)) else {
+                continue;
+            };
+            // Parsed first if it waits as argv: the value is given typed,
+            // never as words to parse (a value from the site is no option).
+            if let Some(job) = slot.take() {
+                let mut job = job.parsed();
+                if let Job::Probe(plan) = &mut job {
+                    if let Some(inv) = plan.invocation_mut() {
+                        let words = inv.give(c.link, value);
+                        plan.argv.extend(words);
+                    }
                 }
+                *slot = Some(job);
             }
         }
         if p.left == 0 {
@@ -599,7 +660,13 @@ impl Pending {
         let jobs: Vec<Option<Job>> = plan
             .probes
             .into_iter()
-            .map(Job::Probe)
+            .map(|p| {
+                if p.reparses() {
+                    Job::Argv(p.name, p.argv)
+                } else {
+                    Job::Probe(p)
+                }
+            })
             .chain(plan.externals.into_iter().map(Job::External))
             .map(Some)
             .collect();
@@ -710,22 +777,22 @@ async fn run_job(
     progress: &Arc<Progress>,
     stop: watch::Receiver<bool>,
 ) -> Done {
-    match job {
-        Job::Probe(plan) => {
-            let name = plan.name.clone();
-            progress.started(site, &name);
-            let events = progress.sink(site, &name);
-            let run = run_probe(plan, limits.margin, stop, Some(events)).await;
-            progress.finished(site, &name, run.result.status);
-            Done::Probe(run)
-        }
+    let plan = match job {
+        Job::Probe(plan) => plan,
+        Job::Argv(_, argv) => ProbePlan::parse(argv),
         Job::External(plan) => {
             progress.started(site, &plan.name);
             let e = run_external(&plan, stop).await;
             progress.finished(site, &plan.name, e.status);
-            Done::External(e)
+            return Done::External(e);
         }
-    }
+    };
+    let name = plan.name.clone();
+    progress.started(site, &name);
+    let events = progress.sink(site, &name);
+    let run = run_probe(plan, limits.margin, stop, Some(events)).await;
+    progress.finished(site, &name, run.result.status);
+    Done::Probe(run)
 }
 
 /// Run one planned probe in-process. The probe keeps its own deadline; the
@@ -740,6 +807,7 @@ pub async fn run_probe(
         name,
         argv,
         invocation,
+        ..
     } = plan;
     let inv = match invocation {
         Ok(inv) => inv,
@@ -1180,15 +1248,66 @@ mod tests {
         );
     }
 
+    /// A probe whose argv alone gives its invocation waits as argv; one
+    /// changed since it was parsed waits parsed. A chained probe is parsed
+    /// when fed, and the value from the site is given typed: a server id
+    /// shaped like an option is not read as one.
+    #[test]
+    fn a_waiting_probe_holds_its_argv_and_a_fed_one_takes_the_value_typed() {
+        let k = "https://k.example/v3";
+        let vm = plan(&["check_vm_lifecycle", "--endpoint", k, "--image", "i"]);
+        let usage = plan(&["check_usage", "--endpoint", k]);
+        let mut quiet = plan(&["check_glue", "--glue-file", "f"]);
+        quiet.invocation_mut().unwrap().common_mut().verbose = 0;
+        let site = SitePlan::new("S0".into(), "g".into(), vec![vm, usage, quiet], vec![]);
+        let mut q = queue(vec![site], 5, 0);
+        assert_eq!(picked(&mut q), Some((0, "check_vm_lifecycle".into())));
+        let jobs = &q.sites[0].jobs;
+        assert!(
+            matches!(jobs[1], Some(Job::Argv(..))),
+            "{:?}",
+            jobs[1].as_ref().map(Job::name)
+        );
+        assert!(
+            matches!(jobs[2], Some(Job::Probe(_))),
+            "edited: kept parsed"
+        );
+
+        let mut r = vm_result(Status::Ok, &[ResourceKind::Server]);
+        r.resources[0].id = "--timeout=1".into();
+        let d = Done::Probe(ProbeRun {
+            probe: "check_vm_lifecycle".into(),
+            argv: vec![],
+            result: r,
+        });
+        q.finished(0, 0, d, 0, &mut Shelf::new());
+        let Some(Job::Probe(fed)) = &q.sites[0].jobs[1] else {
+            panic!("the fed probe is parsed");
+        };
+        assert_eq!(
+            fed.argv[fed.argv.len() - 2..],
+            ["--server-id", "--timeout=1"]
+        );
+        let inv = fed.invocation().unwrap();
+        assert_eq!(
+            inv.timeout(),
+            plan(&["check_usage", "--endpoint", k])
+                .invocation()
+                .unwrap()
+                .timeout()
+        );
+        assert_eq!(inv.wants(), None, "it has its server");
+    }
+
     #[test]
     fn the_probe_timeout_is_read_from_the_typed_invocation() {
         let p = plan(&["check_glue", "--glue-file", "f", "--timeout", "90s"]);
-        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(90));
+        assert_eq!(p.invocation().unwrap().timeout(), Duration::from_secs(90));
         let p = plan(&["check_glue", "--glue-file", "f", "-t", "5"]);
-        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(5));
+        assert_eq!(p.invocation().unwrap().timeout(), Duration::from_secs(5));
         let p = plan(&["check_glue", "--glue-file", "f"]);
-        assert_eq!(p.invocation.unwrap().timeout(), Duration::from_secs(120));
-        assert!(plan(&["check_glue", "--bogus"]).invocation.is_err());
-        assert!(plan(&["check_nothing"]).invocation.is_err());
+        assert_eq!(p.invocation().unwrap().timeout(), Duration::from_secs(120));
+        assert!(plan(&["check_glue", "--bogus"]).invocation().is_err());
+        assert!(plan(&["check_nothing"]).invocation().is_err());
     }
 }

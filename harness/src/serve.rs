@@ -152,7 +152,7 @@ impl Exporter {
                 .into_iter()
                 .map(|mut p| {
                     // Nothing reads the evidence here: no HTTP trace.
-                    if let Ok(inv) = &mut p.invocation {
+                    if let Some(inv) = p.invocation_mut() {
                         inv.common_mut().verbose = 0;
                     }
                     (p.name.clone(), p)
@@ -266,7 +266,7 @@ impl Exporter {
         tx: watch::Sender<Option<Arc<Finished>>>,
     ) {
         let mut timeout = budget;
-        if let Ok(inv) = &mut plan.invocation {
+        if let Some(inv) = plan.invocation_mut() {
             timeout = inv.timeout().min(budget);
             inv.common_mut().timeout = Some(timeout);
         }
