@@ -73,7 +73,9 @@ case "$cmd" in
     echo $! > "$pidf"
     port=$(port_of "$name")
     if [ -n "$port" ]; then
-      for ((i = 0; i < 300; i++)); do
+      # Up to 120 s: a Node OP once took over 60 s to listen again on a
+      # loaded CI machine. A process that dies ends the wait at once.
+      for ((i = 0; i < 600; i++)); do
         ss -ltnH "sport = :$port" | grep -q . && break
         alive "$name" || fail_with_log "$name" "$logf"
         sleep 0.2
@@ -88,7 +90,7 @@ case "$cmd" in
         probe-monitor "$P/secrets/oidc_user_password" https://fedprobe.invalid/callback "$P/tls/ca.pem" \
         "$P/secrets/oidc_refresh_token" > "$LOG/oidc-login.log" 2>&1 || fail_with_log "oidc login" "$LOG/oidc-login.log"
     fi
-    log "ctl: $name started again ($(cat "$pidf"))" ;;
+    log "ctl: $name started again ($(cat "$pidf")${i:+, port after ${i} polls of 0.2 s})" ;;
   pause | resume)
     pid=$(leader) || die "$name is not running"
     if [ "$cmd" = pause ]; then kill -STOP -- "-$pid"; else kill -CONT -- "-$pid"; fi
