@@ -109,7 +109,7 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
     let value = if value_uom == "U" {
         None
     } else {
-        Some(value.parse::<f64>().ok()?)
+        Some(plain_num(value)?)
     };
     let uom = if value.is_none() {
         Uom::None
@@ -125,7 +125,7 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
     let num = |s: Option<&str>| -> Option<Option<f64>> {
         match s {
             None | Some("") => Some(None),
-            Some(t) => t.parse().ok().map(Some),
+            Some(t) => plain_num(t).map(Some),
         }
     };
     Some(Perf {
@@ -139,9 +139,32 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
     })
 }
 
+/// A perfdata number as the guidelines write it (`[-0-9.]`): Rust's own
+/// float syntax would also take `1e999`, `inf` and `NaN`, which no plugin
+/// may print and which render back as nothing parseable.
+fn plain_num(t: &str) -> Option<f64> {
+    let plain = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-');
+    plain
+        .then(|| t.parse::<f64>().ok())
+        .flatten()
+        .filter(|v| v.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_outside_the_guidelines_syntax_are_bad_perfdata() {
+        let (ok, bad) = parse_perfdata("a=1;;;01e999 b=1;;;0;inf c=NaN d=1;;;-0.5;2.5 e=1E3");
+        let labels: Vec<&str> = ok.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, vec!["d"]);
+        assert_eq!(bad, vec!["a=1;;;01e999", "b=1;;;0;inf", "c=NaN", "e=1E3"]);
+        let huge = format!("f={}", "9".repeat(400));
+        assert_eq!(parse_perfdata(&huge).1, vec![huge.clone()]);
+    }
 
     #[test]
     fn parses_both_perfdata_parts() {
