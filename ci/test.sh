@@ -156,6 +156,18 @@ rm -f "$LOG"
 [ "$rc" = 0 ] && [ "$gce_rc" != 0 ] && rc=1
 say "cargo test exit $rc after $(elapsed "$t") (whole run $(elapsed "$T0"))"
 
+# The fuzz targets (probes/fuzz, their own workspace) compile on stable: they are only run
+# under libFuzzer by ci/fuzz.sh, so without this a changed API leaves them broken unseen.
+if [ $# -eq 0 ]; then
+  t=$(date +%s)
+  if cargo check -q --bins --manifest-path probes/fuzz/Cargo.toml --target-dir target/fuzz-check; then
+    say "fuzz targets compile ($(elapsed "$t"))"
+  else
+    loud "the fuzz targets (probes/fuzz) do not compile"
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
+
 # Microsoft's own SDKs against the Azure fixture (started by up.sh): a fixture drifting from
 # the REST API the SDKs are generated from fails the run.
 if [ $# -eq 0 ] && [ -f "${FEDPROBE_PEERS_DIR:-/tmp/fedprobe-peers}/azure.env" ]; then

@@ -7,12 +7,15 @@ use probes::formats::glue;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(doc) = glue::parse(data) else { return };
-    let rules = glue::Rules {
-        now: 1_700_000_000,
-        endpoint: Some("https://cloud.example.org:5000/v3".into()),
-    };
-    let r = glue::validate(&doc, &rules);
-    let _ = r.status();
+    for producer in [glue::Producer::OpenStack, glue::Producer::OpenNebula] {
+        let rules = glue::Rules {
+            now: 1_700_000_000,
+            endpoint: Some("https://cloud.example.org:5000/v3".into()),
+            producer,
+        };
+        let r = glue::validate(&doc, &rules);
+        let _ = r.status();
+    }
     // The same strings as LDAP attributes of one entry.
     let mut e = ldap::Entry::default();
     if let Some(o) = doc.as_object() {

@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use probes::backend::{Compute, ImageStore, Usage, Volumes};
 use probes::http::{Http, TlsOptions};
 use probes::record::Recorder;
 use probes::secret::Secret;
@@ -25,9 +26,14 @@ pub enum Client {
     Usage,
     Oidc,
     IsApi,
+    /// The other clouds' backends, every call of the cloud-neutral seam.
+    OpenNebula,
+    Ec2,
+    Azure,
+    Gce,
 }
 
-pub const CLIENTS: [Client; 8] = [
+pub const CLIENTS: [Client; 12] = [
     Client::Keystone,
     Client::Nova,
     Client::Glance,
@@ -36,6 +42,10 @@ pub const CLIENTS: [Client; 8] = [
     Client::Usage,
     Client::Oidc,
     Client::IsApi,
+    Client::OpenNebula,
+    Client::Ec2,
+    Client::Azure,
+    Client::Gce,
 ];
 
 /// A well-formed answer per client: seeds for mutation.
@@ -70,6 +80,30 @@ pub fn seeds(c: Client) -> &'static [&'static str] {
         Client::IsApi => &[
             r#"[{"name": "SITE", "url": "https://x", "id": "1"}]"#,
             r#"[{"id": "p1", "name": "ops", "vo": "ops"}]"#,
+        ],
+        Client::OpenNebula => &[
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><array><data><value><boolean>1</boolean></value><value><string>&lt;VM&gt;&lt;ID&gt;7&lt;/ID&gt;&lt;NAME&gt;fedprobe-x&lt;/NAME&gt;&lt;STATE&gt;3&lt;/STATE&gt;&lt;LCM_STATE&gt;3&lt;/LCM_STATE&gt;&lt;USER_TEMPLATE&gt;&lt;FEDPROBE_RUN&gt;r&lt;/FEDPROBE_RUN&gt;&lt;/USER_TEMPLATE&gt;&lt;/VM&gt;</string></value><value><i4>0</i4></value></data></array></value></param></params></methodResponse>",
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><array><data><value><boolean>1</boolean></value><value><i4>42</i4></value><value><i4>0</i4></value></data></array></value></param></params></methodResponse>",
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><array><data><value><boolean>1</boolean></value><value><string>&lt;IMAGE_POOL&gt;&lt;IMAGE&gt;&lt;ID&gt;3&lt;/ID&gt;&lt;NAME&gt;img&lt;/NAME&gt;&lt;STATE&gt;1&lt;/STATE&gt;&lt;SIZE&gt;10&lt;/SIZE&gt;&lt;TEMPLATE&gt;&lt;FEDPROBE_RUN&gt;r&lt;/FEDPROBE_RUN&gt;&lt;/TEMPLATE&gt;&lt;/IMAGE&gt;&lt;/IMAGE_POOL&gt;</string></value><value><i4>0</i4></value></data></array></value></param></params></methodResponse>",
+            "<?xml version=\"1.0\"?><methodResponse><params><param><value><array><data><value><boolean>0</boolean></value><value><string>[one.vm.info] Error getting virtual machine [7].</string></value><value><i4>1024</i4></value></data></array></value></param></params></methodResponse>",
+        ],
+        Client::Ec2 => &[
+            "<DescribeAvailabilityZonesResponse><availabilityZoneInfo><item><zoneName>z1</zoneName><zoneState>available</zoneState></item></availabilityZoneInfo></DescribeAvailabilityZonesResponse>",
+            "<DescribeInstancesResponse><reservationSet><item><instancesSet><item><instanceId>i-1</instanceId><instanceState><code>16</code><name>running</name></instanceState><instanceType>t3.small</instanceType><tagSet><item><key>fedprobe-run</key><value>r</value></item></tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>",
+            "<DescribeImagesResponse><imagesSet><item><imageId>ami-1</imageId><name>img</name><imageState>available</imageState></item></imagesSet></DescribeImagesResponse>",
+            "<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>gone</Message></Error></Errors><RequestID>x</RequestID></Response>",
+        ],
+        Client::Azure => &[
+            r#"{"access_token": "a", "token_type": "Bearer", "expires_in": 3600}"#,
+            r#"{"value": [{"name": "Standard_B1s", "numberOfCores": 1, "memoryInMB": 1024, "osDiskSizeInMB": 1047552}], "nextLink": "http://127.0.0.1/next"}"#,
+            r#"{"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/v", "name": "v", "tags": {"fedprobe-run": "r"}, "properties": {"provisioningState": "Succeeded", "instanceView": {"statuses": [{"code": "PowerState/running"}]}}}"#,
+            r#"{"error": {"code": "ResourceNotFound", "message": "gone"}}"#,
+        ],
+        Client::Gce => &[
+            r#"{"access_token": "a", "issued_token_type": "urn:ietf:params:oauth:token-type:access_token", "token_type": "Bearer", "expires_in": 3600}"#,
+            r#"{"items": [{"name": "e2-small", "guestCpus": 2, "memoryMb": 2048, "selfLink": "http://127.0.0.1/x"}], "nextPageToken": "p"}"#,
+            r#"{"name": "vm", "id": "1", "status": "RUNNING", "labels": {"fedprobe-run": "r"}, "disks": [{"source": "d"}]}"#,
+            r#"{"kind": "compute#operation", "name": "op1", "status": "DONE", "error": {"errors": [{"code": "QUOTA_EXCEEDED", "message": "m"}]}}"#,
         ],
     }
 }
@@ -118,8 +152,13 @@ fn wire(data: &[u8]) -> Vec<u8> {
         ),
         None => ("200 OK", data),
     };
+    let ctype = if body.first() == Some(&b'<') {
+        "text/xml"
+    } else {
+        "application/json"
+    };
     let mut v = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -227,6 +266,174 @@ async fn calls(client: Client, base: &str) {
             check("project", api.vo_project("SITE", "ops").await);
             check("images", api.vo_images("SITE", "ops").await);
         }
+        Client::OpenNebula => {
+            use probes::backend::opennebula::OpenNebula;
+            use probes::clients::opennebula::One;
+            let one = One::new(http, url("/RPC2"), "fedprobe", token);
+            let b = OpenNebula::new(one, Default::default());
+            seam(b, false).await;
+        }
+        Client::Ec2 | Client::Azure | Client::Gce => {
+            let rec = Recorder::new(false, None);
+            let ctx = probes::ctx::Ctx::new(http, rec, Default::default());
+            let args = login_args(client, base);
+            match client {
+                Client::Ec2 => login_then(probes::backend::ec2::login(&ctx, &args).await).await,
+                Client::Azure => login_then(probes::backend::azure::login(&ctx, &args).await).await,
+                _ => login_then(probes::backend::gce::connect(&ctx, &args).await).await,
+            }
+        }
+    }
+}
+
+async fn login_then<B>(b: Result<B, Fail>)
+where
+    B: Compute + Volumes + Usage + ImageStore + Sync,
+{
+    match b {
+        Ok(b) => seam(b, true).await,
+        Err(f) => check("login", Err::<(), _>(f)),
+    }
+}
+
+/// Credential files for the logins, made once; every URL is the loopback server.
+fn login_args(client: Client, base: &str) -> probes::auth::AuthArgs {
+    use probes::auth::{azure::AzureArgs, ec2::Ec2Args, gce::GceArgs, AuthArgs};
+    static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("fedprobe-fuzz-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&d);
+        for (f, v) in [("ak", "AKIAFUZZ"), ("sk", "s3cret"), ("token", "t0ken")] {
+            let _ = std::fs::write(d.join(f), v);
+        }
+        d
+    });
+    let url = |p: &str| Url::parse(&format!("{base}{p}")).ok();
+    let mut a = AuthArgs {
+        endpoint: url("/"),
+        ..Default::default()
+    };
+    match client {
+        Client::Ec2 => {
+            a.ec2 = Box::new(Ec2Args {
+                access_key_file: Some(dir.join("ak")),
+                secret_key_file: Some(dir.join("sk")),
+                sts_endpoint: url("/sts"),
+                ebs_endpoint: url("/ebs"),
+                ..Default::default()
+            })
+        }
+        Client::Azure => {
+            a.azure = Box::new(AzureArgs {
+                authority: url("/"),
+                tenant: Some("t".into()),
+                client_id: Some("c".into()),
+                client_secret: Some(dir.join("sk")),
+                subscription: Some("s".into()),
+                resource_group: Some("rg".into()),
+                location: Some("westeurope".into()),
+                ..Default::default()
+            })
+        }
+        _ => {
+            a.access_token = Some(dir.join("token"));
+            a.gce = Box::new(GceArgs {
+                project: Some("p".into()),
+                zone: Some("z".into()),
+                wif_audience: Some("//iam.googleapis.com/x".into()),
+                sts_url: url("/sts"),
+                iam_url: url("/iam"),
+                token_url: url("/token"),
+                storage_url: url("/storage"),
+                bucket: Some("b".into()),
+                ..Default::default()
+            })
+        }
+    }
+    a
+}
+
+/// Every call of the cloud-neutral seam against the one answer.
+async fn seam<B>(mut b: B, images: bool)
+where
+    B: Compute + Volumes + Usage + Sync + MaybeImages,
+{
+    use probes::backend::{ImageQuery, NetworkChoice, ServerSpec, VolumeSpec};
+    let tags: std::collections::BTreeMap<String, String> =
+        [("fedprobe-run".to_string(), "r".to_string())].into();
+    check("api_version", b.api_version().await);
+    check(
+        "find_image",
+        b.find_image(&ImageQuery::IdOrName("img".into())).await,
+    );
+    check(
+        "find_image",
+        b.find_image(&ImageQuery::AppDb("1017".into())).await,
+    );
+    let flavor = b.pick_flavor(None, 1).await;
+    if let Ok(f) = &flavor {
+        check("compute_quota", b.compute_quota(f).await);
+    }
+    check("pick_flavor", flavor);
+    check("pick_network", b.pick_network().await);
+    let spec = ServerSpec {
+        name: "fedprobe-x".into(),
+        image_id: "1".into(),
+        flavor_id: "1".into(),
+        network: NetworkChoice::Auto,
+        metadata: tags.clone(),
+    };
+    check("create_server", b.create_server(&spec).await);
+    check("server", b.server("7").await);
+    check("servers_tagged", b.servers_tagged("fedprobe-run").await);
+    check("delete_server", b.delete_server("7").await);
+    let vol = VolumeSpec {
+        name: "fedprobe-x".into(),
+        size_gb: 1,
+        volume_type: None,
+        metadata: tags,
+    };
+    check("create_volume", b.create_volume(&vol).await);
+    check("volume", b.volume("3").await);
+    check("attach_volume", b.attach_volume("7", "3").await);
+    check("server_volumes", b.server_volumes("7").await);
+    check("detach_volume", b.detach_volume("7", "3").await);
+    check("volumes_tagged", b.volumes_tagged("fedprobe-run").await);
+    check("volume_limits", b.volume_limits().await);
+    check("delete_volume", b.delete_volume("3").await);
+    check("server_usage", b.server_usage(0.0, 86400.0).await);
+    check("volume_usage", b.volume_usage().await);
+    if images {
+        b.images().await;
+    }
+}
+
+/// The image calls, for the backends that store images through this seam.
+trait MaybeImages {
+    fn images(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl<B: ImageStore + Sync> MaybeImages for B {
+    async fn images(&self) {
+        use probes::backend::NewImage;
+        let spec = NewImage {
+            name: "fedprobe-x".into(),
+            disk_format: "raw".into(),
+            container_format: "bare".into(),
+            properties: Default::default(),
+        };
+        check("create_image", self.create_image(&spec).await);
+        check("import_support", self.import_support().await);
+        check("image", self.image("3").await);
+        let mut seen = 0usize;
+        let mut sink = |b: &[u8]| {
+            seen += b.len();
+            seen < (1 << 26)
+        };
+        check("download", self.download("3", &mut sink).await);
+        check("images_named", self.images_named("fedprobe-x").await);
+        check("images_tagged", self.images_tagged("fedprobe-run").await);
+        check("delete_image", self.delete_image("3").await);
     }
 }
 
@@ -242,6 +449,39 @@ pub fn nagios_output(data: &[u8]) {
         assert_eq!(again.0.len(), 1, "{p} from {text:?}: {again:?}");
     }
     let _ = bad;
+}
+
+/// Whether a backend gets past its login on `data` (OpenNebula, which has
+/// none: reads a VM): the tests' proof that the seam's calls are reached.
+pub fn backend_reached(client: Client, data: &[u8]) -> bool {
+    if let Ok(mut a) = ANSWER.lock() {
+        *a = data.to_vec();
+    }
+    let base = base();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let deadline = probes::deadline::Deadline::after(Duration::from_secs(5));
+        let http =
+            Http::new(TlsOptions::default(), deadline, Recorder::new(false, None)).expect("client");
+        let ctx =
+            probes::ctx::Ctx::new(http.clone(), Recorder::new(false, None), Default::default());
+        let args = login_args(client, base);
+        match client {
+            Client::OpenNebula => {
+                let url = Url::parse(&format!("{base}/RPC2")).expect("url");
+                let one = probes::clients::opennebula::One::new(http, url, "u", Secret::new("p"));
+                let b = probes::backend::opennebula::OpenNebula::new(one, Default::default());
+                matches!(b.server("7").await, Ok(Some(_)))
+            }
+            Client::Ec2 => probes::backend::ec2::login(&ctx, &args).await.is_ok(),
+            Client::Azure => probes::backend::azure::login(&ctx, &args).await.is_ok(),
+            Client::Gce => probes::backend::gce::connect(&ctx, &args).await.is_ok(),
+            _ => false,
+        }
+    })
 }
 
 /// Whether a Nova version call succeeds on `data`: the tests' proof that

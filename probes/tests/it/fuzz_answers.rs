@@ -112,6 +112,11 @@ fn every_client_survives_random_answers() {
     let good = format!("\0{}", answers::seeds(Client::Nova)[0]);
     assert!(answers::nova_version_ok(good.as_bytes()));
     assert!(!answers::nova_version_ok(b"\x07{}"));
+    for c in [Client::OpenNebula, Client::Ec2, Client::Azure, Client::Gce] {
+        let good = format!("\0{}", answers::seeds(c)[0]);
+        assert!(answers::backend_reached(c, good.as_bytes()), "{c:?}");
+        assert!(!answers::backend_reached(c, b"\x07{}"), "{c:?}");
+    }
     for c in CLIENTS {
         let mut r = Rng(seed ^ c as u64);
         for s in answers::seeds(c) {
