@@ -179,24 +179,33 @@ fn check<T>(what: &str, r: Result<T, Fail>) {
     }
 }
 
-/// Serve `data` as the answer and run every call of `client` against it.
-pub fn run(client: Client, data: &[u8]) {
+/// Serve `data` as the answer to every request while `f` runs (given the
+/// server's base URL) on a runtime of its own.
+fn answering<F: std::future::Future>(data: &[u8], f: impl FnOnce(&'static str) -> F) -> F::Output {
     if let Ok(mut a) = ANSWER.lock() {
         *a = data.to_vec();
     }
-    let base = base();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(calls(client, base));
+    rt.block_on(f(base()))
+}
+
+/// A client with a 5 s deadline, as a probe's.
+fn client() -> Http {
+    let deadline = probes::deadline::Deadline::after(Duration::from_secs(5));
+    Http::new(TlsOptions::default(), deadline, Recorder::new(false, None)).expect("client")
+}
+
+/// Serve `data` as the answer and run every call of `client` against it.
+pub fn run(client: Client, data: &[u8]) {
+    answering(data, |base| calls(client, base));
 }
 
 async fn calls(client: Client, base: &str) {
     use probes::clients::{glance, is_api, keystone, neutron, nova, oidc, usage};
-    let deadline = probes::deadline::Deadline::after(Duration::from_secs(5));
-    let http =
-        Http::new(TlsOptions::default(), deadline, Recorder::new(false, None)).expect("client");
+    let http = self::client();
     let url = |p: &str| Url::parse(&format!("{base}{p}")).expect("url");
     let token = Secret::new("t0ken");
     match client {
@@ -454,18 +463,8 @@ pub fn nagios_output(data: &[u8]) {
 /// Whether a backend gets past its login on `data` (OpenNebula, which has
 /// none: reads a VM): the tests' proof that the seam's calls are reached.
 pub fn backend_reached(client: Client, data: &[u8]) -> bool {
-    if let Ok(mut a) = ANSWER.lock() {
-        *a = data.to_vec();
-    }
-    let base = base();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let deadline = probes::deadline::Deadline::after(Duration::from_secs(5));
-        let http =
-            Http::new(TlsOptions::default(), deadline, Recorder::new(false, None)).expect("client");
+    answering(data, |base| async move {
+        let http = self::client();
         let ctx =
             probes::ctx::Ctx::new(http.clone(), Recorder::new(false, None), Default::default());
         let args = login_args(client, base);
@@ -487,19 +486,9 @@ pub fn backend_reached(client: Client, data: &[u8]) -> bool {
 /// Whether a Nova version call succeeds on `data`: the tests' proof that
 /// the answers really reach the client.
 pub fn nova_version_ok(data: &[u8]) -> bool {
-    if let Ok(mut a) = ANSWER.lock() {
-        *a = data.to_vec();
-    }
-    let url = Url::parse(&format!("{}/v2.1", base())).expect("url");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let deadline = probes::deadline::Deadline::after(Duration::from_secs(5));
-        let http =
-            Http::new(TlsOptions::default(), deadline, Recorder::new(false, None)).expect("client");
-        let n = probes::clients::nova::Nova::new(http, &url, Secret::new("t"), None);
+    answering(data, |base| async move {
+        let url = Url::parse(&format!("{base}/v2.1")).expect("url");
+        let n = probes::clients::nova::Nova::new(client(), &url, Secret::new("t"), None);
         n.version().await.is_ok()
     })
 }
