@@ -7,7 +7,7 @@ mod perf;
 mod range;
 
 pub use perf::{Perf, Uom};
-pub use range::{verdict, Range};
+pub use range::{plain_number, verdict, Range};
 
 /// Check status. The derived order is "worst wins" (monitoring-plugins'
 /// `max_state_alt`): OK < WARNING < UNKNOWN < CRITICAL.

@@ -45,6 +45,20 @@ pub fn verdict(value: f64, warn: Option<Range>, crit: Option<Range>) -> super::S
     }
 }
 
+/// A number as the plugin guidelines write it: plain decimals. Rust's own
+/// float syntax would also take `1e999`, `inf` and `NaN`, which no plugin may
+/// print and which render back as nothing parseable; so is a finite number
+/// too long for an f64.
+pub fn plain_number(t: &str) -> Option<f64> {
+    let plain = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+');
+    plain
+        .then(|| t.parse::<f64>().ok())
+        .flatten()
+        .filter(|v| v.is_finite())
+}
+
 impl FromStr for Range {
     type Err = String;
 
@@ -58,12 +72,7 @@ impl FromStr for Range {
             None => (false, text),
         };
         let num = |t: &str| -> Result<f64, String> {
-            // Plain decimals only: no exponent, no inf/nan.
-            let plain = !t.is_empty()
-                && t.chars()
-                    .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+');
-            let parsed = if plain { t.parse::<f64>().ok() } else { None };
-            parsed.ok_or_else(|| format!("invalid number {t:?} in range {s:?}"))
+            plain_number(t).ok_or_else(|| format!("invalid number {t:?} in range {s:?}"))
         };
         let range = match body.split_once(':') {
             None => Range {

@@ -2,7 +2,7 @@
 //! exit code, summary = first line before `|`, long output = following lines
 //! up to a `|`, perfdata = both perfdata parts joined.
 
-use crate::model::{Perf, Range, Uom};
+use crate::model::{plain_number, Perf, Range, Uom};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginOutput {
@@ -109,7 +109,7 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
     let value = if value_uom == "U" {
         None
     } else {
-        Some(plain_num(value)?)
+        Some(plain_number(value)?)
     };
     let uom = if value.is_none() {
         Uom::None
@@ -125,7 +125,7 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
     let num = |s: Option<&str>| -> Option<Option<f64>> {
         match s {
             None | Some("") => Some(None),
-            Some(t) => plain_num(t).map(Some),
+            Some(t) => plain_number(t).map(Some),
         }
     };
     Some(Perf {
@@ -137,19 +137,6 @@ fn parse_fields(label: &str, text: &str) -> Option<Perf> {
         min: num(fields.next())?,
         max: num(fields.next())?,
     })
-}
-
-/// A perfdata number as the guidelines write it (`[-0-9.]`): Rust's own
-/// float syntax would also take `1e999`, `inf` and `NaN`, which no plugin
-/// may print and which render back as nothing parseable.
-fn plain_num(t: &str) -> Option<f64> {
-    let plain = !t.is_empty()
-        && t.chars()
-            .all(|c| c.is_ascii_digit() || c == '.' || c == '-');
-    plain
-        .then(|| t.parse::<f64>().ok())
-        .flatten()
-        .filter(|v| v.is_finite())
 }
 
 #[cfg(test)]
