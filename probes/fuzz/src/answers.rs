@@ -4,6 +4,9 @@
 // 127.0.0.1 and read by every call of one client. The client must not panic,
 // and whatever failure it reports must fit a Nagios line.
 
+// Each fuzz target names one client; the rest are unused there.
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock};
@@ -301,8 +304,12 @@ async fn connected(client: Client, base: &str, http: Http) -> Result<Connected, 
 fn login_args(client: Client, base: &str) -> probes::auth::AuthArgs {
     use probes::auth::{azure::AzureArgs, ec2::Ec2Args, gce::GceArgs, AuthArgs};
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+    // One directory for every process (a static's TempDir is never dropped,
+    // so a directory per process would be left behind by each): files are
+    // written only when missing or different, through a rename, so
+    // concurrent processes never read half a file.
     let dir = DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("fedprobe-fuzz-{}", std::process::id()));
+        let d = std::env::temp_dir().join("fedprobe-fuzz-credentials");
         let _ = std::fs::create_dir_all(&d);
         for (f, v) in [
             ("ak", "AKIAFUZZ"),
@@ -310,7 +317,13 @@ fn login_args(client: Client, base: &str) -> probes::auth::AuthArgs {
             ("token", "t0ken"),
             ("session", "fedprobe:s3cret"),
         ] {
-            let _ = std::fs::write(d.join(f), v);
+            let path = d.join(f);
+            if std::fs::read(&path).ok().as_deref() != Some(v.as_bytes()) {
+                let tmp = d.join(format!("{f}.{}", std::process::id()));
+                if std::fs::write(&tmp, v).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+            }
         }
         d
     });
