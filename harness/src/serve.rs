@@ -429,6 +429,38 @@ fn answer_text(site: &str, module: &str, a: &Answer) -> String {
     out
 }
 
+/// What `debug=true` answers instead of the exposition, in
+/// blackbox_exporter's layout (the sections its users and tools look for):
+/// the probe's own output at `-vvv`, the metrics, and the module (the
+/// probe's command line). Scrubbed like every other output.
+fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
+    let logs = match a {
+        Answer::Done { finished, .. } => {
+            probes::render::output(&finished.run.result, probes::render::Format::Nagios, 3)
+        }
+        Answer::Unfinished { waited, .. } => format!(
+            "the run had not ended after {:.3} s, this scrape's timeout; \
+             it goes on to its end (cleanup included) and is not reported here\n",
+            waited.as_secs_f64()
+        ),
+    };
+    let timeout = match a {
+        Answer::Done { finished, .. } => format!("{:.3} s", finished.timeout.as_secs_f64()),
+        Answer::Unfinished { .. } => "the scrape's".into(),
+    };
+    let module = format!("{}\ntimeout: {timeout}\n", plan.argv.join(" "));
+    let mut out = String::from("Logs for the probe:\n");
+    out.push_str(&logs);
+    if !logs.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("\n\n\nMetrics that would have been returned:\n");
+    out.push_str(&answer_text(site, &plan.name, a));
+    out.push_str("\n\n\nModule configuration:\n");
+    out.push_str(&probes::secret::scrub(&module));
+    out
+}
+
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
@@ -450,6 +482,7 @@ fn index(ex: &Exporter) -> String {
     let mut out = String::from(
         "fedprobe serve: Prometheus exporter (blackbox_exporter's multi-target pattern)\n\
          GET /probe?target=SITE&module=PROBE   run PROBE against SITE for this scrape\n\
+         GET /probe?...&debug=true             the same run: its output, metrics and command line\n\
          GET /metrics                          the exporter's own metrics\n\ntargets and modules:\n",
     );
     for (site, modules) in ex.targets() {
@@ -486,10 +519,13 @@ async fn probe_route(ex: &Arc<Exporter>, req: &Request<Incoming>) -> Response<Fu
     let query = req.uri().query().unwrap_or("");
     let mut target = None;
     let mut module = None;
+    let mut debug = false;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match k.as_ref() {
             "target" => target = Some(v.into_owned()),
             "module" => module = Some(v.into_owned()),
+            // blackbox_exporter's switch: exactly "true".
+            "debug" => debug = v == "true",
             _ => {}
         }
     }
@@ -520,6 +556,13 @@ async fn probe_route(ex: &Arc<Exporter>, req: &Request<Incoming>) -> Response<Fu
         Err(why) => return bad_request(ex, &module, why),
     };
     let answer = ex.probe(plan, &site, budget).await;
+    if debug {
+        return respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            debug_text(&site, plan, &answer),
+        );
+    }
     let openmetrics = req
         .headers()
         .get(hyper::header::ACCEPT)

@@ -197,6 +197,80 @@ async fn a_scrape_runs_the_probe_and_answers_its_metrics() {
     server.stop().await;
 }
 
+/// `debug=true`, blackbox_exporter's switch: the probe's own output (why a
+/// site failed, stage by stage), the metrics it would have answered and its
+/// command line, in that exporter's layout; no secret in any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_true_answers_the_probe_output_metrics_and_command_line() {
+    use fedprobe::demo::Fault;
+    let demo = Demo::start(DemoOptions {
+        sites: 1,
+        boot_delay: Duration::from_millis(200),
+        faults: Faults::of([Fault::BadToken]),
+    })
+    .await
+    .unwrap();
+    let g = Guideline::embedded();
+    let plan = fedprobe::app::plan_site(&demo.profile(0, None).unwrap(), &g, demo.dir()).unwrap();
+    let ex = Arc::new(Exporter::new(vec![plan], Options::default()).unwrap());
+    let server = Server::start("127.0.0.1:0".parse().unwrap(), ex)
+        .await
+        .unwrap();
+    let url = |debug: &str| {
+        format!(
+            "http://{}/probe?target=DEMO-000&module=check_token_auth&debug={debug}",
+            server.addr
+        )
+    };
+    let r = client().get(url("true")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ctype = r.headers()[reqwest::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(ctype.starts_with("text/plain; charset"), "{ctype}");
+    let text = r.text().await.unwrap();
+
+    let logs = text
+        .strip_prefix("Logs for the probe:\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    let (logs, rest) = logs
+        .split_once("\n\n\nMetrics that would have been returned:\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    let (metrics, module) = rest
+        .split_once("\n\n\nModule configuration:\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(logs.starts_with("TOKEN_AUTH CRITICAL - "), "{logs}");
+    assert!(logs.contains("AUTH-02") && logs.contains("401"), "{logs}");
+    let l = "{site=\"DEMO-000\",probe=\"check_token_auth\"}";
+    assert_eq!(
+        value(metrics, &format!("probe_success{l}")),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    assert!(module.starts_with("check_token_auth "), "{module}");
+    assert!(module.contains("timeout: 60.000 s"), "{module}");
+    for secret in [&demo.cloud.access_token, &demo.cloud.client_secret] {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret in the debug answer:\n{text}"
+        );
+    }
+
+    // Anything but "true" is the plain exposition, as in blackbox_exporter.
+    let plain = client()
+        .get(url("1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(plain.starts_with("# HELP "), "{plain}");
+    server.stop().await;
+}
+
 /// Five scrapes at once of one site's VM lifecycle: one run, one server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_scrapes_share_one_vm_lifecycle() {
