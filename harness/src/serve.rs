@@ -483,7 +483,8 @@ fn index(ex: &Exporter) -> String {
         "fedprobe serve: Prometheus exporter (blackbox_exporter's multi-target pattern)\n\
          GET /probe?target=SITE&module=PROBE   run PROBE against SITE for this scrape\n\
          GET /probe?...&debug=true             the same run: its output, metrics and command line\n\
-         GET /metrics                          the exporter's own metrics\n\ntargets and modules:\n",
+         GET /metrics                          the exporter's own metrics\n\
+         GET /-/healthy                        200 while the exporter answers\n\ntargets and modules:\n",
     );
     for (site, modules) in ex.targets() {
         out.push_str(&format!("  {site}: {}\n", modules.join(" ")));
@@ -505,6 +506,12 @@ async fn handle(
     let r = match req.uri().path() {
         "/" => respond(StatusCode::OK, "text/plain; charset=utf-8", index(&ex)),
         "/metrics" => respond(StatusCode::OK, TEXT_FORMAT, ex.own_metrics()),
+        // What blackbox_exporter answers its orchestrators' liveness checks.
+        "/-/healthy" => respond(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            "Healthy\n".into(),
+        ),
         "/probe" => probe_route(&ex, &req).await,
         _ => respond(
             StatusCode::NOT_FOUND,

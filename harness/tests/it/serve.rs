@@ -159,6 +159,8 @@ async fn a_scrape_runs_the_probe_and_answers_its_metrics() {
     let (s, t) = get(&server, "/").await;
     assert_eq!(s, StatusCode::OK);
     assert!(t.contains("DEMO-000: ") && t.contains("check_glue"), "{t}");
+    let (s, t) = get(&server, "/-/healthy").await;
+    assert_eq!((s, t.as_str()), (StatusCode::OK, "Healthy\n"));
 
     let (s, own) = get(&server, "/metrics").await;
     assert_eq!(s, StatusCode::OK);
