@@ -41,10 +41,12 @@ pub fn base_url(url: &Url, suffix: Option<&str>) -> Url {
 }
 
 /// `{base}/{segments...}`, each segment escaped as one path segment. A
-/// segment that cannot be one (empty, `.`, `..`) is a CRITICAL: such an id
-/// would name another resource.
+/// segment that cannot be one (empty, `.`, `..`, or holding a control
+/// character: the URL parser drops tabs and line breaks unescaped, so `.\n.`
+/// would become `..`) is a CRITICAL: such an id would name another resource.
 pub fn join(base: &Url, segments: &[&str]) -> Result<Url, Fail> {
-    if let Some(bad) = segments.iter().find(|s| matches!(**s, "" | "." | "..")) {
+    let unusable = |s: &str| matches!(s, "" | "." | "..") || s.chars().any(char::is_control);
+    if let Some(bad) = segments.iter().find(|s| unusable(s)) {
         return Err(Fail::critical(format!(
             "malformed id {:?}: not usable as a path segment under {}",
             text::one_line(bad, 80),
@@ -273,6 +275,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ids_that_would_name_another_resource_are_refused() {
+        let base = Url::parse("https://h:8774/compute/v2.1").unwrap();
+        for bad in [
+            "", ".", "..", ".\n.", "\r..", "..\n", ".\t.", "srv-1\n", "a\u{7f}b", "x\u{85}",
+        ] {
+            let e = join(&base, &["servers", bad]).unwrap_err();
+            assert_eq!(e.status, crate::model::Status::Critical, "{bad:?}");
+            assert!(
+                e.message.starts_with("malformed id"),
+                "{bad:?}: {}",
+                e.message
+            );
+        }
+        assert_eq!(
+            join(&base, &["servers", "a/../b?c#d%2e"]).unwrap().as_str(),
+            "https://h:8774/compute/v2.1/servers/a%2F..%2Fb%3Fc%23d%252e"
+        );
+    }
+
     #[tokio::test]
     async fn next_links_stay_on_the_service() {
         let s = svc("https://h:9292/image/v2", Some("v2"));
@@ -288,6 +310,7 @@ mod tests {
         );
         for bad in [
             "/v2/../../identity/v3/x",
+            "/v2/.\t./.\n./identity/v3/x",
             "../x",
             "%2e%2e/x",
             "//evil.example/image/v2/images",
