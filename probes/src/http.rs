@@ -17,6 +17,7 @@ use crate::deadline::{Deadline, WithDeadline};
 use crate::fail::Fail;
 use crate::model::{HttpFacts, Transport};
 use crate::record::Recorder;
+use crate::secret::Secret;
 use crate::text;
 
 pub const USER_AGENT: &str = concat!("fedprobe/", env!("CARGO_PKG_VERSION"));
@@ -93,9 +94,11 @@ fn at_stake(req: &reqwest::Request) -> &'static str {
     }
 }
 
-/// At most 5 redirects, and only on the same host and port (or to https
-/// on the same host): reqwest strips `Authorization` on a cross-host
-/// redirect but not `X-Auth-Token`, so a hostile site could collect it.
+/// At most 5 redirects, and only on the same host and port (or from http
+/// on port 80 to https on 443 of the same host): reqwest strips
+/// `Authorization` on a cross-host redirect but not `X-Auth-Token`, so a
+/// hostile site could collect it, on another host or on another port of
+/// its own (another service, another tenant).
 /// For clients built here for others ([`build_client`]); [`Http`] follows
 /// redirects itself by the same rule.
 fn redirect_policy() -> reqwest::redirect::Policy {
@@ -115,16 +118,33 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 }
 
 /// Why a redirect from a request first sent to `first` may not go to `to`:
-/// another host, or the same host on another port without TLS. `risk`:
-/// what following would expose, as the caller knows it.
+/// another host; another port of the same host, but for the upgrade from
+/// http (80) to https (443); or from https to http. `risk`: what following
+/// would expose, as the caller knows it.
 fn cross_host(first: &Url, to: &Url, risk: &str) -> Option<String> {
-    let same_host = to.host_str() == first.host_str();
-    let same_origin = same_host && to.port_or_known_default() == first.port_or_known_default();
-    if same_origin || (same_host && to.scheme() == "https") {
+    if to.host_str() != first.host_str() {
+        return Some(format!(
+            "redirect to another host not followed ({}): {risk}",
+            show_url(to)
+        ));
+    }
+    if first.scheme() == "https" && to.scheme() != "https" {
+        return Some(format!(
+            "redirect from https to {} not followed ({}): {risk} in clear",
+            to.scheme(),
+            show_url(to)
+        ));
+    }
+    let (from_port, to_port) = (first.port_or_known_default(), to.port_or_known_default());
+    let upgrade = first.scheme() == "http"
+        && to.scheme() == "https"
+        && from_port == Some(80)
+        && to_port == Some(443);
+    if from_port == to_port || upgrade {
         None
     } else {
         Some(format!(
-            "redirect to another host not followed ({}): {risk}",
+            "redirect to another port not followed ({}): {risk}",
             show_url(to)
         ))
     }
@@ -784,6 +804,17 @@ fn json_error(e: &serde_json::Error) -> String {
 }
 
 /// URLs in messages: no query string, no credentials.
+/// An HTTP Basic `Authorization` value whose encoded credentials are
+/// themselves a known secret ([`Secret::basic_credentials`]), marked
+/// sensitive. UNKNOWN if the user or password cannot be a header.
+pub fn basic_header(user: &str, password: &Secret) -> Result<reqwest::header::HeaderValue, Fail> {
+    let creds = Secret::basic_credentials(user, password);
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Basic {}", creds.expose()))
+        .map_err(|_| Fail::unknown("the Basic credentials cannot be sent as a header"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 pub fn show_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_password(None);
@@ -858,6 +889,48 @@ fn transport(e: reqwest::Error) -> Fail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_a_secret_in_their_encoded_form() {
+        let password = Secret::new("ecp-pass-w0rd-4-basic");
+        let v = basic_header("monitor", &password).unwrap();
+        assert!(v.is_sensitive());
+        let value = v.to_str().unwrap();
+        let encoded = value.strip_prefix("Basic ").unwrap();
+        assert_eq!(encoded, "bW9uaXRvcjplY3AtcGFzcy13MHJkLTQtYmFzaWM=");
+        let said = format!("the IdP said: bad credentials {encoded}");
+        assert!(
+            !crate::secret::scrub(&said).contains(&encoded[..12]),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn redirects_stay_on_the_first_host_and_port() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let first = u("http://cloud.example.org/v3");
+        let refused = |a: &Url, b: &str| cross_host(a, &u(b), "r");
+        assert_eq!(refused(&first, "http://cloud.example.org/v3/x"), None);
+        assert_eq!(refused(&first, "http://cloud.example.org:80/x"), None);
+        // The upgrade to the same host's TLS endpoint.
+        assert_eq!(refused(&first, "https://cloud.example.org/v3"), None);
+        let k = u("http://127.0.0.1:5000/v3");
+        assert_eq!(refused(&k, "https://127.0.0.1:5000/v3"), None);
+        for (from, to, why) in [
+            (&first, "http://other.example.org/x", "another host"),
+            (&first, "http://cloud.example.org:8080/x", "another port"),
+            (&first, "https://cloud.example.org:8443/x", "another port"),
+            (&k, "https://127.0.0.1:5001/steal", "another port"),
+            (&k, "https://127.0.0.1/x", "another port"),
+        ] {
+            let got = refused(from, to).unwrap_or_default();
+            assert!(got.contains(why), "{from} -> {to}: {got}");
+        }
+        let tls = u("https://cloud.example.org/v3");
+        let got = refused(&tls, "http://cloud.example.org:443/x").unwrap_or_default();
+        assert!(got.contains("from https to http"), "{got}");
+        assert_eq!(refused(&tls, "https://cloud.example.org:443/x"), None);
+    }
 
     #[test]
     fn urls_lose_query_and_credentials() {

@@ -373,6 +373,16 @@ impl Secret {
         Secret(value)
     }
 
+    /// The credentials of HTTP Basic auth (base64 of `user:password`), a
+    /// secret of their own: a server that echoes the `Authorization` header
+    /// back shows the password in that form, which scrubbing the password
+    /// alone misses. The header is `Basic ` and this value.
+    pub fn basic_credentials(user: &str, password: &Secret) -> Secret {
+        use base64::Engine as _;
+        let plain = format!("{user}:{}", password.expose());
+        Secret::new(base64::engine::general_purpose::STANDARD.encode(plain))
+    }
+
     /// Read a secret from a file (token files as ARGO passes them).
     pub fn from_file(path: &std::path::Path) -> std::io::Result<Secret> {
         let text = std::fs::read_to_string(path)?;

@@ -39,7 +39,10 @@ pub async fn to_idp(
 ) -> Result<Reply, Fail> {
     let req = http
         .request(Method::POST, idp.clone())
-        .basic_auth(user, Some(password.expose()))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            crate::http::basic_header(user, password)?,
+        )
         .header("Content-Type", "text/xml; charset=utf-8")
         .header("Accept", "text/xml, application/soap+xml")
         .body(envelope);

@@ -7,7 +7,7 @@ use base64::Engine;
 use reqwest::{Method, Url};
 
 use crate::fail::Fail;
-use crate::http::{show_url, Http, Reply};
+use crate::http::{basic_header, show_url, Http, Reply};
 use crate::secret::Secret;
 use crate::text;
 
@@ -167,7 +167,10 @@ async fn token_request(
 ) -> Result<Tokens, Fail> {
     let req = http
         .request(Method::POST, endpoint.clone())
-        .basic_auth(&client.id, Some(client.secret.expose()))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            basic_header(&client.id, &client.secret)?,
+        )
         .header("Accept", "application/json")
         .form(form);
     let reply = http.send(req).await.map_err(monitor(what))?;

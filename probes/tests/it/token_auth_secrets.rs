@@ -228,6 +228,56 @@ async fn a_site_echoing_tokens_in_errors_does_not_leak_them() {
     assert!(runs[0].stdout.contains("HTTP 401"), "{}", runs[0].stdout);
 }
 
+/// The OP answers the client's Basic credentials back in its error: the
+/// secret then shows base64-encoded, and must be hidden in that form too.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_op_echoing_the_basic_credentials_does_not_leak_the_client_secret() {
+    use base64::Engine as _;
+    let e = env().await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("fedprobe:{CLIENT_SECRET}"));
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_raw(
+            format!(
+                r#"{{"error":"invalid_client","error_description":"Basic {basic} is not a client"}}"#
+            ),
+            "application/json",
+        ))
+        .with_priority(1)
+        .mount(&e.server)
+        .await;
+    let ks = format!("{}/v3", e.server.uri());
+    let issuer = e.server.uri();
+    let secret = file(&e.dir, "secret", CLIENT_SECRET);
+    let args = [
+        "--endpoint",
+        &ks,
+        "--client-id",
+        "fedprobe",
+        "--client-secret",
+        &secret,
+        "--oidc-issuer",
+        &issuer,
+    ];
+    let runs = run_both(&args, &[], "OP echoing the Basic credentials").await;
+    // Every verbosity, not only -vvv: the summary line quotes the OP.
+    let mut all: Vec<Run> = runs;
+    all.push(run(&args, &[]).await);
+    for r in &all {
+        assert_eq!(r.code, 3, "{}", r.all());
+        assert!(r.stdout.contains("invalid_client"), "{}", r.stdout);
+        let out = r.all();
+        for w in basic.as_bytes().windows(8) {
+            let frag = String::from_utf8_lossy(w);
+            assert!(
+                !out.contains(frag.as_ref()),
+                "{frag:?} of the Basic credentials in:\n{out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_leak_detector_catches_a_fragment() {
     let r = Run {
