@@ -56,10 +56,21 @@ pub struct Common {
     #[arg(short = 'H', long = "hostname")]
     pub hostname: Option<String>,
     /// Warning range for the probe's main measurement (e.g. 60, 10:, ~:10, @10:20)
-    #[arg(short = 'w', long = "warning", value_name = "RANGE")]
+    // Hyphen values: `-w -1:` is a range, as engines pass it, not a flag.
+    #[arg(
+        short = 'w',
+        long = "warning",
+        value_name = "RANGE",
+        allow_hyphen_values = true
+    )]
     pub warning: Option<Range>,
     /// Critical range for the probe's main measurement
-    #[arg(short = 'c', long = "critical", value_name = "RANGE")]
+    #[arg(
+        short = 'c',
+        long = "critical",
+        value_name = "RANGE",
+        allow_hyphen_values = true
+    )]
     pub critical: Option<Range>,
     /// Output format
     #[arg(long = "output", value_enum, default_value = "nagios")]
@@ -235,5 +246,43 @@ pub async fn run_args<P: Probe, S: AsRef<str>>(args: &[S]) -> ProbeResult {
     match Invocation::<P::Args>::parse(P::BIN, &argv) {
         Ok(inv) => run::<P>(inv, std::future::pending(), None).await,
         Err(e) => runner::not_started(P::BIN, P::LABEL, arg_error_line(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Common;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        c: Common,
+    }
+
+    #[test]
+    fn negative_ranges_are_values_in_either_form() {
+        let c = Cli::try_parse_from(["x", "-w", "-1:", "-c", "-5:-1", "-v"])
+            .unwrap()
+            .c;
+        assert_eq!(c.warning.unwrap().to_string(), "-1:");
+        assert_eq!(c.critical.unwrap().to_string(), "-5:-1");
+        assert_eq!(c.verbose, 1);
+        let c = Cli::try_parse_from(["x", "--warning=-1:1", "-c", "@-10:-2"])
+            .unwrap()
+            .c;
+        assert_eq!(c.warning.unwrap().to_string(), "-1:1");
+        assert_eq!(c.critical.unwrap().to_string(), "@-10:-2");
+        // A flag where a range belongs is a bad range, not a silent skip.
+        assert!(Cli::try_parse_from(["x", "-w", "-v"]).is_err());
+    }
+
+    #[test]
+    fn a_timeout_past_a_year_is_a_usage_error() {
+        for t in ["1e19", "9223372036854775807", "292277024626y"] {
+            assert!(Cli::try_parse_from(["x", "-t", t]).is_err(), "{t}");
+        }
+        assert!(Cli::try_parse_from(["x", "-t", "99999"]).is_ok());
     }
 }

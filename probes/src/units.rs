@@ -2,20 +2,33 @@
 
 use std::time::Duration;
 
-/// `90` (seconds), `1.5`, or humantime (`90s`, `5m`, `1h 30m`).
+/// The longest duration taken: far past any deadline, and far below where
+/// adding it to a clock reading would overflow (a panic, not a result).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `90` (seconds), `1.5`, or humantime (`90s`, `5m`, `1h 30m`); positive
+/// and at most [`MAX_DURATION`] (a year).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs > 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+    let d = if let Ok(secs) = t.parse::<f64>() {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err(format!("{s:?}: must be a positive number of seconds"));
         }
-        return Err(format!("{s:?}: must be a positive number of seconds"));
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(format!("{s:?}: more than a year"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        match humantime::parse_duration(t) {
+            Ok(d) if d.is_zero() => return Err(format!("{s:?}: must be positive")),
+            Ok(d) => d,
+            Err(e) => return Err(format!("{s:?}: {e}")),
+        }
+    };
+    if d > MAX_DURATION {
+        return Err(format!("{s:?}: more than a year"));
     }
-    match humantime::parse_duration(t) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(format!("{s:?}: must be positive")),
-        Err(e) => Err(format!("{s:?}: {e}")),
-    }
+    Ok(d)
 }
 
 /// `1048576`, `64K`, `1M`, `1MiB`, `2MB`, `10G` (binary multiples).
@@ -54,6 +67,18 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("-3").is_err());
         assert!(parse_duration("soon").is_err());
+        // Past a year: refused, not a panic when added to a clock reading.
+        assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
+        for huge in [
+            "1e19",
+            "1e20",
+            "9223372036854775807",
+            "292277024626y",
+            "367d",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("more than a year"), "{huge}: {e}");
+        }
     }
 
     #[test]
