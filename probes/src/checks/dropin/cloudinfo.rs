@@ -26,7 +26,7 @@ use crate::{Ctx, Done, Fail};
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Keystone URL of the site, as GOCDB lists it (`:443` may be added)
-    #[arg(short = 'e', long = "endpoint", value_name = "URL")]
+    #[arg(short = 'e', long = "endpoint", value_name = "URL", value_parser = endpoint_url)]
     pub endpoint: String,
     /// Information-system API base URL
     #[arg(
@@ -45,6 +45,22 @@ pub struct Args {
     /// How long the cached list is used before asking again (seconds or a duration)
     #[arg(long = "is-cache-ttl", value_name = "DURATION", default_value = "600", value_parser = parse_duration)]
     pub is_cache_ttl: Duration,
+}
+
+/// The endpoint as given (it is compared as GOCDB lists it), once it is
+/// an http(s) URL with a host: anything else is the monitor's mistake
+/// (UNKNOWN), not a site missing from the information system.
+fn endpoint_url(s: &str) -> Result<String, String> {
+    match Url::parse(s) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(s.to_string())
+        }
+        Ok(_) => Err(format!("{s:?}: not an http(s) URL with a host")),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
 }
 
 pub struct Cloudinfo;
@@ -159,6 +175,21 @@ pub fn write_cache(path: &Path, v: &Value) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::clients::is_api::parse_sites;
+
+    #[test]
+    fn a_malformed_endpoint_is_a_usage_error() {
+        for bad in [
+            "not-a-url",
+            "",
+            "http://",
+            "ftp://a.example.org/v3",
+            "file:///etc",
+        ] {
+            assert!(endpoint_url(bad).is_err(), "{bad:?}");
+        }
+        let ok = "https://a.example.org:443/v3";
+        assert_eq!(endpoint_url(ok).unwrap(), ok);
+    }
 
     #[test]
     fn endpoint_found_with_or_without_default_port() {
