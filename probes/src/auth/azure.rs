@@ -191,7 +191,7 @@ async fn obtain(
 ) -> Result<Done<(Assertion, String)>, Fail> {
     if let Some(p) = &args.azure.client_secret {
         let s = config::SecretSource::File(p.clone()).load("Azure client secret")?;
-        let msg = format!("Azure client secret from {}", p.display());
+        let msg = format!("Azure client secret from {}", config::shown_path(p));
         return Ok(Done::ok(
             (Assertion::Secret(s), "client secret".into()),
             msg,

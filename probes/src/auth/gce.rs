@@ -194,7 +194,10 @@ async fn with_key(ctx: &Ctx, path: &PathBuf, token_url: Option<&Url>) -> Result<
     let (key, enc) = ctx
         .step(super::READ_TOKEN, async {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                Fail::unknown(format!("cannot read --gce-key {}: {e}", path.display()))
+                Fail::unknown(format!(
+                    "cannot read --gce-key {}: {e}",
+                    super::config::shown_path(path)
+                ))
             })?;
             let key: KeyFile = serde_json::from_str(&text).map_err(|e| {
                 Fail::unknown(format!(

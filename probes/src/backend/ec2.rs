@@ -103,7 +103,10 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Ec2, Fail> {
                     .step(auth::READ_TOKEN, async {
                         let read = |p: &std::path::Path, what: &str| {
                             Secret::from_file(p).map_err(|e| {
-                                Fail::unknown(format!("cannot read {what} {}: {e}", p.display()))
+                                Fail::unknown(format!(
+                                    "cannot read {what} {}: {e}",
+                                    crate::auth::config::shown_path(p)
+                                ))
                             })
                         };
                         let access = read(ak, "access key file")?;

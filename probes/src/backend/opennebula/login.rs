@@ -21,8 +21,12 @@ struct Credential {
 fn credential(args: &AuthArgs) -> Result<Credential, Fail> {
     let o = &args.opennebula;
     let read = |p: &std::path::Path, what: &str| {
-        Secret::from_file(p)
-            .map_err(|e| Fail::unknown(format!("cannot read {what} {}: {e}", p.display())))
+        Secret::from_file(p).map_err(|e| {
+            Fail::unknown(format!(
+                "cannot read {what} {}: {e}",
+                crate::auth::config::shown_path(p)
+            ))
+        })
     };
     if let Some(user) = &o.oidc_user {
         let Some(tok) = &args.access_token else {

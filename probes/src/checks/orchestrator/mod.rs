@@ -107,7 +107,7 @@ impl Probe for Orchestrator {
                 REACH,
                 Fail::unknown(format!(
                     "cannot read the orchestrator password file {}: {e}",
-                    args.orchestrator_password_file.display()
+                    crate::auth::config::shown_path(&args.orchestrator_password_file)
                 )),
             )
         })?;
