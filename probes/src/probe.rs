@@ -64,7 +64,7 @@ pub struct Common {
         allow_hyphen_values = true
     )]
     pub warning: Option<Range>,
-    /// Critical range for the probe's main measurement
+    /// Critical range for the probe's main measurement (probes without one: the run's total seconds)
     #[arg(
         short = 'c',
         long = "critical",

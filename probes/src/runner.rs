@@ -295,7 +295,42 @@ fn assemble(
     }
     let duration = t0.elapsed();
     let mut perfdata = rec.perfdata();
-    perfdata.push(Perf::seconds("total", duration));
+    let (warn, crit) = (opts.settings.warning, opts.settings.critical);
+    let mut total = Perf::seconds("total", duration);
+    // -w/-c go to the probe's main measurement; a probe without one (or
+    // that did not get as far) has them judge its run time, never ignore them.
+    if (warn.is_some() || crit.is_some())
+        && !perfdata.iter().any(|p| p.warn == warn && p.crit == crit)
+    {
+        total = total.thresholds(warn, crit);
+    }
+    perfdata.push(total);
+    // Every perfdata item is judged by the thresholds it shows, as engines
+    // read them: a value past its printed critical range is CRITICAL. Not
+    // over a verdict already UNKNOWN or CRITICAL (a timeout stays one).
+    if status < Status::Unknown {
+        for p in &perfdata {
+            let Some(value) = p.value else { continue };
+            let v = crate::model::verdict(value, p.warn, p.crit);
+            if v > status {
+                let (range, which) = match v {
+                    Status::Critical => (p.crit, "critical"),
+                    _ => (p.warn, "warning"),
+                };
+                let range = range.map(|r| r.to_string()).unwrap_or_default();
+                let shown = match p.uom {
+                    crate::model::Uom::Seconds => format!("{value:.3}"),
+                    _ => crate::text::fmt_num(value),
+                };
+                summary = format!(
+                    "{} {shown}{} outside the {which} range {range}; {summary}",
+                    p.label,
+                    p.uom.as_str()
+                );
+                status = v;
+            }
+        }
+    }
     ProbeResult {
         probe: opts.probe.clone(),
         label: opts.label.clone(),
@@ -393,6 +428,77 @@ mod tests {
         assert_eq!(r.summary, "all good");
         assert_eq!(r.steps.len(), 1);
         assert!(r.perfdata.iter().any(|p| p.label == "total"));
+    }
+
+    fn with_ranges(w: &str, c: &str) -> RunOptions {
+        let mut o = opts(2000);
+        o.settings.warning = Some(w.parse().unwrap());
+        o.settings.critical = Some(c.parse().unwrap());
+        o
+    }
+
+    #[tokio::test]
+    async fn a_value_past_the_thresholds_it_shows_sets_the_status() {
+        // The probe put -w/-c on its measurement but did not judge it.
+        let r = execute(with_ranges("1", "1.5"), never(), |ctx: Ctx| async move {
+            let (w, c) = (ctx.warning(), ctx.critical());
+            ctx.perf(Perf::seconds("running", Duration::from_millis(2006)).thresholds(w, c));
+            Ok("done".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Critical);
+        assert_eq!(
+            r.summary,
+            "running 2.006s outside the critical range 1.5; done"
+        );
+        let total = r.perfdata.iter().find(|p| p.label == "total").unwrap();
+        assert_eq!((total.warn, total.crit), (None, None), "taken by running");
+
+        let r = execute(with_ranges("1", "5"), never(), |ctx: Ctx| async move {
+            ctx.perf(
+                Perf::seconds("running", Duration::from_millis(1200))
+                    .thresholds(ctx.warning(), ctx.critical()),
+            );
+            Ok("done".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Warning, "{}", r.summary);
+        assert!(r
+            .summary
+            .starts_with("running 1.200s outside the warning range 1;"));
+    }
+
+    #[tokio::test]
+    async fn without_a_main_measurement_the_thresholds_judge_the_run_time() {
+        let r = execute(
+            with_ranges("0.01", "0.02"),
+            never(),
+            |_ctx: Ctx| async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                Ok("done".to_string())
+            },
+        )
+        .await;
+        assert_eq!(r.status, Status::Critical);
+        assert!(r.summary.starts_with("total 0.0"), "{}", r.summary);
+        let total = r.perfdata.iter().find(|p| p.label == "total").unwrap();
+        assert_eq!(total.crit.unwrap().to_string(), "0.02");
+        // Not over a verdict already worse: a failed run keeps its reason.
+        let r = execute(
+            with_ranges("0.01", "0.02"),
+            never(),
+            |ctx: Ctx| async move {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                ctx.step(C2, async {
+                    Err::<Done<()>, _>(Fail::unknown("OIDC provider down"))
+                })
+                .await?;
+                Ok("unreachable".to_string())
+            },
+        )
+        .await;
+        assert_eq!(r.status, Status::Unknown);
+        assert_eq!(r.summary, "T-02 slow: OIDC provider down");
     }
 
     #[tokio::test]
