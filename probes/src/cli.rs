@@ -1,7 +1,10 @@
 //! The `main` every probe binary calls: parse, run under the deadline with
 //! SIGTERM/SIGINT handled, render, scrub, print, exit.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::model::Status;
 use crate::probe::{arg_error_line, run, Invocation, Probe};
@@ -29,6 +32,47 @@ fn unknown_line(label: &str, msg: &str) -> ExitCode {
     let line = render::nagios::cap(render::nagios::first_line(label, "UNKNOWN", msg, ""), &[]);
     print!("{}", crate::secret::scrub(&line));
     ExitCode::from(Status::Unknown.exit_code())
+}
+
+/// How long past `-t` the watchdog waits for the probe's own result.
+const WATCHDOG_MARGIN: Duration = Duration::from_millis(500);
+
+/// The exit code once the probe's output is printed; `None` before.
+type Printed = Arc<Mutex<Option<u8>>>;
+
+/// The last word on `-t` when the probe's thread cannot run at all (a read
+/// of a FIFO or of a hung NFS mount blocks the runtime, its timers and its
+/// signal handling with it): past the deadline and a margin it prints the
+/// timeout line and ends the process. UNKNOWN whatever --timeout-status
+/// says: what blocks outside the network calls is the monitor's own (its
+/// files, its mounts). What the probe created is then not deleted; the
+/// runner ends before this whenever it can run.
+fn watchdog(label: &'static str, timeout: Duration, printed: Printed) {
+    let t0 = Instant::now();
+    let _ = std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(timeout + WATCHDOG_MARGIN);
+            let done = printed.lock().unwrap_or_else(PoisonError::into_inner);
+            let code = done.unwrap_or_else(|| {
+                let msg = format!(
+                    "Timeout: no result within {}s (-t): the probe was blocked outside its \
+                     network calls (a file or device that never answered); what it created \
+                     may be left behind",
+                    crate::text::fmt_num(timeout.as_secs_f64())
+                );
+                let perf = crate::model::Perf::seconds("total", t0.elapsed()).to_string();
+                let line = render::nagios::cap(
+                    render::nagios::first_line(label, "UNKNOWN", &msg, &perf),
+                    &[],
+                );
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.flush();
+                Status::Unknown.exit_code()
+            });
+            std::process::exit(i32::from(code));
+        });
 }
 
 /// The whole `main` of a probe binary.
@@ -63,7 +107,24 @@ pub fn main<P: Probe>() -> ExitCode {
         Err(e) => return unknown_line(P::LABEL, &format!("cannot start runtime: {e}")),
     };
     let (format, verbosity) = (inv.common.output, inv.common.verbose.min(3));
+    let printed = Printed::default();
+    watchdog(
+        P::LABEL,
+        inv.common.timeout.unwrap_or(P::DEFAULT_TIMEOUT),
+        printed.clone(),
+    );
     let result = rt.block_on(run::<P>(inv, signals(), None));
-    print!("{}", render::output(&result, format, verbosity));
-    ExitCode::from(result.status.exit_code())
+    let code = result.status.exit_code();
+    {
+        // Held while printing: the watchdog, if it spoke first, holds it
+        // until the process ends, so only one of them prints.
+        let mut done = printed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(render::output(&result, format, verbosity).as_bytes());
+        let _ = out.flush();
+        *done = Some(code);
+    }
+    // Not waiting for blocking work that may never end (a stuck read).
+    rt.shutdown_background();
+    ExitCode::from(code)
 }

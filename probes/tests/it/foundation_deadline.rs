@@ -239,3 +239,37 @@ async fn cleanup_that_hangs_is_cut_at_the_grace_and_reported() {
         r.summary
     );
 }
+
+/// A credential "file" that never answers (a FIFO with no writer; a hung
+/// NFS mount behaves the same) blocks the probe's thread in `open`, its
+/// timers and signal handling with it: the watchdog still ends the run at
+/// `-t` with a valid line.
+#[tokio::test]
+async fn a_file_that_never_answers_does_not_outlast_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("token-fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let r = run(&probe_args("http://127.0.0.1:9/v3", &fifo, &["-t", "2"])).await;
+    r.assert_well_formed("TOKEN_AUTH");
+    assert_eq!(r.code, 3, "{r:#?}");
+    let first = r.first_line();
+    assert!(first.starts_with("TOKEN_AUTH UNKNOWN - Timeout"), "{first}");
+    assert!(first.contains("| total=2."), "{first}");
+    assert!(r.elapsed < BOUND, "took {:?}", r.elapsed);
+    // The monitor's own file: UNKNOWN even when a timeout is asked to be CRITICAL.
+    let r = run(&probe_args(
+        "http://127.0.0.1:9/v3",
+        &fifo,
+        &["-t", "1", "--timeout-status", "critical"],
+    ))
+    .await;
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert!(
+        r.first_line().starts_with("TOKEN_AUTH UNKNOWN - Timeout"),
+        "{r:#?}"
+    );
+}
