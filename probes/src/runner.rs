@@ -178,7 +178,20 @@ fn assemble(
     let stage_id = stage.map(|(c, _)| c.id.to_string());
     let stage_name = stage
         .map(|(c, d)| format!("{} {} (running {:.1}s)", c.id, c.name, d.as_secs_f64()))
-        .unwrap_or_else(|| "between stages".into());
+        .unwrap_or_else(|| match steps.last() {
+            Some(s) => format!("work after stage {} {}", s.check, s.name),
+            None => "work before the first stage".into(),
+        });
+    // -t run out while the monitor got its own credential (its OIDC
+    // provider, its token files): the monitor's trouble, UNKNOWN whatever
+    // --timeout-status says of the site's.
+    let timeout_status = |stage: Option<&str>| {
+        if stage == Some(crate::auth::READ_TOKEN.id) {
+            Status::Unknown
+        } else {
+            opts.timeout_status
+        }
+    };
     let mut push_stage_step = |status: Status, message: String| {
         if let Some((c, d)) = stage {
             steps.push(Step {
@@ -210,7 +223,7 @@ fn assemble(
             Outcome::TimedOut {
                 stage: failed_stage(&steps),
             },
-            opts.timeout_status,
+            timeout_status(failed_stage(&steps).as_deref()),
             format!(
                 "Timeout: no result within {}s (-t): {}",
                 fmt_secs(opts.timeout),
@@ -230,7 +243,7 @@ fn assemble(
             )
         }
         End::TimedOut => {
-            push_stage_step(opts.timeout_status, "timed out".into());
+            push_stage_step(timeout_status(stage_id.as_deref()), "timed out".into());
             // No stage running: a request cut by the deadline has just
             // recorded its stage's failure (the same event): name that stage.
             let cut = stage.is_none().then(|| failed_stage(&steps)).flatten();
@@ -242,15 +255,18 @@ fn assemble(
                         .find(|s| s.check == id)
                         .map(|s| format!("{id} {}", s.name))
                         .unwrap_or_else(|| id.clone());
-                    (Some(id), name)
+                    (Some(id), format!("stage {name}"))
                 }
+                None if stage.is_some() => (stage_id, format!("stage {stage_name}")),
                 None => (stage_id, stage_name),
             };
             (
-                Outcome::TimedOut { stage: stage_id },
-                opts.timeout_status,
+                Outcome::TimedOut {
+                    stage: stage_id.clone(),
+                },
+                timeout_status(stage_id.as_deref()),
                 format!(
-                    "Timeout: no result within {}s (-t), stage {stage_name} did not finish",
+                    "Timeout: no result within {}s (-t), {stage_name} did not finish",
                     fmt_secs(opts.timeout)
                 ),
             )
@@ -499,6 +515,47 @@ mod tests {
         .await;
         assert_eq!(r.status, Status::Unknown);
         assert_eq!(r.summary, "T-02 slow: OIDC provider down");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_getting_the_monitors_credential_stays_unknown() {
+        let mut o = opts(300);
+        o.timeout_status = Status::Critical;
+        let r = execute(o.clone(), never(), |ctx: Ctx| async move {
+            ctx.step(crate::auth::READ_TOKEN, async {
+                std::future::pending::<()>().await;
+                Ok(Done::ok((), "never"))
+            })
+            .await?;
+            Ok("unreachable".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Unknown, "{}", r.summary);
+        assert!(r.summary.contains("stage AUTH-01"), "{}", r.summary);
+        // The site's stage: as --timeout-status says.
+        let r = execute(o.clone(), never(), |ctx: Ctx| async move {
+            ctx.step(C2, async {
+                std::future::pending::<()>().await;
+                Ok(Done::ok((), "never"))
+            })
+            .await?;
+            Ok("unreachable".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Critical, "{}", r.summary);
+        // Work outside any stage is named by the stage before it.
+        let r = execute(o, never(), |ctx: Ctx| async move {
+            ctx.step(C1, async { Ok(Done::ok((), "fine")) }).await?;
+            std::future::pending::<()>().await;
+            Ok("unreachable".to_string())
+        })
+        .await;
+        assert!(
+            r.summary
+                .ends_with("work after stage T-01 first did not finish"),
+            "{}",
+            r.summary
+        );
     }
 
     #[tokio::test]
