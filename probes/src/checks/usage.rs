@@ -31,6 +31,9 @@ crate::check_ids! { "EOSC-IAAS-ACCOUNTING";
     FRESHNESS = "USAGE-05", "accounting freshness";
 }
 
+/// Bytes in a GiB: volume sizes (GB in the clouds' APIs) as perfdata bytes.
+pub const GIB: f64 = (1u64 << 30) as f64;
+
 /// Production's policy (check_fedcloud_accnt).
 pub const DEFAULT_WARN_DAYS: f64 = 7.0;
 pub const DEFAULT_CRIT_DAYS: f64 = 30.0;
@@ -409,7 +412,8 @@ async fn volumes(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fa
         })
         .await?;
     ctx.perf(Perf::count("volumes", s.total_count));
-    ctx.perf(Perf::new("volume_size", s.total_size, Uom::GigaBytes).min(0.0));
+    // Bytes: the guidelines' units are B, KB, MB and TB, not GB.
+    ctx.perf(Perf::new("volume_size", s.total_size * GIB, Uom::Bytes).min(0.0));
     let own = if args.own_volume {
         ", own volume accounted"
     } else {

@@ -83,7 +83,7 @@ async fn with_usage<U: Usage + Volumes>(
         })
         .await?;
     ctx.perf(Perf::count("volumes", vols.0 as u64));
-    ctx.perf(Perf::new("volume_size", vols.1 as f64, Uom::GigaBytes).min(0.0));
+    ctx.perf(Perf::new("volume_size", vols.1 as f64 * super::GIB, Uom::Bytes).min(0.0));
     summary.push_str(&format!(", {} volume(s)", vols.0));
     Ok(summary)
 }
