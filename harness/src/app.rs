@@ -728,10 +728,11 @@ pub async fn cmd_demo(a: DemoArgs) -> Result<u8, String> {
     let report = emit(done, &out)?;
     if a.serve {
         eprintln!(
-            "fedprobe demo: serving until Ctrl-C; a profile for site 0:\n{}",
+            "fedprobe demo: serving until SIGINT (Ctrl-C) or SIGTERM; a profile for site 0:\n{}",
             demo.profile_text(0, Some(&a.probe_timeout))
         );
-        let _ = tokio::signal::ctrl_c().await;
+        // SIGTERM too: what kill, systemd and test rigs send.
+        let _ = probes::cli::signals().await;
     }
     drop(fixture);
     drop(other_fixture);

@@ -938,3 +938,44 @@ fn object_storage_passes_in_the_demo_and_fails_at_the_read_back_when_corrupted()
     // Nothing else of the site is touched by the fault.
     assert_eq!(cap_status(&v, 0, "compute-vm-lifecycle"), "pass");
 }
+
+/// `fedprobe demo --serve` stops on SIGTERM (what kill, systemd and test
+/// rigs send), not only on Ctrl-C.
+#[test]
+fn demo_serve_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["demo", "--serve", "--boot-delay", "0.3s", "--quiet"])
+        .arg("--report-dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let serving = stderr
+        .lines()
+        .map_while(Result::ok)
+        .take(400)
+        .any(|l| l.contains("serving until"));
+    assert!(serving, "demo --serve never said it was serving");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.code().is_some(), "ended by a signal: {status:?}");
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("demo --serve still running 20 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
