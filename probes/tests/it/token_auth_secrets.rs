@@ -228,6 +228,30 @@ async fn a_site_echoing_tokens_in_errors_does_not_leak_them() {
     assert!(runs[0].stdout.contains("HTTP 401"), "{}", runs[0].stdout);
 }
 
+/// The OP's token endpoint answers `status` with `body`; the arguments of a
+/// client-credentials login through it.
+async fn op_answers(e: &Env, status: u16, body: String) -> Vec<String> {
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(status).set_body_raw(body, "application/json"))
+        .with_priority(1)
+        .mount(&e.server)
+        .await;
+    let secret = file(&e.dir, "secret", CLIENT_SECRET);
+    [
+        "--endpoint",
+        &format!("{}/v3", e.server.uri()),
+        "--client-id",
+        "fedprobe",
+        "--client-secret",
+        &secret,
+        "--oidc-issuer",
+        &e.server.uri(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The OP answers the client's Basic credentials back in its error: the
 /// secret then shows base64-encoded, and must be hidden in that form too.
 #[tokio::test(flavor = "multi_thread")]
@@ -236,30 +260,11 @@ async fn an_op_echoing_the_basic_credentials_does_not_leak_the_client_secret() {
     let e = env().await;
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("fedprobe:{CLIENT_SECRET}"));
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(401).set_body_raw(
-            format!(
-                r#"{{"error":"invalid_client","error_description":"Basic {basic} is not a client"}}"#
-            ),
-            "application/json",
-        ))
-        .with_priority(1)
-        .mount(&e.server)
-        .await;
-    let ks = format!("{}/v3", e.server.uri());
-    let issuer = e.server.uri();
-    let secret = file(&e.dir, "secret", CLIENT_SECRET);
-    let args = [
-        "--endpoint",
-        &ks,
-        "--client-id",
-        "fedprobe",
-        "--client-secret",
-        &secret,
-        "--oidc-issuer",
-        &issuer,
-    ];
+    let body = format!(
+        r#"{{"error":"invalid_client","error_description":"Basic {basic} is not a client"}}"#
+    );
+    let owned = op_answers(&e, 401, body).await;
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let runs = run_both(&args, &[], "OP echoing the Basic credentials").await;
     // Every verbosity, not only -vvv: the summary line quotes the OP.
     let mut all: Vec<Run> = runs;
@@ -302,33 +307,10 @@ fn the_leak_detector_catches_a_fragment() {
 async fn a_broken_token_response_is_not_quoted() {
     // truncated answer of the OP: the opaque token in it must not be echoed
     let e = env().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(
-            format!(r#"{{"token_type":"Bearer","access_token":"{REFRESH}"#),
-            "application/json",
-        ))
-        .with_priority(1)
-        .mount(&e.server)
-        .await;
-    let ks = format!("{}/v3", e.server.uri());
-    let issuer = e.server.uri();
-    let secret = file(&e.dir, "secret", CLIENT_SECRET);
-    let runs = run_both(
-        &[
-            "--endpoint",
-            &ks,
-            "--client-id",
-            "fedprobe",
-            "--client-secret",
-            &secret,
-            "--oidc-issuer",
-            &issuer,
-        ],
-        &[],
-        "truncated token response",
-    )
-    .await;
+    let body = format!(r#"{{"token_type":"Bearer","access_token":"{REFRESH}"#);
+    let owned = op_answers(&e, 200, body).await;
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let runs = run_both(&args, &[], "truncated token response").await;
     assert_eq!(runs[0].code, 3, "{}", runs[0].all());
     assert!(
         runs[0].stdout.contains("truncated JSON"),
