@@ -31,6 +31,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// As [`parse_duration`], and `0` for "never" (a cache that is not used).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_duration(s),
+    }
+}
+
 /// `1048576`, `64K`, `1M`, `1MiB`, `2MB`, `10G` (binary multiples).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -67,6 +75,9 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("-3").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration_or_zero("-1").is_err());
         // Past a year: refused, not a panic when added to a clock reading.
         assert_eq!(parse_duration("366d").unwrap(), MAX_DURATION);
         for huge in [

@@ -20,7 +20,7 @@ use crate::clients::is_api::{IsApi, Site};
 use crate::formats::glue::normalise_url;
 use crate::model::{CheckId, Perf, Status};
 use crate::probe::Probe;
-use crate::units::parse_duration;
+use crate::units::parse_duration_or_zero;
 use crate::{Ctx, Done, Fail};
 
 #[derive(clap::Args, Clone, Debug)]
@@ -42,8 +42,8 @@ pub struct Args {
         default_value = "/tmp/cloud_is.json"
     )]
     pub is_cache: PathBuf,
-    /// How long the cached list is used before asking again (seconds or a duration)
-    #[arg(long = "is-cache-ttl", value_name = "DURATION", default_value = "600", value_parser = parse_duration)]
+    /// How long the cached list is used before asking again (seconds or a duration; 0: no cache)
+    #[arg(long = "is-cache-ttl", value_name = "DURATION", default_value = "600", value_parser = parse_duration_or_zero)]
     pub is_cache_ttl: Duration,
 }
 
