@@ -613,6 +613,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_monitor_credential_check_is_the_one_the_runner_names() {
+        assert_eq!(READ_TOKEN.id, crate::model::MONITOR_CREDENTIAL_CHECK);
+    }
+
+    #[test]
     fn url_policy() {
         let v = |u: &str, allow| url_verdict(&Url::parse(u).unwrap(), allow).0;
         assert_eq!(v("https://k.example:5000/v3", false), Status::Ok);

@@ -186,7 +186,7 @@ fn assemble(
     // provider, its token files): the monitor's trouble, UNKNOWN whatever
     // --timeout-status says of the site's.
     let timeout_status = |stage: Option<&str>| {
-        if stage == Some(crate::auth::READ_TOKEN.id) {
+        if stage == Some(crate::model::MONITOR_CREDENTIAL_CHECK) {
             Status::Unknown
         } else {
             opts.timeout_status

@@ -60,6 +60,11 @@ impl std::fmt::Display for Status {
     }
 }
 
+/// The check of getting the monitor's own credential (`auth::READ_TOKEN`):
+/// a timeout there is the monitor's trouble, UNKNOWN whatever
+/// `--timeout-status` says. Named here so the runner, below `auth`, knows it.
+pub const MONITOR_CREDENTIAL_CHECK: &str = "AUTH-01";
+
 /// A stable check id (`VM-03`) and the guideline requirement it evidences.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct CheckId {
