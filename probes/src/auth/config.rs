@@ -47,6 +47,14 @@ impl SecretSource {
     }
 }
 
+/// Read the secret in the file at `p` (`what` names it for the message);
+/// an unreadable file is the monitor's problem, its path shown as
+/// [`shown_path`] allows.
+pub fn read_secret_file(p: &Path, what: &str) -> Result<Secret, Fail> {
+    Secret::from_file(p)
+        .map_err(|e| Fail::unknown(format!("cannot read {what} {}: {e}", shown_path(p))))
+}
+
 /// A credential file's path as outputs show it. A value that names no file
 /// and does not look like a path may be the secret itself, given where its
 /// file belongs (`--access-token eyJ...`): it becomes a known secret, so

@@ -28,7 +28,6 @@ use crate::fail::Fail;
 use crate::http::{show_url, BodyStream};
 use crate::model::Perf;
 use crate::poll::{wait_for, Poll, Wait, Waited};
-use crate::secret::Secret;
 use crate::{Ctx, Done};
 
 /// EBS direct blocks are 512 KiB.
@@ -101,16 +100,8 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<Ec2, Fail> {
             (None, Some(ak), Some(sk)) => {
                 let keys = ctx
                     .step(auth::READ_TOKEN, async {
-                        let read = |p: &std::path::Path, what: &str| {
-                            Secret::from_file(p).map_err(|e| {
-                                Fail::unknown(format!(
-                                    "cannot read {what} {}: {e}",
-                                    crate::auth::config::shown_path(p)
-                                ))
-                            })
-                        };
-                        let access = read(ak, "access key file")?;
-                        let secret = read(sk, "secret key file")?;
+                        let access = auth::config::read_secret_file(ak, "access key file")?;
+                        let secret = auth::config::read_secret_file(sk, "secret key file")?;
                         if access.is_empty() || secret.is_empty() {
                             return Err(Fail::unknown("empty AWS access key or secret key file"));
                         }

@@ -20,21 +20,13 @@ struct Credential {
 
 fn credential(args: &AuthArgs) -> Result<Credential, Fail> {
     let o = &args.opennebula;
-    let read = |p: &std::path::Path, what: &str| {
-        Secret::from_file(p).map_err(|e| {
-            Fail::unknown(format!(
-                "cannot read {what} {}: {e}",
-                crate::auth::config::shown_path(p)
-            ))
-        })
-    };
     if let Some(user) = &o.oidc_user {
         let Some(tok) = &args.access_token else {
             return Err(Fail::unknown(
                 "--opennebula-oidc-user needs --access-token FILE",
             ));
         };
-        let secret = read(tok, "access token")?;
+        let secret = crate::auth::config::read_secret_file(tok, "access token")?;
         return Ok(Credential {
             user: user.clone(),
             secret,
@@ -44,24 +36,24 @@ fn credential(args: &AuthArgs) -> Result<Credential, Fail> {
     if let Some(p) = &o.session {
         // read as text and split first: only the password becomes a Secret,
         // so the user name is not scrubbed from messages
+        let shown = crate::auth::config::shown_path(p);
         let s = std::fs::read_to_string(p)
-            .map_err(|e| Fail::unknown(format!("cannot read session file {}: {e}", p.display())))?;
+            .map_err(|e| Fail::unknown(format!("cannot read session file {shown}: {e}")))?;
         let Some((user, pass)) = s.trim().split_once(':') else {
             return Err(Fail::unknown(format!(
-                "session file {} is not user:password",
-                p.display()
+                "session file {shown} is not user:password"
             )));
         };
         return Ok(Credential {
             user: user.to_string(),
             secret: Secret::new(pass),
-            how: format!("session file {}", p.display()),
+            how: format!("session file {shown}"),
         });
     }
     match (&args.username, &args.password_file) {
         (Some(u), Some(p)) => Ok(Credential {
             user: u.clone(),
-            secret: read(p, "password file")?,
+            secret: crate::auth::config::read_secret_file(p, "password file")?,
             how: format!("password of {u}"),
         }),
         _ => Err(Fail::unknown(

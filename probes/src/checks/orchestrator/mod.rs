@@ -102,15 +102,11 @@ impl Probe for Orchestrator {
 
     async fn run(args: Args, ctx: Ctx) -> Result<String, Fail> {
         let image = image_query(&args)?;
-        let password = Secret::from_file(&args.orchestrator_password_file).map_err(|e| {
-            ctx.fail_at(
-                REACH,
-                Fail::unknown(format!(
-                    "cannot read the orchestrator password file {}: {e}",
-                    crate::auth::config::shown_path(&args.orchestrator_password_file)
-                )),
-            )
-        })?;
+        let password = crate::auth::config::read_secret_file(
+            &args.orchestrator_password_file,
+            "the orchestrator password file",
+        )
+        .map_err(|f| ctx.fail_at(REACH, f))?;
         // No credentials on this call: reachability only.
         let probe_im = Im::new(ctx.http().clone(), &args.orchestrator, AuthHeader::none());
         let t = Instant::now();
