@@ -434,19 +434,19 @@ fn answer_text(site: &str, module: &str, a: &Answer) -> String {
 /// the probe's own output at `-vvv`, the metrics, and the module (the
 /// probe's command line). Scrubbed like every other output.
 fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
-    let logs = match a {
-        Answer::Done { finished, .. } => {
-            probes::render::output(&finished.run.result, probes::render::Format::Nagios, 3)
-        }
-        Answer::Unfinished { waited, .. } => format!(
-            "the run had not ended after {:.3} s, this scrape's timeout; \
-             it goes on to its end (cleanup included) and is not reported here\n",
-            waited.as_secs_f64()
+    let (logs, timeout) = match a {
+        Answer::Done { finished, .. } => (
+            probes::render::output(&finished.run.result, probes::render::Format::Nagios, 3),
+            format!("{:.3} s", finished.timeout.as_secs_f64()),
         ),
-    };
-    let timeout = match a {
-        Answer::Done { finished, .. } => format!("{:.3} s", finished.timeout.as_secs_f64()),
-        Answer::Unfinished { .. } => "the scrape's".into(),
+        Answer::Unfinished { waited, .. } => (
+            format!(
+                "the run had not ended after {:.3} s, this scrape's timeout; \
+                 it goes on to its end (cleanup included) and is not reported here\n",
+                waited.as_secs_f64()
+            ),
+            "the scrape's".into(),
+        ),
     };
     let module = format!("{}\ntimeout: {timeout}\n", plan.argv.join(" "));
     let mut out = String::from("Logs for the probe:\n");

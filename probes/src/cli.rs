@@ -28,9 +28,14 @@ pub async fn signals() -> Stop {
     }
 }
 
+/// One scrubbed UNKNOWN line, for what ends a probe before (or without) a result.
+fn unknown_text(label: &str, msg: &str, perf: &str) -> String {
+    let line = render::nagios::cap(render::nagios::first_line(label, "UNKNOWN", msg, perf), &[]);
+    crate::secret::scrub(&line)
+}
+
 fn unknown_line(label: &str, msg: &str) -> ExitCode {
-    let line = render::nagios::cap(render::nagios::first_line(label, "UNKNOWN", msg, ""), &[]);
-    print!("{}", crate::secret::scrub(&line));
+    print!("{}", unknown_text(label, msg, ""));
     ExitCode::from(Status::Unknown.exit_code())
 }
 
@@ -62,10 +67,7 @@ fn watchdog(label: &'static str, timeout: Duration, printed: Printed) {
                     crate::text::fmt_num(timeout.as_secs_f64())
                 );
                 let perf = crate::model::Perf::seconds("total", t0.elapsed()).to_string();
-                let line = render::nagios::cap(
-                    render::nagios::first_line(label, "UNKNOWN", &msg, &perf),
-                    &[],
-                );
+                let line = unknown_text(label, &msg, &perf);
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(line.as_bytes());
                 let _ = out.flush();
