@@ -357,13 +357,17 @@ pub async fn execute(
     Finished { report, spool }
 }
 
+/// A JSON report read back (`--compare`, `check --against`): a thousand
+/// sites' report is tens of MB; a file past this is not one.
+const REPORT_MAX: u64 = 1 << 30;
+
 /// The `--compare` report, read before the run so a bad path fails early.
 fn previous_report(out: &Output) -> Result<Option<serde_json::Value>, String> {
     let Some(path) = &out.compare else {
         return Ok(None);
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("--compare {}: {e}", path.display()))?;
+    let text = probes::files::read_to_string(path, REPORT_MAX)
+        .map_err(|e| format!("--compare {}: {e}", path.display()))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("--compare {}: not a JSON report: {e}", path.display()))?;
     if v["schema"] != crate::report::json::SCHEMA {
@@ -504,7 +508,8 @@ pub fn cmd_check_guideline(file: &str) -> Result<u8, String> {
     let text = if file == crate::guideline::DEFAULT_ID {
         crate::guideline::DEFAULT_TEXT.to_string()
     } else {
-        std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+        probes::files::read_to_string(std::path::Path::new(file), probes::files::DOCUMENT)
+            .map_err(|e| format!("{file}: {e}"))?
     };
     let g: Guideline = match toml::from_str(&text) {
         Ok(g) => g,
@@ -578,7 +583,8 @@ pub fn coverage(g: &Guideline, report: &serde_json::Value) -> (Vec<String>, Vec<
 
 fn cmd_check_against(file: &str, report: &std::path::Path) -> Result<u8, String> {
     let g = Guideline::load(file)?;
-    let text = std::fs::read_to_string(report).map_err(|e| format!("{}: {e}", report.display()))?;
+    let text = probes::files::read_to_string(report, REPORT_MAX)
+        .map_err(|e| format!("{}: {e}", report.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
     let (unreferenced, unmatched) = coverage(&g, &v);

@@ -235,7 +235,8 @@ fn near(flag: &str, flags: &[String]) -> String {
 
 /// The command: problems as `FILE:LINE:COL: message`; exit 0 or 2.
 pub fn run(path: &Path) -> Result<u8, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = probes::files::read_to_string(path, probes::files::DOCUMENT)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let found = problems(&text, path);
     if found.is_empty() {
         let p = Profile::parse(&text, &path.display().to_string())?;

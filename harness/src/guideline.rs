@@ -218,8 +218,11 @@ impl Guideline {
         if name_or_path == DEFAULT_ID {
             return Ok(Guideline::embedded());
         }
-        let text = std::fs::read_to_string(name_or_path)
-            .map_err(|e| format!("guideline {name_or_path}: {e}"))?;
+        let text = probes::files::read_to_string(
+            std::path::Path::new(name_or_path),
+            probes::files::DOCUMENT,
+        )
+        .map_err(|e| format!("guideline {name_or_path}: {e}"))?;
         Guideline::parse(&text).map_err(|p| format!("guideline {name_or_path}: {}", p.join("; ")))
     }
 

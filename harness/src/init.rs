@@ -74,7 +74,8 @@ struct Glue {
 
 async fn read_glue(a: &InitArgs) -> Result<Option<(Glue, String)>, String> {
     let (bytes, from) = if let Some(f) = &a.glue_file {
-        let b = std::fs::read(f).map_err(|e| format!("--glue-file {}: {e}", f.display()))?;
+        let b = probes::files::read(f, probes::files::DOCUMENT)
+            .map_err(|e| format!("--glue-file {}: {e}", f.display()))?;
         (b, format!("GLUE file {}", f.display()))
     } else if let Some(u) = &a.glue_url {
         match fetch(u, a.ca_cert.as_deref()).await {
@@ -91,7 +92,8 @@ async fn read_glue(a: &InitArgs) -> Result<Option<(Glue, String)>, String> {
     Ok(Some((glue_facts(&doc), from)))
 }
 
-/// GET a URL, bounded: a GLUE URL that hangs does not hold init.
+/// GET a URL, bounded: a GLUE URL that hangs does not hold init, nor one
+/// that never stops sending take its memory.
 async fn fetch(url: &str, ca: Option<&Path>) -> Result<Vec<u8>, String> {
     let tls = probes::http::TlsOptions {
         ca_certs: ca.map(Path::to_path_buf).into_iter().collect(),
@@ -105,11 +107,23 @@ async fn fetch(url: &str, ca: Option<&Path>) -> Result<Vec<u8>, String> {
     if !r.status().is_success() {
         return Err(format!("HTTP {}", r.status()));
     }
-    let body = tokio::time::timeout(std::time::Duration::from_secs(30), r.bytes())
+    let body = async {
+        let mut r = r;
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+            if (body.len() + chunk.len()) as u64 > probes::files::DOCUMENT {
+                return Err(format!(
+                    "answer larger than {} MiB",
+                    probes::files::DOCUMENT >> 20
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), body)
         .await
         .map_err(|_| "body not read within 30s".to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(body.to_vec())
 }
 
 fn glue_facts(doc: &Value) -> Glue {

@@ -28,7 +28,12 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    match rt.block_on(fedprobe::app::main_async(cli)) {
+    let out = rt.block_on(fedprobe::app::main_async(cli));
+    // Not a plain drop, which waits for every blocking thread: a probe read
+    // stuck in a file that never answers (a FIFO, a hung mount) was given up
+    // at its deadline, and must not hold the process's exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    match out {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("fedprobe: {e}");

@@ -76,7 +76,8 @@ impl Profile {
     }
 
     pub fn load(path: &Path) -> Result<Profile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = probes::files::read_to_string(path, probes::files::DOCUMENT)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Profile::parse(&text, &path.display().to_string())
     }
 
@@ -297,7 +298,8 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 fn clouds_yaml_auth(path: &Path, cloud: &str) -> Result<serde_norway::Mapping, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = probes::files::read_to_string(path, probes::files::DOCUMENT)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     // The parser's message may quote the offending value (a secret): say where only.
     let doc: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
         let at = e

@@ -223,7 +223,7 @@ fn system_roots() -> &'static [rustls::pki_types::CertificateDer<'static>] {
 fn add_pem_file(roots: &mut rustls::RootCertStore, file: &Path) -> Result<usize, Fail> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
-    let data = std::fs::read(file)
+    let data = crate::files::read(file, crate::files::DOCUMENT)
         .map_err(|e| Fail::unknown(format!("CA file {}: {e}", file.display())))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
         .filter_map(|c| c.ok())

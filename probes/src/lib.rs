@@ -10,6 +10,7 @@ pub mod clock;
 pub mod ctx;
 pub mod deadline;
 pub mod fail;
+pub mod files;
 pub mod formats;
 pub mod http;
 pub mod model;

@@ -385,7 +385,7 @@ impl Secret {
 
     /// Read a secret from a file (token files as ARGO passes them).
     pub fn from_file(path: &std::path::Path) -> std::io::Result<Secret> {
-        let text = std::fs::read_to_string(path)?;
+        let text = crate::files::read_to_string(path, crate::files::SMALL)?;
         Ok(Secret::new(text))
     }
 

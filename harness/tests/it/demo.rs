@@ -979,3 +979,54 @@ fn demo_serve_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A file that never answers (a FIFO nobody writes, like a hung mount) given
+/// to check_glue at three sites: three reads blocked, more than the
+/// runtime's workers on this machine. Each run ends at its -t naming the
+/// stage, the other probes run, and the process exits though the reads
+/// never return.
+#[test]
+fn files_that_never_answer_end_at_the_deadline_and_do_not_hold_the_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("glue.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reports = dir.path().join("r");
+    let mut child = Command::new(bin())
+        .args(["demo", "--quiet", "--sites", "3", "--boot-delay", "0.5s"])
+        .arg("--probe-opt")
+        .arg(format!("check_glue:glue-file={}", fifo.display()))
+        .args(["--probe-timeout", "5s", "--format", "json"])
+        .arg("--report-dir")
+        .arg(&reports)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.is_some(), "still running after 120 s");
+    let v = read_json(&reports);
+    for site in 0..3 {
+        let glue = probe_run(&v, site, "check_glue");
+        assert_eq!(glue["result"]["status"], "UNKNOWN", "{glue}");
+        let summary = glue["result"]["summary"].as_str().unwrap();
+        assert!(summary.contains("GLUE-01"), "{summary}");
+        assert_eq!(
+            probe_run(&v, site, "check_vm_lifecycle")["result"]["status"],
+            "OK"
+        );
+    }
+}

@@ -293,7 +293,7 @@ struct Cloud {
 fn layer_from_cloud(name: &str, paths: &[PathBuf]) -> Result<Layer, Fail> {
     let mut seen = Vec::new();
     for path in paths {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::files::read_to_string(path, crate::files::SMALL) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => {

@@ -121,7 +121,7 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
 fn user_password(src: &SecretSource) -> Result<(String, Secret), Fail> {
     let from = src.describe();
     let line = match src {
-        SecretSource::File(p) => std::fs::read_to_string(p)
+        SecretSource::File(p) => crate::files::read_to_string(p, crate::files::SMALL)
             .map_err(|e| Fail::unknown(format!("SAML credential: cannot read {from}: {e}")))?,
         SecretSource::Value(s, _) => s.expose().to_string(),
     };

@@ -190,10 +190,10 @@ fn lifetime(s: Option<u64>) -> String {
     s.map(|s| format!(", expires in {s}s")).unwrap_or_default()
 }
 
-async fn with_key(ctx: &Ctx, path: &PathBuf, token_url: Option<&Url>) -> Result<Login, Fail> {
+async fn with_key(ctx: &Ctx, path: &std::path::Path, token_url: Option<&Url>) -> Result<Login, Fail> {
     let (key, enc) = ctx
         .step(super::READ_TOKEN, async {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let text = crate::files::read_to_string(path, crate::files::SMALL).map_err(|e| {
                 Fail::unknown(format!(
                     "cannot read --gce-key {}: {e}",
                     super::config::shown_path(path)

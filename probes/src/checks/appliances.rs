@@ -177,7 +177,7 @@ async fn read_lists(ctx: &Ctx, sources: &[String]) -> Result<Done<Vec<List>>, Fa
             }
             reply.body
         } else {
-            std::fs::read(PathBuf::from(s))
+            crate::files::read(&PathBuf::from(s), crate::files::DOCUMENT)
                 .map_err(|e| Fail::unknown(format!("image list {s}: {e}")))?
         };
         let list =

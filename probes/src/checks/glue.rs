@@ -163,7 +163,7 @@ impl Probe for Glue {
         if let Some(f) = &args.glue_file {
             let doc = ctx
                 .step(READ, async {
-                    let bytes = std::fs::read(f)
+                    let bytes = crate::files::read(f, crate::files::DOCUMENT)
                         .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", f.display())))?;
                     let doc = glue::parse(&bytes)
                         .map_err(|e| Fail::critical(format!("{}: {e}", f.display())))?;
@@ -186,6 +186,7 @@ impl Probe for Glue {
                         .await?
                         .success()?;
                     let doc = glue::parse(&reply.body).map_err(|e| {
+                        let e = glue::quoted(e, &reply.body);
                         Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
                     })?;
                     Ok(Done::ok(

@@ -455,6 +455,10 @@ async fn summary_and_list(
 /// Message files under `dir` (dirq layout: `<dir>/<8 hex>/<name>`), skipping
 /// dirq's temporary and lock files. With their modification times.
 pub fn spool_files(dir: &Path) -> Result<Vec<(PathBuf, SystemTime)>, String> {
+    crate::files::blocking(|| walk_spool(dir))
+}
+
+fn walk_spool(dir: &Path) -> Result<Vec<(PathBuf, SystemTime)>, String> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0)];
     while let Some((d, depth)) = stack.pop() {
@@ -493,7 +497,7 @@ async fn apel_check(ctx: &Ctx, args: &Args) -> Result<String, Fail> {
             }
             let mut sum = apel::Summary::default();
             for f in &files {
-                let bytes = std::fs::read(f)
+                let bytes = crate::files::read(f, crate::files::DOCUMENT)
                     .map_err(|e| Fail::unknown(format!("cannot read {}: {e}", f.display())))?;
                 sum.add(apel::check_message(&f.display().to_string(), &bytes));
             }
@@ -643,7 +647,7 @@ fn newest_message(dir: &Path, site: Option<&str>) -> Result<i64, Fail> {
     let mut newest: Option<SystemTime> = None;
     for (p, t) in &files {
         if let Some(site) = site {
-            let Ok(bytes) = std::fs::read(p) else {
+            let Ok(bytes) = crate::files::read(p, crate::files::DOCUMENT) else {
                 continue;
             };
             let r = apel::check_message("", &bytes);

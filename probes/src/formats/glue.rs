@@ -132,12 +132,11 @@ pub enum Producer {
     OpenNebula,
 }
 
-/// Parse bytes as a GLUE JSON document; the error says what is wrong.
+/// Parse bytes as a GLUE JSON document; the error says what is wrong and
+/// where, never quoting the bytes: a local file given by mistake may be a
+/// credential. A site's answer is quoted by its caller ([`quoted`]).
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        let head = crate::text::describe_body(bytes, "");
-        format!("not JSON ({e}): {head}")
-    })?;
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
     if !v.is_object() {
         return Err(format!(
             "not a GLUE document: top level is {}, not an object",
@@ -145,6 +144,16 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
         ));
     }
     Ok(v)
+}
+
+/// [`parse`]'s error with the head of what a site sent, which tells a
+/// proxy's error page from a broken document.
+pub fn quoted(error: String, bytes: &[u8]) -> String {
+    if error.starts_with("not JSON") {
+        format!("{error}: {}", crate::text::describe_body(bytes, ""))
+    } else {
+        error
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {

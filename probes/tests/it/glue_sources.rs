@@ -382,6 +382,29 @@ async fn glue_document_over_http() {
     let r = run(&["--glue-url", &format!("{}/broken.json", s.uri())]).await;
     assert_eq!(r.status, Status::Critical);
     assert!(r.summary.contains("not JSON"), "{}", r.summary);
+    // What a site sent is quoted: it tells a proxy's page from a document.
+    assert!(r.summary.contains("{\"AccessPolicy\""), "{}", r.summary);
+}
+
+/// A local file given by mistake (a token file as --glue-file, when
+/// check_glue logs in to nothing and knows no secret to scrub) is named and
+/// placed, never quoted; one that never ends is refused at a bound.
+#[tokio::test]
+async fn a_local_file_that_is_not_glue_is_not_quoted_and_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("access-token");
+    std::fs::write(&token, "gho_notpublishedanywhere0123456789\n").unwrap();
+    let r = run(&["--glue-file", token.to_str().unwrap()]).await;
+    assert_eq!(r.status, Status::Critical, "{r:#?}");
+    assert!(r.summary.contains("not JSON"), "{}", r.summary);
+    assert!(r.summary.contains("line 1 column 1"), "{}", r.summary);
+    assert!(!r.summary.contains("gho_"), "{}", r.summary);
+    let out = format!("{r:?}");
+    assert!(!out.contains("notpublished"), "{out}");
+
+    let r = run(&["--glue-file", "/dev/zero"]).await;
+    assert_eq!(r.status, Status::Unknown, "{r:#?}");
+    assert!(r.summary.contains("larger than 64 MiB"), "{}", r.summary);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Layers, bottom first. A module may use its own layer and those below.
 const LAYERS: &[&[&str]] = &[
-    &["text", "secret", "units", "clock", "deadline"],
+    &["text", "secret", "units", "clock", "deadline", "files"],
     &["model"],
     &["fail", "render", "formats"],
     &["record", "poll"],

@@ -37,7 +37,7 @@ fn credential(args: &AuthArgs) -> Result<Credential, Fail> {
         // read as text and split first: only the password becomes a Secret,
         // so the user name is not scrubbed from messages
         let shown = crate::auth::config::shown_path(p);
-        let s = std::fs::read_to_string(p)
+        let s = crate::files::read_to_string(p, crate::files::SMALL)
             .map_err(|e| Fail::unknown(format!("cannot read session file {shown}: {e}")))?;
         let Some((user, pass)) = s.trim().split_once(':') else {
             return Err(Fail::unknown(format!(

@@ -155,7 +155,7 @@ pub fn read_cache(path: &Path, ttl: Duration) -> Option<(Value, Duration)> {
     if age >= ttl {
         return None;
     }
-    let text = std::fs::read(path).ok()?;
+    let text = crate::files::read(path, crate::files::DOCUMENT).ok()?;
     Some((serde_json::from_slice(&text).ok()?, age))
 }
 
