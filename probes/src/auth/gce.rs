@@ -190,7 +190,11 @@ fn lifetime(s: Option<u64>) -> String {
     s.map(|s| format!(", expires in {s}s")).unwrap_or_default()
 }
 
-async fn with_key(ctx: &Ctx, path: &std::path::Path, token_url: Option<&Url>) -> Result<Login, Fail> {
+async fn with_key(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    token_url: Option<&Url>,
+) -> Result<Login, Fail> {
     let (key, enc) = ctx
         .step(super::READ_TOKEN, async {
             let text = crate::files::read_to_string(path, crate::files::SMALL).map_err(|e| {
