@@ -208,9 +208,11 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// The public endpoint of a service type in the session's region.
+    /// The public endpoint of a service type in the session's region, as
+    /// [`catalog_url`] lets a probe use it.
     pub fn endpoint(&self, service_type: &str) -> Result<Url, Fail> {
-        self.catalog
+        let url = self
+            .catalog
             .public_url(service_type, self.region.as_deref())
             .ok_or_else(|| {
                 Fail::critical(format!(
@@ -220,8 +222,30 @@ impl Session {
                         .map(|r| format!(" for region {r}"))
                         .unwrap_or_default()
                 ))
-            })
+            })?;
+        catalog_url(service_type, url)
     }
+}
+
+/// A catalog endpoint as a probe may use it: the catalog is the site's, so
+/// an endpoint that is not http(s) with a host is the site's fault
+/// (CRITICAL), and credentials written into one are neither sent nor shown
+/// (the password becomes a known secret).
+pub fn catalog_url(service_type: &str, mut url: Url) -> Result<Url, Fail> {
+    if let Some(p) = url.password() {
+        let _ = Secret::new(p.to_string());
+    }
+    if url.password().is_some() || !url.username().is_empty() {
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+    }
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(|h| h.is_empty()) {
+        return Err(Fail::critical(format!(
+            "the catalog's public {service_type} endpoint {} is not an http(s) URL with a host",
+            crate::text::one_line(url.as_str(), 200)
+        )));
+    }
+    Ok(url)
 }
 
 /// What the Keystone URL policy says about a URL.
@@ -629,5 +653,24 @@ mod tests {
         assert_eq!(v("https://k.example:5000/v2.0/", true), Status::Critical);
         let (_, msg) = url_verdict(&Url::parse("https://u:pw@k.example/v2.0").unwrap(), false);
         assert!(!msg.contains("pw"), "{msg}");
+    }
+
+    #[test]
+    fn catalog_endpoints_are_http_with_a_host_and_carry_no_credentials() {
+        let url = |u: &str| catalog_url("compute", Url::parse(u).unwrap());
+        let ok = url("http://u:catpw1234secret@127.0.0.1:8774/compute/v2.1").unwrap();
+        assert_eq!(ok.as_str(), "http://127.0.0.1:8774/compute/v2.1");
+        let shown = crate::secret::scrub("failed at catpw1234secret");
+        assert!(!shown.contains("catpw1234secret"), "{shown}");
+        for bad in ["file:///etc/passwd", "ftp://h/x", "data:text/plain,x"] {
+            let f = url(bad).unwrap_err();
+            assert_eq!(f.status, Status::Critical, "{bad}: {}", f.message);
+            assert!(
+                f.message.contains("public compute endpoint"),
+                "{}",
+                f.message
+            );
+        }
+        assert!(url("https://nova.example/v2.1").is_ok());
     }
 }

@@ -133,7 +133,15 @@ impl<T> Waited<T> {
                     last: &last,
                     polls,
                 };
-                Err(Fail::critical(say(&late)).cut_by_deadline(cut_by_deadline))
+                // -t left no time to wait (a look at most, at once): the
+                // site was given none, so it is a timeout (as
+                // --timeout-status says), not the site's failure.
+                let fail = if cut_by_deadline && polls <= 1 {
+                    Fail::timeout(say(&late))
+                } else {
+                    Fail::critical(say(&late))
+                };
+                Err(fail.cut_by_deadline(cut_by_deadline))
             }
         }
     }
@@ -387,6 +395,21 @@ mod tests {
             assert_eq!(f.status, crate::model::Status::Critical);
             assert!(f.to_string().starts_with("still BUILD after "), "{f}");
         }
+        // -t left nothing to wait with: one look at once, so no verdict on
+        // the site; a timeout, as --timeout-status says.
+        let w = Wait::bounded(
+            Deadline::after(Duration::from_secs(1)),
+            Duration::from_secs(300),
+            None,
+        );
+        let f = wait_for(w, || async { Ok(Poll::<()>::Pending("BUILD".into())) })
+            .await
+            .unwrap()
+            .or_fail(|l| format!("not ready after {} looks", l.polls))
+            .unwrap_err();
+        assert!(f.cut_by_deadline, "{f:?}");
+        assert_eq!(f.kind, crate::fail::FailKind::Timeout, "{f:?}");
+        assert_eq!(f.to_string(), "not ready after 1 looks");
         let ready = Waited::Ready { value: 7, polls: 2 }.or_fail(|_| unreachable!());
         assert_eq!(ready.unwrap(), (7, 2));
     }

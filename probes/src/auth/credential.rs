@@ -34,6 +34,7 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
     match &plan.credential {
         Credential::AccessToken(s) => {
             let token = s.load("access token")?;
+            header_safe(&token, &s.describe())?;
             let msg = format!(
                 "OIDC access token from {}{}{src}",
                 s.describe(),
@@ -113,6 +114,24 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
             ))
         }
     }
+}
+
+/// An access token goes in a header as it is: one that holds anything but
+/// visible ASCII (an error page saved by a failed refresh job, a line break
+/// inside) is the monitor's unusable credential, UNKNOWN here, not a site
+/// failing its first request. The character is named, never shown.
+fn header_safe(token: &Secret, from: &str) -> Result<(), Fail> {
+    let Some(c) = token.expose().chars().find(|c| !c.is_ascii_graphic()) else {
+        return Ok(());
+    };
+    let what = match c {
+        ' ' => "a space".to_string(),
+        c => format!("U+{:04X}", u32::from(c)),
+    };
+    Err(Fail::unknown(format!(
+        "access token: {from} holds {what}, which no token has (an error page saved \
+         as the token, or a line break inside it?)"
+    )))
 }
 
 /// `user:password` from a --saml-credentials file, split at the first
@@ -201,6 +220,23 @@ fn expiry_note(token: &Secret) -> Result<String, Fail> {
 mod tests {
     use super::*;
     use crate::model::Status;
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_the_monitors_problem() {
+        let from = "/etc/token";
+        assert!(header_safe(&Secret::new("eyJhbGciOi.x-y_z~+/="), from).is_ok());
+        for (bad, named) in [
+            ("<html>\n<body>502</body>", "U+000A"),
+            ("abc def", "a space"),
+            ("tok\u{7f}en", "U+007F"),
+            ("tokén", "U+00E9"),
+        ] {
+            let f = header_safe(&Secret::new(bad), from).unwrap_err();
+            assert_eq!(f.status, Status::Unknown);
+            assert!(f.message.contains(named), "{}", f.message);
+            assert!(f.message.contains(from), "{}", f.message);
+        }
+    }
 
     #[test]
     fn saml_credentials_file_is_user_colon_password() {

@@ -284,7 +284,7 @@ impl Backend for OpenStack {
     fn describe(&self) -> String {
         let url = |u: &Option<Url>| {
             u.as_ref()
-                .map(|u| u.to_string())
+                .map(crate::http::show_url)
                 .unwrap_or_else(|| "-".into())
         };
         format!(
