@@ -210,6 +210,37 @@ impl Ctx {
         )
     }
 
+    /// As [`Ctx::track`], for a delete that may be sent again: the cleanup
+    /// tries it again while it fails in a way a retry may mend ([`retried`]).
+    pub fn track_retried<B, F, Fut>(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        name: Option<&str>,
+        via: &B,
+        delete: F,
+    ) -> ResourceId
+    where
+        B: WithDeadline,
+        F: Fn(B, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Fail>> + Send + 'static,
+    {
+        let b = via.clone();
+        let rid = id.to_string();
+        self.rec.track(
+            Resource {
+                kind,
+                id: id.into(),
+                name: name.map(Into::into),
+                cleanup: Cleanup::Leaked,
+                transport: None,
+            },
+            Box::new(move |d| {
+                Box::pin(retried(d, move |d| delete(b.with_deadline(d), rid.clone())))
+            }),
+        )
+    }
+
     /// The probe deleted the resource itself (or failed to, with a reason).
     pub fn settle(&self, id: ResourceId, outcome: Cleanup) {
         self.rec.settle(id, outcome);
@@ -227,6 +258,47 @@ impl Ctx {
     }
 }
 
+/// A cleanup delete, tried again while it fails in a way a retry may mend
+/// (the connection dropped or reset, no answer, 429, 502-504), at most
+/// three times and never past `deadline`: a site that closed an idle
+/// keep-alive connection, or answered one 503, must not keep the probe's
+/// server. A refusal of another kind is final.
+async fn retried<F, Fut>(deadline: Deadline, attempt: F) -> Result<(), Fail>
+where
+    F: Fn(Deadline) -> Fut,
+    Fut: Future<Output = Result<(), Fail>>,
+{
+    let mut pause = Duration::from_millis(250);
+    let mut last = attempt(deadline).await;
+    for _ in 0..2 {
+        let again = match &last {
+            Ok(()) => false,
+            Err(f) => worth_retrying(f),
+        };
+        if !again || deadline.remaining() < pause + Duration::from_secs(1) {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        last = attempt(deadline).await;
+    }
+    last
+}
+
+fn worth_retrying(f: &Fail) -> bool {
+    use crate::model::Transport;
+    let transport = matches!(
+        f.transport,
+        Some(Transport::Reset | Transport::Closed | Transport::Broken | Transport::Connect)
+    );
+    let status = f
+        .http
+        .as_ref()
+        .and_then(|h| h.status)
+        .is_some_and(|s| matches!(s, 429 | 502 | 503 | 504));
+    transport || status
+}
+
 fn step(check: CheckId, status: Status, message: String, duration: Duration) -> Step {
     Step {
         check: check.id.into(),
@@ -238,5 +310,56 @@ fn step(check: CheckId, status: Status, message: String, duration: Duration) -> 
         http: None,
         transport: None,
         cut_by_deadline: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HttpFacts, Transport};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn answered(status: u16) -> Fail {
+        Fail::critical(format!("HTTP {status}")).with_http(HttpFacts {
+            status: Some(status),
+            method: "DELETE".into(),
+            url: "http://127.0.0.1/servers/1".into(),
+        })
+    }
+
+    /// Tries until `ok_at` (1-based), each try failing with `fail` before.
+    async fn tries(fail: fn() -> Fail, ok_at: u32, left: Duration) -> (Result<(), Fail>, u32) {
+        let n = AtomicU32::new(0);
+        let r = retried(Deadline::after(left), |_| {
+            let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if i >= ok_at {
+                    Ok(())
+                } else {
+                    Err(fail())
+                }
+            }
+        })
+        .await;
+        (r, n.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_cleanup_delete_is_sent_again_after_a_failure_a_retry_may_mend() {
+        let closed = || Fail::critical("connection closed").with_transport(Transport::Closed);
+        let long = Duration::from_secs(30);
+        let (r, n) = tries(closed, 2, long).await;
+        assert!(r.is_ok() && n == 2, "{r:?} after {n}");
+        let (r, n) = tries(|| answered(503), 3, long).await;
+        assert!(r.is_ok() && n == 3, "{r:?} after {n}");
+        // Three tries at most.
+        let (r, n) = tries(|| answered(429), 9, long).await;
+        assert!(r.is_err() && n == 3, "{r:?} after {n}");
+        // A refusal of another kind is final.
+        let (r, n) = tries(|| answered(403), 9, long).await;
+        assert!(r.is_err() && n == 1, "{r:?} after {n}");
+        // No time left for another try: the first answer stands.
+        let (r, n) = tries(closed, 2, Duration::from_millis(500)).await;
+        assert!(r.is_err() && n == 1, "{r:?} after {n}");
     }
 }

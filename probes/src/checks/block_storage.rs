@@ -600,7 +600,7 @@ pub(crate) async fn wait_gone<V: Volumes>(
 
 /// Register the volume for removal on every exit path (detached first).
 pub(crate) fn track_volume<V: Volumes>(ctx: &Ctx, cloud: &V, id: &str, name: &str) -> ResourceId {
-    ctx.track(
+    ctx.track_retried(
         ResourceKind::Volume,
         id,
         Some(name),

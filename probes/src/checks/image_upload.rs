@@ -241,7 +241,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
                     // placeholder stays and the runner's cleanup looks again.
                     if let Ok(ids) = store.images_named(&name).await {
                         for id in ids {
-                            ctx.track(ResourceKind::Image, &id, Some(&name), store, |s, id| async move {
+                            ctx.track_retried(ResourceKind::Image, &id, Some(&name), store, |s, id| async move {
                                 delete_image_and_wait(&s, &id).await.map(drop)
                             });
                         }
@@ -254,7 +254,7 @@ pub async fn image_cycle<S: ImageStore>(ctx: &Ctx, store: &S, plan: &Plan) -> Re
                     });
                 }
             };
-            let handle = ctx.track(
+            let handle = ctx.track_retried(
                 ResourceKind::Image,
                 &img.id,
                 Some(&name),

@@ -391,7 +391,7 @@ fn flavor_rule(plan: &Plan) -> String {
 
 /// Register `id` for deletion on every exit path.
 pub(crate) fn track_server<C: Compute>(ctx: &Ctx, cloud: &C, id: &str, name: &str) -> ResourceId {
-    ctx.track(
+    ctx.track_retried(
         ResourceKind::Server,
         id,
         Some(name),

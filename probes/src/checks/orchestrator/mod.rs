@@ -559,9 +559,10 @@ async fn site_servers<C: Compute>(
     Ok(ids
         .into_iter()
         .map(|id| {
-            let handle = ctx.track(ResourceKind::Server, &id, None, cloud, |c, id| async move {
-                delete_server_and_wait(&c, &id).await.map(drop)
-            });
+            let handle =
+                ctx.track_retried(ResourceKind::Server, &id, None, cloud, |c, id| async move {
+                    delete_server_and_wait(&c, &id).await.map(drop)
+                });
             (id, handle)
         })
         .collect())
