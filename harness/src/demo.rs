@@ -117,7 +117,6 @@ file = "{secret}"
 
 [defaults]
 {timeout}identity-provider = "{idp}"
-site-name = "{name}"
 site = "{name}"
 
 [probe.check_vm_lifecycle]

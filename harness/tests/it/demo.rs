@@ -1030,3 +1030,13 @@ fn files_that_never_answer_end_at_the_deadline_and_do_not_hold_the_harness() {
         );
     }
 }
+
+/// The profile `fedprobe demo --serve` shows a user is one
+/// `fedprobe check-profile` accepts: every key names a flag some probe takes.
+#[tokio::test]
+async fn the_profile_the_demo_prints_passes_check_profile() {
+    let d = demo(Faults::default()).await;
+    let text = d.profile_text(0, Some("30s"));
+    let problems = fedprobe::checkprofile::problems(&text, Path::new("demo.toml"));
+    assert!(problems.is_empty(), "{problems:?}\n{text}");
+}
