@@ -199,13 +199,7 @@ impl Ctx {
         let b = via.clone();
         let rid = id.to_string();
         self.rec.track(
-            Resource {
-                kind,
-                id: id.into(),
-                name: name.map(Into::into),
-                cleanup: Cleanup::Leaked,
-                transport: None,
-            },
+            untracked(kind, id, name),
             Box::new(move |d| Box::pin(delete(b.with_deadline(d), rid))),
         )
     }
@@ -228,13 +222,7 @@ impl Ctx {
         let b = via.clone();
         let rid = id.to_string();
         self.rec.track(
-            Resource {
-                kind,
-                id: id.into(),
-                name: name.map(Into::into),
-                cleanup: Cleanup::Leaked,
-                transport: None,
-            },
+            untracked(kind, id, name),
             Box::new(move |d| {
                 Box::pin(retried(d, move |d| delete(b.with_deadline(d), rid.clone())))
             }),
@@ -297,6 +285,17 @@ fn worth_retrying(f: &Fail) -> bool {
         .and_then(|h| h.status)
         .is_some_and(|s| matches!(s, 429 | 502 | 503 | 504));
     transport || status
+}
+
+/// A resource as made, before any cleanup: leaked until settled.
+fn untracked(kind: ResourceKind, id: &str, name: Option<&str>) -> Resource {
+    Resource {
+        kind,
+        id: id.into(),
+        name: name.map(Into::into),
+        cleanup: Cleanup::Leaked,
+        transport: None,
+    }
 }
 
 fn step(check: CheckId, status: Status, message: String, duration: Duration) -> Step {
