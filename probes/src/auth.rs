@@ -235,10 +235,9 @@ pub fn catalog_url(service_type: &str, mut url: Url) -> Result<Url, Fail> {
     if let Some(p) = url.password() {
         let _ = Secret::new(p.to_string());
     }
-    if url.password().is_some() || !url.username().is_empty() {
-        let _ = url.set_password(None);
-        let _ = url.set_username("");
-    }
+    // Fails only where the URL has no host, refused below.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(|h| h.is_empty()) {
         return Err(Fail::critical(format!(
             "the catalog's public {service_type} endpoint {} is not an http(s) URL with a host",

@@ -186,7 +186,7 @@ impl Probe for Glue {
                         .await?
                         .success()?;
                     let doc = glue::parse(&reply.body).map_err(|e| {
-                        let e = glue::quoted(e, &reply.body);
+                        let e = e.quoting(&reply.body);
                         Fail::critical(format!("{}: {e}", crate::http::show_url(u)))
                     })?;
                     Ok(Done::ok(

@@ -4,6 +4,7 @@
 //! Pure functions: a document and a clock in, findings out.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -132,28 +133,47 @@ pub enum Producer {
     OpenNebula,
 }
 
-/// Parse bytes as a GLUE JSON document; the error says what is wrong and
+/// Why bytes are not a GLUE document. Its text says what is wrong and
 /// where, never quoting the bytes: a local file given by mistake may be a
-/// credential. A site's answer is quoted by its caller ([`quoted`]).
-pub fn parse(bytes: &[u8]) -> Result<Value, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
-    if !v.is_object() {
-        return Err(format!(
-            "not a GLUE document: top level is {}, not an object",
-            kind_of(&v)
-        ));
-    }
-    Ok(v)
+/// credential. A site's answer is quoted by its caller ([`ParseError::quoting`]).
+#[derive(Debug)]
+pub enum ParseError {
+    NotJson(serde_json::Error),
+    /// The top level is this kind of JSON value, not an object.
+    NotObject(&'static str),
 }
 
-/// [`parse`]'s error with the head of what a site sent, which tells a
-/// proxy's error page from a broken document.
-pub fn quoted(error: String, bytes: &[u8]) -> String {
-    if error.starts_with("not JSON") {
-        format!("{error}: {}", crate::text::describe_body(bytes, ""))
-    } else {
-        error
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::NotJson(e) => write!(f, "not JSON ({e})"),
+            ParseError::NotObject(kind) => {
+                write!(f, "not a GLUE document: top level is {kind}, not an object")
+            }
+        }
     }
+}
+
+impl ParseError {
+    /// The error with the head of what a site sent when it was no JSON at
+    /// all, which tells a proxy's error page from a broken document.
+    pub fn quoting(&self, bytes: &[u8]) -> String {
+        match self {
+            ParseError::NotJson(_) => {
+                format!("{self}: {}", crate::text::describe_body(bytes, ""))
+            }
+            ParseError::NotObject(_) => self.to_string(),
+        }
+    }
+}
+
+/// Parse bytes as a GLUE JSON document.
+pub fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(ParseError::NotJson)?;
+    if !v.is_object() {
+        return Err(ParseError::NotObject(kind_of(&v)));
+    }
+    Ok(v)
 }
 
 fn kind_of(v: &Value) -> &'static str {

@@ -87,7 +87,7 @@ fn broken_documents_are_reported() {
         let (file, status, words) = (parts[0], parts[1], parts[2]);
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let (got, text) = match glue::parse(&bytes) {
-            Err(e) => (Status::Critical, vec![e]),
+            Err(e) => (Status::Critical, vec![e.to_string()]),
             Ok(doc) => {
                 let r = glue::validate(&doc, &rules);
                 (
