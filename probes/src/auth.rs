@@ -192,6 +192,8 @@ pub struct Session {
     pub expires_at: Option<String>,
     /// Time of the whole login.
     pub login_time: Duration,
+    /// `--allow-http`: catalog endpoints in plain http are used (else refused).
+    pub allow_http: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -223,15 +225,24 @@ impl Session {
                         .unwrap_or_default()
                 ))
             })?;
-        catalog_url(service_type, url)
+        self.usable(service_type, url)
+    }
+
+    /// A catalog URL as [`catalog_url`] lets a probe use it, refused where
+    /// it is plain http the login's policy does not accept: the scoped
+    /// token is never sent where Keystone's own URL would have been refused.
+    pub fn usable(&self, service_type: &str, url: Url) -> Result<Url, Fail> {
+        catalog_url(service_type, url, self.allow_http)
     }
 }
 
 /// A catalog endpoint as a probe may use it: the catalog is the site's, so
 /// an endpoint that is not http(s) with a host is the site's fault
 /// (CRITICAL), and credentials written into one are neither sent nor shown
-/// (the password becomes a known secret).
-pub fn catalog_url(service_type: &str, mut url: Url) -> Result<Url, Fail> {
+/// (the password becomes a known secret). Plain http off loopback is refused
+/// without `--allow-http`, as Keystone's own URL is: the scoped token is
+/// never sent where the login would not have sent the credential.
+pub fn catalog_url(service_type: &str, mut url: Url, allow_http: bool) -> Result<Url, Fail> {
     if let Some(p) = url.password() {
         let _ = Secret::new(p.to_string());
     }
@@ -244,7 +255,12 @@ pub fn catalog_url(service_type: &str, mut url: Url) -> Result<Url, Fail> {
             crate::text::one_line(url.as_str(), 200)
         )));
     }
-    Ok(url)
+    match scheme_verdict(&url, allow_http) {
+        (Status::Critical, msg) => Err(Fail::critical(format!(
+            "the catalog's public {service_type} endpoint: {msg}"
+        ))),
+        _ => Ok(url),
+    }
 }
 
 /// What the Keystone URL policy says about a URL.
@@ -257,6 +273,13 @@ pub fn url_verdict(url: &Url, allow_http: bool) -> (Status, String) {
             format!("{shown} is a Keystone v2.0 URL; v2.0 is retired, a v3 URL is required"),
         );
     }
+    scheme_verdict(url, allow_http)
+}
+
+/// What the plain-http policy says about a URL's scheme: https, or http on
+/// loopback, or http where `--allow-http` accepts it with a WARNING.
+pub fn scheme_verdict(url: &Url, allow_http: bool) -> (Status, String) {
+    let shown = show_url(url);
     match url.scheme() {
         "https" => (Status::Ok, shown),
         "http" if is_loopback(url) => (
@@ -405,6 +428,7 @@ pub async fn login_with(ctx: &Ctx, plan: Resolved) -> Result<Session, Fail> {
         bearer,
         expires_at: info.expires_at,
         login_time: t_all.elapsed(),
+        allow_http: plan.allow_http,
     })
 }
 
@@ -656,7 +680,7 @@ mod tests {
 
     #[test]
     fn catalog_endpoints_are_http_with_a_host_and_carry_no_credentials() {
-        let url = |u: &str| catalog_url("compute", Url::parse(u).unwrap());
+        let url = |u: &str| catalog_url("compute", Url::parse(u).unwrap(), false);
         let ok = url("http://u:catpw1234secret@127.0.0.1:8774/compute/v2.1").unwrap();
         assert_eq!(ok.as_str(), "http://127.0.0.1:8774/compute/v2.1");
         let shown = crate::secret::scrub("failed at catpw1234secret");
@@ -671,5 +695,24 @@ mod tests {
             );
         }
         assert!(url("https://nova.example/v2.1").is_ok());
+    }
+
+    #[test]
+    fn a_plain_http_catalog_endpoint_off_loopback_gets_no_token() {
+        let url = |u: &str, allow| catalog_url("volume", Url::parse(u).unwrap(), allow);
+        let f = url("http://cinder.example:8776/v3/p", false).unwrap_err();
+        assert_eq!(f.status, Status::Critical);
+        assert!(
+            f.message.contains("public volume endpoint")
+                && f.message.contains("plain http")
+                && f.message.contains("no credential was sent"),
+            "{}",
+            f.message
+        );
+        assert!(url("http://cinder.example:8776/v3/p", true).is_ok());
+        assert!(url("http://127.0.0.1:8776/v3/p", false).is_ok());
+        assert!(url("http://[::1]:8776/v3/p", false).is_ok());
+        // Neutron's endpoints often end in /v2.0: not a retired Keystone.
+        assert!(url("https://neutron.example/v2.0", false).is_ok());
     }
 }

@@ -61,9 +61,10 @@ fn watchdog(label: &'static str, timeout: Duration, printed: Printed) {
             let done = printed.lock().unwrap_or_else(PoisonError::into_inner);
             let code = done.unwrap_or_else(|| {
                 let msg = format!(
-                    "Timeout: no result within {}s (-t): the probe was blocked outside its \
-                     network calls (a file or device that never answered); what it created \
-                     may be left behind",
+                    "Timeout: no result within {}s (-t): the probe's thread was held \
+                     outside its network calls (a file or device that never answered, or \
+                     work on an answer that ran past the deadline); what it created may be \
+                     left behind",
                     crate::text::fmt_num(timeout.as_secs_f64())
                 );
                 let perf = crate::model::Perf::seconds("total", t0.elapsed()).to_string();

@@ -774,7 +774,19 @@ impl Reply {
     }
 
     /// Parse the body as JSON; a parse error says what was wrong and what came.
+    /// An answer of more than [`MAX_JSON_VALUES`] values is refused unparsed:
+    /// parsed, it could take many times its bytes and seconds of CPU.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Fail> {
+        if json_values_over(&self.body, MAX_JSON_VALUES) {
+            return Err(Fail::critical(format!(
+                "HTTP {} with a JSON answer of more than {MAX_JSON_VALUES} values ({} bytes), \
+                 refused unparsed ({})",
+                self.status,
+                self.body.len(),
+                self.request_line()
+            ))
+            .with_http(self.facts()));
+        }
         serde_json::from_slice(&self.body).map_err(|e| {
             Fail::critical(format!(
                 "HTTP {} with {}: {} ({})",
@@ -791,6 +803,51 @@ impl Reply {
     pub fn describe_body(&self) -> String {
         text::describe_body(&self.body, self.header("content-type").unwrap_or(""))
     }
+}
+
+/// The most values (keys, elements, scalars) a JSON answer may hold. An API
+/// answer a probe reads holds a few thousand; this bounds what parsing a
+/// hostile one costs (a value kept as `serde_json::Value` can take 200 bytes)
+/// to tens of MB, where the body bound alone allowed over a GB.
+pub const MAX_JSON_VALUES: usize = 250_000;
+
+/// `serde_json::from_slice` for what a site sent, within [`MAX_JSON_VALUES`].
+pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    if json_values_over(body, MAX_JSON_VALUES) {
+        return Err(serde::de::Error::custom(format!(
+            "more than {MAX_JSON_VALUES} values"
+        )));
+    }
+    serde_json::from_slice(body)
+}
+
+/// Whether `body` holds more than `max` JSON values, counted as the
+/// structural characters outside strings (`{ [ , :`) in one pass, without
+/// parsing: a little over the real count, never under it by more than one.
+pub fn json_values_over(body: &[u8], max: usize) -> bool {
+    if body.len() <= max {
+        return false;
+    }
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b'{' | b'[' | b',' | b':') {
+            n += 1;
+            if n > max {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn json_error(e: &serde_json::Error) -> String {
@@ -889,6 +946,45 @@ fn transport(e: reqwest::Error) -> Fail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_answers_of_too_many_values_are_refused_unparsed() {
+        assert!(!json_values_over(br#"{"a":[1,2,3]}"#, 5));
+        assert!(json_values_over(br#"{"a":[1,2,3,4]}"#, 5));
+        // Structure inside strings, escaped quotes included, is text.
+        assert!(!json_values_over(br#"{"a":"[,,,:\",{{{,,,"}"#, 5));
+        let reply = |body: Vec<u8>| Reply {
+            method: Method::GET,
+            url: Url::parse("http://nova.example/v2.1/flavors/detail?x=1").unwrap(),
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body,
+            streamed: 0,
+            elapsed: Duration::ZERO,
+        };
+        let mut body = br#"{"extra_specs":{"#.to_vec();
+        for i in 0..MAX_JSON_VALUES / 2 {
+            body.extend_from_slice(format!(r#""k{i}":"v","#).as_bytes());
+        }
+        body.extend_from_slice(br#""last":"v"}}"#);
+        let f = reply(body.clone()).json::<serde_json::Value>().unwrap_err();
+        assert_eq!(f.status, crate::Status::Critical);
+        assert!(
+            f.message.contains("more than 250000 values")
+                && f.message
+                    .contains("GET http://nova.example/v2.1/flavors/detail"),
+            "{}",
+            f.message
+        );
+        // Just under the bound it parses.
+        let cut = body.len() - 30 * 1000;
+        let mut fewer = body[..cut].to_vec();
+        let end = fewer.iter().rposition(|&b| b == b',').unwrap();
+        fewer.truncate(end);
+        fewer.extend_from_slice(b"}}");
+        let v: serde_json::Value = reply(fewer).json().unwrap();
+        assert!(v["extra_specs"].as_object().unwrap().len() > 100_000);
+    }
 
     #[test]
     fn basic_credentials_are_a_secret_in_their_encoded_form() {

@@ -182,7 +182,12 @@ pub struct Invocation<A: Args> {
 impl<A: Args> Invocation<A> {
     /// The clap command for probe `bin`.
     pub fn command_for(bin: &'static str) -> clap::Command {
-        Self::command().name(bin).bin_name(bin)
+        // getopt's rule, as every Monitoring Plugin follows it: an option
+        // given twice takes its last value (`-t 5 -t 6` is 6 seconds).
+        Self::command()
+            .name(bin)
+            .bin_name(bin)
+            .args_override_self(true)
     }
 
     /// Parse `argv` (argv[0] is the program name). Errors are one line.
@@ -284,5 +289,18 @@ mod tests {
             assert!(Cli::try_parse_from(["x", "-t", t]).is_err(), "{t}");
         }
         assert!(Cli::try_parse_from(["x", "-t", "99999"]).is_ok());
+    }
+
+    #[derive(clap::Args, Debug)]
+    struct NoArgs {}
+
+    #[test]
+    fn an_option_given_twice_takes_its_last_value() {
+        let argv: Vec<String> = ["check_x", "-t", "5", "-w", "1", "-t", "6", "-w", "2"]
+            .map(String::from)
+            .to_vec();
+        let inv = super::Invocation::<NoArgs>::parse("check_x", &argv).unwrap();
+        assert_eq!(inv.common.timeout, Some(std::time::Duration::from_secs(6)));
+        assert_eq!(inv.common.warning.unwrap().to_string(), "2");
     }
 }

@@ -333,13 +333,19 @@ fn assemble(
                     Status::Critical => (p.crit, "critical"),
                     _ => (p.warn, "warning"),
                 };
+                // `@a:b` alerts inside a:b; a plain range outside it.
+                let place = if range.is_some_and(|r| r.inside) {
+                    "inside"
+                } else {
+                    "outside"
+                };
                 let range = range.map(|r| r.to_string()).unwrap_or_default();
                 let shown = match p.uom {
                     crate::model::Uom::Seconds => format!("{value:.3}"),
                     _ => crate::text::fmt_num(value),
                 };
                 summary = format!(
-                    "{} {shown}{} outside the {which} range {range}; {summary}",
+                    "{} {shown}{} {place} the {which} range {range}; {summary}",
                     p.label,
                     p.uom.as_str()
                 );
@@ -482,6 +488,23 @@ mod tests {
         assert!(r
             .summary
             .starts_with("running 1.200s outside the warning range 1;"));
+
+        // `@` alerts inside its range, and the message says so.
+        let r = execute(with_ranges("@1:1.5", "9"), never(), |ctx: Ctx| async move {
+            ctx.perf(
+                Perf::seconds("running", Duration::from_millis(1200))
+                    .thresholds(ctx.warning(), ctx.critical()),
+            );
+            Ok("done".to_string())
+        })
+        .await;
+        assert_eq!(r.status, Status::Warning, "{}", r.summary);
+        assert!(
+            r.summary
+                .starts_with("running 1.200s inside the warning range @1:1.5;"),
+            "{}",
+            r.summary
+        );
     }
 
     #[tokio::test]

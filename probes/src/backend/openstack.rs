@@ -34,14 +34,28 @@ pub struct OpenStack {
     http: Http,
     token: Secret,
     project_id: String,
-    compute: Option<Url>,
-    image: Option<Url>,
-    network: Option<Url>,
-    object_store: Option<Url>,
-    volume: Option<Url>,
+    compute: Endpoint,
+    image: Endpoint,
+    network: Endpoint,
+    object_store: Endpoint,
+    volume: Endpoint,
     /// Negotiated compute microversion and the site's maximum.
     microversion: Option<String>,
     max_version: Option<String>,
+}
+
+/// A catalog endpoint: `None` where the catalog has none, `Some(Err)` where
+/// it has one a probe may not use (plain http without `--allow-http`, not a
+/// URL with a host): that reason is the failure of the stage that needs it.
+type Endpoint = Option<Result<Url, Fail>>;
+
+/// The endpoint a client needs, or why it cannot have one.
+fn need(ep: &Endpoint, what: &str) -> Result<Url, Fail> {
+    ep.clone().unwrap_or_else(|| {
+        Err(Fail::critical(format!(
+            "no public {what} endpoint in the catalog"
+        )))
+    })
 }
 
 /// The interoperable import method fedprobe uses (stage, then import).
@@ -56,6 +70,13 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<OpenStack, Fail> {
     Ok(OpenStack::from_session(&session))
 }
 
+fn endpoint(session: &Session, service_type: &str) -> Endpoint {
+    let url = session
+        .catalog
+        .public_url(service_type, session.region.as_deref())?;
+    Some(session.usable(service_type, url))
+}
+
 impl OpenStack {
     /// Endpoints from the session's catalog; missing ones fail when used.
     pub fn from_session(session: &Session) -> OpenStack {
@@ -63,13 +84,13 @@ impl OpenStack {
             http: session.http.clone(),
             token: session.token.clone(),
             project_id: session.project_id.clone(),
-            compute: session.endpoint("compute").ok(),
-            image: session.endpoint("image").ok(),
-            network: session.endpoint("network").ok(),
-            object_store: session.endpoint("object-store").ok(),
+            compute: endpoint(session, "compute"),
+            image: endpoint(session, "image"),
+            network: endpoint(session, "network"),
+            object_store: endpoint(session, "object-store"),
             volume: crate::clients::usage::VOLUME_TYPES
                 .iter()
-                .find_map(|t| session.endpoint(t).ok()),
+                .find_map(|t| endpoint(session, t)),
             microversion: None,
             max_version: None,
         }
@@ -91,10 +112,7 @@ impl OpenStack {
     }
 
     fn nova(&self) -> Result<Nova, Fail> {
-        let url = self
-            .compute
-            .clone()
-            .ok_or_else(|| Fail::critical("no public compute endpoint in the catalog"))?;
+        let url = need(&self.compute, "compute")?;
         Ok(Nova::new(
             self.http.clone(),
             &url,
@@ -104,25 +122,17 @@ impl OpenStack {
     }
 
     fn glance(&self) -> Result<Glance, Fail> {
-        let url = self
-            .image
-            .clone()
-            .ok_or_else(|| Fail::critical("no public image endpoint in the catalog"))?;
+        let url = need(&self.image, "image")?;
         Ok(Glance::new(self.http.clone(), &url, self.token.clone()))
     }
 
     fn swift(&self) -> Result<Swift, Fail> {
-        let url = self
-            .object_store
-            .clone()
-            .ok_or_else(|| Fail::critical("no public object-store endpoint in the catalog"))?;
+        let url = need(&self.object_store, "object-store")?;
         Ok(Swift::new(self.http.clone(), &url, self.token.clone()))
     }
 
     fn cinder(&self) -> Result<Cinder, Fail> {
-        let url = self.volume.clone().ok_or_else(|| {
-            Fail::critical("no public block-storage (volumev3) endpoint in the catalog")
-        })?;
+        let url = need(&self.volume, "block-storage (volumev3)")?;
         Cinder::new(
             self.http.clone(),
             &url,
@@ -133,15 +143,12 @@ impl OpenStack {
 
     /// The block-storage URL, for messages.
     pub fn volume_url(&self) -> Option<&Url> {
-        self.volume.as_ref()
+        self.volume.as_ref().and_then(|r| r.as_ref().ok())
     }
 
     /// Neutron at the catalog's network endpoint.
     pub fn neutron(&self) -> Result<Neutron, Fail> {
-        let url = self
-            .network
-            .clone()
-            .ok_or_else(|| Fail::critical("no public network endpoint in the catalog"))?;
+        let url = need(&self.network, "network")?;
         Ok(Neutron::new(self.http.clone(), &url, self.token.clone()))
     }
 
@@ -189,7 +196,7 @@ impl OpenStack {
 
     /// The object-store account URL, for messages.
     pub fn object_store_url(&self) -> Option<&Url> {
-        self.object_store.as_ref()
+        self.object_store.as_ref().and_then(|r| r.as_ref().ok())
     }
 
     fn networks_none_allowed(&self) -> bool {
@@ -282,8 +289,9 @@ impl WithDeadline for OpenStack {
 
 impl Backend for OpenStack {
     fn describe(&self) -> String {
-        let url = |u: &Option<Url>| {
+        let url = |u: &Endpoint| {
             u.as_ref()
+                .and_then(|r| r.as_ref().ok())
                 .map(crate::http::show_url)
                 .unwrap_or_else(|| "-".into())
         };
@@ -381,10 +389,11 @@ impl Compute for OpenStack {
     }
 
     async fn pick_network(&self) -> Result<NetworkChoice, Fail> {
-        let Some(url) = &self.network else {
+        if self.network.is_none() {
             return Ok(NetworkChoice::None);
-        };
-        let nets = Neutron::new(self.http.clone(), url, self.token.clone())
+        }
+        let url = need(&self.network, "network")?;
+        let nets = Neutron::new(self.http.clone(), &url, self.token.clone())
             .networks()
             .await?;
         Ok(nets
@@ -785,10 +794,7 @@ impl Volumes for OpenStack {
 /// words (check_usage's own volume is judged through these).
 impl Usage for OpenStack {
     async fn server_usage(&self, start: f64, end: f64) -> Result<Vec<UsageRecord>, Fail> {
-        let url = self
-            .compute
-            .clone()
-            .ok_or_else(|| Fail::critical("no public compute endpoint in the catalog"))?;
+        let url = need(&self.compute, "compute")?;
         let (servers, _) =
             crate::clients::usage::TenantUsage::new(self.http.clone(), &url, self.token.clone())
                 .servers(&self.project_id, start as i64, end as i64, 0)

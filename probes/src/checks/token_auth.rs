@@ -504,7 +504,7 @@ fn judge(
         for e in &endpoints {
             match Url::parse(&e.url) {
                 Ok(u) => {
-                    let (st, _) = auth::url_verdict(&u, allow_http);
+                    let (st, _) = auth::scheme_verdict(&u, allow_http);
                     let st = if st == Status::Critical {
                         bad
                     } else {

@@ -379,7 +379,7 @@ async fn volumes(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fa
     let own = own_plan(args);
     let s = ctx
         .step(VOLUME_USAGE, async {
-            let cinder = crate::auth::catalog_url("volume", cinder)?;
+            let cinder = session.usable("volume", cinder)?;
             let c = api::Cinder::new(
                 session.http.clone(),
                 &cinder,

@@ -50,7 +50,7 @@ pub struct AwsError {
 /// The first `<Code>` and `<Message>` of an XML error (EC2's `<Response>`,
 /// STS's `<ErrorResponse>`), or `code`/`message` of a JSON one (EBS).
 pub fn parse_error(body: &[u8]) -> Option<AwsError> {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+    if let Ok(v) = crate::http::from_json::<serde_json::Value>(body) {
         let s = |k: &str| {
             ["message", "Message", k]
                 .iter()

@@ -342,7 +342,7 @@ fn ok(reply: Reply) -> Result<Reply, Fail> {
 
 /// IM's error text from its JSON (`{"message": ..., "code": ...}`) or plain body.
 pub fn error_text(body: &[u8]) -> String {
-    let raw = match serde_json::from_slice::<Value>(body) {
+    let raw = match crate::http::from_json::<Value>(body) {
         Ok(v) => v
             .get("message")
             .and_then(Value::as_str)

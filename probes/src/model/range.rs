@@ -6,7 +6,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-use crate::text::fmt_num;
+/// A bound as the user wrote it, in its shortest exact form: a threshold
+/// of 0.0000001 is not shown (and so not judged by engines) as 0.
+fn fmt_num(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else {
+        v.to_string()
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Range {
@@ -205,7 +213,17 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["10", "10:", "~:10", "10:20", "@10:20", "@0:5", "-1.5:3"] {
+        for s in [
+            "10",
+            "10:",
+            "~:10",
+            "10:20",
+            "@10:20",
+            "@0:5",
+            "-1.5:3",
+            "0.0000001",
+            "0.1234567891:1234567890.5",
+        ] {
             assert_eq!(r(s).to_string(), s);
             assert_eq!(r(&r(s).to_string()), r(s));
         }

@@ -223,6 +223,49 @@ async fn connection_reset_is_critical_at_compute_stage() {
 }
 
 #[tokio::test]
+async fn a_server_answer_of_too_many_values_is_refused_and_the_server_deleted() {
+    // Parsed, a few MB of tiny keys take hundreds of MB and seconds of CPU,
+    // long enough to starve the deadline and the cleanup of a probe binary.
+    let c = MockCloud::start().await;
+    let mut body = String::from(r#"{"server": {"id": "srv-1", "status": "BUILD", "metadata": {"#);
+    for i in 0..300_000 {
+        body.push_str(&format!(r#""k{i}":"v","#));
+    }
+    body.push_str(r#""end":"v"}}}"#);
+    Mock::given(method("GET"))
+        .and(path("/compute/v2.1/servers/srv-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&c.server)
+        .await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical);
+    assert!(r.summary.starts_with("VM-07"), "{}", r.summary);
+    assert!(
+        r.summary.contains("more than 250000 values"),
+        "{}",
+        r.summary
+    );
+    assert_eq!(r.resources[0].cleanup, Cleanup::Deleted);
+}
+
+#[tokio::test]
+async fn a_plain_http_compute_endpoint_off_loopback_gets_no_token() {
+    let c = MockCloud::start_with(Some("http://compute.example:8774/v2.1".into())).await;
+    let r = run::<VmLifecycle>(&argv(&c, &[])).await;
+    assert_eq!(r.status, Status::Critical, "{}", r.summary);
+    assert!(
+        r.summary.starts_with("VM-01 compute API version:")
+            && r.summary.contains("public compute endpoint")
+            && r.summary.contains("no credential was sent"),
+        "{}",
+        r.summary
+    );
+    assert!(r.resources.is_empty(), "nothing was created");
+}
+
+#[tokio::test]
 async fn reaps_own_leftover_and_stale_probes_but_not_others() {
     let c = MockCloud::start().await;
     let now = std::time::SystemTime::now()
