@@ -123,9 +123,12 @@ pub struct RunArgs {
     /// Guideline id or file, overriding the profiles'
     #[arg(long)]
     pub guideline: Option<String>,
-    /// Exit non-zero on CRITICAL or UNKNOWN (critical), or on anything not OK (warning)
-    #[arg(long, value_enum, default_value = "critical")]
-    pub fail_on: FailOn,
+    /// Exit non-zero on CRITICAL or UNKNOWN (critical), on anything not OK
+    /// (warning), or never. Default: with --format nagios (a plugin's output)
+    /// the status's own code, 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (as
+    /// warning); with any other format, critical
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
     #[command(flatten)]
     pub out: Output,
 }
@@ -176,6 +179,17 @@ pub struct DemoArgs {
     pub fail_on: FailOn,
     #[command(flatten)]
     pub out: Output,
+}
+
+impl RunArgs {
+    /// `--fail-on`, or its default for the stdout format: a first line
+    /// `FEDPROBE WARNING` is read by an engine from the exit code, 1.
+    pub fn fail_on(&self) -> FailOn {
+        self.fail_on.unwrap_or(match self.out.format {
+            Format::Nagios => FailOn::Warning,
+            _ => FailOn::Critical,
+        })
+    }
 }
 
 /// CI exit policy. `critical` fails on CRITICAL and on UNKNOWN (a check
@@ -489,7 +503,7 @@ pub async fn cmd_run(a: RunArgs) -> Result<u8, String> {
     gl.sort_by_key(|g| g.id == "adhoc");
     let done = execute(plans, &gl, &a.out, stop_on_signal()).await;
     let report = emit(done, &a.out)?;
-    Ok(exit_code(report.status(), a.fail_on))
+    Ok(exit_code(report.status(), a.fail_on()))
 }
 
 /// A profile's guideline path is relative to the profile's directory.

@@ -480,6 +480,30 @@ fn check_guideline_accepts_the_embedded_one_and_names_problems() {
 }
 
 #[test]
+fn a_nagios_first_line_has_its_own_exit_code_other_formats_fail_on_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("check_warn");
+    std::fs::write(&plugin, "#!/bin/sh\necho 'DISK WARNING - 91%'\nexit 1\n").unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(bin())
+            .args(["run", "--quiet", "--check"])
+            .arg(plugin.display().to_string())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("FEDPROBE WARNING"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "a plugin's exit code: {stdout}");
+    let out = run(&["--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "--fail-on critical for json");
+    let out = run(&["--fail-on", "critical"]);
+    assert_eq!(out.status.code(), Some(0), "an explicit --fail-on wins");
+}
+
+#[test]
 fn sigterm_stops_the_run_kills_plugins_and_still_reports() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("r");
