@@ -131,6 +131,12 @@ impl Target {
 
 /// The distinct https host:ports of `(service, url)` pairs, at most [`MAX_ENDPOINTS`].
 fn endpoints(urls: &[(String, String)]) -> Result<Done<Vec<Target>>, Fail> {
+    if urls.is_empty() {
+        // A check of nothing is no pass: the monitor named no endpoint.
+        return Err(Fail::unknown(
+            "nothing to check: no endpoint given (--endpoint, --check-endpoint) and no catalog",
+        ));
+    }
     let mut by: BTreeMap<(String, u16), Vec<String>> = BTreeMap::new();
     let mut plain = Vec::new();
     let mut bad = Vec::new();

@@ -611,3 +611,11 @@ async fn another_clouds_api_endpoint_is_checked_without_login() {
     );
     assert!(!out.contains("AUTH-0"), "no login: {out}");
 }
+
+/// A check of nothing is the monitor's problem, not a pass.
+#[tokio::test]
+async fn no_endpoint_at_all_is_unknown() {
+    let (code, out, _, _) = run_bin(BIN, &strings(&["-t", "10", "--cloud", "gce"])).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("nothing to check"), "{out}");
+}
