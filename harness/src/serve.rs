@@ -448,7 +448,11 @@ fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
             "the scrape's".into(),
         ),
     };
-    let module = format!("{}\ntimeout: {timeout}\n", plan.argv.join(" "));
+    let argv = match a {
+        Answer::Done { finished, .. } => with_timeout(&plan.argv, finished.timeout),
+        Answer::Unfinished { .. } => plan.argv.clone(),
+    };
+    let module = format!("{}\ntimeout: {timeout}\n", argv.join(" "));
     let mut out = String::from("Logs for the probe:\n");
     out.push_str(&logs);
     if !logs.ends_with('\n') {
@@ -458,6 +462,36 @@ fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
     out.push_str(&answer_text(site, &plan.name, a));
     out.push_str("\n\n\nModule configuration:\n");
     out.push_str(&probes::secret::scrub(&module));
+    out
+}
+
+/// `argv` with the `-t` the run had (the scrape's timeout can shorten the
+/// profile's): the command line shown is the one that ran.
+fn with_timeout(argv: &[String], timeout: Duration) -> Vec<String> {
+    let t = format!("{}s", probes::text::fmt_num(timeout.as_secs_f64()));
+    let mut out = Vec::with_capacity(argv.len() + 2);
+    let mut args = argv.iter();
+    let mut set = false;
+    while let Some(a) = args.next() {
+        if a == "-t" || a == "--timeout" {
+            out.push(a.clone());
+            if args.next().is_some() {
+                out.push(t.clone());
+                set = true;
+            }
+        } else if a.starts_with("--timeout=") {
+            out.push(format!("--timeout={t}"));
+            set = true;
+        } else if a.len() > 2 && a.starts_with("-t") && !a.starts_with("--") {
+            out.push(format!("-t{t}"));
+            set = true;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    if !set && !out.is_empty() {
+        out.extend(["--timeout".to_string(), t]);
+    }
     out
 }
 
@@ -727,4 +761,31 @@ pub async fn cmd_serve(a: ServeArgs) -> Result<u8, String> {
     #[cfg(feature = "demo")]
     drop(demo);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_shown_has_the_timeout_the_run_had() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let t = Duration::from_millis(59_500);
+        assert_eq!(
+            with_timeout(&v(&["check_x", "--timeout", "5m", "-v"]), t),
+            v(&["check_x", "--timeout", "59.5s", "-v"])
+        );
+        assert_eq!(
+            with_timeout(&v(&["check_x", "-t", "300", "--timeout=9"]), t),
+            v(&["check_x", "-t", "59.5s", "--timeout=59.5s"])
+        );
+        assert_eq!(
+            with_timeout(&v(&["check_x", "-t300"]), t),
+            v(&["check_x", "-t59.5s"])
+        );
+        assert_eq!(
+            with_timeout(&v(&["check_x", "-v"]), Duration::from_secs(60)),
+            v(&["check_x", "-v", "--timeout", "60s"])
+        );
+    }
 }

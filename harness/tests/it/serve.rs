@@ -253,6 +253,10 @@ async fn debug_true_answers_the_probe_output_metrics_and_command_line() {
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert!(module.starts_with("check_token_auth "), "{module}");
     assert!(module.contains("timeout: 60.000 s"), "{module}");
+    assert!(
+        module.contains("-t 60s") || module.contains("--timeout 60s"),
+        "the command line that ran: {module}"
+    );
     for secret in [&demo.cloud.access_token, &demo.cloud.client_secret] {
         assert!(
             !text.contains(secret.as_str()),
