@@ -116,21 +116,27 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
     }
 }
 
-/// An access token goes in a header as it is: one that holds anything but
-/// visible ASCII (an error page saved by a failed refresh job, a line break
-/// inside) is the monitor's unusable credential, UNKNOWN here, not a site
-/// failing its first request. The character is named, never shown.
+/// An access token goes in a header as it is, so it has RFC 6750's
+/// `b64token` form (letters, digits, `-._~+/`, then any `=`). One that does
+/// not (an error page or JSON error saved by a failed refresh job, a line
+/// break inside) is the monitor's unusable credential, UNKNOWN here, not a
+/// site failing its first request, and is never sent. The character is
+/// named, the token never shown.
 fn header_safe(token: &Secret, from: &str) -> Result<(), Fail> {
-    let Some(c) = token.expose().chars().find(|c| !c.is_ascii_graphic()) else {
+    let t = token.expose();
+    let body = t.trim_end_matches('=');
+    let in_form = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    let Some(c) = body.chars().find(|&c| !in_form(c)) else {
         return Ok(());
     };
     let what = match c {
         ' ' => "a space".to_string(),
+        c if c.is_ascii_graphic() => format!("'{c}' (U+{:04X})", u32::from(c)),
         c => format!("U+{:04X}", u32::from(c)),
     };
     Err(Fail::unknown(format!(
-        "access token: {from} holds {what}, which no token has (an error page saved \
-         as the token, or a line break inside it?)"
+        "access token: {from} holds {what}, which no bearer token has (RFC 6750; an \
+         error page or error document saved as the token, or a line break inside it?)"
     )))
 }
 
@@ -226,10 +232,13 @@ mod tests {
         let from = "/etc/token";
         assert!(header_safe(&Secret::new("eyJhbGciOi.x-y_z~+/="), from).is_ok());
         for (bad, named) in [
-            ("<html>\n<body>502</body>", "U+000A"),
+            ("<html>\n<body>502</body>", "'<' (U+003C)"),
+            ("abc\ndef", "U+000A"),
             ("abc def", "a space"),
             ("tok\u{7f}en", "U+007F"),
             ("tokén", "U+00E9"),
+            (r#"{"error":"invalid_grant"}"#, "'{' (U+007B)"),
+            ("ab=cd", "'=' (U+003D)"),
         ] {
             let f = header_safe(&Secret::new(bad), from).unwrap_err();
             assert_eq!(f.status, Status::Unknown);
