@@ -103,8 +103,18 @@ impl One {
             .header(header::CONTENT_TYPE, "text/xml")
             .body(body);
         let reply = self.http.send(req).await?.success()?;
-        let text = reply.text();
         let where_ = format!("{method} at {}", show_url(&self.url));
+        // Elements bounded before the parse, as JSON values are.
+        let tags = reply.body.iter().filter(|&&b| b == b'<').count();
+        if tags > crate::http::MAX_JSON_VALUES {
+            return Err(Fail::critical(format!(
+                "{where_}: an answer of more than {} XML tags ({} bytes), refused unparsed",
+                crate::http::MAX_JSON_VALUES,
+                reply.body.len()
+            ))
+            .with_http(reply.facts()));
+        }
+        let text = reply.text();
         let value = match MethodResponse::from_xml(&text) {
             Ok(r) => r.value,
             Err(_) => {
@@ -269,9 +279,15 @@ impl Doc {
         Doc(xml)
     }
 
-    /// Parse, naming the method on garbage.
+    /// Parse, naming the method on garbage. Nodes are bounded as JSON
+    /// values are ([`crate::http::MAX_JSON_VALUES`]): a tree costs many
+    /// times its bytes.
     pub fn parse(&self, method: &str) -> Result<roxmltree::Document<'_>, Fail> {
-        roxmltree::Document::parse(&self.0).map_err(|e| {
+        let opts = roxmltree::ParsingOptions {
+            nodes_limit: crate::http::MAX_JSON_VALUES as u32,
+            ..roxmltree::ParsingOptions::default()
+        };
+        roxmltree::Document::parse_with_options(&self.0, opts).map_err(|e| {
             Fail::critical(format!(
                 "{method}: answer's document is not XML ({e}): {}",
                 text::one_line(&self.0, 120)
@@ -362,5 +378,8 @@ mod tests {
         assert_eq!(int_at(root, "ID"), Some(4));
         assert_eq!(text_at(root, "USER_TEMPLATE/ERROR/MESSAGE"), Some("boom"));
         assert!(Doc::new("<VM".into()).parse("t").is_err());
+        let many = format!("<VM>{}</VM>", "<A/>".repeat(300_000));
+        let e = Doc::new(many).parse("one.vm.info").unwrap_err();
+        assert!(e.message.contains("one.vm.info"), "{}", e.message);
     }
 }
