@@ -120,7 +120,7 @@ pub struct AuthArgs {
     /// The clouds.yaml to read --os-cloud from [env: OS_CLIENT_CONFIG_FILE; default: the openstack CLI's search path]
     #[arg(long = "clouds-yaml", value_name = "FILE")]
     pub clouds_yaml: Option<PathBuf>,
-    /// Send credentials to a plain-http Keystone that is not on loopback (labs only)
+    /// Send credentials and tokens over plain http off loopback: to the Keystone and to the catalog's endpoints (labs only)
     #[arg(long = "allow-http")]
     pub allow_http: bool,
     /// The site's cloud API; --endpoint is that API's endpoint (Keystone for OpenStack)
