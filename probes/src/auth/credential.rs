@@ -49,6 +49,8 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
             let rt = refresh.load("refresh token")?;
             let op = oidc_client(ctx, http, client).await?;
             let tokens = op.refresh_grant(&rt, &client.scope).await?;
+            let from = format!("the token answer of {}", show_url(op.endpoint()));
+            header_safe(&tokens.access_token, &from)?;
             let msg = format!(
                 "OIDC refresh-token grant at {}{}{src}",
                 show_url(op.endpoint()),
@@ -60,6 +62,8 @@ pub async fn obtain(ctx: &Ctx, http: &Http, plan: &Resolved) -> Result<Done<Obta
         Credential::ClientCredentials(client) => {
             let op = oidc_client(ctx, http, client).await?;
             let tokens = op.client_credentials(&client.scope).await?;
+            let from = format!("the token answer of {}", show_url(op.endpoint()));
+            header_safe(&tokens.access_token, &from)?;
             let msg = format!(
                 "OIDC client_credentials grant for {} at {}{}{src}",
                 op.client_id(),

@@ -524,6 +524,42 @@ async fn refresh_and_client_credentials_grants_work() {
     );
 }
 
+/// An OP answering a token a header cannot carry is the monitor's OP
+/// failing: UNKNOWN at AUTH-01, the token named by its source, not sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_from_the_op_outside_the_bearer_form_is_unknown() {
+    let f = fixture(Site::default()).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "line-one\r\nX-Injected: 1", "token_type": "Bearer"})))
+        .with_priority(1)
+        .mount(&f.server)
+        .await;
+    let secret = file(&f.dir, "secret", CLIENT_SECRET);
+    let token_ep = format!("{}/token", f.server.uri());
+    let r = run(
+        &[
+            "--endpoint",
+            &f.keystone(),
+            "--client-id",
+            "fedprobe",
+            "--client-secret",
+            &secret,
+            "--token-endpoint",
+            &token_ep,
+        ],
+        &[],
+    )
+    .await;
+    expect(&r, UNKNOWN, &["AUTH-01", "the token answer of", "U+000D"]);
+    let sent = f.server.received_requests().await.unwrap();
+    assert!(
+        !sent.iter().any(|q| q.url.path().contains("OS-FEDERATION")),
+        "the token went to Keystone"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn catalog_without_image_is_critical() {
     let server_uri_catalog = |base: &str| {
