@@ -449,7 +449,7 @@ fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
         ),
     };
     let argv = match a {
-        Answer::Done { finished, .. } => with_timeout(&plan.argv, finished.timeout),
+        Answer::Done { finished, .. } => with_timeout(plan, finished.timeout),
         Answer::Unfinished { .. } => plan.argv.clone(),
     };
     let module = format!("{}\ntimeout: {timeout}\n", argv.join(" "));
@@ -466,33 +466,16 @@ fn debug_text(site: &str, plan: &ProbePlan, a: &Answer) -> String {
 }
 
 /// `argv` with the `-t` the run had (the scrape's timeout can shorten the
-/// profile's): the command line shown is the one that ran.
-fn with_timeout(argv: &[String], timeout: Duration) -> Vec<String> {
-    let t = format!("{}s", probes::text::fmt_num(timeout.as_secs_f64()));
-    let mut out = Vec::with_capacity(argv.len() + 2);
-    let mut args = argv.iter();
-    let mut set = false;
-    while let Some(a) = args.next() {
-        if a == "-t" || a == "--timeout" {
-            out.push(a.clone());
-            if args.next().is_some() {
-                out.push(t.clone());
-                set = true;
-            }
-        } else if a.starts_with("--timeout=") {
-            out.push(format!("--timeout={t}"));
-            set = true;
-        } else if a.len() > 2 && a.starts_with("-t") && !a.starts_with("--") {
-            out.push(format!("-t{t}"));
-            set = true;
-        } else {
-            out.push(a.clone());
-        }
+/// profile's) appended: an option given twice takes its last value, so the
+/// command line shown is the one that ran, without reading its words back.
+/// An argv that did not parse is shown as it is.
+fn with_timeout(plan: &ProbePlan, timeout: Duration) -> Vec<String> {
+    let mut argv = plan.argv.clone();
+    if plan.invocation().is_ok() {
+        let t = format!("{}s", probes::text::fmt_num(timeout.as_secs_f64()));
+        argv.extend(["--timeout".to_string(), t]);
     }
-    if !set && !out.is_empty() {
-        out.extend(["--timeout".to_string(), t]);
-    }
-    out
+    argv
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
@@ -769,23 +752,16 @@ mod tests {
 
     #[test]
     fn the_command_line_shown_has_the_timeout_the_run_had() {
-        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let plan = |a: &[&str]| ProbePlan::parse(a.iter().map(|s| s.to_string()).collect());
         let t = Duration::from_millis(59_500);
-        assert_eq!(
-            with_timeout(&v(&["check_x", "--timeout", "5m", "-v"]), t),
-            v(&["check_x", "--timeout", "59.5s", "-v"])
-        );
-        assert_eq!(
-            with_timeout(&v(&["check_x", "-t", "300", "--timeout=9"]), t),
-            v(&["check_x", "-t", "59.5s", "--timeout=59.5s"])
-        );
-        assert_eq!(
-            with_timeout(&v(&["check_x", "-t300"]), t),
-            v(&["check_x", "-t59.5s"])
-        );
-        assert_eq!(
-            with_timeout(&v(&["check_x", "-v"]), Duration::from_secs(60)),
-            v(&["check_x", "-v", "--timeout", "60s"])
-        );
+        let p = plan(&["check_glue", "--glue-file", "f", "--timeout", "5m"]);
+        let shown = with_timeout(&p, t);
+        assert_eq!(shown[5..], ["--timeout", "59.5s"]);
+        // Parsed again, the last -t is the one that ran.
+        let again = ProbePlan::parse(shown);
+        assert_eq!(again.invocation().unwrap().timeout(), t);
+        // A command line that does not parse is shown as it is.
+        let bad = plan(&["check_glue", "--no-such-flag"]);
+        assert_eq!(with_timeout(&bad, t), bad.argv);
     }
 }
