@@ -213,26 +213,26 @@ impl Session {
     /// The public endpoint of a service type in the session's region, as
     /// [`catalog_url`] lets a probe use it.
     pub fn endpoint(&self, service_type: &str) -> Result<Url, Fail> {
-        let url = self
-            .catalog
-            .public_url(service_type, self.region.as_deref())
-            .ok_or_else(|| {
-                Fail::critical(format!(
-                    "no public {service_type} endpoint in the catalog{}",
-                    self.region
-                        .as_deref()
-                        .map(|r| format!(" for region {r}"))
-                        .unwrap_or_default()
-                ))
-            })?;
-        self.usable(service_type, url)
+        self.listed(service_type).unwrap_or_else(|| {
+            Err(Fail::critical(format!(
+                "no public {service_type} endpoint in the catalog{}",
+                self.region
+                    .as_deref()
+                    .map(|r| format!(" for region {r}"))
+                    .unwrap_or_default()
+            )))
+        })
     }
 
-    /// A catalog URL as [`catalog_url`] lets a probe use it, refused where
-    /// it is plain http the login's policy does not accept: the scoped
-    /// token is never sent where Keystone's own URL would have been refused.
-    pub fn usable(&self, service_type: &str, url: Url) -> Result<Url, Fail> {
-        catalog_url(service_type, url, self.allow_http)
+    /// As [`Session::endpoint`], `None` where the catalog lists none: a
+    /// listed endpoint the login's policy refuses (plain http it does not
+    /// accept) is `Some(Err)`, so the scoped token is never sent where
+    /// Keystone's own URL would have been refused.
+    pub fn listed(&self, service_type: &str) -> Option<Result<Url, Fail>> {
+        let url = self
+            .catalog
+            .public_url(service_type, self.region.as_deref())?;
+        Some(catalog_url(service_type, url, self.allow_http))
     }
 }
 

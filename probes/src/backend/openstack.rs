@@ -70,13 +70,6 @@ pub async fn login(ctx: &Ctx, args: &AuthArgs) -> Result<OpenStack, Fail> {
     Ok(OpenStack::from_session(&session))
 }
 
-fn endpoint(session: &Session, service_type: &str) -> Endpoint {
-    let url = session
-        .catalog
-        .public_url(service_type, session.region.as_deref())?;
-    Some(session.usable(service_type, url))
-}
-
 impl OpenStack {
     /// Endpoints from the session's catalog; missing ones fail when used.
     pub fn from_session(session: &Session) -> OpenStack {
@@ -84,13 +77,13 @@ impl OpenStack {
             http: session.http.clone(),
             token: session.token.clone(),
             project_id: session.project_id.clone(),
-            compute: endpoint(session, "compute"),
-            image: endpoint(session, "image"),
-            network: endpoint(session, "network"),
-            object_store: endpoint(session, "object-store"),
+            compute: session.listed("compute"),
+            image: session.listed("image"),
+            network: session.listed("network"),
+            object_store: session.listed("object-store"),
             volume: crate::clients::usage::VOLUME_TYPES
                 .iter()
-                .find_map(|t| endpoint(session, t)),
+                .find_map(|t| session.listed(t)),
             microversion: None,
             max_version: None,
         }

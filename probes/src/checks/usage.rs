@@ -362,9 +362,7 @@ pub async fn check_server(
 }
 
 async fn volumes(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fail> {
-    let found = VOLUME_TYPES
-        .iter()
-        .find_map(|t| session.catalog.public_url(t, session.region.as_deref()));
+    let found = VOLUME_TYPES.iter().find_map(|t| session.listed(t));
     let Some(cinder) = found else {
         ctx.note(
             VOLUME_USAGE,
@@ -379,7 +377,7 @@ async fn volumes(ctx: &Ctx, args: &Args, session: &Session) -> Result<String, Fa
     let own = own_plan(args);
     let s = ctx
         .step(VOLUME_USAGE, async {
-            let cinder = session.usable("volume", cinder)?;
+            let cinder = cinder?;
             let c = api::Cinder::new(
                 session.http.clone(),
                 &cinder,

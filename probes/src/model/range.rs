@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 /// A bound as the user wrote it, in its shortest exact form: a threshold
 /// of 0.0000001 is not shown (and so not judged by engines) as 0.
-fn fmt_num(v: f64) -> String {
+fn bound_text(v: f64) -> String {
     if v == 0.0 {
         "0".into()
     } else {
@@ -115,10 +115,10 @@ impl fmt::Display for Range {
             f.write_str("@")?;
         }
         match (self.start, self.end) {
-            (Some(s), Some(e)) if s == 0.0 && !self.inside => write!(f, "{}", fmt_num(e)),
-            (Some(s), Some(e)) => write!(f, "{}:{}", fmt_num(s), fmt_num(e)),
-            (Some(s), None) => write!(f, "{}:", fmt_num(s)),
-            (None, Some(e)) => write!(f, "~:{}", fmt_num(e)),
+            (Some(s), Some(e)) if s == 0.0 && !self.inside => write!(f, "{}", bound_text(e)),
+            (Some(s), Some(e)) => write!(f, "{}:{}", bound_text(s), bound_text(e)),
+            (Some(s), None) => write!(f, "{}:", bound_text(s)),
+            (None, Some(e)) => write!(f, "~:{}", bound_text(e)),
             (None, None) => f.write_str("~:"),
         }
     }
