@@ -96,6 +96,67 @@ pub fn base_image_id(site_name: &str) -> String {
     stable_uuid(&format!("{site_name}-base-image"))
 }
 
+/// The base image's bytes (every site has the same copy).
+pub const BASE_IMAGE_DATA: &[u8] = b"demo base image";
+/// The image registry's reference of the base image (`eu.egi.cloud.image_ref`,
+/// what `--registry-image` names).
+pub const BASE_IMAGE_REF: &str = "egi.ubuntu.22.04";
+/// The base image in the VO's HEPiX image list: its identifier, version
+/// and marketplace URI, which the synchroniser copies into the site's
+/// `APPLIANCE_ATTRIBUTES`.
+pub const BASE_IMAGE_IDENTIFIER: &str = "5f0d7c2e-8a4b-4c1d-9e3f-2b6a8d4c1e07";
+pub const BASE_IMAGE_VERSION: &str = "2026.01.01";
+pub const BASE_IMAGE_MPURI: &str =
+    "https://appdb.egi.eu/store/vo/image/5f0d7c2e-8a4b-4c1d-9e3f-2b6a8d4c1e07:1/";
+pub const BASE_IMAGE_TITLE: &str = "EGI Ubuntu 22.04";
+
+/// The base image's `APPLIANCE_ATTRIBUTES`: the registry's attributes as
+/// atrope writes them (the list entry's `dc:`/`hv:`/`ad:` keys) with the
+/// registry's `eu.egi.cloud.*` ones.
+pub fn base_image_attributes() -> serde_json::Value {
+    serde_json::json!({
+        "eu.egi.cloud.image_ref": BASE_IMAGE_REF,
+        "eu.egi.cloud.tag": BASE_IMAGE_VERSION,
+        "dc:identifier": BASE_IMAGE_IDENTIFIER,
+        "dc:title": BASE_IMAGE_TITLE,
+        "hv:version": BASE_IMAGE_VERSION,
+        "ad:mpuri": BASE_IMAGE_MPURI,
+        "sl:checksum:sha512": base_image_sha512(),
+    })
+}
+
+pub fn base_image_sha512() -> String {
+    use sha2::Digest as _;
+    format!("{:x}", sha2::Sha512::digest(BASE_IMAGE_DATA))
+}
+
+/// The image list a VO subscribes the sites to, in the registry's HEPiX
+/// JSON (the payload of the signed list): the base image, at its version
+/// and checksum. What `check_appliances --appliances-list` reads.
+pub fn image_list(vo: &str) -> serde_json::Value {
+    serde_json::json!({"hv:imagelist": {
+        "dc:identifier": stable_uuid(&format!("image-list-{vo}")),
+        "dc:title": format!("Image list for VO {vo}"),
+        "dc:date:created": "2026-01-01T00:00:00Z",
+        "dc:date:expires": "2099-12-31T00:00:00Z",
+        "hv:version": BASE_IMAGE_VERSION,
+        "ad:vo": vo,
+        "hv:images": [{"hv:image": {
+            "dc:identifier": BASE_IMAGE_IDENTIFIER,
+            "dc:title": BASE_IMAGE_TITLE,
+            "hv:version": BASE_IMAGE_VERSION,
+            "ad:mpuri": BASE_IMAGE_MPURI,
+            "sl:checksum:sha512": base_image_sha512(),
+            "hv:size": BASE_IMAGE_DATA.len(),
+            "hv:format": "qcow2",
+            "sl:arch": "x86_64",
+            "sl:os": "Linux",
+            "sl:osname": "Ubuntu",
+            "sl:osversion": "22.04",
+        }}],
+    }})
+}
+
 /// A project's id at a site.
 pub fn project_id(site_name: &str, vo: &str) -> String {
     stable_id(&format!("{site_name}-project-{vo}"))

@@ -382,18 +382,12 @@ impl Site {
             net: crate::neutron::Net::default(),
             swift: crate::swift::Store::default(),
         };
-        let data = bytes::Bytes::from_static(b"demo base image");
+        let data = bytes::Bytes::from_static(fixtures::BASE_IMAGE_DATA);
         let id = fixtures::base_image_id(&s.name);
         let mut props = serde_json::Map::new();
         props.insert(
             "APPLIANCE_ATTRIBUTES".into(),
-            serde_json::Value::String(
-                serde_json::json!({
-                    "eu.egi.cloud.image_ref": "egi.ubuntu.22.04",
-                    "eu.egi.cloud.tag": "2026.01.01",
-                })
-                .to_string(),
-            ),
+            serde_json::Value::String(fixtures::base_image_attributes().to_string()),
         );
         props.insert("os_distro".into(), "ubuntu".into());
         props.insert("os_version".into(), "22.04".into());
@@ -403,7 +397,7 @@ impl Site {
             id.clone(),
             Image {
                 id: id.clone(),
-                name: "EGI Ubuntu 22.04".into(),
+                name: fixtures::BASE_IMAGE_TITLE.into(),
                 disk_format: Some("qcow2".into()),
                 container_format: Some("bare".into()),
                 visibility: "public".into(),

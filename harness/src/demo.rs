@@ -17,6 +17,8 @@ pub struct Demo {
     /// Holds the monitor's access token (and the OIDC client secret).
     pub token_file: PathBuf,
     pub client_secret_file: PathBuf,
+    /// The ops VO's image list (HEPiX JSON) the sites are subscribed to.
+    pub image_list_file: PathBuf,
     /// The site's CA when it is served over https (certificate-expiring).
     pub ca_file: Option<PathBuf>,
     dir: tempfile::TempDir,
@@ -37,6 +39,8 @@ impl Demo {
         crate::profile::write_private(&token_file, &cloud.access_token)?;
         let client_secret_file = dir.path().join("client-secret");
         crate::profile::write_private(&client_secret_file, &cloud.client_secret)?;
+        let image_list_file = dir.path().join("image-list-ops.json");
+        std::fs::write(&image_list_file, fixtures::image_list("ops").to_string())?;
         let ca_file = match &site.ca_pem {
             Some(pem) => {
                 let f = dir.path().join("demo-ca.pem");
@@ -57,6 +61,7 @@ impl Demo {
             cloud,
             token_file,
             client_secret_file,
+            image_list_file,
             ca_file,
             dir,
             site,
@@ -120,21 +125,24 @@ file = "{secret}"
 site = "{name}"
 
 [probe.check_vm_lifecycle]
-registry-image = "egi.ubuntu.22.04"
+registry-image = "{image_ref}"
 
 [probe.check_block_storage]
-registry-image = "egi.ubuntu.22.04"
+registry-image = "{image_ref}"
 
 [probe.check_network]
-registry-image = "egi.ubuntu.22.04"
+registry-image = "{image_ref}"
 
 [probe.check_orchestrator]
-registry-image = "egi.ubuntu.22.04"
+registry-image = "{image_ref}"
 orchestrator-user = "{im_user}"
 
 [probe.check_usage]
 apel-dir = "{apel}"
 last-update-url = "{b}/s{i}/accounting/last-update"
+
+[probe.check_appliances]
+appliances-list = "{image_list}"
 "#,
             name = site_name(i),
             guideline = crate::guideline::DEFAULT_ID,
@@ -143,7 +151,9 @@ last-update-url = "{b}/s{i}/accounting/last-update"
             secret = self.client_secret_file.display(),
             im_user = fakecloud::im::USER,
             apel = self.apel_dir(i).display(),
+            image_list = self.image_list_file.display(),
             idp = fixtures::IDP,
+            image_ref = fixtures::BASE_IMAGE_REF,
         )
     }
 

@@ -105,7 +105,10 @@ fn fedprobe_demo_writes_every_report_and_grades_the_guideline() {
         Some(0),
         "demo exits 0 by default: {stdout}"
     );
-    assert!(stdout.starts_with("FEDPROBE "), "{stdout}");
+    // A fault-free demo is OK from its first line: every check, the
+    // advisory ones included, is configured and passes.
+    assert!(stdout.starts_with("FEDPROBE OK - "), "{stdout}");
+    assert!(!stdout.contains("not configured"), "{stdout}");
     for f in [
         "fedprobe.nagios.txt",
         "fedprobe.json",
@@ -170,6 +173,15 @@ fn fedprobe_demo_writes_every_report_and_grades_the_guideline() {
             assert_eq!(c["outcome"], "pass", "{c}");
         }
         assert_eq!(cap_status(&v, site, "identity-oidc-federation"), "pass");
+        // The sites' base image is the synchronised copy of the ops VO's
+        // image list the demo subscribes them to.
+        assert_eq!(probe_status(&v, site, "check_appliances"), "OK");
+        let appl = checks(&v, site, "appliance-repository");
+        assert!(
+            appl.iter()
+                .any(|c| c["check"] == "APPL-03" && c["outcome"] == "pass"),
+            "{appl:?}"
+        );
         // No probe left anything behind on the demo cloud.
         for p in v["sites"][site]["run"]["probes"].as_array().unwrap() {
             for r in p["result"]["resources"].as_array().unwrap() {
