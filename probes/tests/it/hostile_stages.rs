@@ -580,14 +580,14 @@ impl Behind {
 /// What fakecloud does not serve, answered by its hook: an admin's view of
 /// the identity providers (check_token_auth's AUTH-18 lists them and then
 /// each one's protocols) and the registry's image list naming the site's
-/// base image (check_appliances' APPL-01), `list` once the site is up.
-fn beside_fakecloud(list: Arc<std::sync::OnceLock<String>>) -> fakecloud::Override {
+/// base image (check_appliances' APPL-01; fakecloud's own fixture).
+fn beside_fakecloud() -> fakecloud::Override {
     Arc::new(move |r: &fakecloud::Req| {
         let json = |body: String| Some(fakecloud::http::raw(200, "application/json", body));
         let p: Vec<&str> = r.path.iter().map(String::as_str).collect();
         let idp = fakecloud::fixtures::IDP;
         match p.as_slice() {
-            ["registry", "ops.json"] => json(list.get()?.clone()),
+            ["registry", "ops.json"] => json(fakecloud::fixtures::image_list("ops").to_string()),
             ["s0", "identity", "v3", "OS-FEDERATION", "identity_providers"] => json(
                 serde_json::json!({"identity_providers": [{"id": idp, "enabled": true}]})
                     .to_string(),
@@ -603,34 +603,6 @@ fn beside_fakecloud(list: Arc<std::sync::OnceLock<String>>) -> fakecloud::Overri
             _ => None,
         }
     })
-}
-
-/// Make site 0's base image the synchronised copy of the one image of an
-/// image list (its attributes name the list's identifier and version, the
-/// list has its checksum); the list.
-fn subscribe_base_image(c: &fakecloud::FakeCloud) -> String {
-    let mut site = c.cloud.sites[0].lock().unwrap();
-    let img = site
-        .images
-        .values_mut()
-        .find(|i| i.props.contains_key("APPLIANCE_ATTRIBUTES"))
-        .expect("fakecloud's base image");
-    let attrs = serde_json::json!({
-        "eu.egi.cloud.image_ref": "egi.ubuntu.22.04",
-        "dc:identifier": "fedprobe-hostile-base",
-        "hv:version": "2026.01.01",
-    });
-    img.props
-        .insert("APPLIANCE_ATTRIBUTES".into(), attrs.to_string().into());
-    serde_json::json!({"hv:imagelist": {
-        "dc:title": "ops image list", "ad:vo": "ops",
-        "hv:images": [{"hv:image": {
-            "dc:identifier": "fedprobe-hostile-base", "dc:title": img.name,
-            "hv:version": "2026.01.01",
-            "sl:checksum:sha512": img.sha512.clone().expect("the base image's sha512"),
-        }}],
-    }})
-    .to_string()
 }
 
 /// The site behind a front hostile at `stage`; the site's catalog names
@@ -649,12 +621,10 @@ async fn cloud(site: Site, stage: (&'static str, &'static str), answer: Answer) 
                 boot_delay: Duration::from_millis(200),
                 ..fakecloud::Options::default()
             };
-            let list = Arc::new(std::sync::OnceLock::new());
-            let hook = beside_fakecloud(list.clone());
+            let hook = beside_fakecloud();
             let c = fakecloud::FakeCloud::start_advertising(opts, Some(hook), Some(base))
                 .await
                 .expect("start fakecloud");
-            let _ = list.set(subscribe_base_image(&c));
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("oidc"), &c.cloud.access_token).unwrap();
             std::fs::write(dir.path().join("secret"), &c.cloud.client_secret).unwrap();
