@@ -40,7 +40,10 @@ impl Demo {
         let client_secret_file = dir.path().join("client-secret");
         crate::profile::write_private(&client_secret_file, &cloud.client_secret)?;
         let image_list_file = dir.path().join("image-list-ops.json");
-        std::fs::write(&image_list_file, fixtures::image_list("ops").to_string())?;
+        std::fs::write(
+            &image_list_file,
+            fixtures::image_list(fixtures::VOS[0]).to_string(),
+        )?;
         let ca_file = match &site.ca_pem {
             Some(pem) => {
                 let f = dir.path().join("demo-ca.pem");
